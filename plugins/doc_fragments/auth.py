@@ -1,0 +1,92 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+
+class ModuleDocFragment:
+    # The common options of every module (module_utils/module.py COMMON_ARGUMENT_SPEC).
+    DOCUMENTATION = r"""
+options:
+  api_url:
+    description:
+      - Base URL of the ThingSpace API. Point it at a local C(thingspace-emulator) to test offline.
+      - If not set, the environment variable E(THINGSPACE_API_URL) is used.
+    type: str
+    default: https://thingspace.verizon.com
+  client_id:
+    description:
+      - Application key of the ThingSpace OAuth client, used to get the bearer token.
+      - If not set, the environment variable E(THINGSPACE_CLIENT_ID) is used.
+      - Needed unless O(access_token) is given.
+    type: str
+  client_secret:
+    description:
+      - Application secret of the ThingSpace OAuth client.
+      - If not set, the environment variable E(THINGSPACE_CLIENT_SECRET) is used.
+    type: str
+  username:
+    description:
+      - ThingSpace (UWS) user that logs in to get the VZ-M2M session token.
+      - If not set, the environment variable E(THINGSPACE_USERNAME) is used.
+      - Needed unless O(session_token) is given.
+    type: str
+  password:
+    description:
+      - Password of O(username).
+      - If not set, the environment variable E(THINGSPACE_PASSWORD) is used.
+      - A refused login is never retried, because five consecutive failed logins lock the user's account.
+    type: str
+  access_token:
+    description:
+      - A pre-issued OAuth bearer token, used instead of logging in with O(client_id) and O(client_secret).
+      - If not set, the environment variable E(THINGSPACE_ACCESS_TOKEN) is used.
+      - When it is rejected and O(client_id)/O(client_secret) are set, a new one is fetched once.
+    type: str
+  session_token:
+    description:
+      - A pre-issued VZ-M2M session token, used instead of logging in with O(username) and O(password).
+      - If not set, the environment variable E(THINGSPACE_SESSION_TOKEN) is used.
+      - When the API says it expired and O(username)/O(password) are set, the module logs in once and repeats the call.
+    type: str
+  validate_certs:
+    description:
+      - Whether to verify the TLS certificate of O(api_url). Only turn it off for a test host you control.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for a connection and for each answer.
+    type: float
+    default: 30
+  retries:
+    description:
+      - How many times a call is repeated after a transient failure (connection error, HTTP 429 honouring
+        C(Retry-After), HTTP 502/503/504), with jittered exponential backoff.
+      - A send (C(POST /sms)) or a login is repeated only when it certainly did not reach the service
+        (connection refused, HTTP 429, HTTP 503 with C(Retry-After)). Any other failure after it was sent is
+        reported as unconfirmed and never repeated automatically.
+    type: int
+    default: 4
+  token_cache:
+    description:
+      - Keep the OAuth and session tokens in a C(0600) file under O(state_dir), so the tasks of a play (and
+        parallel forks) log in once instead of once per task.
+      - Turn it off to log in in every task and keep no token on disk.
+    type: bool
+    default: true
+  state_dir:
+    description:
+      - Directory (created C(0700)) for the token cache and the default ledger.
+      - If not set, the environment variable E(THINGSPACE_STATE_DIR) is used.
+    type: path
+    default: ~/.ansible/thingspace
+notes:
+  - Every module talks to the API from the host it runs on; run it on C(localhost) (or delegate to it).
+  - Account names are strings with leading zeros (for example V(0000123456-00001)). Quote them in YAML;
+    an account name such as V(0123456789) written without quotes loses its leading zero before the module
+    sees it, and the module cannot detect that.
+  - The C(thingspace-emulator) package (in the collection's C(emulator/) folder) is a local ThingSpace for
+    tests and demos; see the collection's C(docs/emulator.md).
+requirements:
+  - python >= 3.9
+  - requests >= 2.25
+  - pydantic >= 2.0
+"""

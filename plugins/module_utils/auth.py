@@ -1,0 +1,222 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Authentication: the two tokens every M2M call carries, and the cache that lets a play log in once.
+
+ThingSpace wants an OAuth bearer token (client credentials, valid one hour) and a VZ-M2M session token
+(user login, valid while used, expires after 20 minutes idle). Tokens come from, in this order: the
+``access_token``/``session_token`` options, the token cache, a login. A failed login is never repeated:
+five consecutive failures lock the user's account.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections import namedtuple
+from contextlib import contextmanager
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.models import LoginRequest, OAuthToken, SessionToken, parse
+from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_file
+
+TOKEN_PATH = "/api/ts/v1/oauth2/token"
+LOGIN_PATH = "/api/m2m/v1/session/login"
+LOCKOUT_HINT = (
+    "not retried, because five consecutive failed logins lock the account until Verizon support unlocks it; check username and password"
+)
+# A cached bearer token this close to its expiry is replaced before use.
+ACCESS_MARGIN = 60
+
+Credentials = namedtuple("Credentials", "client_id client_secret username password access_token session_token")
+
+
+def credentials_problem(credentials):
+    """Why these credentials cannot authenticate (naming the options and env vars), or None."""
+    missing = []
+    if not credentials.access_token and not (credentials.client_id and credentials.client_secret):
+        missing.append(
+            "an OAuth token needs client_id and client_secret (env THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET) "
+            "or access_token (env THINGSPACE_ACCESS_TOKEN)"
+        )
+    if not credentials.session_token and not (credentials.username and credentials.password):
+        missing.append(
+            "a session token needs username and password (env THINGSPACE_USERNAME, THINGSPACE_PASSWORD) "
+            "or session_token (env THINGSPACE_SESSION_TOKEN)"
+        )
+    return "; ".join(missing) or None
+
+
+class TokenCache:
+    """Tokens shared by the tasks of a play: a 0600 JSON file, entries keyed by API URL, client id and user.
+
+    ``locked()`` serialises logins between processes (forks, parallel plays), so concurrent tasks wait for
+    one login instead of each logging in."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @staticmethod
+    def key(api_url, credentials):
+        ident = "\n".join((api_url, credentials.client_id or "", credentials.username or ""))
+        return hashlib.sha256(ident.encode("utf-8")).hexdigest()
+
+    @contextmanager
+    def locked(self):
+        lock_path = self.path + ".lock"
+        private_file(lock_path)
+        with open(lock_path, "r+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def get(self, key):
+        return dict(self._load().get(key) or {})
+
+    def put(self, key, entry):
+        entries = self._load()
+        entries[key] = entry
+        private_file(self.path)
+        handle, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".tokens-")
+        try:
+            with os.fdopen(handle, "w") as out:
+                json.dump({"version": 1, "entries": entries}, out)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def _load(self):
+        try:
+            with open(self.path) as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        entries = data.get("entries") if isinstance(data, dict) else None
+        return entries if isinstance(entries, dict) else {}
+
+
+class _NoCache:
+    """Stand-in when ``token_cache: false``: every task logs in for itself."""
+
+    @contextmanager
+    def locked(self):
+        yield
+
+    def get(self, key):
+        return {}
+
+    def put(self, key, entry):
+        pass
+
+
+class Authenticator:
+    """Holds the current tokens and gets new ones. ``transport(method, path, **kwargs)`` sends one unauthenticated
+    request with the client's retry rules for writes (nothing that may have reached the service is repeated)."""
+
+    def __init__(self, api_url, credentials, transport, cache=None, clock=time.time):
+        self._credentials = credentials
+        self._transport = transport
+        self._cache = cache or _NoCache()
+        self._key = TokenCache.key(api_url, credentials)
+        self._clock = clock
+        self.access_token = credentials.access_token
+        self.access_expires = None
+        self.session_token = credentials.session_token
+        self.logins = 0
+
+    def headers(self):
+        """Headers of an M2M call, getting whichever token is missing or about to expire."""
+        if not self.access_token or self._expiring() or not self.session_token:
+            with self._cache.locked():
+                entry = self._cache.get(self._key)
+                if (not self.access_token or self._expiring()) and not self._adopt_access(entry):
+                    self._oauth(entry)
+                if not self.session_token:
+                    self.session_token = entry.get("session_token") or self._login(entry)
+                self._cache.put(self._key, entry)
+        return {
+            "Authorization": "Bearer %s" % self.access_token,
+            "VZ-M2M-Token": self.session_token,
+            "Content-Type": "application/json",
+        }
+
+    def renew(self, error, used):
+        """Replace the token ``error`` rejected, once; False when the error is not about a token.
+
+        ``used`` are the headers of the rejected call: when the cache already holds a newer token (another
+        task renewed it meanwhile) that one is taken instead of logging in again."""
+        if error.status == 401 and error.error_code == "900901":
+            with self._cache.locked():
+                entry = self._cache.get(self._key)
+                if entry.get("access_token") in (None, used["Authorization"][len("Bearer "):]) or not self._adopt_access(entry):
+                    self._oauth(entry)
+                self._cache.put(self._key, entry)
+            return True
+        if any(error.code_is(code) for code in ("SessionToken.Expired", "SessionToken.Format", "SessionToken.Invalid")):
+            with self._cache.locked():
+                entry = self._cache.get(self._key)
+                cached = entry.get("session_token")
+                self.session_token = cached if cached and cached != used["VZ-M2M-Token"] else self._login(entry)
+                self._cache.put(self._key, entry)
+            return True
+        return False
+
+    def _expiring(self):
+        return self.access_expires is not None and self.access_expires - ACCESS_MARGIN <= self._clock()
+
+    def _adopt_access(self, entry):
+        expires = entry.get("access_expires") or 0
+        if entry.get("access_token") and expires - ACCESS_MARGIN > self._clock():
+            self.access_token, self.access_expires = entry["access_token"], expires
+            return True
+        return False
+
+    def _oauth(self, entry):
+        creds = self._credentials
+        if not (creds.client_id and creds.client_secret):
+            raise ThingSpaceError(
+                "The access token was rejected or expired and no client_id/client_secret is set to get a new one "
+                "(env THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET)"
+            )
+        response = self._transport(
+            "POST", TOKEN_PATH, data={"grant_type": "client_credentials"}, auth=(creds.client_id, creds.client_secret),
+            headers={"Accept": "application/json"},
+        )
+        if response.status_code != 200:
+            raise ThingSpaceError.from_response(response, "get an OAuth access token with client_id %r" % creds.client_id, hint="check client_id and client_secret")
+        token = parse(OAuthToken, response, "the OAuth token answer")
+        self.access_token, self.access_expires = token.access_token, self._clock() + token.expires_in
+        entry.update(access_token=self.access_token, access_expires=self.access_expires)
+
+    def _login(self, entry):
+        """Log in once; a refused login raises at once and is never repeated."""
+        creds = self._credentials
+        if not (creds.username and creds.password):
+            raise ThingSpaceError(
+                "The session token was rejected or expired and no username/password is set to log in again "
+                "(env THINGSPACE_USERNAME, THINGSPACE_PASSWORD)"
+            )
+        body = LoginRequest(username=creds.username, password=creds.password).wire()
+        for attempt in (1, 2):
+            headers = {"Authorization": "Bearer %s" % self.access_token, "Content-Type": "application/json"}
+            response = self._transport("POST", LOGIN_PATH, json=body, headers=headers)
+            if response.status_code == 200:
+                break
+            error = ThingSpaceError.from_response(response, "log in to ThingSpace as %r" % creds.username)
+            # The gateway refused the bearer token before the login was checked: that is not a failed login.
+            if attempt == 1 and response.status_code == 401 and error.error_code == "900901" and creds.client_id:
+                self._oauth(entry)
+                continue
+            if response.status_code == 400:
+                raise ThingSpaceError.from_response(response, "log in to ThingSpace as %r" % creds.username, hint=LOCKOUT_HINT)
+            raise error
+        self.logins += 1
+        session = parse(SessionToken, response, "the login answer").session_token
+        entry["session_token"] = session
+        return session
+

@@ -1,0 +1,63 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one exception type of the collection: every failure reaches the modules as a ThingSpaceError."""
+
+from __future__ import annotations
+
+
+class ThingSpaceError(Exception):
+    """A failure with what the API said, if it said anything.
+
+    ``status`` is the HTTP status, ``error_code``/``error_message`` the API's ``errorCode``/``errorMessage``
+    (or the gateway fault code and message). ``ambiguous`` is true when a write may have reached the
+    service although no answer arrived: the caller must not repeat it blindly.
+    """
+
+    def __init__(self, message, status=None, error_code=None, error_message=None, ambiguous=False):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_code = error_code
+        self.error_message = error_message
+        self.ambiguous = ambiguous
+
+    def __str__(self):
+        return self.message
+
+    def code_is(self, suffix):
+        """True when the error code ends with ``suffix``, with or without a service prefix
+        (``UnifiedWebService.REQUEST_FAILED.AccountNotFound`` matches ``REQUEST_FAILED.AccountNotFound``)."""
+        code = self.error_code or ""
+        return code == suffix or code.endswith("." + suffix)
+
+    @classmethod
+    def from_response(cls, response, action, hint=None, ambiguous=False):
+        """Map an error answer to a ThingSpaceError: ``{errorCode, errorMessage}`` (M2M), ``{fault: {code, message}}``
+        (gateway) or ``{error, error_description}`` (OAuth). ``action`` says what failed ("send SMS"), ``hint`` what
+        to do about it."""
+        code = detail = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            fault = body.get("fault")
+            if isinstance(fault, dict):
+                code, detail = fault.get("code"), fault.get("message") or fault.get("description")
+            elif "errorCode" in body:
+                code, detail = body.get("errorCode"), body.get("errorMessage")
+            elif "error" in body:
+                code, detail = body.get("error"), body.get("error_description")
+        if code is None:
+            detail = (response.text or "").strip()[:200] or response.reason
+        message = "Failed to %s: HTTP %d" % (action, response.status_code)
+        if code:
+            message += " %s" % code
+        if detail:
+            message += ": %s" % detail
+        if hint:
+            message += "; %s" % hint
+        return cls(message, status=response.status_code, error_code=code, error_message=detail, ambiguous=ambiguous)
+
+    def to_result(self):
+        """The fields a module puts into fail_json."""
+        return {"status": self.status, "error_code": self.error_code, "error_message": self.error_message}

@@ -1,0 +1,148 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ledger: an SQLite record of what was sent, so a re-run sends nothing twice.
+
+A row is (scope, key, target) → state. ``scope`` is the API URL and account, ``key`` the idempotency key,
+``target`` one device (``kind:id``) for device lists or the whole selection for filters. States:
+
+- ``pending``: claimed by a run that is sending it now, or by a run that died while sending it;
+- ``sent``: the API answered with a request id;
+- ``unknown``: the request may have reached the service but no answer arrived.
+
+Targets are claimed (written ``pending``) in one transaction before their request goes out and settled
+after it, so concurrent runs never both send to a target and a killed run leaves a visible trace.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_file
+
+PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sends (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')),
+    request_id TEXT,
+    claim TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (scope, key, target)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
+CREATE TABLE IF NOT EXISTS starts (
+    scope TEXT NOT NULL PRIMARY KEY,
+    started_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+_TAKE_OVER = "ON CONFLICT (scope, key, target) DO UPDATE SET state = 'pending', request_id = NULL, claim = excluded.claim, updated_at = excluded.updated_at"
+_ON_CONFLICT = {
+    "new": "ON CONFLICT DO NOTHING",
+    "unconfirmed": _TAKE_OVER + " WHERE sends.state != 'sent'",
+    "all": _TAKE_OVER,
+}
+
+
+class Ledger:
+    """One connection to the ledger file. ``read_only`` (check mode) neither creates nor changes it."""
+
+    def __init__(self, path, read_only=False):
+        self.path = os.path.expanduser(path)
+        self._db = None
+        if read_only and not os.path.exists(self.path):
+            return
+        if not read_only:
+            private_file(self.path)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        if not read_only:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self):
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def states(self, scope, key):
+        """target → state of everything recorded under ``key``."""
+        if self._db is None:
+            return {}
+        try:
+            rows = self._db.execute("SELECT target, state FROM sends WHERE scope = ? AND key = ?", (scope, key))
+            return dict(rows.fetchall())
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return {}
+            raise
+
+    def claim(self, scope, key, targets, mode="new"):
+        """Mark ``targets`` pending in one transaction; return (claim id, the targets this call claimed).
+
+        ``mode`` says which already recorded targets are taken over: ``new`` none (a row means sent, unconfirmed
+        or claimed by a concurrent run), ``unconfirmed`` those not ``sent``, ``all`` every one (force)."""
+        claim_id = uuid.uuid4().hex
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO sends (scope, key, target, state, claim, updated_at) VALUES (?, ?, ?, 'pending', ?, ?) " + _ON_CONFLICT[mode],
+                ((scope, key, target, claim_id, now) for target in targets),
+            )
+            rows = self._db.execute("SELECT target FROM sends WHERE claim = ?", (claim_id,)).fetchall()
+        claimed = {row[0] for row in rows}
+        return claim_id, [target for target in targets if target in claimed]
+
+    def settle(self, claim_id, state, request_id=None):
+        """Record the outcome (``sent`` or ``unknown``) of a claimed batch."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
+                (state, request_id, time.time(), claim_id),
+            )
+
+    def release(self, claim_id):
+        """Forget a claimed batch that certainly was not sent, so a later run sends it."""
+        with self._transaction():
+            self._db.execute("DELETE FROM sends WHERE claim = ?", (claim_id,))
+
+    def record_start(self, scope):
+        """Remember that callbacks were started for ``scope``; True the first time."""
+        with self._transaction():
+            cursor = self._db.execute("INSERT OR IGNORE INTO starts (scope, started_at) VALUES (?, ?)", (scope, time.time()))
+        return cursor.rowcount == 1
+
+    def has_started(self, scope):
+        if self._db is None:
+            return False
+        try:
+            return self._db.execute("SELECT 1 FROM starts WHERE scope = ?", (scope,)).fetchone() is not None
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return False
+            raise
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on error: a claim is all or nothing."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def __enter__(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type, exc, tb):
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

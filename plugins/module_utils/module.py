@@ -1,0 +1,99 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ThingSpaceModule: the base of every module. It owns the common options (auth, transport, token cache),
+checks the Python requirements and credentials before any request, builds the client, and turns a
+ThingSpaceError into one fail_json."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials, TokenCache, credentials_problem
+from ansible_collections.thingspace.m2m.plugins.module_utils.client import DEFAULT_API_URL, REQUESTS_IMPORT_ERROR, ThingSpaceClient
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.models import PYDANTIC_IMPORT_ERROR
+from ansible_collections.thingspace.m2m.plugins.module_utils.state import DEFAULT_STATE_DIR, LEDGER_NAME, TOKEN_CACHE_NAME, state_path
+
+
+def _env(name):
+    return (env_fallback, ["THINGSPACE_" + name])
+
+
+# Documented once in plugins/doc_fragments/auth.py.
+COMMON_ARGUMENT_SPEC = dict(
+    api_url=dict(type="str", default=DEFAULT_API_URL, fallback=_env("API_URL")),
+    client_id=dict(type="str", no_log=False, fallback=_env("CLIENT_ID")),
+    client_secret=dict(type="str", no_log=True, fallback=_env("CLIENT_SECRET")),
+    username=dict(type="str", fallback=_env("USERNAME")),
+    password=dict(type="str", no_log=True, fallback=_env("PASSWORD")),
+    access_token=dict(type="str", no_log=True, fallback=_env("ACCESS_TOKEN")),
+    session_token=dict(type="str", no_log=True, fallback=_env("SESSION_TOKEN")),
+    validate_certs=dict(type="bool", default=True),
+    timeout=dict(type="float", default=30.0),
+    retries=dict(type="int", default=4),
+    token_cache=dict(type="bool", default=True),
+    state_dir=dict(type="path", default=DEFAULT_STATE_DIR, fallback=_env("STATE_DIR")),
+)
+
+# Documented once in plugins/doc_fragments/ledger.py.
+LEDGER_ARGUMENT_SPEC = dict(
+    ledger_path=dict(type="path", fallback=_env("LEDGER_PATH")),
+)
+
+
+class ThingSpaceModule(AnsibleModule):
+    def __init__(self, argument_spec, **kwargs):
+        spec = dict(COMMON_ARGUMENT_SPEC)
+        spec.update(argument_spec)
+        super().__init__(argument_spec=spec, **kwargs)
+        for library, error in (("requests", REQUESTS_IMPORT_ERROR), ("pydantic", PYDANTIC_IMPORT_ERROR)):
+            if error:
+                self.fail_json(msg=missing_required_lib(library), exception=error)
+        url = urlsplit(self.params["api_url"])
+        if url.scheme not in ("http", "https") or not url.netloc:
+            self.fail_json(msg="api_url: %r is not an http(s) URL such as %s" % (self.params["api_url"], DEFAULT_API_URL))
+        if self.params["retries"] < 0 or self.params["timeout"] <= 0:
+            self.fail_json(msg="retries must be 0 or more and timeout more than 0")
+        p = self.params
+        self._credentials = Credentials(p["client_id"], p["client_secret"], p["username"], p["password"], p["access_token"], p["session_token"])
+        problem = credentials_problem(self._credentials)
+        if problem:
+            self.fail_json(msg="Missing credentials: " + problem)
+        self._client = None
+
+    @property
+    def api_url(self):
+        return self.params["api_url"].rstrip("/")
+
+    @property
+    def client(self):
+        """The client, built on first use: a task that needs no request never logs in."""
+        if self._client is None:
+            p = self.params
+            cache = TokenCache(state_path(p["state_dir"], TOKEN_CACHE_NAME)) if p["token_cache"] else None
+            self._client = ThingSpaceClient(
+                self.api_url, self._credentials, token_cache=cache, timeout=p["timeout"], retries=p["retries"], validate_certs=p["validate_certs"]
+            )
+        return self._client
+
+    @property
+    def ledger_path(self):
+        return self.params.get("ledger_path") or state_path(self.params["state_dir"], LEDGER_NAME)
+
+    def scope(self, account):
+        """What the ledger keys a record by besides the idempotency key: the API and the account."""
+        return "%s|%s" % (self.api_url, account or "")
+
+    def run(self, action):
+        """exit_json with ``action(self)``'s result; a ThingSpaceError becomes one fail_json.
+
+        ``action`` may return ``(result, failure message)`` to fail with the result attached."""
+        try:
+            outcome = action(self)
+        except ThingSpaceError as error:
+            self.fail_json(msg=error.message, **error.to_result())
+        result, failure = outcome if isinstance(outcome, tuple) else (outcome, None)
+        if failure:
+            self.fail_json(**dict(result, msg=failure))
+        self.exit_json(**result)

@@ -1,0 +1,218 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One idempotent SMS send, as DESIGN.md's data flow: selection → message rules → ledger diff → batches of at
+most 10,000 devices → POST /sms → ledger → result. Check mode stops before the POST.
+
+``plan_send`` checks every input without I/O; ``SmsSend.run`` does the rest. For a device list every device
+is a ledger target (a re-run sends only to devices not sent yet); for filters the selection is one target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import namedtuple
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import PENDING, SENT, UNKNOWN
+from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceId, DeviceListRequest, SendSmsRequest
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, check_custom_fields, message_size, normalize_devices
+
+SELECTION = "selection"
+PREVIEW_LIMIT = 50
+
+SendPlan = namedtuple("SendPlan", "account devices filters message encoding size key")
+
+
+def plan_send(params):
+    """Check the inputs of a send (no request is made); a ThingSpaceError names the field and the rule."""
+    try:
+        size = message_size(params["message"], params["data_encoding"])
+        devices = params["devices"]
+        if devices is not None:
+            if not devices:
+                raise ValueError("devices: the list is empty; give at least one {kind, id} or use a filter")
+            devices = normalize_devices(devices)
+        filters = None
+        if devices is None:
+            filters = {"group_name": params["group_name"], "service_plan": params["service_plan"],
+                       "custom_fields": check_custom_fields(params["custom_fields"])}
+            if not any(filters.values()):
+                raise ValueError("group_name, service_plan, custom_fields: give at least one non-empty filter, or devices")
+        if not 1 <= params["batch_size"] <= MAX_DEVICES_PER_REQUEST:
+            raise ValueError("batch_size: %d is outside 1..%d (the API takes at most %d devices per request)"
+                             % (params["batch_size"], MAX_DEVICES_PER_REQUEST, MAX_DEVICES_PER_REQUEST))
+        if params["max_devices"] is not None and params["max_devices"] < 1:
+            raise ValueError("max_devices: must be at least 1")
+    except ValueError as exc:
+        raise ThingSpaceError(str(exc))
+    account = params["account_name"]
+    key = params["idempotency_key"] or derive_key(account, filters, params["message"], params["data_encoding"])
+    return SendPlan(account, devices, filters, params["message"], params["data_encoding"], size, key)
+
+
+def derive_key(account, filters, message, encoding):
+    """The default idempotency key. A device list contributes only the fact that it is one, so adding devices
+    to the list keeps the key and sends only to the new ones."""
+    selection = {"devices": True} if filters is None else filters
+    canonical = json.dumps({"account": account, "selection": selection, "message": message, "encoding": encoding}, sort_keys=True)
+    return "auto-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _target(device):
+    return "%s:%s" % device
+
+
+def _device(target):
+    kind, ident = target.split(":", 1)
+    return {"kind": kind, "id": ident}
+
+
+class SmsSend:
+    """Runs one plan. ``client()`` builds the client on first use, so a check-mode preview of a device list makes
+    no request at all; ``ledger`` is a Ledger (read-only in check mode)."""
+
+    def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None, batch_size=10000):
+        self.plan = plan
+        self._client = client
+        self.ledger = ledger
+        self.scope = scope
+        self.check_mode = check_mode
+        self.mode = "all" if force else "unconfirmed" if resend_unconfirmed else "new"
+        self.max_devices = max_devices
+        self.batch_size = batch_size
+
+    def run(self):
+        """(result, failure message or None)."""
+        plan = self.plan
+        targets = [_target(d) for d in plan.devices] if plan.devices is not None else [SELECTION]
+        if plan.devices is not None and self.max_devices is not None and len(targets) > self.max_devices:
+            raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
+                                  % (len(targets), self.max_devices))
+        states = self.ledger.states(self.scope, plan.key)
+        done = {t for t in targets if states.get(t) == SENT}
+        unconfirmed = [t for t in targets if states.get(t) in (PENDING, UNKNOWN)]
+        skip = set() if self.mode == "all" else done | (set() if self.mode == "unconfirmed" else set(unconfirmed))
+        to_send = [t for t in targets if t not in skip]
+
+        result = {
+            "changed": False,
+            "idempotency_key": plan.key,
+            "data_encoding": plan.encoding,
+            "message_size": dict(zip(("used", "limit", "unit"), plan.size)),
+            "request_ids": [],
+            "batches": [],
+            "devices_requested": len(targets) if plan.devices is not None else None,
+            "devices_resolved": None,
+            "devices_sent": 0,
+            "devices_skipped": len(targets) - len(to_send) if plan.devices is not None else None,
+            "devices_unconfirmed": [_device(t) for t in unconfirmed if t != SELECTION and t in skip],
+            "selection_unconfirmed": SELECTION in unconfirmed and SELECTION in skip,
+        }
+        if plan.devices is None:
+            result["devices_sent"] = None
+            if to_send and (self.check_mode or self.max_devices is not None):
+                result["devices_resolved"], preview = self._resolve()
+                if self.check_mode:
+                    result["devices_preview"] = preview
+        elif self.check_mode:
+            result["devices_preview"] = [_device(t) for t in to_send[:PREVIEW_LIMIT]]
+
+        if not to_send:
+            result["msg"] = "Nothing to send: every target already has this message under idempotency key %s" % plan.key
+            return result, None
+        if self.check_mode:
+            count = len(to_send) if plan.devices is not None else result["devices_resolved"]
+            result.update(changed=True, devices_sent=count, msg="Check mode: would send to %s" % _describe(plan, count),
+                          batches=[{"index": i, "devices": len(chunk) if plan.devices is not None else count, "status": "would_send"}
+                                   for i, chunk in enumerate(_chunks(to_send, self.batch_size))])
+            return result, None
+        return self._send(to_send, result)
+
+    def _resolve(self):
+        """Count the devices a filter selects (device list API, read-only); fail past max_devices."""
+        plan = self.plan
+        request = DeviceListRequest(
+            account_name=plan.account, group_name=plan.filters["group_name"], service_plan=plan.filters["service_plan"],
+            custom_fields=[CustomField(**pair) for pair in plan.filters["custom_fields"]] or None,
+        )
+        count, preview = 0, []
+        for device in self._client().iter_devices(request):
+            count += 1
+            if len(preview) < PREVIEW_LIMIT and device.device_ids:
+                preview.append({"kind": device.device_ids[0].kind.lower(), "id": device.device_ids[0].id})
+            if self.max_devices is not None and count > self.max_devices:
+                raise ThingSpaceError("max_devices: the selection holds more than %d devices (max_devices); nothing was sent" % self.max_devices)
+        return count, preview
+
+    def _send(self, to_send, result):
+        plan = self.plan
+        client = self._client()
+        sent = 0
+        failure = None
+        chunks = list(_chunks(to_send, self.batch_size))
+        for index, chunk in enumerate(chunks):
+            claim_id, claimed = self.ledger.claim(self.scope, plan.key, chunk, self.mode)
+            batch = {"index": index, "devices": len(claimed) if plan.devices is not None else None}
+            result["batches"].append(batch)
+            if plan.devices is not None:
+                result["devices_skipped"] += len(chunk) - len(claimed)  # claimed meanwhile by a concurrent run
+            if not claimed:
+                batch["status"] = "skipped"
+                continue
+            try:
+                request_id = client.send_sms(self._request(claimed))
+            except ThingSpaceError as error:
+                batch["error"] = error.message
+                if error.ambiguous:
+                    self.ledger.settle(claim_id, UNKNOWN)
+                    batch["status"] = "unconfirmed"
+                    if plan.devices is not None:
+                        result["devices_unconfirmed"].extend(_device(t) for t in claimed)
+                    else:
+                        result["selection_unconfirmed"] = True
+                    result["changed"] = True
+                    failure = ("Batch %d of %d is unconfirmed: %s. The ledger records it as unknown, so a re-run does not send it "
+                               "again; after checking the devices, re-run with resend_unconfirmed: true to send it once more"
+                               % (index + 1, len(chunks), error.message))
+                else:
+                    self.ledger.release(claim_id)
+                    batch["status"] = "failed"
+                    failure = "Batch %d of %d failed, nothing of it was sent: %s" % (index + 1, len(chunks), error.message)
+                if index + 1 < len(chunks):
+                    failure += "; %d later batch(es) were not attempted, a re-run sends them" % (len(chunks) - index - 1)
+                break
+            self.ledger.settle(claim_id, SENT, request_id)
+            batch.update(status="sent", request_id=request_id)
+            result["request_ids"].append(request_id)
+            result["changed"] = True
+            sent += len(claimed)
+        if plan.devices is not None:
+            result["devices_sent"] = sent
+        elif result["request_ids"]:
+            result["devices_sent"] = result["devices_resolved"]
+        result["msg"] = failure or "Sent to %s in %d request(s)" % (_describe(plan, sent if plan.devices is not None else result["devices_resolved"]),
+                                                                    len(result["request_ids"]))
+        return result, failure
+
+    def _request(self, claimed):
+        plan = self.plan
+        if plan.devices is not None:
+            return SendSmsRequest(sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account,
+                                  device_ids=[DeviceId(**_device(t)) for t in claimed])
+        return SendSmsRequest(
+            sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account,
+            group_name=plan.filters["group_name"], service_plan=plan.filters["service_plan"],
+            custom_fields=[CustomField(**pair) for pair in plan.filters["custom_fields"]] or None,
+        )
+
+
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _describe(plan, count):
+    if plan.devices is not None:
+        return "%d device(s)" % count
+    what = ", ".join("%s=%s" % (k, v) for k, v in plan.filters.items() if v)
+    return "the selection %s%s" % (what, "" if count is None else " (%d devices)" % count)

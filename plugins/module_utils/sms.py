@@ -1,0 +1,117 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rules for what can be sent: message length per encoding, device identifiers, custom field names.
+
+Every check raises ValueError with a message that names the field and the rule; the modules run them
+before any request goes out.
+"""
+
+from __future__ import annotations
+
+import re
+
+ENCODINGS = ("7-bit", "8-bit-ASCII", "8-bit-UTF-8", "8-bit-DATA")
+SEPTET_LIMIT = 160
+BYTE_LIMIT = 140
+MAX_DEVICES_PER_REQUEST = 10000
+
+# GSM 03.38 default alphabet (one septet each; the escape code 0x1B is not a character of its own)
+# and its extension table (escape + one septet = two septets each).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+# Identifier syntax per device kind, with the rule as users read it.
+DEVICE_KINDS = {
+    "eid": (r"\d{32}", "32 decimal digits"),
+    "esn": (r"\d{11}|[0-9A-Fa-f]{8}", "11 decimal digits or 8 hexadecimal digits"),
+    "iccid": (r"\d{18,20}", "18 to 20 decimal digits"),
+    "imei": (r"\d{15,16}", "15 or 16 decimal digits"),
+    "imsi": (r"\d{6,15}", "6 to 15 decimal digits"),
+    "mdn": (r"\d{10}", "10 decimal digits"),
+    "meid": (r"[0-9A-Fa-f]{14}", "14 hexadecimal digits"),
+    "msisdn": (r"\d{11,15}", "11 to 15 decimal digits"),
+}
+_DEVICE_PATTERNS = {kind: re.compile(pattern) for kind, (pattern, _rule) in DEVICE_KINDS.items()}
+
+CUSTOM_FIELD_KEYS = tuple("CustomField%d" % n for n in range(1, 6))
+
+
+def septets(message):
+    """GSM-7 septets needed for ``message``; ValueError naming the characters GSM-7 cannot carry."""
+    count = 0
+    outside = []
+    for char in message:
+        if char in GSM7_BASIC:
+            count += 1
+        elif char in GSM7_EXTENSION:
+            count += 2
+        elif char not in outside:
+            outside.append(char)
+    if outside:
+        shown = ", ".join(repr(c) for c in outside)
+        raise ValueError(
+            "message: characters outside the GSM-7 alphabet cannot be sent with data_encoding 7-bit: %s; "
+            "use data_encoding 8-bit-UTF-8 (140 bytes) or remove them" % shown
+        )
+    return count
+
+
+def message_size(message, encoding):
+    """Check ``message`` against the limit of ``encoding``; return (units used, limit, unit name)."""
+    if encoding not in ENCODINGS:
+        raise ValueError("data_encoding: %r is not one of %s" % (encoding, ", ".join(ENCODINGS)))
+    if not message:
+        raise ValueError("message: must not be empty")
+    if encoding == "7-bit":
+        used, limit, unit = septets(message), SEPTET_LIMIT, "septets"
+    else:
+        if encoding == "8-bit-ASCII":
+            outside = sorted({c for c in message if ord(c) > 127})
+            if outside:
+                raise ValueError(
+                    "message: characters outside ASCII cannot be sent with data_encoding 8-bit-ASCII: %s; "
+                    "use data_encoding 8-bit-UTF-8" % ", ".join(repr(c) for c in outside)
+                )
+        used, limit, unit = len(message.encode("utf-8")), BYTE_LIMIT, "bytes"
+    if used > limit:
+        extra = " (characters of the GSM-7 extension table such as { } [ ] ~ \\ | ^ € take two septets)" if unit == "septets" else ""
+        raise ValueError(
+            "message: %d %s is over the %d-%s limit of data_encoding %s%s; messages are not concatenated"
+            % (used, unit, limit, unit[:-1], encoding, extra)
+        )
+    return used, limit, unit
+
+
+def normalize_device(device, where="devices"):
+    """Validate one ``{kind, id}`` entry; return ``(kind, id)`` with the kind in lower case."""
+    if not isinstance(device, dict) or not device.get("kind") or not device.get("id"):
+        raise ValueError("%s: each entry needs both 'kind' and 'id', got %r" % (where, device))
+    kind = str(device["kind"]).strip().lower()
+    ident = str(device["id"]).strip()
+    if kind not in DEVICE_KINDS:
+        raise ValueError("%s.kind: %r is not a device kind; use one of %s" % (where, device["kind"], ", ".join(sorted(DEVICE_KINDS))))
+    if not _DEVICE_PATTERNS[kind].fullmatch(ident):
+        raise ValueError("%s.id: %r is not a valid %s: expected %s" % (where, ident, kind, DEVICE_KINDS[kind][1]))
+    return kind, ident
+
+
+def normalize_devices(devices):
+    """Validate a device list; return unique ``(kind, id)`` pairs in their first order."""
+    seen = {}
+    for index, device in enumerate(devices):
+        seen.setdefault(normalize_device(device, "devices[%d]" % index), None)
+    return list(seen)
+
+
+def check_custom_fields(custom_fields):
+    """Validate a CustomFieldN → value mapping; return it as the API's ``[{key, value}]`` list."""
+    pairs = []
+    for key, value in (custom_fields or {}).items():
+        if key not in CUSTOM_FIELD_KEYS:
+            raise ValueError("custom_fields: %r is not a custom field name; use %s" % (key, ", ".join(CUSTOM_FIELD_KEYS)))
+        if value is None or str(value) == "":
+            raise ValueError("custom_fields.%s: the value must not be empty (values match exactly, without wildcards)" % key)
+        pairs.append({"key": key, "value": str(value)})
+    return pairs

@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vz_callback
+short_description: Register or deregister a ThingSpace callback listener
+version_added: 0.1.0
+description:
+  - Makes an account's registration for one callback service match the task, using
+    C(GET), C(POST) and C(DELETE /api/m2m/v1/callbacks/{accountName}).
+  - Idempotent. The registration is compared with the listed one and changed only when it differs.
+author:
+  - thingspace.m2m maintainers
+extends_documentation_fragment:
+  - thingspace.m2m.auth
+  - thingspace.m2m.attributes
+attributes:
+  check_mode:
+    description: Reads the registrations and reports what would change, without changing it.
+    support: full
+  diff_mode:
+    description: Shows the registration before and after (passwords masked).
+    support: full
+options:
+  account_name:
+    description: Billing account, with its leading zeros (quote it in YAML).
+    type: str
+    required: true
+  service_name:
+    description:
+      - The callback service. V(EnhancedConnectivityService) carries SMS from devices and the "sent" notices of
+        M(thingspace.m2m.vz_sms_send); V(SMSDeliveryConfirmation) carries delivery results.
+    type: str
+    required: true
+    choices:
+      - AlertService
+      - CarrierService
+      - DeviceDiagnosticsService
+      - DeviceProfileService
+      - DeviceSMSMessages
+      - DeviceUsage
+      - DiagnosticsService
+      - EnhancedConnectivityService
+      - ExternalProvisioningChanges
+      - PromoChanges
+      - SMSDeliveryConfirmation
+  callback_url:
+    description:
+      - URL of the listener (C(http) or C(https)). Required with O(state=present). ThingSpace accepts the ports 80,
+        443, 9001-9006, 50551-50559 and 28200-28220.
+    type: str
+    aliases: [url]
+  callback_username:
+    description:
+      - User name ThingSpace puts in every callback body, so the listener can check it.
+      - Not O(username), which is the ThingSpace login of the module itself.
+    type: str
+  callback_password:
+    description:
+      - Password ThingSpace puts in every callback body (in clear text, so use an C(https) listener).
+      - Compared with the registration only where the API lists passwords.
+    type: str
+  state:
+    description: Whether the service should be registered.
+    type: str
+    choices: [present, absent]
+    default: present
+seealso:
+  - module: thingspace.m2m.vz_sms_start_callbacks
+"""
+
+EXAMPLES = r"""
+- name: Receive delivery confirmations of sent SMS
+  thingspace.m2m.vz_callback:
+    account_name: "0000123456-00001"
+    service_name: SMSDeliveryConfirmation
+    callback_url: https://iot.example.com:9002/thingspace/delivery
+    callback_username: thingspace
+    callback_password: "{{ vault_listener_password }}"
+
+- name: Stop device usage callbacks
+  thingspace.m2m.vz_callback:
+    account_name: "0000123456-00001"
+    service_name: DeviceUsage
+    state: absent
+"""
+
+RETURN = r"""
+listener:
+  description: The registration after the task (in check mode, as it would be); empty when absent. No password.
+  returned: always
+  type: dict
+  sample: {service_name: SMSDeliveryConfirmation, url: "https://iot.example.com:9002/thingspace/delivery", username: thingspace}
+"""
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.listeners import SERVICE_NAMES, ensure_listener, remove_listener
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import ThingSpaceModule
+
+
+def apply(module):
+    p = module.params
+    if p["state"] == "present":
+        changed, diff = ensure_listener(
+            module.client, p["account_name"], p["service_name"], p["callback_url"], p["callback_username"], p["callback_password"],
+            check_mode=module.check_mode,
+        )
+    else:
+        changed, diff = remove_listener(module.client, p["account_name"], p["service_name"], check_mode=module.check_mode)
+    after = diff["after"]
+    listener = {"service_name": p["service_name"], "url": after["url"], "username": after["username"]} if after else {}
+    return {"changed": changed, "diff": diff, "listener": listener}
+
+
+def main():
+    argument_spec = dict(
+        account_name=dict(type="str", required=True),
+        service_name=dict(type="str", required=True, choices=list(SERVICE_NAMES)),
+        callback_url=dict(type="str", aliases=["url"]),
+        callback_username=dict(type="str"),
+        callback_password=dict(type="str", no_log=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+    module = ThingSpaceModule(argument_spec, supports_check_mode=True, required_if=[["state", "present", ["callback_url"]]])
+    module.run(apply)
+
+
+if __name__ == "__main__":
+    main()

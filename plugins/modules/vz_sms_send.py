@@ -1,0 +1,291 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vz_sms_send
+short_description: Send an SMS to ThingSpace devices, once
+version_added: 0.1.0
+description:
+  - Sends an application-originated SMS through the ThingSpace M2M API (C(POST /api/m2m/v1/sms)) to a list of
+    devices, or to every device of an account matching a device group, a service plan and custom fields.
+  - Idempotent. Every send has an O(idempotency_key), and a local ledger records what was sent under it. A re-run
+    with the same inputs sends nothing and reports RV(ignore:changed=false); devices added to O(devices) later get the
+    message, the others do not get it twice.
+  - Device lists longer than 10,000 (the API's limit per request) are sent in batches.
+  - Every input is checked before any request (message length for its encoding (GSM-7 septets or bytes),
+    device kinds and identifiers, custom field names, credentials).
+  - Check mode previews the send (which and how many devices, in how many batches) without sending.
+    With filters it resolves the selection through the read-only device list API.
+author:
+  - thingspace.m2m maintainers
+extends_documentation_fragment:
+  - thingspace.m2m.auth
+  - thingspace.m2m.ledger
+  - thingspace.m2m.attributes
+attributes:
+  check_mode:
+    description: Reports what would be sent, never sends. With filters, it reads the device list API.
+    support: full
+  diff_mode:
+    description: Not applicable; the result lists what was or would be sent.
+    support: none
+options:
+  account_name:
+    description:
+      - Billing account, with its leading zeros (quote it in YAML).
+      - Sent with every request when given; needed with filters when the user can see several accounts, and for
+        O(max_devices) and check mode with filters.
+    type: str
+  devices:
+    description:
+      - The devices to send to. Mutually exclusive with O(group_name), O(service_plan) and O(custom_fields).
+      - One identifier per device is enough. Each device is one ledger entry, so a re-run sends only to devices
+        that did not get the message yet.
+    type: list
+    elements: dict
+    suboptions:
+      kind:
+        description:
+          - Identifier kind, case-insensitive.
+          - V(eid) (32 digits), V(esn) (11 digits or 8 hex), V(iccid) (18-20 digits), V(imei) (15-16 digits),
+            V(imsi) (6-15 digits), V(mdn) (10 digits), V(meid) (14 hex), V(msisdn) (11-15 digits).
+        type: str
+        required: true
+      id:
+        description: The identifier.
+        type: str
+        required: true
+  group_name:
+    description: Send to the devices of this device group (combined with the other filters).
+    type: str
+  service_plan:
+    description: Send to the devices with this service plan (combined with the other filters).
+    type: str
+  custom_fields:
+    description:
+      - Send to the devices whose custom fields have these values. Keys are V(CustomField1) to V(CustomField5);
+        values match exactly, ignoring case, without wildcards.
+    type: dict
+  message:
+    description:
+      - The SMS text. At most 160 GSM-7 septets with V(7-bit) (characters of the extension table such as
+        C({ } [ ] ~ \\ | ^ €) count two), or 140 bytes with the 8-bit encodings. Longer messages are refused,
+        not concatenated.
+    type: str
+    required: true
+  data_encoding:
+    description:
+      - Encoding of the message. V(7-bit) allows only the GSM 03.38 alphabet; V(8-bit-ASCII) only ASCII;
+        V(8-bit-UTF-8) and V(8-bit-DATA) any text, counted in UTF-8 bytes.
+    type: str
+    choices: [7-bit, 8-bit-ASCII, 8-bit-UTF-8, 8-bit-DATA]
+    default: 7-bit
+  idempotency_key:
+    description:
+      - Name of this send in the ledger. Devices already sent under the key are skipped.
+      - By default derived from O(account_name), the filters (for a device list, only the fact that it is one),
+        O(message) and O(data_encoding); set it to name a rollout wave, for example V(wave3-provisioning-v1).
+    type: str
+  force:
+    description:
+      - Send to every selected device, even those the ledger says already got the message.
+    type: bool
+    default: false
+  resend_unconfirmed:
+    description:
+      - Also send to devices whose earlier send is unconfirmed (no answer after the request went out, or a run that
+        stopped while sending). Use it after checking that those devices did not get the message.
+    type: bool
+    default: false
+  max_devices:
+    description:
+      - Safety cap. When the selection holds more devices, the task fails and sends nothing.
+      - With filters the selection is resolved first through the device list API (needs O(account_name)).
+    type: int
+  batch_size:
+    description:
+      - Devices per request, at most 10,000 (the API's limit).
+    type: int
+    default: 10000
+notes:
+  - Delivery is asynchronous. Register C(EnhancedConnectivityService) and C(SMSDeliveryConfirmation) listeners
+    (M(thingspace.m2m.vz_callback)) to learn when each device got the message.
+  - The ledger identifies a device by the kind and identifier given; the same device addressed by another
+    identifier kind under the same key is a new target.
+seealso:
+  - module: thingspace.m2m.vz_callback
+  - module: thingspace.m2m.vz_sms_start_callbacks
+"""
+
+EXAMPLES = r"""
+- name: Send the provisioning SMS to three devices (re-runs send nothing twice)
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    devices:
+      - {kind: iccid, id: "89148000000800000001"}
+      - {kind: mdn, id: "5550000002"}
+      - {kind: imei, id: "990000000000003"}
+    message: "APN=iot.example;MODE=2"
+    idempotency_key: wave1-provisioning-v1
+
+- name: Preview who a group send would reach, without sending
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    group_name: west-sensors
+    message: "FW=2.4.1 REBOOT"
+  check_mode: true
+  register: preview
+
+- name: Send to a service plan and a custom field, refusing if the selection grew past 500 devices
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    service_plan: m2m-basic
+    custom_fields:
+      CustomField1: rollout-3
+    message: "Réglage: intervalle 15 min"
+    data_encoding: 8-bit-UTF-8
+    max_devices: 500
+
+- name: Set credentials once for every module of the collection
+  module_defaults:
+    group/thingspace.m2m.thingspace:
+      api_url: "{{ thingspace_api_url }}"
+      client_id: "{{ vault_thingspace_client_id }}"
+      client_secret: "{{ vault_thingspace_client_secret }}"
+      username: "{{ vault_thingspace_username }}"
+      password: "{{ vault_thingspace_password }}"
+  block:
+    - name: Send by device list
+      thingspace.m2m.vz_sms_send:
+        account_name: "0000123456-00001"
+        devices: "{{ wave_devices }}"
+        message: "PING"
+"""
+
+RETURN = r"""
+msg:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+  sample: Sent to 24 device(s) in 1 request(s)
+idempotency_key:
+  description: The key the ledger recorded this send under (given or derived).
+  returned: always
+  type: str
+  sample: auto-5f0c1e0b4a7d4c2e9e1f7a3b2c6d8e90
+request_ids:
+  description: Request ids the API returned, one per batch sent. Callbacks carry the same ids.
+  returned: always
+  type: list
+  elements: str
+  sample: [d1f08526-5443-4054-9a29-4456490ea9f8]
+batches:
+  description:
+    - One entry per batch. V(status) is V(sent), V(would_send) (check mode), V(failed) (nothing of it was sent),
+      V(unconfirmed) (sent, but no answer arrived; recorded as unknown and not re-sent) or V(skipped)
+      (a concurrent run claimed its devices).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{index: 0, devices: 24, status: sent, request_id: d1f08526-5443-4054-9a29-4456490ea9f8}]
+devices_requested:
+  description: Distinct devices in O(devices); null with filters.
+  returned: always
+  type: int
+  sample: 24
+devices_resolved:
+  description: Devices the filters select, when resolved (check mode or O(max_devices)); null otherwise.
+  returned: always
+  type: int
+  sample: 12
+devices_sent:
+  description:
+    - Devices sent to by this run (in check mode, that would be sent to). With filters, the resolved count
+      when known, else null.
+  returned: always
+  type: int
+  sample: 24
+devices_skipped:
+  description: Devices of O(devices) not sent because the ledger already has them under the key; null with filters.
+  returned: always
+  type: int
+  sample: 0
+devices_unconfirmed:
+  description: Devices whose send under this key is unconfirmed, from this run or an earlier one.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: iccid, id: "89148000000800000001"}]
+selection_unconfirmed:
+  description: With filters, whether the send of the selection under this key is unconfirmed.
+  returned: always
+  type: bool
+  sample: false
+devices_preview:
+  description: In check mode, up to 50 of the devices that would get the message (first identifier of each).
+  returned: check mode, when something would be sent
+  type: list
+  elements: dict
+  sample: [{kind: iccid, id: "89148000000800000001"}]
+message_size:
+  description: Size of the message in the unit of its encoding, and the limit.
+  returned: always
+  type: dict
+  sample: {used: 21, limit: 160, unit: septets}
+data_encoding:
+  description: The encoding used.
+  returned: always
+  type: str
+  sample: 7-bit
+"""
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import SmsSend, plan_send
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import ENCODINGS, MAX_DEVICES_PER_REQUEST
+
+FILTERS = ["group_name", "service_plan", "custom_fields"]
+
+
+def send(module):
+    plan = plan_send(module.params)
+    ledger = Ledger(module.ledger_path, read_only=module.check_mode)
+    try:
+        return SmsSend(
+            plan, lambda: module.client, ledger, module.scope(plan.account), check_mode=module.check_mode,
+            force=module.params["force"], resend_unconfirmed=module.params["resend_unconfirmed"],
+            max_devices=module.params["max_devices"], batch_size=module.params["batch_size"],
+        ).run()
+    finally:
+        ledger.close()
+
+
+def main():
+    argument_spec = dict(
+        account_name=dict(type="str"),
+        devices=dict(type="list", elements="dict", options=dict(kind=dict(type="str", required=True), id=dict(type="str", required=True))),
+        group_name=dict(type="str"),
+        service_plan=dict(type="str"),
+        custom_fields=dict(type="dict"),
+        message=dict(type="str", required=True),
+        data_encoding=dict(type="str", choices=list(ENCODINGS), default="7-bit"),
+        idempotency_key=dict(type="str", no_log=False),
+        force=dict(type="bool", default=False),
+        resend_unconfirmed=dict(type="bool", default=False),
+        max_devices=dict(type="int"),
+        batch_size=dict(type="int", default=MAX_DEVICES_PER_REQUEST),
+        **LEDGER_ARGUMENT_SPEC,
+    )
+    module = ThingSpaceModule(
+        argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[["devices", f] for f in FILTERS],
+        required_one_of=[["devices", *FILTERS]],
+    )
+    module.run(send)
+
+
+if __name__ == "__main__":
+    main()

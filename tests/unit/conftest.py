@@ -1,0 +1,68 @@
+"""Unit-test harness: the collection on sys.path, the fake ThingSpace (fake_api.py) mounted under `requests`,
+and a runner that executes a module's main() with arguments and returns its result."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# `make` links the checkout as .collections/ansible_collections/thingspace/m2m.
+sys.path.insert(0, str(ROOT / ".collections"))
+
+import requests  # noqa: E402
+from ansible.module_utils import basic  # noqa: E402
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+
+from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    api = FakeThingSpace()
+    monkeypatch.setattr(requests.Session, "get_adapter", lambda self, url: api)
+    return api
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("THINGSPACE_"):
+            monkeypatch.delenv(name)
+    return tmp_path / "state"
+
+
+class ModuleExit(Exception):
+    def __init__(self, result, failed):
+        super().__init__(result.get("msg"))
+        self.result = result
+        self.failed = failed
+
+
+@pytest.fixture
+def run_module(monkeypatch, state_dir):
+    """run_module(main, **args) → (result, failed). Auth options and api_url default to the fake's."""
+
+    def exit_json(self, **result):
+        raise ModuleExit(result, False)
+
+    def fail_json(self, msg, **result):
+        raise ModuleExit(dict(result, msg=msg), True)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+    def run(main, check_mode=False, **args):
+        params = dict(CREDENTIALS, api_url=API, state_dir=str(state_dir), retries=2)
+        params.update(args)
+        params = {k: v for k, v in params.items() if v is not None}
+        if check_mode:
+            params["_ansible_check_mode"] = True
+        with patch_module_args(params), pytest.raises(ModuleExit) as caught:
+            main()
+        return caught.value.result, caught.value.failed
+
+    return run

@@ -1,0 +1,205 @@
+"""Client: auth flows, token cache, retry rules (reads vs writes), error mapping, paging."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import requests
+from urllib3.exceptions import NewConnectionError, ProtocolError
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials, TokenCache
+from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceId, DeviceListRequest, SendSmsRequest
+
+from fake_api import ACCOUNT, API
+
+CREDS = Credentials("cid", "csecret", "user", "pass", None, None)
+SMS = SendSmsRequest(sms_message="hi", device_ids=[DeviceId(kind="mdn", id="5551234567")])
+LOGIN, TOKEN, SEND = r"/session/login$", r"/oauth2/token$", r"/api/m2m/v1/sms$"
+
+
+def make(cache=None, creds=CREDS, retries=3):
+    sleeps = []
+    client = ThingSpaceClient(API, creds, token_cache=cache, retries=retries, sleep=sleeps.append)
+    return client, sleeps
+
+
+def refused():
+    return requests.exceptions.ConnectionError(requests.packages.urllib3.exceptions.MaxRetryError(None, "/", NewConnectionError(None, "refused")))
+
+
+def dropped():
+    return requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError()))
+
+
+def test_logs_in_once_and_sends_both_tokens(fake):
+    client, _ = make()
+    assert client.send_sms(SMS)
+    assert client.send_sms(SMS)
+    assert fake.count("POST", TOKEN) == 1 and fake.count("POST", LOGIN) == 1
+    method, path, body = fake.calls[-1]
+    assert (method, path) == ("POST", "/api/m2m/v1/sms")
+    assert body == {"smsMessage": "hi", "deviceIds": [{"kind": "mdn", "id": "5551234567"}]}
+
+
+def test_token_cache_shares_tokens_between_clients_and_is_private(fake, tmp_path):
+    cache = TokenCache(str(tmp_path / "state" / "tokens.json"))
+    for _ in range(3):
+        client, _ = make(cache)
+        client.start_callbacks(ACCOUNT)
+    assert fake.count("POST", TOKEN) == 1 and fake.count("POST", LOGIN) == 1
+    assert stat.S_IMODE(os.stat(cache.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
+    assert "pass" not in Path(cache.path).read_text()
+
+
+def test_expired_session_logs_in_again_once_and_repeats(fake):
+    client, _ = make()
+    client.start_callbacks(ACCOUNT)
+    fake.sessions.clear()
+    assert client.send_sms(SMS)
+    assert fake.count("POST", LOGIN) == 2 and fake.count("POST", SEND) == 2
+
+
+def test_session_still_rejected_after_relogin_fails(fake):
+    client, _ = make()
+    fake.script("POST", SEND, *[(400, {"errorCode": "UnifiedWebService.REQUEST_FAILED.SessionToken.Expired"})] * 2)
+    with pytest.raises(ThingSpaceError) as caught:
+        client.send_sms(SMS)
+    assert caught.value.code_is("REQUEST_FAILED.SessionToken.Expired") and not caught.value.ambiguous
+    assert fake.count("POST", LOGIN) == 2 and fake.count("POST", SEND) == 2
+
+
+def test_expired_bearer_is_renewed_once(fake):
+    client, _ = make()
+    client.start_callbacks(ACCOUNT)
+    fake.access_tokens.clear()
+    assert client.start_callbacks(ACCOUNT)
+    assert fake.count("POST", TOKEN) == 2 and fake.count("POST", LOGIN) == 1
+
+
+def test_failed_login_is_never_retried(fake):
+    fake.passwords["user"] = "other"
+    client, sleeps = make()
+    with pytest.raises(ThingSpaceError) as caught:
+        client.start_callbacks(ACCOUNT)
+    assert fake.count("POST", LOGIN) == 1 and sleeps == []
+    assert "not retried, because five consecutive failed logins lock the account" in caught.value.message
+    assert caught.value.status == 400 and caught.value.error_code == "REQUEST_FAILED.UnexpectedError"
+
+
+def test_wrong_client_secret_names_the_options(fake):
+    fake.script("POST", TOKEN, (401, {"error": "invalid_client", "error_description": "Client Authentication failed."}))
+    client, _ = make()
+    with pytest.raises(ThingSpaceError, match=r"HTTP 401 invalid_client: Client Authentication failed.; check client_id and client_secret"):
+        client.start_callbacks(ACCOUNT)
+    assert fake.count("POST", LOGIN) == 0
+
+
+def test_pre_issued_tokens_are_used_without_login(fake):
+    fake.access_tokens.add("A")
+    fake.sessions.add("S")
+    client, _ = make(creds=Credentials(None, None, None, None, "A", "S"))
+    assert client.start_callbacks(ACCOUNT)
+    assert fake.count("POST", TOKEN) == 0 and fake.count("POST", LOGIN) == 0
+
+
+def test_expired_pre_issued_session_without_password_says_what_to_set(fake):
+    fake.access_tokens.add("A")
+    client, _ = make(creds=Credentials(None, None, None, None, "A", "S"))
+    with pytest.raises(ThingSpaceError, match="no username/password is set to log in again"):
+        client.start_callbacks(ACCOUNT)
+
+
+def test_reads_retry_5xx_honouring_retry_after(fake):
+    client, sleeps = make()
+    fake.script("PUT", r"startCallbacks", (503, None, {"Retry-After": "7"}), (502, None), dropped())
+    assert client.start_callbacks(ACCOUNT)
+    assert fake.count("PUT", "startCallbacks") == 4
+    assert sleeps[0] == 7.0 and 0.5 <= sleeps[1] <= 2.0 and 1.0 <= sleeps[2] <= 4.0
+
+
+def test_reads_give_up_after_retries(fake):
+    client, sleeps = make(retries=2)
+    fake.script("PUT", r"startCallbacks", *[(504, None)] * 3)
+    with pytest.raises(ThingSpaceError, match=r"HTTP 504.*gave up after 3 attempts"):
+        client.start_callbacks(ACCOUNT)
+    assert len(sleeps) == 2
+
+
+@pytest.mark.parametrize("answer", [(429, None, {"Retry-After": "1"}), (503, None, {"Retry-After": "2"}), refused()])
+def test_send_retries_only_what_certainly_was_not_processed(fake, answer):
+    client, sleeps = make()
+    fake.script("POST", SEND, answer)
+    assert client.send_sms(SMS)
+    assert fake.count("POST", SEND) == 2 and len(sleeps) == 1
+
+
+@pytest.mark.parametrize("answer", [(503, None), (502, None), (504, None), dropped(), requests.exceptions.ReadTimeout("slow")])
+def test_send_never_repeats_an_ambiguous_failure(fake, answer):
+    client, sleeps = make()
+    fake.script("POST", SEND, answer)
+    with pytest.raises(ThingSpaceError) as caught:
+        client.send_sms(SMS)
+    assert caught.value.ambiguous
+    assert "may have been processed" in caught.value.message
+    assert fake.count("POST", SEND) == 1 and sleeps == []
+
+
+def test_send_rejected_is_not_ambiguous(fake):
+    client, _ = make()
+    fake.script("POST", SEND, (400, {"errorCode": "REQUEST_FAILED.DeviceNotFound", "errorMessage": "Device not found"}))
+    with pytest.raises(ThingSpaceError, match=r"Failed to send SMS: HTTP 400 REQUEST_FAILED.DeviceNotFound: Device not found") as caught:
+        client.send_sms(SMS)
+    assert not caught.value.ambiguous
+
+
+def test_send_unreadable_200_is_ambiguous(fake):
+    client, _ = make()
+    fake.script("POST", SEND, (200, {"unexpected": 1}))
+    with pytest.raises(ThingSpaceError, match="Unexpected content in the send SMS answer") as caught:
+        client.send_sms(SMS)
+    assert caught.value.ambiguous
+
+
+def test_history_follows_relative_and_absolute_locations(fake):
+    fake.queue = [{"deviceIds": [{"kind": "mdn", "id": "5551234567"}], "message": "m%d" % n, "timestamp": "2016-01-01T12:29:49-08:00"}
+                  for n in range(150)]
+    client, _ = make()
+    messages, next_path = client.sms_history(ACCOUNT)
+    assert len(messages) == 100 and next_path == "/sms/%s/history?next=100" % ACCOUNT
+    messages, next_path = client.sms_history(ACCOUNT, next_path)
+    assert [m.message for m in messages] == ["m%d" % n for n in range(100, 150)] and next_path is None
+    fake.script("GET", "history", (202, {"messages": [], "hasMoreData": True}, {"Location": "https://elsewhere.example/api/m2m/v1/sms/x/history?next=5"}))
+    assert client.sms_history(ACCOUNT) == ([], "/sms/x/history?next=5")
+
+
+def test_device_list_pages(fake):
+    client, _ = make()
+    devices = list(client.iter_devices(DeviceListRequest(account_name=ACCOUNT)))
+    assert len(devices) == 7 and fake.count("POST", "devices/actions/list") == 3
+    assert [call[2].get("lastSeenDeviceId") for call in fake.calls if "actions/list" in call[1]] == [None, "3", "6"]
+
+
+def test_callbacks_list_register_delete(fake):
+    client, _ = make()
+    assert client.list_callbacks(ACCOUNT) == []
+    client.register_callback(ACCOUNT, "SMSDeliveryConfirmation", "https://l.example:9001/x", "u", "p")
+    [listener] = client.list_callbacks(ACCOUNT)
+    assert (listener.service_name, listener.url, listener.username) == ("SMSDeliveryConfirmation", "https://l.example:9001/x", "u")
+    client.delete_callback(ACCOUNT, "SMSDeliveryConfirmation")
+    assert client.list_callbacks(ACCOUNT) == []
+    assert any(path == "/api/m2m/v1/callbacks/%s/name/SMSDeliveryConfirmation" % ACCOUNT for _, path, _ in fake.calls)
+
+
+def test_gateway_fault_is_mapped(fake):
+    fake.access_tokens.add("A")
+    client, _ = make(creds=Credentials(None, None, "user", "pass", "A", None))
+    fake.script("GET", "callbacks", (401, {"fault": {"code": "900902", "message": "Missing Credentials"}}))
+    with pytest.raises(ThingSpaceError) as caught:
+        client.list_callbacks(ACCOUNT)
+    assert (caught.value.status, caught.value.error_code, caught.value.error_message) == (401, "900902", "Missing Credentials")

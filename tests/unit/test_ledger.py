@@ -1,0 +1,92 @@
+"""Ledger: claims per mode, settle/release, read-only check mode, file permissions, concurrent claims."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+
+SCOPE, KEY = "http://127.0.0.1:9|0000123456-00001", "wave1"
+
+
+def test_claim_settle_and_skip(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    claim, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2"])
+    assert claimed == ["mdn:1", "mdn:2"]
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending", "mdn:2": "pending"}
+    ledger.settle(claim, "sent", "req-1")
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "sent"}
+    _, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:3"])
+    assert claimed == ["mdn:3"]
+    assert ledger.states(SCOPE, "other-key") == {}
+    assert ledger.states("other-scope", KEY) == {}
+
+
+def test_release_forgets_and_unknown_is_kept(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    claim, _ = ledger.claim(SCOPE, KEY, ["mdn:1"])
+    ledger.release(claim)
+    assert ledger.states(SCOPE, KEY) == {}
+    claim, _ = ledger.claim(SCOPE, KEY, ["mdn:1"])
+    ledger.settle(claim, "unknown")
+    assert ledger.claim(SCOPE, KEY, ["mdn:1"])[1] == []
+
+
+def test_modes_take_over_unconfirmed_or_all(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    sent, _ = ledger.claim(SCOPE, KEY, ["mdn:1"])
+    ledger.settle(sent, "sent", "r1")
+    unknown, _ = ledger.claim(SCOPE, KEY, ["mdn:2"])
+    ledger.settle(unknown, "unknown")
+    ledger.claim(SCOPE, KEY, ["mdn:3"])  # left pending, as by a killed run
+    assert ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"], mode="new")[1] == []
+    assert ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"], mode="unconfirmed")[1] == ["mdn:2", "mdn:3"]
+    claim, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"], mode="all")
+    assert claimed == ["mdn:1", "mdn:2", "mdn:3"]
+    ledger.settle(claim, "sent", "r2")
+    assert set(ledger.states(SCOPE, KEY).values()) == {"sent"}
+
+
+def test_read_only_never_creates_the_file(tmp_path):
+    path = tmp_path / "sub" / "l.sqlite3"
+    ledger = Ledger(str(path), read_only=True)
+    assert ledger.states(SCOPE, KEY) == {}
+    assert ledger.has_started(SCOPE) is False
+    ledger.close()
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_files_are_private(tmp_path):
+    path = tmp_path / "state" / "l.sqlite3"
+    Ledger(str(path)).close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+
+
+def test_record_start_is_true_once(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    assert ledger.record_start(SCOPE) is True
+    assert ledger.record_start(SCOPE) is False
+    assert ledger.has_started(SCOPE) is True
+
+
+def _claim_in_process(path, targets, queue):
+    ledger = Ledger(path)
+    queue.put(ledger.claim(SCOPE, KEY, targets)[1])
+
+
+def test_concurrent_claims_never_share_a_target(tmp_path):
+    path = str(tmp_path / "l.sqlite3")
+    Ledger(path).close()
+    targets = ["mdn:%010d" % n for n in range(5000)]
+    queue = multiprocessing.Queue()
+    workers = [multiprocessing.Process(target=_claim_in_process, args=(path, targets, queue)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join()
+    claimed = [t for result in results for t in result]
+    assert sorted(claimed) == sorted(targets)

@@ -1,0 +1,111 @@
+"""SMS rules: GSM-7 septets with the extension table, byte limits of the 8-bit encodings, identifiers, custom fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.thingspace.m2m.plugins.module_utils import sms
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Can you hear me now?", 20),
+        ("@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà", 42),
+        ("{}", 4),
+        ("€10 [x] ~ \\ | ^", 15 + 7),
+        ("line1\nline2\r", 12),
+    ],
+)
+def test_septets_count_extension_characters_twice(message, expected):
+    assert sms.septets(message) == expected
+
+
+def test_7bit_limit_is_160_septets():
+    assert sms.message_size("a" * 160, "7-bit") == (160, 160, "septets")
+    assert sms.message_size("{" * 80, "7-bit") == (160, 160, "septets")
+    with pytest.raises(ValueError, match=r"message: 161 septets is over the 160-septet limit of data_encoding 7-bit.*two septets"):
+        sms.message_size("a" * 159 + "€", "7-bit")
+
+
+def test_7bit_names_characters_outside_gsm7_and_suggests_utf8():
+    with pytest.raises(ValueError) as caught:
+        sms.message_size("Température ✓ 😀", "7-bit")
+    text = str(caught.value)
+    assert "'✓'" in text and "'😀'" in text and "'T'" not in text
+    assert "8-bit-UTF-8" in text
+
+
+@pytest.mark.parametrize("encoding", ["8-bit-UTF-8", "8-bit-DATA"])
+def test_8bit_limits_count_utf8_bytes(encoding):
+    assert sms.message_size("é" * 70, encoding) == (140, 140, "bytes")
+    with pytest.raises(ValueError, match=r"message: 141 bytes is over the 140-byte limit of data_encoding " + encoding):
+        sms.message_size("é" * 70 + "a", encoding)
+
+
+def test_8bit_ascii_refuses_non_ascii():
+    assert sms.message_size("x" * 140, "8-bit-ASCII") == (140, 140, "bytes")
+    with pytest.raises(ValueError, match=r"outside ASCII.*'é'"):
+        sms.message_size("café", "8-bit-ASCII")
+
+
+def test_empty_message_and_unknown_encoding():
+    with pytest.raises(ValueError, match="message: must not be empty"):
+        sms.message_size("", "7-bit")
+    with pytest.raises(ValueError, match="data_encoding: '16-bit' is not one of"):
+        sms.message_size("hi", "16-bit")
+
+
+@pytest.mark.parametrize(
+    ("kind", "ident"),
+    [
+        ("iccid", "89148000000800139708"),
+        ("ICCID", "891480000008001397"),
+        ("imei", "990000862471854"),
+        ("imei", "9900008624718541"),
+        ("mdn", "5551234567"),
+        ("msisdn", "15551234567"),
+        ("meid", "A10000009296F2"),
+        ("esn", "09623489171"),
+        ("esn", "8F3A21B0"),
+        ("imsi", "310410123456789"),
+        ("eid", "8" * 32),
+    ],
+)
+def test_valid_identifiers(kind, ident):
+    assert sms.normalize_device({"kind": kind, "id": ident}) == (kind.lower(), ident)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ({"kind": "phone", "id": "5551234567"}, r"devices.kind: 'phone' is not a device kind; use one of eid, esn, iccid"),
+        ({"kind": "mdn", "id": "555123456"}, r"devices.id: '555123456' is not a valid mdn: expected 10 decimal digits"),
+        ({"kind": "iccid", "id": "8914800000080013970A"}, r"not a valid iccid: expected 18 to 20 decimal digits"),
+        ({"kind": "imei", "id": "12345"}, r"not a valid imei: expected 15 or 16 decimal digits"),
+        ({"kind": "meid", "id": "A10000009296G2"}, r"not a valid meid: expected 14 hexadecimal digits"),
+        ({"kind": "msisdn", "id": "5551234567"}, r"not a valid msisdn: expected 11 to 15 decimal digits"),
+        ({"kind": "mdn"}, r"each entry needs both 'kind' and 'id'"),
+    ],
+)
+def test_invalid_identifiers_name_field_and_rule(device, message):
+    with pytest.raises(ValueError, match=message):
+        sms.normalize_device(device)
+
+
+def test_device_list_is_deduplicated_in_order_and_names_the_index():
+    devices = [{"kind": "MDN", "id": "5551234567"}, {"kind": "iccid", "id": "89148000000800139708"}, {"kind": "mdn", "id": "5551234567"}]
+    assert sms.normalize_devices(devices) == [("mdn", "5551234567"), ("iccid", "89148000000800139708")]
+    with pytest.raises(ValueError, match=r"devices\[1\].id"):
+        sms.normalize_devices([devices[0], {"kind": "mdn", "id": "1"}])
+
+
+def test_custom_fields():
+    assert sms.check_custom_fields({"CustomField1": "West", "CustomField5": 7}) == [
+        {"key": "CustomField1", "value": "West"},
+        {"key": "CustomField5", "value": "7"},
+    ]
+    with pytest.raises(ValueError, match=r"custom_fields: 'CustomField6' is not a custom field name; use CustomField1, .*CustomField5"):
+        sms.check_custom_fields({"CustomField6": "x"})
+    with pytest.raises(ValueError, match=r"custom_fields.CustomField2: the value must not be empty"):
+        sms.check_custom_fields({"CustomField2": ""})
