@@ -188,7 +188,8 @@ class Authenticator:
             headers={"Accept": "application/json"},
         )
         if response.status_code != 200:
-            raise ThingSpaceError.from_response(response, "get an OAuth access token with client_id %r" % creds.client_id, hint="check client_id and client_secret")
+            action = "get an OAuth access token with client_id %r" % creds.client_id
+            raise ThingSpaceError.from_response(response, action, hint="check client_id and client_secret")
         token = parse(OAuthToken, response, "the OAuth token answer")
         self.access_token, self.access_expires = token.access_token, self._clock() + token.expires_in
         entry.update(access_token=self.access_token, access_expires=self.access_expires)
@@ -219,4 +220,3 @@ class Authenticator:
         session = parse(SessionToken, response, "the login answer").session_token
         entry["session_token"] = session
         return session
-

@@ -26,7 +26,7 @@ SendPlan = namedtuple("SendPlan", "account devices filters message encoding size
 def plan_send(params):
     """Check the inputs of a send (no request is made); a ThingSpaceError names the field and the rule."""
     try:
-        size = message_size(params["message"], params["data_encoding"])
+        size = message_size(params["sms_message"], params["data_encoding"])
         devices = params["devices"]
         if devices is not None:
             if not devices:
@@ -46,8 +46,8 @@ def plan_send(params):
     except ValueError as exc:
         raise ThingSpaceError(str(exc))
     account = params["account_name"]
-    key = params["idempotency_key"] or derive_key(account, filters, params["message"], params["data_encoding"])
-    return SendPlan(account, devices, filters, params["message"], params["data_encoding"], size, key)
+    key = params["idempotency_key"] or derive_key(account, filters, params["sms_message"], params["data_encoding"])
+    return SendPlan(account, devices, filters, params["sms_message"], params["data_encoding"], size, key)
 
 
 def derive_key(account, filters, message, encoding):

@@ -52,7 +52,7 @@ def septets(message):
     if outside:
         shown = ", ".join(repr(c) for c in outside)
         raise ValueError(
-            "message: characters outside the GSM-7 alphabet cannot be sent with data_encoding 7-bit: %s; "
+            "sms_message: characters outside the GSM-7 alphabet cannot be sent with data_encoding 7-bit: %s; "
             "use data_encoding 8-bit-UTF-8 (140 bytes) or remove them" % shown
         )
     return count
@@ -63,7 +63,7 @@ def message_size(message, encoding):
     if encoding not in ENCODINGS:
         raise ValueError("data_encoding: %r is not one of %s" % (encoding, ", ".join(ENCODINGS)))
     if not message:
-        raise ValueError("message: must not be empty")
+        raise ValueError("sms_message: must not be empty")
     if encoding == "7-bit":
         used, limit, unit = septets(message), SEPTET_LIMIT, "septets"
     else:
@@ -71,14 +71,14 @@ def message_size(message, encoding):
             outside = sorted({c for c in message if ord(c) > 127})
             if outside:
                 raise ValueError(
-                    "message: characters outside ASCII cannot be sent with data_encoding 8-bit-ASCII: %s; "
+                    "sms_message: characters outside ASCII cannot be sent with data_encoding 8-bit-ASCII: %s; "
                     "use data_encoding 8-bit-UTF-8" % ", ".join(repr(c) for c in outside)
                 )
         used, limit, unit = len(message.encode("utf-8")), BYTE_LIMIT, "bytes"
     if used > limit:
         extra = " (characters of the GSM-7 extension table such as { } [ ] ~ \\ | ^ € take two septets)" if unit == "septets" else ""
         raise ValueError(
-            "message: %d %s is over the %d-%s limit of data_encoding %s%s; messages are not concatenated"
+            "sms_message: %d %s is over the %d-%s limit of data_encoding %s%s; messages are not concatenated"
             % (used, unit, limit, unit[:-1], encoding, extra)
         )
     return used, limit, unit

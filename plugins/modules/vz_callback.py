@@ -12,7 +12,7 @@ description:
     C(GET), C(POST) and C(DELETE /api/m2m/v1/callbacks/{accountName}).
   - Idempotent. The registration is compared with the listed one and changed only when it differs.
 author:
-  - thingspace.m2m maintainers
+  - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.auth
   - thingspace.m2m.attributes

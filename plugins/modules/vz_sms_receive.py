@@ -14,7 +14,7 @@ description:
     once it is returned. The messages this module returns are therefore consumed; a later run does not get them again.
   - Messages may arrive out of order.
 author:
-  - thingspace.m2m maintainers
+  - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.auth
   - thingspace.m2m.attributes

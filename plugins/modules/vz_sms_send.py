@@ -19,7 +19,7 @@ description:
   - Check mode previews the send (which and how many devices, in how many batches) without sending.
     With filters it resolves the selection through the read-only device list API.
 author:
-  - thingspace.m2m maintainers
+  - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.auth
   - thingspace.m2m.ledger
@@ -68,11 +68,11 @@ options:
       - Send to the devices whose custom fields have these values. Keys are V(CustomField1) to V(CustomField5);
         values match exactly, ignoring case, without wildcards.
     type: dict
-  message:
+  sms_message:
     description:
-      - The SMS text. At most 160 GSM-7 septets with V(7-bit) (characters of the extension table such as
-        C({ } [ ] ~ \\ | ^ €) count two), or 140 bytes with the 8-bit encodings. Longer messages are refused,
-        not concatenated.
+      - The SMS text (the API's C(smsMessage); the name C(message) is reserved by Ansible).
+      - At most 160 GSM-7 septets with V(7-bit) (characters of the extension table such as C({ } [ ] ~ \\ | ^ €)
+        count two), or 140 bytes with the 8-bit encodings. Longer messages are refused, not concatenated.
     type: str
     required: true
   data_encoding:
@@ -86,7 +86,7 @@ options:
     description:
       - Name of this send in the ledger. Devices already sent under the key are skipped.
       - By default derived from O(account_name), the filters (for a device list, only the fact that it is one),
-        O(message) and O(data_encoding); set it to name a rollout wave, for example V(wave3-provisioning-v1).
+        O(sms_message) and O(data_encoding); set it to name a rollout wave, for example V(wave3-provisioning-v1).
     type: str
   force:
     description:
@@ -127,14 +127,14 @@ EXAMPLES = r"""
       - {kind: iccid, id: "89148000000800000001"}
       - {kind: mdn, id: "5550000002"}
       - {kind: imei, id: "990000000000003"}
-    message: "APN=iot.example;MODE=2"
+    sms_message: "APN=iot.example;MODE=2"
     idempotency_key: wave1-provisioning-v1
 
 - name: Preview who a group send would reach, without sending
   thingspace.m2m.vz_sms_send:
     account_name: "0000123456-00001"
     group_name: west-sensors
-    message: "FW=2.4.1 REBOOT"
+    sms_message: "FW=2.4.1 REBOOT"
   check_mode: true
   register: preview
 
@@ -144,7 +144,7 @@ EXAMPLES = r"""
     service_plan: m2m-basic
     custom_fields:
       CustomField1: rollout-3
-    message: "Réglage: intervalle 15 min"
+    sms_message: "Réglage: intervalle 15 min"
     data_encoding: 8-bit-UTF-8
     max_devices: 500
 
@@ -161,7 +161,7 @@ EXAMPLES = r"""
       thingspace.m2m.vz_sms_send:
         account_name: "0000123456-00001"
         devices: "{{ wave_devices }}"
-        message: "PING"
+        sms_message: "PING"
 """
 
 RETURN = r"""
@@ -269,7 +269,7 @@ def main():
         group_name=dict(type="str"),
         service_plan=dict(type="str"),
         custom_fields=dict(type="dict"),
-        message=dict(type="str", required=True),
+        sms_message=dict(type="str", required=True),
         data_encoding=dict(type="str", choices=list(ENCODINGS), default="7-bit"),
         idempotency_key=dict(type="str", no_log=False),
         force=dict(type="bool", default=False),

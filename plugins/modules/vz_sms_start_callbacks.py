@@ -15,7 +15,7 @@ description:
     tell whether callbacks were already started, so RV(ignore:changed) is true when the registration changed or
     when this is the first start the ledger records for the account.
 author:
-  - thingspace.m2m maintainers
+  - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.auth
   - thingspace.m2m.ledger

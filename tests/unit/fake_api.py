@@ -50,7 +50,7 @@ class FakeThingSpace(requests.adapters.BaseAdapter):
         self.scripted.append([method, re.compile(path), list(answers)])
 
     def count(self, method, path):
-        return sum(1 for m, p, _ in self.calls if m == method and re.search(path, p))
+        return sum(1 for call in self.calls if call[0] == method and re.search(path, call[1]))
 
     def send(self, request, **kwargs):
         url = urlsplit(request.url)

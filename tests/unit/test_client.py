@@ -37,7 +37,7 @@ def dropped():
 
 
 def test_logs_in_once_and_sends_both_tokens(fake):
-    client, _ = make()
+    client = make()[0]
     assert client.send_sms(SMS)
     assert client.send_sms(SMS)
     assert fake.count("POST", TOKEN) == 1 and fake.count("POST", LOGIN) == 1
@@ -48,8 +48,8 @@ def test_logs_in_once_and_sends_both_tokens(fake):
 
 def test_token_cache_shares_tokens_between_clients_and_is_private(fake, tmp_path):
     cache = TokenCache(str(tmp_path / "state" / "tokens.json"))
-    for _ in range(3):
-        client, _ = make(cache)
+    for _attempt in range(3):
+        client = make(cache)[0]
         client.start_callbacks(ACCOUNT)
     assert fake.count("POST", TOKEN) == 1 and fake.count("POST", LOGIN) == 1
     assert stat.S_IMODE(os.stat(cache.path).st_mode) == 0o600
@@ -58,7 +58,7 @@ def test_token_cache_shares_tokens_between_clients_and_is_private(fake, tmp_path
 
 
 def test_expired_session_logs_in_again_once_and_repeats(fake):
-    client, _ = make()
+    client = make()[0]
     client.start_callbacks(ACCOUNT)
     fake.sessions.clear()
     assert client.send_sms(SMS)
@@ -66,7 +66,7 @@ def test_expired_session_logs_in_again_once_and_repeats(fake):
 
 
 def test_session_still_rejected_after_relogin_fails(fake):
-    client, _ = make()
+    client = make()[0]
     fake.script("POST", SEND, *[(400, {"errorCode": "UnifiedWebService.REQUEST_FAILED.SessionToken.Expired"})] * 2)
     with pytest.raises(ThingSpaceError) as caught:
         client.send_sms(SMS)
@@ -75,7 +75,7 @@ def test_session_still_rejected_after_relogin_fails(fake):
 
 
 def test_expired_bearer_is_renewed_once(fake):
-    client, _ = make()
+    client = make()[0]
     client.start_callbacks(ACCOUNT)
     fake.access_tokens.clear()
     assert client.start_callbacks(ACCOUNT)
@@ -94,7 +94,7 @@ def test_failed_login_is_never_retried(fake):
 
 def test_wrong_client_secret_names_the_options(fake):
     fake.script("POST", TOKEN, (401, {"error": "invalid_client", "error_description": "Client Authentication failed."}))
-    client, _ = make()
+    client = make()[0]
     with pytest.raises(ThingSpaceError, match=r"HTTP 401 invalid_client: Client Authentication failed.; check client_id and client_secret"):
         client.start_callbacks(ACCOUNT)
     assert fake.count("POST", LOGIN) == 0
@@ -103,14 +103,14 @@ def test_wrong_client_secret_names_the_options(fake):
 def test_pre_issued_tokens_are_used_without_login(fake):
     fake.access_tokens.add("A")
     fake.sessions.add("S")
-    client, _ = make(creds=Credentials(None, None, None, None, "A", "S"))
+    client = make(creds=Credentials(None, None, None, None, "A", "S"))[0]
     assert client.start_callbacks(ACCOUNT)
     assert fake.count("POST", TOKEN) == 0 and fake.count("POST", LOGIN) == 0
 
 
 def test_expired_pre_issued_session_without_password_says_what_to_set(fake):
     fake.access_tokens.add("A")
-    client, _ = make(creds=Credentials(None, None, None, None, "A", "S"))
+    client = make(creds=Credentials(None, None, None, None, "A", "S"))[0]
     with pytest.raises(ThingSpaceError, match="no username/password is set to log in again"):
         client.start_callbacks(ACCOUNT)
 
@@ -151,7 +151,7 @@ def test_send_never_repeats_an_ambiguous_failure(fake, answer):
 
 
 def test_send_rejected_is_not_ambiguous(fake):
-    client, _ = make()
+    client = make()[0]
     fake.script("POST", SEND, (400, {"errorCode": "REQUEST_FAILED.DeviceNotFound", "errorMessage": "Device not found"}))
     with pytest.raises(ThingSpaceError, match=r"Failed to send SMS: HTTP 400 REQUEST_FAILED.DeviceNotFound: Device not found") as caught:
         client.send_sms(SMS)
@@ -159,7 +159,7 @@ def test_send_rejected_is_not_ambiguous(fake):
 
 
 def test_send_unreadable_200_is_ambiguous(fake):
-    client, _ = make()
+    client = make()[0]
     fake.script("POST", SEND, (200, {"unexpected": 1}))
     with pytest.raises(ThingSpaceError, match="Unexpected content in the send SMS answer") as caught:
         client.send_sms(SMS)
@@ -169,7 +169,7 @@ def test_send_unreadable_200_is_ambiguous(fake):
 def test_history_follows_relative_and_absolute_locations(fake):
     fake.queue = [{"deviceIds": [{"kind": "mdn", "id": "5551234567"}], "message": "m%d" % n, "timestamp": "2016-01-01T12:29:49-08:00"}
                   for n in range(150)]
-    client, _ = make()
+    client = make()[0]
     messages, next_path = client.sms_history(ACCOUNT)
     assert len(messages) == 100 and next_path == "/sms/%s/history?next=100" % ACCOUNT
     messages, next_path = client.sms_history(ACCOUNT, next_path)
@@ -179,26 +179,26 @@ def test_history_follows_relative_and_absolute_locations(fake):
 
 
 def test_device_list_pages(fake):
-    client, _ = make()
+    client = make()[0]
     devices = list(client.iter_devices(DeviceListRequest(account_name=ACCOUNT)))
     assert len(devices) == 7 and fake.count("POST", "devices/actions/list") == 3
     assert [call[2].get("lastSeenDeviceId") for call in fake.calls if "actions/list" in call[1]] == [None, "3", "6"]
 
 
 def test_callbacks_list_register_delete(fake):
-    client, _ = make()
+    client = make()[0]
     assert client.list_callbacks(ACCOUNT) == []
     client.register_callback(ACCOUNT, "SMSDeliveryConfirmation", "https://l.example:9001/x", "u", "p")
     [listener] = client.list_callbacks(ACCOUNT)
     assert (listener.service_name, listener.url, listener.username) == ("SMSDeliveryConfirmation", "https://l.example:9001/x", "u")
     client.delete_callback(ACCOUNT, "SMSDeliveryConfirmation")
     assert client.list_callbacks(ACCOUNT) == []
-    assert any(path == "/api/m2m/v1/callbacks/%s/name/SMSDeliveryConfirmation" % ACCOUNT for _, path, _ in fake.calls)
+    assert any(path == "/api/m2m/v1/callbacks/%s/name/SMSDeliveryConfirmation" % ACCOUNT for _method, path, _body in fake.calls)
 
 
 def test_gateway_fault_is_mapped(fake):
     fake.access_tokens.add("A")
-    client, _ = make(creds=Credentials(None, None, "user", "pass", "A", None))
+    client = make(creds=Credentials(None, None, "user", "pass", "A", None))[0]
     fake.script("GET", "callbacks", (401, {"fault": {"code": "900902", "message": "Missing Credentials"}}))
     with pytest.raises(ThingSpaceError) as caught:
         client.list_callbacks(ACCOUNT)

@@ -18,7 +18,7 @@ def test_claim_settle_and_skip(tmp_path):
     assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending", "mdn:2": "pending"}
     ledger.settle(claim, "sent", "req-1")
     assert ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "sent"}
-    _, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:3"])
+    claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:3"])[1]
     assert claimed == ["mdn:3"]
     assert ledger.states(SCOPE, "other-key") == {}
     assert ledger.states("other-scope", KEY) == {}
@@ -26,19 +26,19 @@ def test_claim_settle_and_skip(tmp_path):
 
 def test_release_forgets_and_unknown_is_kept(tmp_path):
     ledger = Ledger(str(tmp_path / "l.sqlite3"))
-    claim, _ = ledger.claim(SCOPE, KEY, ["mdn:1"])
+    claim = ledger.claim(SCOPE, KEY, ["mdn:1"])[0]
     ledger.release(claim)
     assert ledger.states(SCOPE, KEY) == {}
-    claim, _ = ledger.claim(SCOPE, KEY, ["mdn:1"])
+    claim = ledger.claim(SCOPE, KEY, ["mdn:1"])[0]
     ledger.settle(claim, "unknown")
     assert ledger.claim(SCOPE, KEY, ["mdn:1"])[1] == []
 
 
 def test_modes_take_over_unconfirmed_or_all(tmp_path):
     ledger = Ledger(str(tmp_path / "l.sqlite3"))
-    sent, _ = ledger.claim(SCOPE, KEY, ["mdn:1"])
+    sent = ledger.claim(SCOPE, KEY, ["mdn:1"])[0]
     ledger.settle(sent, "sent", "r1")
-    unknown, _ = ledger.claim(SCOPE, KEY, ["mdn:2"])
+    unknown = ledger.claim(SCOPE, KEY, ["mdn:2"])[0]
     ledger.settle(unknown, "unknown")
     ledger.claim(SCOPE, KEY, ["mdn:3"])  # left pending, as by a killed run
     assert ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"], mode="new")[1] == []
@@ -82,10 +82,10 @@ def test_concurrent_claims_never_share_a_target(tmp_path):
     Ledger(path).close()
     targets = ["mdn:%010d" % n for n in range(5000)]
     queue = multiprocessing.Queue()
-    workers = [multiprocessing.Process(target=_claim_in_process, args=(path, targets, queue)) for _ in range(4)]
+    workers = [multiprocessing.Process(target=_claim_in_process, args=(path, targets, queue)) for _worker in range(4)]
     for worker in workers:
         worker.start()
-    results = [queue.get(timeout=60) for _ in workers]
+    results = [queue.get(timeout=60) for _worker in workers]
     for worker in workers:
         worker.join()
     claimed = [t for result in results for t in result]

@@ -23,35 +23,35 @@ def sms_bodies(fake):
 
 
 def test_send_devices_then_rerun_sends_nothing(fake, run_module):
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, message="hello")
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, sms_message="hello")
     assert not failed and result["changed"]
     assert result["devices_sent"] == 5 and result["devices_skipped"] == 0 and len(result["request_ids"]) == 1
     assert result["message_size"] == {"used": 5, "limit": 160, "unit": "septets"}
     [body] = sms_bodies(fake)
     assert body["accountName"] == ACCOUNT and body["dataEncoding"] == "7-bit" and len(body["deviceIds"]) == 5
 
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, message="hello")
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, sms_message="hello")
     assert not failed and not result["changed"]
     assert result["devices_sent"] == 0 and result["devices_skipped"] == 5 and result["request_ids"] == []
     assert len(sms_bodies(fake)) == 1
 
 
 def test_added_devices_get_the_message_once(fake, run_module):
-    run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES[:3], message="hello")
-    result, _ = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, message="hello")
+    run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES[:3], sms_message="hello")
+    result = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, sms_message="hello")[0]
     assert result["changed"] and result["devices_sent"] == 2 and result["devices_skipped"] == 3
     assert [d["id"] for d in sms_bodies(fake)[1]["deviceIds"]] == ["5550000004", "5550000005"]
 
 
 def test_force_and_another_message_send_again(fake, run_module):
-    run_module(vz_sms_send.main, devices=DEVICES, message="hello")
-    assert run_module(vz_sms_send.main, devices=DEVICES, message="hello", force=True)[0]["devices_sent"] == 5
-    assert run_module(vz_sms_send.main, devices=DEVICES, message="hello again")[0]["devices_sent"] == 5
+    run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    assert run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", force=True)[0]["devices_sent"] == 5
+    assert run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello again")[0]["devices_sent"] == 5
     assert len(sms_bodies(fake)) == 3
 
 
 def test_check_mode_previews_without_sending_or_logging_in(fake, run_module, state_dir):
-    result, failed = run_module(vz_sms_send.main, check_mode=True, devices=DEVICES, message="hello", batch_size=2)
+    result, failed = run_module(vz_sms_send.main, check_mode=True, devices=DEVICES, sms_message="hello", batch_size=2)
     assert not failed and result["changed"] and result["devices_sent"] == 5
     assert [b["devices"] for b in result["batches"]] == [2, 2, 1] and {b["status"] for b in result["batches"]} == {"would_send"}
     assert result["devices_preview"][0] == {"kind": "mdn", "id": "5550000001"}
@@ -59,68 +59,68 @@ def test_check_mode_previews_without_sending_or_logging_in(fake, run_module, sta
 
 
 def test_check_mode_after_send_reports_no_change(fake, run_module):
-    run_module(vz_sms_send.main, devices=DEVICES, message="hello")
-    result, _ = run_module(vz_sms_send.main, check_mode=True, devices=DEVICES, message="hello")
+    run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    result = run_module(vz_sms_send.main, check_mode=True, devices=DEVICES, sms_message="hello")[0]
     assert not result["changed"] and result["devices_sent"] == 0 and result["devices_skipped"] == 5
 
 
 def test_batches_of_at_most_batch_size(fake, run_module):
-    result, _ = run_module(vz_sms_send.main, devices=DEVICES, message="hello", batch_size=2)
+    result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=2)[0]
     assert [len(b["deviceIds"]) for b in sms_bodies(fake)] == [2, 2, 1]
     assert len(result["request_ids"]) == 3 and [b["status"] for b in result["batches"]] == ["sent"] * 3
 
 
 def test_filters_send_once_and_check_mode_resolves_the_selection(fake, run_module):
-    result, _ = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, group_name="west", message="hello")
+    result = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, group_name="west", sms_message="hello")[0]
     assert result["changed"] and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(result["devices_preview"]) == 4
     assert sms_bodies(fake) == []
-    result, _ = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", custom_fields={"CustomField1": "A"}, message="hello")
+    result = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", custom_fields={"CustomField1": "A"}, sms_message="hello")[0]
     assert result["changed"] and result["devices_sent"] is None and len(result["request_ids"]) == 1
     assert sms_bodies(fake)[0] == {"smsMessage": "hello", "accountName": ACCOUNT, "groupName": "west", "dataEncoding": "7-bit",
                                    "customFields": [{"key": "CustomField1", "value": "A"}]}
-    result, _ = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", custom_fields={"CustomField1": "A"}, message="hello")
+    result = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", custom_fields={"CustomField1": "A"}, sms_message="hello")[0]
     assert not result["changed"] and len(sms_bodies(fake)) == 1
 
 
 def test_max_devices_guards_filters_and_lists(fake, run_module):
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", message="hello", max_devices=3)
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=3)
     assert failed and "selection holds more than 3 devices" in result["msg"] and sms_bodies(fake) == []
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", message="hello", max_devices=4)
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=4)
     assert not failed and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(sms_bodies(fake)) == 1
     calls = len(fake.calls)
-    result, failed = run_module(vz_sms_send.main, devices=DEVICES, message="hello", max_devices=4)
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", max_devices=4)
     assert failed and "holds 5 devices, more than max_devices 4" in result["msg"] and len(fake.calls) == calls
 
 
 def test_ambiguous_batch_is_unconfirmed_and_not_resent(fake, run_module):
     fake.script("POST", SEND, (200, {"requestId": "r1"}), requests.exceptions.ConnectionError(ProtocolError("Connection aborted.")))
-    result, failed = run_module(vz_sms_send.main, devices=DEVICES, message="hello", batch_size=2)
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=2)
     assert failed and result["changed"]
     assert [b["status"] for b in result["batches"]] == ["sent", "unconfirmed"]
     assert result["devices_unconfirmed"] == DEVICES[2:4]
     assert "1 later batch(es) were not attempted" in result["msg"] and "resend_unconfirmed" in result["msg"]
 
-    result, failed = run_module(vz_sms_send.main, devices=DEVICES, message="hello", batch_size=2)
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=2)
     assert not failed and result["devices_sent"] == 1 and result["devices_unconfirmed"] == DEVICES[2:4]
     assert [d["id"] for d in sms_bodies(fake)[-1]["deviceIds"]] == ["5550000005"]
 
-    result, _ = run_module(vz_sms_send.main, devices=DEVICES, message="hello", resend_unconfirmed=True)
+    result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", resend_unconfirmed=True)[0]
     assert result["devices_sent"] == 2 and [d["id"] for d in sms_bodies(fake)[-1]["deviceIds"]] == ["5550000003", "5550000004"]
-    result, _ = run_module(vz_sms_send.main, devices=DEVICES, message="hello")
+    result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")[0]
     assert not result["changed"] and result["devices_unconfirmed"] == []
 
 
 def test_rejected_batch_is_released_and_sent_by_a_rerun(fake, run_module):
     fake.script("POST", SEND, (400, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "try later"}))
-    result, failed = run_module(vz_sms_send.main, devices=DEVICES, message="hello")
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
     assert failed and not result["changed"] and result["batches"][0]["status"] == "failed"
     assert "nothing of it was sent" in result["msg"] and "REQUEST_FAILED.UnexpectedError" in result["msg"]
-    result, failed = run_module(vz_sms_send.main, devices=DEVICES, message="hello")
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
     assert not failed and result["devices_sent"] == 5
 
 
 def test_secrets_are_not_returned(fake, run_module):
-    result, _ = run_module(vz_sms_send.main, devices=DEVICES, message="hello")
+    result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")[0]
     text = repr(result)
     assert "csecret" not in text and "pass" not in text.replace("password", "")
 
@@ -128,10 +128,10 @@ def test_secrets_are_not_returned(fake, run_module):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"message": ""}, "message: must not be empty"),
-        ({"message": "x" * 161}, "message: 161 septets is over the 160-septet limit"),
-        ({"message": "é" * 71, "data_encoding": "8-bit-UTF-8"}, "message: 142 bytes is over the 140-byte limit"),
-        ({"message": "✓ done"}, "characters outside the GSM-7 alphabet cannot be sent with data_encoding 7-bit: '✓'; use data_encoding 8-bit-UTF-8"),
+        ({"sms_message": ""}, "sms_message: must not be empty"),
+        ({"sms_message": "x" * 161}, "sms_message: 161 septets is over the 160-septet limit"),
+        ({"sms_message": "é" * 71, "data_encoding": "8-bit-UTF-8"}, "sms_message: 142 bytes is over the 140-byte limit"),
+        ({"sms_message": "✓ done"}, "characters outside the GSM-7 alphabet cannot be sent with data_encoding 7-bit: '✓'; use data_encoding 8-bit-UTF-8"),
         ({"devices": [{"kind": "phone", "id": "5551234567"}]}, "devices[0].kind: 'phone' is not a device kind"),
         ({"devices": [{"kind": "mdn", "id": "55512"}]}, "devices[0].id: '55512' is not a valid mdn: expected 10 decimal digits"),
         ({"devices": []}, "devices: the list is empty"),
@@ -145,7 +145,7 @@ def test_secrets_are_not_returned(fake, run_module):
     ],
 )
 def test_send_bad_input_fails_before_any_request(fake, run_module, args, message):
-    params = dict({"devices": DEVICES, "message": "hello"}, **args)
+    params = dict({"devices": DEVICES, "sms_message": "hello"}, **args)
     result, failed = run_module(vz_sms_send.main, **params)
     assert failed and message in result["msg"]
     assert fake.calls == []
@@ -153,7 +153,7 @@ def test_send_bad_input_fails_before_any_request(fake, run_module, args, message
 
 def test_credentials_from_environment(fake, run_module, monkeypatch):
     monkeypatch.setenv("THINGSPACE_CLIENT_SECRET", "csecret")
-    result, failed = run_module(vz_sms_send.main, devices=DEVICES, message="hello", client_secret=None)
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", client_secret=None)
     assert not failed and result["devices_sent"] == 5
 
 
@@ -162,18 +162,18 @@ def test_credentials_from_environment(fake, run_module, monkeypatch):
 
 def test_start_callbacks_registers_then_is_idempotent(fake, run_module):
     args = dict(account_name=ACCOUNT, callback_url="https://l.example:9001/sms", callback_username="u", callback_password="p")
-    result, _ = run_module(vz_sms_start_callbacks.main, check_mode=True, **args)
+    result = run_module(vz_sms_start_callbacks.main, check_mode=True, **args)[0]
     assert result["changed"] and result["registration_changed"] and not result["started"]
     assert fake.count("POST", "callbacks") == 0 and fake.count("PUT", "startCallbacks") == 0
-    result, _ = run_module(vz_sms_start_callbacks.main, **args)
+    result = run_module(vz_sms_start_callbacks.main, **args)[0]
     assert result["changed"] and result["registration_changed"] and result["first_start"] and result["started"]
     assert result["diff"]["after"]["password"] == "********"
-    result, _ = run_module(vz_sms_start_callbacks.main, check_mode=True, **args)
+    result = run_module(vz_sms_start_callbacks.main, check_mode=True, **args)[0]
     assert not result["changed"]
-    result, _ = run_module(vz_sms_start_callbacks.main, **args)
+    result = run_module(vz_sms_start_callbacks.main, **args)[0]
     assert not result["changed"] and result["started"] and fake.count("PUT", "startCallbacks") == 2
     assert fake.count("POST", "callbacks") == 1
-    result, _ = run_module(vz_sms_start_callbacks.main, **dict(args, callback_url="https://l.example:9002/sms"))
+    result = run_module(vz_sms_start_callbacks.main, **dict(args, callback_url="https://l.example:9002/sms"))[0]
     assert result["changed"] and result["registration_changed"] and not result["first_start"]
 
 
@@ -183,15 +183,15 @@ def test_start_callbacks_registers_then_is_idempotent(fake, run_module):
 def test_callback_present_absent_with_diff(fake, run_module):
     url = "https://l.example:9002/d"
     args = dict(account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", url=url, callback_username="u", callback_password="p")
-    result, _ = run_module(vz_callback.main, **args)
+    result = run_module(vz_callback.main, **args)[0]
     assert result["changed"] and result["diff"] == {"before": {}, "after": {"url": url, "username": "u", "password": "********"}}
     assert result["listener"] == {"service_name": "SMSDeliveryConfirmation", "url": url, "username": "u"}
     assert fake.listeners["SMSDeliveryConfirmation"] == {"serviceName": "SMSDeliveryConfirmation", "url": url, "username": "u", "password": "p"}
     assert not run_module(vz_callback.main, **args)[0]["changed"]
     assert run_module(vz_callback.main, **dict(args, callback_password="p2"))[0]["changed"]
-    result, _ = run_module(vz_callback.main, check_mode=True, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")
+    result = run_module(vz_callback.main, check_mode=True, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")[0]
     assert result["changed"] and fake.listeners
-    result, _ = run_module(vz_callback.main, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")
+    result = run_module(vz_callback.main, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")[0]
     assert result["changed"] and not fake.listeners and result["listener"] == {}
     assert not run_module(vz_callback.main, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")[0]["changed"]
 
@@ -221,7 +221,7 @@ def test_receive_drains_every_block(fake, run_module):
 
 def test_receive_max_messages_returns_only_acknowledged_blocks(fake, run_module):
     fake.queue = _queue(250)
-    result, _ = run_module(vz_sms_receive.main, account_name=ACCOUNT, max_messages=50)
+    result = run_module(vz_sms_receive.main, account_name=ACCOUNT, max_messages=50)[0]
     assert len(result["messages"]) == 100 and result["more_queued"]
     assert fake.count("GET", "history") == 2
 

@@ -24,7 +24,7 @@ def test_septets_count_extension_characters_twice(message, expected):
 def test_7bit_limit_is_160_septets():
     assert sms.message_size("a" * 160, "7-bit") == (160, 160, "septets")
     assert sms.message_size("{" * 80, "7-bit") == (160, 160, "septets")
-    with pytest.raises(ValueError, match=r"message: 161 septets is over the 160-septet limit of data_encoding 7-bit.*two septets"):
+    with pytest.raises(ValueError, match=r"sms_message: 161 septets is over the 160-septet limit of data_encoding 7-bit.*two septets"):
         sms.message_size("a" * 159 + "€", "7-bit")
 
 
@@ -39,7 +39,7 @@ def test_7bit_names_characters_outside_gsm7_and_suggests_utf8():
 @pytest.mark.parametrize("encoding", ["8-bit-UTF-8", "8-bit-DATA"])
 def test_8bit_limits_count_utf8_bytes(encoding):
     assert sms.message_size("é" * 70, encoding) == (140, 140, "bytes")
-    with pytest.raises(ValueError, match=r"message: 141 bytes is over the 140-byte limit of data_encoding " + encoding):
+    with pytest.raises(ValueError, match=r"sms_message: 141 bytes is over the 140-byte limit of data_encoding " + encoding):
         sms.message_size("é" * 70 + "a", encoding)
 
 
@@ -50,7 +50,7 @@ def test_8bit_ascii_refuses_non_ascii():
 
 
 def test_empty_message_and_unknown_encoding():
-    with pytest.raises(ValueError, match="message: must not be empty"):
+    with pytest.raises(ValueError, match="sms_message: must not be empty"):
         sms.message_size("", "7-bit")
     with pytest.raises(ValueError, match="data_encoding: '16-bit' is not one of"):
         sms.message_size("hi", "16-bit")
