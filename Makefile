@@ -1,24 +1,31 @@
-# Set-up and checks for thingspace.m2m. `make demo` and `make test` do all set-up on a fresh machine.
+# thingspace.m2m: `make demo` and `make test` do all set-up on a fresh machine (Python 3 and make).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
-# ansible-core and ansible-test want the collection under ansible_collections/<namespace>/<name>.
+PYVER = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# Playbooks and pytest find the collection through this link to the checkout.
 COLLECTIONS := $(CURDIR)/.collections
-COLLECTION := $(COLLECTIONS)/ansible_collections/thingspace/m2m
-export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
-export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
-export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
-export PATH := $(BIN):$(PATH)
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/thingspace/m2m
+# ansible-test runs on a copy outside the checkout (tests/utils/collection_tree.py says why).
+TEST_TREE ?= $(HOME)/.cache/thingspace-m2m/$(shell printf %s "$(CURDIR)" | cksum | cut -d' ' -f1)
+TEST_COLLECTION := $(TEST_TREE)/ansible_collections/thingspace/m2m
+WITH_EMULATOR := $(BIN)/python tests/utils/with_emulator.py
 
-.PHONY: venv demo test lint unit emulator-test
-venv: $(VENV)/.installed $(COLLECTION)
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
+export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
+
+.PHONY: venv demo test lint unit emulator-test sanity integration build
+venv: $(VENV)/.installed $(COLLECTION_LINK)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python tests/utils/install_get_pip.py
 	touch $@
 
-$(COLLECTION):
+$(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn $(CURDIR) $@
 
@@ -31,4 +38,16 @@ unit: venv
 emulator-test: venv
 	$(BIN)/pytest -q tests/emulator
 
-test: lint unit emulator-test
+sanity: venv
+	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
+	cd $(TEST_COLLECTION) && $(BIN)/ansible-test sanity --venv --python $(PYVER)
+
+integration: venv
+	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
+	$(WITH_EMULATOR) --config $(TEST_COLLECTION)/tests/integration/integration_config.yml --emulator-arg=--allow-any-callback-port -- \
+		sh -c 'cd $(TEST_COLLECTION) && $(BIN)/ansible-test integration --local --python $(PYVER)'
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path build
+
+test: lint unit emulator-test sanity integration build
