@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv demo test lint unit emulator-test sanity integration build
+.PHONY: venv demo test lint unit emulator-test sanity integration molecule build docs
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.toml
@@ -29,8 +29,13 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn $(CURDIR) $@
 
+demo: venv
+	rm -rf $(CURDIR)/.ansible/demo
+	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- $(BIN)/ansible-playbook playbooks/demo.yml
+
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ansible-lint
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
@@ -47,7 +52,13 @@ integration: venv
 	$(WITH_EMULATOR) --config $(TEST_COLLECTION)/tests/integration/integration_config.yml --emulator-arg=--allow-any-callback-port -- \
 		sh -c 'cd $(TEST_COLLECTION) && $(BIN)/ansible-test integration --local --python $(PYVER)'
 
+molecule: venv
+	$(BIN)/molecule test --all
+
 build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path build
 
-test: lint unit emulator-test sanity integration build
+docs: venv
+	sh docs/build.sh
+
+test: lint unit emulator-test sanity integration molecule build docs

@@ -22,6 +22,8 @@ import uuid
 from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_file
 
 PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
+# Which recorded targets a claim takes over: none, those not sent, or all of them (force).
+NEW, UNCONFIRMED, ALL = "new", "unconfirmed", "all"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
@@ -44,9 +46,9 @@ CREATE TABLE IF NOT EXISTS starts (
 
 _TAKE_OVER = "ON CONFLICT (scope, key, target) DO UPDATE SET state = 'pending', request_id = NULL, claim = excluded.claim, updated_at = excluded.updated_at"
 _ON_CONFLICT = {
-    "new": "ON CONFLICT DO NOTHING",
-    "unconfirmed": _TAKE_OVER + " WHERE sends.state != 'sent'",
-    "all": _TAKE_OVER,
+    NEW: "ON CONFLICT DO NOTHING",
+    UNCONFIRMED: _TAKE_OVER + " WHERE sends.state != 'sent'",
+    ALL: _TAKE_OVER,
 }
 
 
@@ -84,11 +86,11 @@ class Ledger:
                 return {}
             raise
 
-    def claim(self, scope, key, targets, mode="new"):
+    def claim(self, scope, key, targets, mode=NEW):
         """Mark ``targets`` pending in one transaction; return (claim id, the targets this call claimed).
 
-        ``mode`` says which already recorded targets are taken over: ``new`` none (a row means sent, unconfirmed
-        or claimed by a concurrent run), ``unconfirmed`` those not ``sent``, ``all`` every one (force)."""
+        ``mode`` says which already recorded targets are taken over: NEW none (a row means sent, unconfirmed
+        or claimed by a concurrent run), UNCONFIRMED those not sent, ALL every one (force)."""
         claim_id = uuid.uuid4().hex
         now = time.time()
         with self._transaction():

@@ -13,7 +13,7 @@ import json
 from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import PENDING, SENT, UNKNOWN
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, PENDING, SENT, UNCONFIRMED, UNKNOWN
 from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceId, DeviceListRequest, SendSmsRequest
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, check_custom_fields, message_size, normalize_devices
 
@@ -23,7 +23,7 @@ PREVIEW_LIMIT = 50
 SendPlan = namedtuple("SendPlan", "account devices filters message encoding size key")
 
 
-def plan_send(params):
+def plan_send(params, check_mode=False):
     """Check the inputs of a send (no request is made); a ThingSpaceError names the field and the rule."""
     try:
         size = message_size(params["sms_message"], params["data_encoding"])
@@ -38,6 +38,8 @@ def plan_send(params):
                        "custom_fields": check_custom_fields(params["custom_fields"])}
             if not any(filters.values()):
                 raise ValueError("group_name, service_plan, custom_fields: give at least one non-empty filter, or devices")
+            if not params["account_name"] and (check_mode or params["max_devices"] is not None):
+                raise ValueError("account_name: needed to resolve a filter selection through the device list (check mode, max_devices)")
         if not 1 <= params["batch_size"] <= MAX_DEVICES_PER_REQUEST:
             raise ValueError("batch_size: %d is outside 1..%d (the API takes at most %d devices per request)"
                              % (params["batch_size"], MAX_DEVICES_PER_REQUEST, MAX_DEVICES_PER_REQUEST))
@@ -77,7 +79,7 @@ class SmsSend:
         self.ledger = ledger
         self.scope = scope
         self.check_mode = check_mode
-        self.mode = "all" if force else "unconfirmed" if resend_unconfirmed else "new"
+        self.mode = ALL if force else UNCONFIRMED if resend_unconfirmed else NEW
         self.max_devices = max_devices
         self.batch_size = batch_size
 
@@ -89,9 +91,12 @@ class SmsSend:
             raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                   % (len(targets), self.max_devices))
         states = self.ledger.states(self.scope, plan.key)
-        done = {t for t in targets if states.get(t) == SENT}
         unconfirmed = [t for t in targets if states.get(t) in (PENDING, UNKNOWN)]
-        skip = set() if self.mode == "all" else done | (set() if self.mode == "unconfirmed" else set(unconfirmed))
+        skip = {t for t in targets if states.get(t) == SENT}
+        if self.mode == ALL:
+            skip = set()
+        elif self.mode == NEW:
+            skip.update(unconfirmed)
         to_send = [t for t in targets if t not in skip]
 
         result = {
@@ -117,8 +122,13 @@ class SmsSend:
         elif self.check_mode:
             result["devices_preview"] = [_device(t) for t in to_send[:PREVIEW_LIMIT]]
 
+        if unconfirmed and self.mode == NEW:
+            result["warnings"] = [
+                "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
+                "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(unconfirmed), plan.key)
+            ]
         if not to_send:
-            result["msg"] = "Nothing to send: every target already has this message under idempotency key %s" % plan.key
+            result["msg"] = "Nothing to send: every target already has (or may have) this message under idempotency key %s" % plan.key
             return result, None
         if self.check_mode:
             count = len(to_send) if plan.devices is not None else result["devices_resolved"]

@@ -250,7 +250,7 @@ FILTERS = ["group_name", "service_plan", "custom_fields"]
 
 
 def send(module):
-    plan = plan_send(module.params)
+    plan = plan_send(module.params, module.check_mode)
     ledger = Ledger(module.ledger_path, read_only=module.check_mode)
     try:
         return SmsSend(

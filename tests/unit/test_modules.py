@@ -102,6 +102,7 @@ def test_ambiguous_batch_is_unconfirmed_and_not_resent(fake, run_module):
 
     result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=2)
     assert not failed and result["devices_sent"] == 1 and result["devices_unconfirmed"] == DEVICES[2:4]
+    assert "2 target(s) have an unconfirmed send" in result["warnings"][0]
     assert [d["id"] for d in sms_bodies(fake)[-1]["deviceIds"]] == ["5550000005"]
 
     result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", resend_unconfirmed=True)[0]
@@ -142,6 +143,7 @@ def test_secrets_are_not_returned(fake, run_module):
         ({"client_secret": None}, "Missing credentials: an OAuth token needs client_id and client_secret (env THINGSPACE_CLIENT_ID"),
         ({"username": None}, "Missing credentials: a session token needs username and password (env THINGSPACE_USERNAME"),
         ({"api_url": "ftp://x"}, "api_url: 'ftp://x' is not an http(s) URL"),
+        ({"devices": None, "group_name": "west", "max_devices": 5}, "account_name: needed to resolve a filter selection"),
     ],
 )
 def test_send_bad_input_fails_before_any_request(fake, run_module, args, message):
