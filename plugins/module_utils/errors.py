@@ -59,5 +59,6 @@ class ThingSpaceError(Exception):
         return cls(message, status=response.status_code, error_code=code, error_message=detail, ambiguous=ambiguous)
 
     def to_result(self):
-        """The fields a module puts into fail_json."""
-        return {"status": self.status, "error_code": self.error_code, "error_message": self.error_message}
+        """The fields a module puts into fail_json (those the API gave)."""
+        fields = {"status": self.status, "error_code": self.error_code, "error_message": self.error_message}
+        return {name: value for name, value in fields.items() if value is not None}

@@ -1,0 +1,119 @@
+"""The fleet: accounts, groups, plans and devices, loaded from a YAML or JSON file, with O(1)
+device lookup by identifier and selection by filters."""
+
+import json
+from importlib import resources
+from typing import Iterable, Optional
+
+import yaml
+
+from .models import DeviceId, FleetFile, FleetUser
+from .rules import callback_kind, identifier_key
+
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Device:
+    """One line of service, with the counters the emulator keeps for it."""
+
+    __slots__ = ("account", "created_at", "custom", "groups", "ids", "ip", "pending", "plan", "reachable", "seq", "sms_received", "state")
+
+    def __init__(self, account: str, seq: int, spec):
+        self.account = account
+        self.seq = seq
+        self.ids = [(item.kind, item.id) for item in spec.deviceIds]
+        self.groups = list(spec.groupNames)
+        self.plan = spec.servicePlan
+        self.state = spec.state
+        self.reachable = spec.reachable
+        self.custom = dict(spec.customFields)
+        self.ip = spec.ipAddress
+        self.created_at = spec.createdAt
+        self.sms_received = 0
+        self.pending = 0
+
+    @property
+    def key(self) -> tuple:
+        """The first identifier, which names the device in logs and state."""
+        return self.ids[0]
+
+    def device_ids(self) -> list:
+        return [DeviceId(kind=kind, id=ident) for kind, ident in self.ids]
+
+    def callback_ids(self) -> list:
+        """Every identifier, kinds capitalised as callbacks carry them."""
+        return [DeviceId(kind=callback_kind(kind), id=ident) for kind, ident in self.ids]
+
+    def matches(self, group: Optional[str], plan: Optional[str], custom: Iterable, state: Optional[str]) -> bool:
+        """Whether the device has every given criterion; custom field values and state ignore case."""
+        if group is not None and group not in self.groups:
+            return False
+        if plan is not None and plan != self.plan:
+            return False
+        if state is not None and state.lower() != self.state.lower():
+            return False
+        return all(self.custom.get(key, "").lower() == value.lower() for key, value in custom)
+
+
+class Account:
+    __slots__ = ("devices", "groups", "name", "plans")
+
+    def __init__(self, name: str, groups: set, plans: set):
+        self.name = name
+        self.groups = groups
+        self.plans = plans
+        self.devices: list = []
+
+
+class Fleet:
+    def __init__(self, spec: FleetFile):
+        self.accounts: dict = {}
+        self.index: dict = {}
+        for account_spec in spec.accounts:
+            if account_spec.name in self.accounts:
+                raise ValueError(f"account {account_spec.name} is listed twice")
+            account = Account(account_spec.name, {group.name for group in account_spec.groups}, set(account_spec.servicePlans))
+            self.accounts[account.name] = account
+            for device_spec in account_spec.devices:
+                device = Device(account.name, len(account.devices), device_spec)
+                account.devices.append(device)
+                for kind_id in device.ids:
+                    if kind_id in self.index:
+                        raise ValueError(f"device identifier {kind_id[0]} {kind_id[1]} is listed twice")
+                    self.index[kind_id] = device
+        self.clients = {client.id: client.secret for client in spec.clients}
+        self.users = {user.username: user for user in spec.users}
+
+    def lookup(self, kind: str, identifier: str) -> Optional[Device]:
+        return self.index.get(identifier_key(kind, identifier))
+
+    def by_key(self, device_id: DeviceId) -> Optional[Device]:
+        return self.index.get((device_id.kind, device_id.id))
+
+    def user_accounts(self, username: str) -> list:
+        user: FleetUser = self.users[username]
+        return list(self.accounts) if user.accounts is None else list(user.accounts)
+
+    def devices(self) -> Iterable:
+        for account in self.accounts.values():
+            yield from account.devices
+
+    def reset_counters(self) -> None:
+        for device in self.devices():
+            device.sms_received = 0
+            device.pending = 0
+
+
+def read_fleet_file(path: Optional[str]) -> FleetFile:
+    """Parse and validate a fleet file (.json as JSON, anything else as YAML); None: the demo fleet."""
+    if path is None:
+        text = (resources.files(__package__) / "fleets" / "demo.yml").read_text(encoding="utf-8")
+        return FleetFile.model_validate(yaml.load(text, Loader=YAML_LOADER))
+    with open(path, encoding="utf-8") as handle:
+        if path.endswith(".json"):
+            return FleetFile.model_validate(json.load(handle))
+        return FleetFile.model_validate(yaml.load(handle, Loader=YAML_LOADER))
+
+
+def load_fleet(path: Optional[str] = None) -> Fleet:
+    return Fleet(read_fleet_file(path))

@@ -1,0 +1,54 @@
+"""Fixtures: emulators started in-process on loopback, vendor clients, a callback listener."""
+
+from typing import Optional
+
+import pytest
+from vendor_client import VendorClient
+
+from thingspace_emulator.core import Config, Emulator
+from thingspace_emulator.fleet import load_fleet
+from thingspace_emulator.server import serve, shutdown
+from thingspace_emulator.testing import AdminClient, CallbackListener
+
+
+class Harness:
+    def __init__(self, server):
+        self.server = server
+        self.url = server.url
+        self.emulator = server.emulator
+        self.admin = AdminClient(self.url)
+
+    def client(self) -> VendorClient:
+        return VendorClient(self.url)
+
+
+@pytest.fixture
+def make_emulator():
+    """make_emulator(fleet=None, **config): an emulator on 127.0.0.1:0, stopped after the test."""
+    servers = []
+
+    def make(fleet: Optional[str] = None, **config) -> Harness:
+        settings = {"allow_any_callback_port": True, "delivery_delay": 0.01, "callback_workers": 4, **config}
+        server = serve(Emulator(Config(**settings), load_fleet(fleet)), "127.0.0.1", 0)
+        servers.append(server)
+        return Harness(server)
+
+    yield make
+    for server in servers:
+        shutdown(server)
+
+
+@pytest.fixture
+def emu(make_emulator) -> Harness:
+    return make_emulator()
+
+
+@pytest.fixture
+def api(emu) -> VendorClient:
+    return emu.client().authenticate()
+
+
+@pytest.fixture
+def listener():
+    with CallbackListener() as running:
+        yield running
