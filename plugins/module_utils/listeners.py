@@ -11,15 +11,20 @@ from __future__ import annotations
 SERVICE_NAMES = (
     "AlertService",
     "CarrierService",
-    "DeviceDiagnosticsService",
+    "DevicePRLInformation",
     "DeviceProfileService",
     "DeviceSMSMessages",
+    "DeviceService",
+    "DeviceSuspensionStatus",
     "DeviceUsage",
     "DiagnosticsService",
     "EnhancedConnectivityService",
     "ExternalProvisioningChanges",
     "PromoChanges",
+    "ResumeTrackingNotification",
     "SMSDeliveryConfirmation",
+    "StateService",
+    "SubscriptionNotificationService",
 )
 SMS_SERVICE = "EnhancedConnectivityService"
 _HIDDEN = "********"

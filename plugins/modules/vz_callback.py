@@ -37,15 +37,20 @@ options:
     choices:
       - AlertService
       - CarrierService
-      - DeviceDiagnosticsService
+      - DevicePRLInformation
       - DeviceProfileService
       - DeviceSMSMessages
+      - DeviceService
+      - DeviceSuspensionStatus
       - DeviceUsage
       - DiagnosticsService
       - EnhancedConnectivityService
       - ExternalProvisioningChanges
       - PromoChanges
+      - ResumeTrackingNotification
       - SMSDeliveryConfirmation
+      - StateService
+      - SubscriptionNotificationService
   callback_url:
     description:
       - URL of the listener (C(http) or C(https)). Required with O(state=present). ThingSpace accepts the ports 80,
