@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv demo test lint unit emulator-test sanity integration molecule build docs
+.PHONY: venv demo test lint unit emulator-test reliability sanity integration molecule build docs bench
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.toml
@@ -43,6 +43,9 @@ unit: venv
 emulator-test: venv
 	$(BIN)/pytest -q tests/emulator
 
+reliability: venv
+	$(BIN)/pytest -q tests/reliability
+
 sanity: venv
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	cd $(TEST_COLLECTION) && $(BIN)/ansible-test sanity --venv --python $(PYVER)
@@ -61,4 +64,7 @@ build: venv
 docs: venv
 	sh docs/build.sh
 
-test: lint unit emulator-test sanity integration molecule build docs
+bench: venv
+	$(BIN)/python benchmarks/run.py --report docs/performance.md
+
+test: lint unit emulator-test reliability sanity integration molecule build docs
