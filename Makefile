@@ -31,7 +31,8 @@ $(COLLECTION_LINK):
 
 demo: venv
 	rm -rf $(CURDIR)/.ansible/demo
-	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- $(BIN)/ansible-playbook playbooks/demo.yml
+	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
+		$(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- $(BIN)/ansible-playbook playbooks/demo.yml
 
 lint: venv
 	$(BIN)/ruff check .

@@ -128,7 +128,12 @@ class SmsSend:
                 "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(unconfirmed), plan.key)
             ]
         if not to_send:
-            result["msg"] = "Nothing to send: every target already has (or may have) this message under idempotency key %s" % plan.key
+            if plan.devices is not None:
+                subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(unconfirmed)
+            else:
+                subject, doubt = "this selection", " (unconfirmed)"
+            result["msg"] = "Nothing to send: %s already got this message%s under idempotency key %s" % (
+                subject, doubt if unconfirmed else "", plan.key)
             return result, None
         if self.check_mode:
             count = len(to_send) if plan.devices is not None else result["devices_resolved"]

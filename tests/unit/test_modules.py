@@ -33,6 +33,7 @@ def test_send_devices_then_rerun_sends_nothing(fake, run_module):
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, sms_message="hello")
     assert not failed and not result["changed"]
     assert result["devices_sent"] == 0 and result["devices_skipped"] == 5 and result["request_ids"] == []
+    assert result["msg"] == "Nothing to send: the 5 device(s) already got this message under idempotency key %s" % result["idempotency_key"]
     assert len(sms_bodies(fake)) == 1
 
 
