@@ -3,14 +3,17 @@
 
 ThingSpace wants an OAuth bearer token (client credentials, valid one hour) and a VZ-M2M session token
 (user login, valid while used, expires after 20 minutes idle). Tokens come from, in this order: the
-``access_token``/``session_token`` options, the token cache, a login. A failed login is never repeated:
-five consecutive failures lock the user's account.
+``access_token``/``session_token`` options, the token cache, a login. A refused login is never repeated:
+five consecutive failures lock the user's account. The cache also remembers a refused password (as a
+salted PBKDF2 hash) for a while, so the other tasks, hosts or loop items of a play do not try it again.
 """
 
 from __future__ import annotations
 
+import binascii
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -27,6 +30,8 @@ LOGIN_PATH = "/api/m2m/v1/session/login"
 LOCKOUT_HINT = (
     "not retried, because five consecutive failed logins lock the account until Verizon support unlocks it; check username and password"
 )
+# How long a refused password is not tried again (through the token cache).
+REFUSED_TTL = 900
 # A cached bearer token this close to its expiry is replaced before use.
 ACCESS_MARGIN = 60
 
@@ -127,7 +132,6 @@ class Authenticator:
         self.access_token = credentials.access_token
         self.access_expires = None
         self.session_token = credentials.session_token
-        self.logins = 0
 
     def headers(self):
         """Headers of an M2M call, getting whichever token is missing or about to expire."""
@@ -145,26 +149,27 @@ class Authenticator:
             "Content-Type": "application/json",
         }
 
-    def renew(self, error, used):
-        """Replace the token ``error`` rejected, once; False when the error is not about a token.
-
-        ``used`` are the headers of the rejected call: when the cache already holds a newer token (another
-        task renewed it meanwhile) that one is taken instead of logging in again."""
+    @staticmethod
+    def rejected_token(error):
+        """Which token ``error`` rejects: "access", "session", or None when it is not about a token."""
         if error.status == 401 and error.error_code == "900901":
-            with self._cache.locked():
-                entry = self._cache.get(self._key)
+            return "access"
+        if any(error.code_is(code) for code in ("SessionToken.Expired", "SessionToken.Format", "SessionToken.Invalid")):
+            return "session"
+        return None
+
+    def renew(self, kind, used):
+        """Replace the rejected token of ``kind``. ``used`` are the headers of the rejected call: when the cache
+        already holds a newer token (another task renewed it meanwhile) that one is taken instead of a new login."""
+        with self._cache.locked():
+            entry = self._cache.get(self._key)
+            if kind == "access":
                 if entry.get("access_token") in (None, used["Authorization"][len("Bearer "):]) or not self._adopt_access(entry):
                     self._oauth(entry)
-                self._cache.put(self._key, entry)
-            return True
-        if any(error.code_is(code) for code in ("SessionToken.Expired", "SessionToken.Format", "SessionToken.Invalid")):
-            with self._cache.locked():
-                entry = self._cache.get(self._key)
+            else:
                 cached = entry.get("session_token")
                 self.session_token = cached if cached and cached != used["VZ-M2M-Token"] else self._login(entry)
-                self._cache.put(self._key, entry)
-            return True
-        return False
+            self._cache.put(self._key, entry)
 
     def _expiring(self):
         return self.access_expires is not None and self.access_expires - ACCESS_MARGIN <= self._clock()
@@ -202,6 +207,13 @@ class Authenticator:
                 "The session token was rejected or expired and no username/password is set to log in again "
                 "(env THINGSPACE_USERNAME, THINGSPACE_PASSWORD)"
             )
+        refused = entry.get("refused")
+        if refused and refused["at"] + REFUSED_TTL > self._clock() and hmac.compare_digest(_password_hash(creds.password, refused["salt"]), refused["hash"]):
+            raise ThingSpaceError(
+                "Not logging in as %r: ThingSpace refused this password %d s ago (another task, host or loop item) and five "
+                "consecutive failed logins lock the account. Fix the password; the refusal is forgotten after %d s or with the "
+                "token cache file in state_dir" % (creds.username, self._clock() - refused["at"], REFUSED_TTL)
+            )
         body = LoginRequest(username=creds.username, password=creds.password).wire()
         for attempt in (1, 2):
             headers = {"Authorization": "Bearer %s" % self.access_token, "Content-Type": "application/json"}
@@ -214,9 +226,17 @@ class Authenticator:
                 self._oauth(entry)
                 continue
             if response.status_code == 400:
+                salt = binascii.hexlify(os.urandom(16)).decode()
+                entry["refused"] = {"salt": salt, "hash": _password_hash(creds.password, salt), "at": self._clock()}
+                self._cache.put(self._key, entry)
                 raise ThingSpaceError.from_response(response, "log in to ThingSpace as %r" % creds.username, hint=LOCKOUT_HINT)
             raise error
-        self.logins += 1
         session = parse(SessionToken, response, "the login answer").session_token
+        entry.pop("refused", None)
         entry["session_token"] = session
         return session
+
+
+def _password_hash(password, salt):
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("ascii"), 100000)
+    return binascii.hexlify(digest).decode()

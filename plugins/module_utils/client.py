@@ -113,17 +113,20 @@ class ThingSpaceClient:
             attempt += 1
 
     def call(self, method, path, what, body=None, write=False):
-        """An authenticated M2M call; a rejected token is replaced once and the call repeated."""
-        headers = self.auth.headers()
-        response = self._send(method, M2M + path, write=write, what=what, headers=headers, json=body)
-        if response.status_code >= 400:
+        """An authenticated M2M call. A rejected token is replaced and the call repeated, at most once per token
+        kind (both cached tokens may be stale: revoked, or the service restarted)."""
+        renewed = set()
+        while True:
+            headers = self.auth.headers()
+            response = self._send(method, M2M + path, write=write, what=what, headers=headers, json=body)
+            if response.status_code < 400:
+                return response
             error = ThingSpaceError.from_response(response, what)
-            if not self.auth.renew(error, headers):
+            kind = self.auth.rejected_token(error)
+            if kind is None or kind in renewed:
                 raise error
-            response = self._send(method, M2M + path, write=write, what=what, headers=self.auth.headers(), json=body)
-            if response.status_code >= 400:
-                raise ThingSpaceError.from_response(response, what)
-        return response
+            self.auth.renew(kind, headers)
+            renewed.add(kind)
 
     # --- SMS --------------------------------------------------------------------------------------
 
@@ -142,9 +145,11 @@ class ThingSpaceClient:
     def sms_history(self, account, next_path=None):
         """One block of queued mobile-originated SMS: (messages, path of the next block or None).
 
-        Asking for the next block acknowledges this one; a last block (HTTP 200) is acknowledged once returned."""
+        Asking for the next block acknowledges this one; a last block (HTTP 200) is acknowledged once returned.
+        A ``next`` read changes the queue, so it follows the rules of a write: never repeated once it may have
+        reached the service (its token is single-use)."""
         path = next_path or "/sms/%s/history" % _seg(account)
-        response = self.call("GET", path, "read SMS history of account %r" % account)
+        response = self.call("GET", path, "read SMS history of account %r" % account, write=next_path is not None)
         page = parse(SmsHistory, response, "the SMS history answer")
         if response.status_code != 202 and not page.has_more_data:
             return page.messages, None

@@ -9,19 +9,25 @@ A row is (scope, key, target) → state. ``scope`` is the API URL and account, `
 - ``unknown``: the request may have reached the service but no answer arrived.
 
 Targets are claimed (written ``pending``) in one transaction before their request goes out and settled
-after it, so concurrent runs never both send to a target and a killed run leaves a visible trace.
+after it, so concurrent runs never both send to a target and a killed run leaves a visible trace. While a
+run sends a claimed batch it holds an flock on ``<ledger>.claims/<claim id>``: a pending row whose lock is
+held is in flight (reported as ``in_flight``, never taken over); one whose lock is free belongs to a run
+that died.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import time
 import uuid
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_file
+from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_dir, private_file
 
 PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
+# A pending row whose claim is held by a live run (derived, never stored).
+IN_FLIGHT = "in_flight"
 # Which recorded targets a claim takes over: none, those not sent, or all of them (force).
 NEW, UNCONFIRMED, ALL = "new", "unconfirmed", "all"
 
@@ -57,6 +63,9 @@ class Ledger:
 
     def __init__(self, path, read_only=False):
         self.path = os.path.expanduser(path)
+        self._claims = self.path + ".claims"
+        self._held = {}  # claim id -> open, flocked lock file of a batch this process is sending
+        self._read_only = read_only
         self._db = None
         if read_only and not os.path.exists(self.path):
             return
@@ -70,36 +79,48 @@ class Ledger:
             self._db.executescript(_SCHEMA)
 
     def close(self):
+        for claim_id in list(self._held):
+            self._unhold(claim_id)
         if self._db is not None:
             self._db.close()
             self._db = None
 
     def states(self, scope, key):
-        """target → state of everything recorded under ``key``."""
+        """target → state of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT)."""
         if self._db is None:
             return {}
         try:
-            rows = self._db.execute("SELECT target, state FROM sends WHERE scope = ? AND key = ?", (scope, key))
-            return dict(rows.fetchall())
+            rows = self._db.execute("SELECT target, state, claim FROM sends WHERE scope = ? AND key = ?", (scope, key)).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return {}
             raise
+        live = self._live({claim for _target, state, claim in rows if state == PENDING})
+        return {target: IN_FLIGHT if claim in live else state for target, state, claim in rows}
 
     def claim(self, scope, key, targets, mode=NEW):
-        """Mark ``targets`` pending in one transaction; return (claim id, the targets this call claimed).
+        """Mark ``targets`` pending in one transaction and hold the claim's lock; return (claim id, the targets
+        this call claimed).
 
         ``mode`` says which already recorded targets are taken over: NEW none (a row means sent, unconfirmed
-        or claimed by a concurrent run), UNCONFIRMED those not sent, ALL every one (force)."""
+        or in flight), UNCONFIRMED those neither sent nor in flight, ALL every one (force)."""
         claim_id = uuid.uuid4().hex
+        self._hold(claim_id)
         now = time.time()
         with self._transaction():
+            if mode == UNCONFIRMED:
+                pending = self._db.execute("SELECT target, claim FROM sends WHERE scope = ? AND key = ? AND state = 'pending'", (scope, key)).fetchall()
+                live = self._live({claim for _target, claim in pending} - {claim_id})
+                busy = {target for target, claim in pending if claim in live}
+                targets = [target for target in targets if target not in busy]
             self._db.executemany(
                 "INSERT INTO sends (scope, key, target, state, claim, updated_at) VALUES (?, ?, ?, 'pending', ?, ?) " + _ON_CONFLICT[mode],
                 ((scope, key, target, claim_id, now) for target in targets),
             )
             rows = self._db.execute("SELECT target FROM sends WHERE claim = ?", (claim_id,)).fetchall()
         claimed = {row[0] for row in rows}
+        if not claimed:
+            self._unhold(claim_id)
         return claim_id, [target for target in targets if target in claimed]
 
     def settle(self, claim_id, state, request_id=None):
@@ -109,11 +130,47 @@ class Ledger:
                 "UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
                 (state, request_id, time.time(), claim_id),
             )
+        self._unhold(claim_id)
 
     def release(self, claim_id):
         """Forget a claimed batch that certainly was not sent, so a later run sends it."""
         with self._transaction():
             self._db.execute("DELETE FROM sends WHERE claim = ?", (claim_id,))
+        self._unhold(claim_id)
+
+    def _hold(self, claim_id):
+        private_dir(self._claims)
+        handle = os.open(os.path.join(self._claims, claim_id), os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        self._held[claim_id] = handle
+
+    def _unhold(self, claim_id):
+        handle = self._held.pop(claim_id)
+        os.unlink(os.path.join(self._claims, claim_id))
+        os.close(handle)
+
+    def _live(self, claim_ids):
+        """The claims among ``claim_ids`` whose lock a running process holds; stale lock files are removed."""
+        live = set()
+        for claim_id in claim_ids:
+            if claim_id in self._held:
+                live.add(claim_id)
+                continue
+            path = os.path.join(self._claims, claim_id)
+            try:
+                handle = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # no lock file: the claimant is gone
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live.add(claim_id)
+            else:
+                if not self._read_only:
+                    os.unlink(path)
+            finally:
+                os.close(handle)
+        return live
 
     def record_start(self, scope):
         """Remember that callbacks were started for ``scope``; True the first time."""

@@ -13,7 +13,7 @@ import json
 from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, PENDING, SENT, UNCONFIRMED, UNKNOWN
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, IN_FLIGHT, NEW, PENDING, SENT, UNCONFIRMED, UNKNOWN
 from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceId, DeviceListRequest, SendSmsRequest
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, check_custom_fields, message_size, normalize_devices
 
@@ -92,7 +92,8 @@ class SmsSend:
                                   % (len(targets), self.max_devices))
         states = self.ledger.states(self.scope, plan.key)
         unconfirmed = [t for t in targets if states.get(t) in (PENDING, UNKNOWN)]
-        skip = {t for t in targets if states.get(t) == SENT}
+        in_flight = [t for t in targets if states.get(t) == IN_FLIGHT]
+        skip = {t for t in targets if states.get(t) == SENT} | set(in_flight)
         if self.mode == ALL:
             skip = set()
         elif self.mode == NEW:
@@ -122,11 +123,16 @@ class SmsSend:
         elif self.check_mode:
             result["devices_preview"] = [_device(t) for t in to_send[:PREVIEW_LIMIT]]
 
+        result["warnings"] = []
         if unconfirmed and self.mode == NEW:
-            result["warnings"] = [
+            result["warnings"].append(
                 "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
                 "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(unconfirmed), plan.key)
-            ]
+            )
+        if in_flight and self.mode != ALL:
+            result["warnings"].append(
+                "%d target(s) are being sent right now by another run under idempotency key %s; this run leaves them to it" % (len(in_flight), plan.key)
+            )
         if not to_send:
             if plan.devices is not None:
                 subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(unconfirmed)

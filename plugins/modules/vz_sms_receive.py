@@ -12,7 +12,8 @@ description:
     C(GET /api/m2m/v1/sms/{accountName}/history), following the API's C(next) paging.
   - Reading acknowledges. A block is removed from the queue when the next block is asked for, and the last block
     once it is returned. The messages this module returns are therefore consumed; a later run does not get them again.
-  - Messages may arrive out of order.
+  - Messages may arrive out of order. When a read fails, the messages read so far are returned with the failure; the
+    last block among them may be delivered again later (it is not known whether the failed read acknowledged it).
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
@@ -93,7 +94,10 @@ def receive(module):
         try:
             messages, next_path = module.client.sms_history(account, next_path)
         except ThingSpaceError as error:
-            failure = "%s; the %d message(s) consumed before the failure are in 'messages'" % (error.message, len(consumed))
+            # The failed read may have acknowledged the block in hand: return it too (it may come again, never lost).
+            consumed.extend(unacknowledged)
+            failure = "%s; the %d message(s) read before the failure are in 'messages' (the last %d may be delivered again)" % (
+                error.message, len(consumed), len(unacknowledged))
             return {"changed": bool(consumed), "messages": consumed, "more_queued": True}, failure
         consumed.extend(unacknowledged)  # asking for this block acknowledged the previous one
         unacknowledged = [m.model_dump() for m in messages]

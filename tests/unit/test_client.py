@@ -82,6 +82,15 @@ def test_expired_bearer_is_renewed_once(fake):
     assert fake.count("POST", TOKEN) == 2 and fake.count("POST", LOGIN) == 1
 
 
+def test_both_stale_tokens_are_renewed_once_each(fake):
+    client = make()[0]
+    client.start_callbacks(ACCOUNT)
+    fake.access_tokens.clear()
+    fake.sessions.clear()
+    assert client.start_callbacks(ACCOUNT)
+    assert fake.count("POST", TOKEN) == 2 and fake.count("POST", LOGIN) == 2 and fake.count("PUT", "startCallbacks") == 4
+
+
 def test_failed_login_is_never_retried(fake):
     fake.passwords["user"] = "other"
     client, sleeps = make()
@@ -90,6 +99,28 @@ def test_failed_login_is_never_retried(fake):
     assert fake.count("POST", LOGIN) == 1 and sleeps == []
     assert "not retried, because five consecutive failed logins lock the account" in caught.value.message
     assert caught.value.status == 400 and caught.value.error_code == "REQUEST_FAILED.UnexpectedError"
+
+
+def test_a_refused_password_is_not_tried_again_by_later_tasks(fake, tmp_path):
+    cache = TokenCache(str(tmp_path / "tokens.json"))
+    fake.passwords["user"] = "other"
+    for _task in range(5):
+        with pytest.raises(ThingSpaceError) as caught:
+            make(cache)[0].start_callbacks(ACCOUNT)
+    assert fake.count("POST", LOGIN) == 1
+    assert "ThingSpace refused this password" in caught.value.message and "five consecutive failed logins" in caught.value.message
+    assert "pass" not in Path(cache.path).read_text()
+    client = make(cache, creds=CREDS._replace(password="other"))[0]
+    assert client.start_callbacks(ACCOUNT)  # a corrected password logs in at once
+    assert fake.count("POST", LOGIN) == 2
+
+
+def test_without_token_cache_each_task_tries_once(fake):
+    fake.passwords["user"] = "other"
+    for _task in range(2):
+        with pytest.raises(ThingSpaceError):
+            make()[0].start_callbacks(ACCOUNT)
+    assert fake.count("POST", LOGIN) == 2
 
 
 def test_wrong_client_secret_names_the_options(fake):

@@ -15,7 +15,7 @@ def test_claim_settle_and_skip(tmp_path):
     ledger = Ledger(str(tmp_path / "l.sqlite3"))
     claim, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2"])
     assert claimed == ["mdn:1", "mdn:2"]
-    assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending", "mdn:2": "pending"}
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "in_flight", "mdn:2": "in_flight"}
     ledger.settle(claim, "sent", "req-1")
     assert ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "sent"}
     claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:3"])[1]
@@ -35,12 +35,16 @@ def test_release_forgets_and_unknown_is_kept(tmp_path):
 
 
 def test_modes_take_over_unconfirmed_or_all(tmp_path):
-    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    path = str(tmp_path / "l.sqlite3")
+    ledger = Ledger(path)
     sent = ledger.claim(SCOPE, KEY, ["mdn:1"])[0]
     ledger.settle(sent, "sent", "r1")
     unknown = ledger.claim(SCOPE, KEY, ["mdn:2"])[0]
     ledger.settle(unknown, "unknown")
-    ledger.claim(SCOPE, KEY, ["mdn:3"])  # left pending, as by a killed run
+    killed = Ledger(path)
+    killed.claim(SCOPE, KEY, ["mdn:3"])
+    killed.close()  # its lock is free, the row stays pending: a run that died while sending
+    assert ledger.states(SCOPE, KEY)["mdn:3"] == "pending"
     assert ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"], mode="new")[1] == []
     assert ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"], mode="unconfirmed")[1] == ["mdn:2", "mdn:3"]
     claim, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"], mode="all")
@@ -90,3 +94,29 @@ def test_concurrent_claims_never_share_a_target(tmp_path):
         worker.join()
     claimed = [t for result in results for t in result]
     assert sorted(claimed) == sorted(targets)
+
+
+def _claim_and_hold(path, started, finish):
+    ledger = Ledger(path)
+    ledger.claim(SCOPE, KEY, ["mdn:1"])
+    started.set()
+    finish.wait(30)
+
+
+def test_a_live_claim_is_in_flight_and_never_taken_over_by_resend_unconfirmed(tmp_path):
+    path = str(tmp_path / "l.sqlite3")
+    Ledger(path).close()
+    started, finish = multiprocessing.Event(), multiprocessing.Event()
+    sender = multiprocessing.Process(target=_claim_and_hold, args=(path, started, finish))
+    sender.start()
+    try:
+        assert started.wait(30)
+        ledger = Ledger(path)
+        assert ledger.states(SCOPE, KEY) == {"mdn:1": "in_flight"}
+        assert Ledger(path, read_only=True).states(SCOPE, KEY) == {"mdn:1": "in_flight"}
+        assert ledger.claim(SCOPE, KEY, ["mdn:1"], mode="unconfirmed")[1] == []
+    finally:
+        finish.set()
+        sender.join(30)
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending"}  # the sender ended without settling
+    assert ledger.claim(SCOPE, KEY, ["mdn:1"], mode="unconfirmed")[1] == ["mdn:1"]

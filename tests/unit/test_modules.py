@@ -234,10 +234,12 @@ def test_receive_empty_queue_is_no_change(fake, run_module):
     assert not failed and not result["changed"] and result["messages"] == []
 
 
-def test_receive_failure_keeps_what_was_consumed(fake, run_module):
+def test_receive_failure_returns_every_block_that_may_be_acknowledged(fake, run_module):
     fake.queue = _queue(250)
     fake.script("GET", "history", (200, {"messages": _queue(100), "hasMoreData": True}, {"Location": "/sms/%s/history?next=100" % ACCOUNT}),
                 (200, {"messages": _queue(100), "hasMoreData": True}, {"Location": "/sms/%s/history?next=200" % ACCOUNT}),
                 (400, {"errorCode": "REQUEST_FAILED.UnexpectedError"}))
     result, failed = run_module(vz_sms_receive.main, account_name=ACCOUNT)
-    assert failed and len(result["messages"]) == 100 and "the 100 message(s) consumed before the failure" in result["msg"]
+    assert failed and len(result["messages"]) == 200
+    assert "the 200 message(s) read before the failure are in 'messages' (the last 100 may be delivered again)" in result["msg"]
+    assert fake.count("GET", "history") == 3  # the failed next read is not repeated

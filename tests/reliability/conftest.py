@@ -1,0 +1,74 @@
+"""Fixtures: one emulator for the session (a generated 300-device fleet), reset before every test; an
+``ansible`` runner with a private state dir per test; ``figures`` that end up in tests/output/reliability.json
+(docs/reliability.md is written from it)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import sys
+import time
+
+import pytest
+from harness import ROOT, Ansible, write_fleet
+
+from thingspace_emulator import __version__ as emulator_version
+from thingspace_emulator.testing import running_emulator
+
+FIGURES_PATH = ROOT / "tests" / "output" / "reliability.json"
+TIMINGS = ("accessTokenTtl", "sessionIdleTtl", "smsExpiry", "deliveryDelay", "devicePageSize")
+_figures = {}
+_outcomes = {}
+_started = time.monotonic()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    fleet = tmp_path_factory.mktemp("fleet") / "fleet.json"
+    write_fleet(fleet)
+    with running_emulator("--fleet", str(fleet), "--allow-any-callback-port", "--quiet") as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def fresh_emulator(emulator):
+    """Every test starts from the loaded fleet, with no faults, and the default timings afterwards."""
+    config = emulator.call("GET", "config")
+    emulator.reset()
+    yield emulator
+    emulator.reset()
+    emulator.config(**{name: config[name] for name in TIMINGS})
+
+
+@pytest.fixture
+def ansible(tmp_path, emulator):
+    return Ansible(tmp_path, emulator.url)
+
+
+@pytest.fixture
+def figures(request):
+    """figures[name] = value: measurements of this test, saved under its name."""
+    return _figures.setdefault(request.node.name, {})
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+        _outcomes[report.nodeid] = {"outcome": outcome, "seconds": round(report.duration, 2)}
+
+
+def pytest_sessionfinish(session):
+    from ansible.release import __version__ as ansible_version
+
+    FIGURES_PATH.parent.mkdir(parents=True, exist_ok=True)
+    run = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "ansible_core": ansible_version,
+        "emulator": emulator_version,
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "suite_seconds": round(time.monotonic() - _started, 1),
+    }
+    FIGURES_PATH.write_text(json.dumps({"run": run, "tests": _outcomes, "figures": _figures}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
