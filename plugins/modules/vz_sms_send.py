@@ -90,13 +90,15 @@ options:
     type: str
   force:
     description:
-      - Send to every selected device, even those the ledger says already got the message.
+      - Send to every selected device, even those the ledger says already got the message or another run is sending
+        right now.
     type: bool
     default: false
   resend_unconfirmed:
     description:
       - Also send to devices whose earlier send is unconfirmed (no answer after the request went out, or a run that
-        stopped while sending). Use it after checking that those devices did not get the message.
+        died while sending). Use it after checking that those devices did not get the message. Devices another
+        running run is sending right now are left to it.
     type: bool
     default: false
   max_devices:
