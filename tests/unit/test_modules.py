@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 import requests
 from urllib3.exceptions import ProtocolError
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import derive_key
 from ansible_collections.thingspace.m2m.plugins.modules import vz_callback, vz_sms_receive, vz_sms_send, vz_sms_start_callbacks
 
-from fake_api import ACCOUNT
+from fake_api import ACCOUNT, API
 
 SEND = r"/api/m2m/v1/sms$"
 DEVICES = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 6)]
@@ -110,6 +114,31 @@ def test_ambiguous_batch_is_unconfirmed_and_not_resent(fake, run_module):
     assert result["devices_sent"] == 2 and [d["id"] for d in sms_bodies(fake)[-1]["deviceIds"]] == ["5550000003", "5550000004"]
     result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")[0]
     assert not result["changed"] and result["devices_unconfirmed"] == []
+
+
+def _hold_a_claim(path, target, started, finish):
+    Ledger(path).claim(API + "|", derive_key(None, None, "hello", "7-bit"), [target])
+    started.set()
+    finish.wait(30)
+
+
+def test_devices_another_run_is_sending_are_left_to_it(fake, run_module, state_dir):
+    started, finish = multiprocessing.Event(), multiprocessing.Event()
+    path = str(state_dir / "ledger.sqlite3")
+    Ledger(path).close()
+    other = multiprocessing.Process(target=_hold_a_claim, args=(path, "mdn:5550000001", started, finish))
+    other.start()
+    try:
+        assert started.wait(30)
+        for extra, skipped in (({}, 1), ({"resend_unconfirmed": True}, 5)):
+            result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", **extra)
+            assert not failed and result["devices_skipped"] == skipped and result["devices_unconfirmed"] == []
+            assert "1 target(s) are being sent right now by another run" in result["warnings"][0]
+        assert [d["id"] for d in sms_bodies(fake)[0]["deviceIds"]] == [d["id"] for d in DEVICES[1:]]
+        assert len(sms_bodies(fake)) == 1
+    finally:
+        finish.set()
+        other.join(30)
 
 
 def test_rejected_batch_is_released_and_sent_by_a_rerun(fake, run_module):
