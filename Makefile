@@ -66,6 +66,7 @@ docs: venv
 	sh docs/build.sh
 
 bench: venv
+	$(BIN)/pip install -q --disable-pip-version-check matplotlib
 	$(BIN)/python benchmarks/run.py --report docs/performance.md
 
 test: lint unit emulator-test reliability sanity integration molecule build docs

@@ -22,7 +22,6 @@ from collections import namedtuple
 from contextlib import contextmanager
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.models import LoginRequest, OAuthToken, SessionToken, parse
 from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_file
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
@@ -182,6 +181,8 @@ class Authenticator:
         return False
 
     def _oauth(self, entry):
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import OAuthToken, parse
+
         creds = self._credentials
         if not (creds.client_id and creds.client_secret):
             raise ThingSpaceError(
@@ -201,6 +202,8 @@ class Authenticator:
 
     def _login(self, entry):
         """Log in once; a refused login raises at once and is never repeated."""
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import LoginRequest, SessionToken, parse
+
         creds = self._credentials
         if not (creds.username and creds.password):
             raise ThingSpaceError(

@@ -36,7 +36,6 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.models import (
     parse,
 )
 
-DEFAULT_API_URL = "https://thingspace.verizon.com"
 M2M = "/api/m2m/v1"
 RETRY_STATUSES = (429, 502, 503, 504)
 BACKOFF_BASE = 1.0
@@ -65,7 +64,7 @@ class ThingSpaceClient:
     """Calls ThingSpace on behalf of one task. ``session`` and ``sleep`` are injectable for tests."""
 
     def __init__(self, api_url, credentials, token_cache=None, timeout=30.0, retries=4, validate_certs=True, session=None, sleep=time.sleep):
-        self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self._sleep = sleep

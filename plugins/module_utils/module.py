@@ -1,19 +1,26 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ThingSpaceModule: the base of every module. It owns the common options (auth, transport, token cache),
-checks the Python requirements and credentials before any request, builds the client, and turns a
-ThingSpaceError into one fail_json."""
+checks the credentials and the Python requirements before any request, builds the client, and turns a
+ThingSpaceError into one fail_json.
+
+requests and pydantic are imported with the client, on first use: a task that makes no request (a re-run
+with nothing to send, a check-mode preview of a device list, bad input) does not pay for them."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials, TokenCache, credentials_problem
-from ansible_collections.thingspace.m2m.plugins.module_utils.client import DEFAULT_API_URL, REQUESTS_IMPORT_ERROR, ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.models import PYDANTIC_IMPORT_ERROR
 from ansible_collections.thingspace.m2m.plugins.module_utils.state import DEFAULT_STATE_DIR, LEDGER_NAME, TOKEN_CACHE_NAME, state_path
+
+DEFAULT_API_URL = "https://thingspace.verizon.com"
+# Longer list options are cut to this many entries in the result's invocation (a 100,000-device list would be
+# echoed back whole, megabytes for the controller to parse).
+INVOCATION_LIST_LIMIT = 20
 
 
 def _env(name):
@@ -47,9 +54,6 @@ class ThingSpaceModule(AnsibleModule):
         spec = dict(COMMON_ARGUMENT_SPEC)
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
-        for library, error in (("requests", REQUESTS_IMPORT_ERROR), ("pydantic", PYDANTIC_IMPORT_ERROR)):
-            if error:
-                self.fail_json(msg=missing_required_lib(library), exception=error)
         url = urlsplit(self.params["api_url"])
         if url.scheme not in ("http", "https") or not url.netloc:
             self.fail_json(msg="api_url: %r is not an http(s) URL such as %s" % (self.params["api_url"], DEFAULT_API_URL))
@@ -70,6 +74,13 @@ class ThingSpaceModule(AnsibleModule):
     def client(self):
         """The client, built on first use: a task that needs no request never logs in."""
         if self._client is None:
+            # Imported here: these modules import requests and pydantic.
+            from ansible_collections.thingspace.m2m.plugins.module_utils.client import REQUESTS_IMPORT_ERROR, ThingSpaceClient
+            from ansible_collections.thingspace.m2m.plugins.module_utils.models import PYDANTIC_IMPORT_ERROR
+
+            for library, error in (("requests", REQUESTS_IMPORT_ERROR), ("pydantic", PYDANTIC_IMPORT_ERROR)):
+                if error:
+                    self.fail_json(msg=missing_required_lib(library), exception=error)
             p = self.params
             cache = TokenCache(state_path(p["state_dir"], TOKEN_CACHE_NAME)) if p["token_cache"] else None
             self._client = ThingSpaceClient(
@@ -88,12 +99,25 @@ class ThingSpaceModule(AnsibleModule):
     def run(self, action):
         """exit_json with ``action(self)``'s result; a ThingSpaceError becomes one fail_json.
 
-        ``action`` may return ``(result, failure message)`` to fail with the result attached."""
+        ``action`` may return ``(result, failure message)`` to fail with the result attached; the result's
+        ``warnings`` are shown as Ansible warnings."""
         try:
             outcome = action(self)
         except ThingSpaceError as error:
-            self.fail_json(msg=error.message, **error.to_result())
+            self.fail_json(msg=error.message, invocation=self._invocation(), **error.to_result())
         result, failure = outcome if isinstance(outcome, tuple) else (outcome, None)
+        for warning in result.pop("warnings", ()):
+            self.warn(warning)
+        result["invocation"] = self._invocation()
         if failure:
             self.fail_json(**dict(result, msg=failure))
         self.exit_json(**result)
+
+    def _invocation(self):
+        """The module arguments as Ansible reports them, secrets masked and long lists cut."""
+        args = {}
+        for name, value in self.params.items():
+            if isinstance(value, list) and len(value) > INVOCATION_LIST_LIMIT:
+                value = [*value[:INVOCATION_LIST_LIMIT], "... %d more" % (len(value) - INVOCATION_LIST_LIMIT)]
+            args[name] = value
+        return {"module_args": remove_values(args, self.no_log_values)}

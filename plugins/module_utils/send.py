@@ -14,7 +14,6 @@ from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, IN_FLIGHT, NEW, PENDING, SENT, UNCONFIRMED, UNKNOWN
-from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceId, DeviceListRequest, SendSmsRequest
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, check_custom_fields, message_size, normalize_devices
 
 SELECTION = "selection"
@@ -151,6 +150,8 @@ class SmsSend:
 
     def _resolve(self):
         """Count the devices a filter selects (device list API, read-only); fail past max_devices."""
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceListRequest
+
         plan = self.plan
         request = DeviceListRequest(
             account_name=plan.account, group_name=plan.filters["group_name"], service_plan=plan.filters["service_plan"],
@@ -216,6 +217,8 @@ class SmsSend:
         return result, failure
 
     def _request(self, claimed):
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceId, SendSmsRequest
+
         plan = self.plan
         if plan.devices is not None:
             return SendSmsRequest(sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account,

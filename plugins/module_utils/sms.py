@@ -86,8 +86,8 @@ def message_size(message, encoding):
 
 def normalize_device(device, where="devices"):
     """Validate one ``{kind, id}`` entry; return ``(kind, id)`` with the kind in lower case."""
-    if not isinstance(device, dict) or not device.get("kind") or not device.get("id"):
-        raise ValueError("%s: each entry needs both 'kind' and 'id', got %r" % (where, device))
+    if not isinstance(device, dict) or set(device) != {"kind", "id"} or not device["kind"] or not device["id"]:
+        raise ValueError("%s: each entry has exactly the keys 'kind' and 'id', both set; got %r" % (where, device))
     kind = str(device["kind"]).strip().lower()
     ident = str(device["id"]).strip()
     if kind not in DEVICE_KINDS:

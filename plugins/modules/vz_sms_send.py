@@ -40,23 +40,17 @@ options:
     type: str
   devices:
     description:
-      - The devices to send to. Mutually exclusive with O(group_name), O(service_plan) and O(custom_fields).
+      - The devices to send to, each a dictionary with exactly two keys, C(kind) and C(id). Mutually exclusive with
+        O(group_name), O(service_plan) and O(custom_fields).
+      - C(kind) is the identifier kind, case-insensitive, and C(id) the identifier (quote it in YAML). V(eid) (32 digits),
+        V(esn) (11 digits or 8 hex), V(iccid) (18-20 digits), V(imei) (15-16 digits), V(imsi) (6-15 digits),
+        V(mdn) (10 digits), V(meid) (14 hex), V(msisdn) (11-15 digits).
       - One identifier per device is enough. Each device is one ledger entry, so a re-run sends only to devices
         that did not get the message yet.
+      - Checked by the module itself rather than by per-entry option validation, which costs seconds on lists of
+        100,000 devices.
     type: list
     elements: dict
-    suboptions:
-      kind:
-        description:
-          - Identifier kind, case-insensitive.
-          - V(eid) (32 digits), V(esn) (11 digits or 8 hex), V(iccid) (18-20 digits), V(imei) (15-16 digits),
-            V(imsi) (6-15 digits), V(mdn) (10 digits), V(meid) (14 hex), V(msisdn) (11-15 digits).
-        type: str
-        required: true
-      id:
-        description: The identifier.
-        type: str
-        required: true
   group_name:
     description: Send to the devices of this device group (combined with the other filters).
     type: str
@@ -267,7 +261,7 @@ def send(module):
 def main():
     argument_spec = dict(
         account_name=dict(type="str"),
-        devices=dict(type="list", elements="dict", options=dict(kind=dict(type="str", required=True), id=dict(type="str", required=True))),
+        devices=dict(type="list", elements="dict"),
         group_name=dict(type="str"),
         service_plan=dict(type="str"),
         custom_fields=dict(type="dict"),

@@ -44,18 +44,22 @@ class ModuleExit(Exception):
 
 @pytest.fixture
 def run_module(monkeypatch, state_dir):
-    """run_module(main, **args) → (result, failed). Auth options and api_url default to the fake's."""
+    """run_module(main, **args) → (result, failed), the module's warnings in result["warnings"].
+    Auth options and api_url default to the fake's."""
+    warnings = []
 
     def exit_json(self, **result):
-        raise ModuleExit(result, False)
+        raise ModuleExit(dict(result, warnings=list(warnings)), False)
 
     def fail_json(self, msg, **result):
-        raise ModuleExit(dict(result, msg=msg), True)
+        raise ModuleExit(dict(result, msg=msg, warnings=list(warnings)), True)
 
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning: warnings.append(warning))
 
     def run(main, check_mode=False, **args):
+        warnings.clear()
         params = dict(CREDENTIALS, api_url=API, state_dir=str(state_dir), retries=2)
         params.update(args)
         params = {k: v for k, v in params.items() if v is not None}

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -272,3 +276,37 @@ def test_receive_failure_returns_every_block_that_may_be_acknowledged(fake, run_
     assert failed and len(result["messages"]) == 200
     assert "the 200 message(s) read before the failure are in 'messages' (the last 100 may be delivered again)" in result["msg"]
     assert fake.count("GET", "history") == 3  # the failed next read is not repeated
+
+
+def test_invocation_is_trimmed_and_masked(fake, run_module):
+    devices = [{"kind": "mdn", "id": "55500%05d" % n} for n in range(30)]
+    result, _failed = run_module(vz_sms_send.main, devices=devices, sms_message="hello")
+    args = result["invocation"]["module_args"]
+    assert args["devices"][:20] == devices[:20] and args["devices"][20:] == ["... 10 more"]
+    assert args["password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" and args["client_secret"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send
+
+def report(self, **result):
+    print(json.dumps({"changed": result["changed"], "loaded": sorted(m for m in ("requests", "pydantic") if m in sys.modules)}))
+    sys.exit(0)
+
+basic.AnsibleModule.exit_json = basic.AnsibleModule.fail_json = report
+args = dict(json.loads(sys.argv[2]), _ansible_check_mode=True)
+with patch_module_args(args):
+    vz_sms_send.main()
+"""
+
+
+def test_a_task_that_makes_no_request_imports_neither_requests_nor_pydantic(state_dir):
+    args = {"api_url": API, "client_id": "c", "client_secret": "s", "username": "u", "password": "p", "state_dir": str(state_dir),
+            "devices": DEVICES, "sms_message": "hello"}
+    collections = str(Path(__file__).resolve().parents[2] / ".collections")
+    run = subprocess.run([sys.executable, "-c", PROBE, collections, json.dumps(args)], capture_output=True, text=True, check=True)
+    assert json.loads(run.stdout) == {"changed": True, "loaded": []}

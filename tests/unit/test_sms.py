@@ -85,7 +85,9 @@ def test_valid_identifiers(kind, ident):
         ({"kind": "imei", "id": "12345"}, r"not a valid imei: expected 15 or 16 decimal digits"),
         ({"kind": "meid", "id": "A10000009296G2"}, r"not a valid meid: expected 14 hexadecimal digits"),
         ({"kind": "msisdn", "id": "5551234567"}, r"not a valid msisdn: expected 11 to 15 decimal digits"),
-        ({"kind": "mdn"}, r"each entry needs both 'kind' and 'id'"),
+        ({"kind": "mdn"}, r"each entry has exactly the keys 'kind' and 'id', both set"),
+        ({"kind": "mdn", "id": "5551234567", "imei": "x"}, r"each entry has exactly the keys 'kind' and 'id'"),
+        ({"kind": "mdn", "id": ""}, r"each entry has exactly the keys 'kind' and 'id', both set"),
     ],
 )
 def test_invalid_identifiers_name_field_and_rule(device, message):

@@ -1,0 +1,121 @@
+"""Ledger scaling: the ledger work of vz_sms_send for 1,000, 10,000 and 100,000 devices, with the collection's own
+code (module_utils from this checkout): checking the device list (``plan_send``), the diff against an empty ledger
+(first run, ``SmsSend.run`` in check mode), claiming and settling the 10 batches (``Ledger.claim``/``settle``) and
+the diff of a re-run where every device is recorded as sent (``SmsSend.run``, nothing to send). No HTTP.
+
+    python benchmarks/ledger_scaling.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+from common import COLLECTIONS
+
+SIZES = (1000, 10000, 100000)
+BATCHES = 10
+PHASES = ("plan", "first_diff", "claim_settle", "rerun_diff")
+
+
+def _import():
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.thingspace.m2m.plugins.module_utils import ledger, send
+
+    return ledger, send
+
+
+def _params(count):
+    return {
+        "account_name": "0000999999-00001",
+        "devices": [{"kind": "mdn", "id": "%d" % (7000000000 + n)} for n in range(count)],
+        "group_name": None,
+        "service_plan": None,
+        "custom_fields": None,
+        "sms_message": "benchmark",
+        "data_encoding": "7-bit",
+        "idempotency_key": None,
+        "force": False,
+        "resend_unconfirmed": False,
+        "max_devices": None,
+        "batch_size": count // BATCHES,
+        "ledger_path": None,
+    }
+
+
+def _no_client():
+    raise AssertionError("the ledger benchmark must not reach the client")
+
+
+def measure(count, workdir):
+    """Seconds of each phase for ``count`` devices, in a fresh ledger file."""
+    ledger_mod, send_mod = _import()
+    params = _params(count)
+    scope = "http://127.0.0.1|%s" % params["account_name"]
+    times = {}
+
+    started = time.perf_counter()
+    plan = send_mod.plan_send(params)
+    times["plan"] = time.perf_counter() - started
+
+    ledger = ledger_mod.Ledger(os.path.join(workdir, "ledger-%d-%s.sqlite3" % (count, uuid.uuid4().hex[:8])))
+    try:
+        started = time.perf_counter()
+        result, failure = send_mod.SmsSend(plan, _no_client, ledger, scope, check_mode=True, batch_size=params["batch_size"]).run()
+        times["first_diff"] = time.perf_counter() - started
+        assert failure is None and result["devices_sent"] == count, result.get("msg")
+
+        targets = ["%s:%s" % device for device in plan.devices]
+        size = params["batch_size"]
+        started = time.perf_counter()
+        for start in range(0, count, size):
+            claim_id, claimed = ledger.claim(scope, plan.key, targets[start:start + size])
+            ledger.settle(claim_id, ledger_mod.SENT, str(uuid.uuid4()))
+        times["claim_settle"] = time.perf_counter() - started
+        assert len(claimed) == size
+
+        started = time.perf_counter()
+        result, failure = send_mod.SmsSend(plan, _no_client, ledger, scope, batch_size=params["batch_size"]).run()
+        times["rerun_diff"] = time.perf_counter() - started
+        assert failure is None and result["devices_sent"] == 0 and result["devices_skipped"] == count, result.get("msg")
+    finally:
+        ledger.close()
+    return times
+
+
+def run(rounds=3, sizes=SIZES):
+    """Median seconds per phase and size, and the growth factor of each phase from one size to the next."""
+    workdir = tempfile.mkdtemp(prefix="bench-ledger-")
+    try:
+        runs = {count: {phase: [] for phase in PHASES} for count in sizes}
+        for _round in range(rounds):
+            for count in sizes:
+                for phase, seconds in measure(count, workdir).items():
+                    runs[count][phase].append(seconds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    medians = {str(count): {phase: statistics.median(values) for phase, values in phases.items()} for count, phases in runs.items()}
+    growth = {}
+    for smaller, larger in zip(sizes, sizes[1:]):
+        growth["%d->%d" % (smaller, larger)] = {phase: medians[str(larger)][phase] / medians[str(smaller)][phase] for phase in PHASES}
+    runs = {str(count): phases for count, phases in runs.items()}
+    return {"sizes": list(sizes), "batches": BATCHES, "rounds": rounds, "seconds": medians, "runs": runs, "growth": growth}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(json.dumps(run(args.rounds), indent=2))
+
+
+if __name__ == "__main__":
+    main()

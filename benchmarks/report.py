@@ -1,0 +1,423 @@
+"""docs/performance.md and its plot from the figures of one run.py run. Only measured figures go in."""
+
+from __future__ import annotations
+
+import os
+
+from common import LOGIN_PATH, OAUTH_PATH
+from module_profile import IMPORT_STAGES, STAGES
+
+GOAL_MODULE_VS_URI = 1.1
+GOAL_DIFF_SECONDS = 1.0
+# "Linear or better": each x10 step in devices may cost at most x12 in time (x10 plus 20 % for the noise of
+# these shared machines).
+GOAL_GROWTH = 12.0
+LEDGER_PHASES = (
+    ("plan", "check the device list (plan_send)"),
+    ("first_diff", "diff against an empty ledger (first run)"),
+    ("claim_settle", "claim + settle, 10 batches"),
+    ("rerun_diff", "diff against a full ledger (re-run)"),
+)
+
+
+def _s(seconds):
+    return "%.2f s" % seconds
+
+
+def _ms(seconds):
+    return "%.1f ms" % (seconds * 1000)
+
+
+def _x(value):
+    return "%.2f" % value
+
+
+def _yes(flag):
+    return "yes" if flag else "**no**"
+
+
+def goals(results):
+    """(item, measurement, figure, goal, met or None) rows of the summary."""
+    bulk, tasks, ledger, emulator = results["bulk"], results["tasks"], results["ledger"], results["emulator"]
+    wall = bulk["wall"]
+    module_vs_uri = wall["module"]["median"] / wall["uri"]["median"]
+    rows = [
+        ("1", "bulk send, %s devices: vz_sms_send / uri playbook (wall)" % _n(bulk["devices"]), _x(module_vs_uri), "≤ %.1f" % GOAL_MODULE_VS_URI,
+         module_vs_uri <= GOAL_MODULE_VS_URI),
+        ("1", "bulk send: vz_sms_send / requests script, the floor (wall)", _x(wall["module"]["median"] / wall["floor"]["median"]), "reported", None),
+        ("1", "bulk send: uri playbook / requests script (wall)", _x(wall["uri"]["median"] / wall["floor"]["median"]), "reported", None),
+        ("2", "re-run: POST /sms sent (every round)", ", ".join(str(n) for n in bulk["rerun_sms_posts"]), "0",
+         not any(bulk["rerun_sms_posts"])),
+        ("2", "re-run / first run (wall)", _x(wall["rerun"]["median"] / wall["module"]["median"]), "reported", None),
+    ]
+    module_logins = tasks["logins"]["module"]
+    login_text = ", ".join("%d + %d" % (entry["oauth"], entry["session"]) for entry in module_logins)
+    rows += [
+        ("3", "play of %d vz_sms_send tasks: OAuth + session logins (every round)" % tasks["tasks"], login_text, "1 + 1",
+         all(entry["oauth"] == 1 and entry["session"] == 1 for entry in module_logins)),
+        ("3", "play of %d vz_sms_send tasks / play of 2 + %d uri tasks (wall)" % (tasks["tasks"], tasks["tasks"]),
+         _x(tasks["wall"]["module"]["median"] / tasks["wall"]["uri"]["median"]), "reported", None),
+    ]
+    largest = str(ledger["sizes"][-1])
+    for phase in ("first_diff", "rerun_diff"):
+        seconds = ledger["seconds"][largest][phase]
+        label = dict(LEDGER_PHASES)[phase]
+        rows.append(("4", "ledger, %s devices: %s" % (_n(int(largest)), label), _s(seconds), "< %.0f s" % GOAL_DIFF_SECONDS, seconds < GOAL_DIFF_SECONDS))
+    for phase in ("first_diff", "rerun_diff", "claim_settle"):
+        factors = [ledger["growth"][step][phase] for step in ledger["growth"]]
+        label = dict(LEDGER_PHASES)[phase]
+        met = all(factor <= GOAL_GROWTH for factor in factors) if phase != "claim_settle" else None
+        steps = ", ".join(_step(step) for step in ledger["growth"])
+        rows.append(("4", "growth per x10 devices (%s): %s" % (steps, label), ", ".join("x%.1f" % f for f in factors),
+                     "≤ x%.0f (linear)" % GOAL_GROWTH if met is not None else "reported", met))
+    for name, label in (("sms_10k_seconds", "emulator: POST /sms with 10,000 devices (slowest of 5)"),
+                        ("sms_100k_in_10_seconds", "emulator: 100,000 devices in 10 POST /sms"),
+                        ("callbacks_per_second", "emulator: callback fan-out")):
+        goal = emulator["goals"][name]
+        figure = "%.0f callbacks/s" % emulator[name] if name == "callbacks_per_second" else _s(emulator[name])
+        target = "≥ %.0f/s" % goal["goal"] if name == "callbacks_per_second" else "< %.0f s" % goal["goal"]
+        rows.append(("5", label, figure, target, goal["met"]))
+    return rows
+
+
+def _timing_rows(section, names):
+    rows = []
+    for key, label in names:
+        wall, cpu = section["wall"][key], section["cpu"][key]
+        rows.append("| %s | %s | %s - %s | %s |" % (label, _s(wall["median"]), _s(wall["min"]), _s(wall["max"]), _s(cpu["median"])))
+    return rows
+
+
+def task_parts(results):
+    """One vz_sms_send task of the per-task play, decomposed (label, wall seconds); the parts add up to the task."""
+    one = results["profile"]["one"]
+    walls, stages = one["walls"], one["stages"]
+    per_task = results["tasks"]["wall"]["module"]["median"] / results["tasks"]["tasks"]
+    imports = {name: stages.get(name, 0.0) for name in IMPORT_STAGES}
+    in_process = sum(imports.values()) + stages["module_run"]
+    return [
+        ("controller: ansible-playbook's work for the task", per_task - walls["payload"]),
+        ("AnsiballZ wrapper: unpack the zip, zipimport", walls["payload"] - walls["exploded"]),
+        ("Python process start-up and exit", walls["exploded"] - in_process),
+        ("import ansible.module_utils.basic", imports["import_basic"]),
+        ("import requests", imports["import_requests"]),
+        ("import pydantic + build the models", imports["import_pydantic"] + imports["import_models"]),
+        ("import sqlite3 + collection code", imports["import_sqlite3"] + imports["import_collection"]),
+        ("module run: checks, ledger, tokens, HTTP, result", stages["module_run"]),
+    ]
+
+
+def _profile_table(profile, total_label):
+    stages = profile["stages"]
+    total = stages["module_run"] + sum(stages.get(name, 0.0) for name in IMPORT_STAGES)
+    rows = ["| stage | time | share |", "| --- | ---: | ---: |"]
+    for name, label in STAGES:
+        if name in stages:
+            rows.append("| %s | %s | %.0f %% |" % (label, _ms(stages[name]), 100 * stages[name] / total))
+    rows.append("| **%s** | **%s** | |" % (total_label, _ms(total)))
+    return rows
+
+
+def markdown(results, plot_name):
+    machine, bulk, tasks, ledger, emulator, profile = (results[k] for k in ("machine", "bulk", "tasks", "ledger", "emulator", "profile"))
+    rounds = results["rounds"]
+    lines = [
+        "# Performance",
+        "",
+        "Measured by `make bench` (`benchmarks/run.py`) against the emulator on loopback (127.0.0.1), with a generated",
+        "fleet of %s devices. **All figures below are from one run** on %s: %s CPU(s) (%s), %s, Python %s, ansible-core %s,"
+        % (_n(bulk["devices"]), machine["date"], machine["nproc"], machine["cpu"], machine["os"], machine["python"], machine["ansible_core"]),
+        "requests %s, pydantic %s, SQLite %s, checkout `%s`. The run took %.0f s."
+        % (machine["requests"], machine["pydantic"], machine["sqlite"], machine["git"], results["runtime_seconds"]),
+        "",
+        "These machines are shared and noisy: absolute times vary from run to run, so every comparison is made side by",
+        "side in the same run, repeated %d times with the order reversed every other round. Tables give the median, the" % rounds,
+        "range (min - max) and the median CPU time (user + system of the whole process tree: ansible-playbook, its workers",
+        "and the modules, not the emulator); ratios are ratios of the medians.",
+        "",
+        "## Summary",
+        "",
+        "| # | measurement | figure | goal | met |",
+        "| --- | --- | ---: | --- | --- |",
+    ]
+    for item, label, figure, goal, met in goals(results):
+        lines.append("| %s | %s | %s | %s | %s |" % (item, label, figure, goal, "—" if met is None else _yes(met)))
+    if plot_name:
+        lines += ["", "![Benchmark figures of this run](%s)" % plot_name]
+
+    wall, cpu = bulk["wall"], bulk["cpu"]
+    lines += [
+        "",
+        "## 1. Bulk send: %s devices by ID" % _n(bulk["devices"]),
+        "",
+        "- **vz_sms_send**: one task, `devices: \"{{ fleet.devices }}\"`, a fresh state dir (token cache and ledger) per round.",
+        "- **uri playbook**: an OAuth token task (`uri`, Basic auth, form body), a session login task, then one `uri` task",
+        "  looping over `fleet.devices | batch(%d) | list` and POSTing `/api/m2m/v1/sms` with both headers." % bulk["batch"],
+        "- **requests script** (`benchmarks/requests_floor.py`): the same token, login and %d POSTs on one `requests.Session`,"
+        % (bulk["devices"] // bulk["batch"]),
+        "  no checks, no ledger: the floor.",
+        "",
+        "Both playbooks load the device list with `lookup('ansible.builtin.file', 'devices.json') | from_json` (the playbooks",
+        "are in `benchmarks/bench_playbooks.py`). Each variant's sends were checked in the emulator: %s devices in %d requests."
+        % (_n(bulk["devices"]), bulk["devices"] // bulk["batch"]),
+        "",
+        "| variant | wall (median) | wall (min - max) | CPU (median) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += _timing_rows(bulk, (("module", "vz_sms_send, first run"), ("uri", "uri playbook"), ("floor", "requests script")))
+    lines += [
+        "",
+        "| ratio | wall | CPU |",
+        "| --- | ---: | ---: |",
+        "| vz_sms_send / uri playbook | %s | %s |" % (_x(wall["module"]["median"] / wall["uri"]["median"]), _x(cpu["module"]["median"] / cpu["uri"]["median"])),
+        "| vz_sms_send / requests script | %s | %s |"
+        % (_x(wall["module"]["median"] / wall["floor"]["median"]), _x(cpu["module"]["median"] / cpu["floor"]["median"])),
+        "| uri playbook / requests script | %s | %s |"
+        % (_x(wall["uri"]["median"] / wall["floor"]["median"]), _x(cpu["uri"]["median"] / cpu["floor"]["median"])),
+        "",
+        "Requests each variant made (last round), from the emulator's request log:",
+        "",
+        "| request | vz_sms_send | uri playbook | requests script |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for request in sorted({key for counts in bulk["requests"].values() for key in counts}):
+        lines.append("| %s | %s |" % (request, " | ".join(str(bulk["requests"].get(name, {}).get(request, 0)) for name in ("module", "uri", "floor"))))
+    lines += [
+        "",
+        "## 2. Re-run of the same rollout",
+        "",
+        "The same vz_sms_send playbook again, same inputs and state dir (same ledger), right after each first run.",
+        "",
+        "| variant | wall (median) | wall (min - max) | CPU (median) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += _timing_rows(bulk, (("module", "first run"), ("rerun", "re-run")))
+    lines += [
+        "",
+        "- Requests the re-runs made, per round: %s (POST /sms: %s)."
+        % (", ".join(str(n) for n in bulk["rerun_all_requests"]), ", ".join(str(n) for n in bulk["rerun_sms_posts"])),
+        "- Re-run / first run: %s (wall), %s (CPU)."
+        % (_x(wall["rerun"]["median"] / wall["module"]["median"]), _x(cpu["rerun"]["median"] / cpu["module"]["median"])),
+    ]
+
+    n = tasks["tasks"]
+    twall, tcpu = tasks["wall"], tasks["cpu"]
+    lines += [
+        "",
+        "## 3. Per-task overhead: %d tasks of 1 device" % n,
+        "",
+        "- **vz_sms_send**: %d tasks, each sending to another device, a fresh state dir per play (empty token cache)." % n,
+        "- **uri**: the OAuth token and login tasks, then %d `uri` tasks (%d tasks in all)." % (n, n + 2),
+        "",
+        "| play | wall (median) | wall (min - max) | CPU (median) | wall per task |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, label in (("module", "%d vz_sms_send tasks" % n), ("uri", "2 + %d uri tasks" % n)):
+        wall = twall[key]
+        cells = (label, _s(wall["median"]), _s(wall["min"]), _s(wall["max"]), _s(tcpu[key]["median"]), _ms(wall["median"] / n))
+        lines.append("| %s | %s | %s - %s | %s | %s |" % cells)
+    lines += [
+        "",
+        "- vz_sms_send play / uri play: %s (wall), %s (CPU)."
+        % (_x(twall["module"]["median"] / twall["uri"]["median"]), _x(tcpu["module"]["median"] / tcpu["uri"]["median"])),
+    ]
+    for key, label in (("module", "vz_sms_send play"), ("uri", "uri play")):
+        lines.append("- Requests of the %s, per round (OAuth %s, session %s, POST /sms): %s." % (
+            label, OAUTH_PATH, LOGIN_PATH, "; ".join("%d, %d, %d" % (e["oauth"], e["session"], e["sms"]) for e in tasks["logins"][key])))
+
+    lines += [
+        "",
+        "## 4. Ledger scaling",
+        "",
+        "The collection's own code (`plan_send`, `SmsSend.run`, `Ledger`) on a new SQLite file per size, no HTTP; the",
+        "median of %d rounds. Claim + settle is the ledger work of a first run (10 batches); the re-run diff is what a" % ledger["rounds"],
+        "re-run does before it finds that nothing is left to send.",
+        "",
+        "Linear growth is x10 per step; the goal in the summary allows x%.0f (20 %% for noise)." % GOAL_GROWTH,
+        "",
+        "| phase | " + " | ".join("%s devices" % format(size, ",") for size in ledger["sizes"]) + " | "
+        + " | ".join("growth %s" % _step(step) for step in ledger["growth"]) + " |",
+        "| --- | " + " | ".join("---:" for _size in ledger["sizes"]) + " | " + " | ".join("---:" for _step in ledger["growth"]) + " |",
+    ]
+    for phase, label in LEDGER_PHASES:
+        cells = [_ms(ledger["seconds"][str(size)][phase]) for size in ledger["sizes"]]
+        factors = ["x%.1f" % ledger["growth"][step][phase] for step in ledger["growth"]]
+        lines.append("| %s | %s | %s |" % (label, " | ".join(cells), " | ".join(factors)))
+    largest = str(ledger["sizes"][-1])
+    lines += [
+        "",
+        "Per device at %s devices: diff %.2f µs (first run), %.2f µs (re-run); claim + settle %.2f µs." % (
+            format(int(largest), ","), 1e6 * ledger["seconds"][largest]["first_diff"] / int(largest),
+            1e6 * ledger["seconds"][largest]["rerun_diff"] / int(largest), 1e6 * ledger["seconds"][largest]["claim_settle"] / int(largest)),
+        "",
+        "## 5. Emulator",
+        "",
+        "`benchmarks/bench_emulator.py` on the same emulator (%s devices; callbacks go to a listener in another process):" % _n(bulk["devices"]),
+        "",
+        "| measurement | figure |",
+        "| --- | ---: |",
+        "| POST /sms with 10,000 devices, median of 5 | %s |" % _ms(emulator["sms_10k_median_seconds"]),
+        "| POST /sms with 10,000 devices, slowest of 5 | %s |" % _ms(emulator["sms_10k_seconds"]),
+        "| 100,000 devices in 10 POST /sms | %s |" % _s(emulator["sms_100k_in_10_seconds"]),
+        "| callback fan-out (%s callbacks for one 10,000-device send) | %.0f callbacks/s (%s) |"
+        % (_n(emulator["callbacks"]), emulator["callbacks_per_second"], _s(emulator["fan_out_seconds"])),
+        "| API call during the fan-out, median / max | %.1f / %.1f ms |"
+        % (emulator["api_during_fan_out_ms"]["median"], emulator["api_during_fan_out_ms"]["max"]),
+        "| health call during the fan-out, median / max | %.1f / %.1f ms |"
+        % (emulator["health_during_fan_out_ms"]["median"], emulator["health_during_fan_out_ms"]["max"]),
+    ]
+
+    one, big = profile["one"], profile["bulk"]
+    walls, cpus = one["walls"], one["cpus"]
+    per_task, per_task_cpu = twall["module"]["median"] / n, tcpu["module"]["median"] / n
+    lines += [
+        "",
+        "## Profile: where a vz_sms_send task's time goes",
+        "",
+        "`benchmarks/module_profile.py` keeps the AnsiballZ payload of a real task (ANSIBLE_KEEP_REMOTE_FILES=1), explodes it",
+        "and runs it again in new processes: as the controller runs it, exploded without timers, and exploded with timers",
+        "around the module's hot path. Token cache warm (as for every task of a play but the first), a new ledger per run",
+        "so every run sends. Median of %d runs, 1 device:" % one["rounds"],
+        "",
+        "| what | wall | CPU |",
+        "| --- | ---: | ---: |",
+        "| one vz_sms_send task in the %d-task play (section 3, play / %d) | %s | %s |" % (n, n, _ms(per_task), _ms(per_task_cpu)),
+        "| the module process as the controller runs it (`python AnsiballZ_vz_sms_send.py`) | %s | %s |"
+        % (_ms(walls["payload"]), _ms(cpus["payload"])),
+        "| the same module run from the exploded payload (no zip) | %s | %s |" % (_ms(walls["exploded"]), _ms(cpus["exploded"])),
+        "| Python start-up alone (`python -c pass`), for reference | %s | %s |" % (_ms(walls["python_start"]), _ms(cpus["python_start"])),
+        "",
+        "So one task (wall), part by part: the differences of the rows above, and inside the module process the timers of",
+        "the instrumented run (next table):",
+        "",
+        "| part | wall | share |",
+        "| --- | ---: | ---: |",
+    ]
+    for label, seconds in task_parts(results):
+        lines.append("| %s | %s | %.0f %% |" % (label, _ms(seconds), 100 * seconds / per_task))
+    lines += [
+        "| **one task** | **%s** | |" % _ms(per_task),
+        "",
+        "Inside the module process (exploded, with timers; imports are timed in this order, a shared dependency counts for",
+        "the first group that needs it; payload %s, arguments %s):" % (_kb(one["payload_bytes"]), _kb(one["args_bytes"])),
+        "",
+    ]
+    lines += _profile_table(one, "imports + module run")
+    bwalls = big["walls"]
+    lines += [
+        "",
+        "### The %s-device run" % _n(bulk["devices"]),
+        "",
+        "The payload of the bulk task (%s, of which arguments %s; the result it prints: %s), run once as the controller runs"
+        % (_kb(big["payload_bytes"]), _kb(big["args_bytes"]), _kb(big["result_bytes"])),
+        "it (%s wall, %s CPU) and once exploded with timers:" % (_s(bwalls["payload"]), _s(big["cpus"]["payload"])),
+        "",
+    ]
+    lines += _profile_table(big, "imports + module run")
+    lines += [
+        "",
+        "The bulk play took %s wall, %s CPU (medians, section 1), the module process %s wall, %s CPU: the controller's share"
+        % (_s(wall["module"]["median"]), _s(cpu["module"]["median"]), _s(bwalls["payload"]), _s(big["cpus"]["payload"])),
+        "(loading the device list, templating it into the task's arguments, building the payload, reading the result) is the",
+        "difference, %s wall, %s CPU." % (_s(wall["module"]["median"] - bwalls["payload"]), _s(cpu["module"]["median"] - big["cpus"]["payload"])),
+        "",
+        "## Reproduce",
+        "",
+        "`make bench` (about %.0f minutes here). `benchmarks/run.py --rounds N --tasks N --keep --json-out FILE` keeps the" % (results["runtime_seconds"] / 60),
+        "playbooks, logs and payloads of a run and writes every figure as JSON. `benchmarks/bench_emulator.py`,",
+        "`benchmarks/ledger_scaling.py` and `benchmarks/module_profile.py --driver DEBUG_DIR` also run alone.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _step(step):
+    """'1000->10000' as '1k → 10k'."""
+    return " → ".join("%dk" % (int(size) // 1000) for size in step.split("->"))
+
+
+def _n(count):
+    return format(count, ",")
+
+
+def _kb(size):
+    return "%.0f KB" % (size / 1000) if size < 1_000_000 else "%.1f MB" % (size / 1_000_000)
+
+
+def plot(results, path):
+    """The figures of the run as one PNG; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    bulk, tasks, ledger = results["bulk"], results["tasks"], results["ledger"]
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    figure.suptitle("thingspace.m2m benchmarks, one run (%s, %s CPUs)" % (results["machine"]["date"], results["machine"]["nproc"]))
+
+    def bars(axis, labels, section, keys, title):
+        medians = [section["wall"][k]["median"] for k in keys]
+        low = [m - section["wall"][k]["min"] for m, k in zip(medians, keys)]
+        high = [section["wall"][k]["max"] - m for m, k in zip(medians, keys)]
+        cpu = [section["cpu"][k]["median"] for k in keys]
+        positions = range(len(keys))
+        axis.barh([p + 0.2 for p in positions], medians, height=0.4, xerr=[low, high], label="wall (median, min-max)", color="#3b6ea8")
+        axis.barh([p - 0.2 for p in positions], cpu, height=0.4, label="CPU (median)", color="#a8c4e0")
+        axis.set_yticks(list(positions))
+        axis.set_yticklabels(labels)
+        axis.invert_yaxis()
+        axis.set_xlabel("seconds")
+        axis.set_title(title, fontsize=10)
+        axis.legend(fontsize=8, loc="lower right")
+        for p, m, k in zip(positions, medians, keys):
+            axis.annotate("%.1f s" % m, (section["wall"][k]["max"], p + 0.2), xytext=(4, -3), textcoords="offset points", fontsize=8)
+
+    bars(axes[0][0], ["vz_sms_send", "vz_sms_send re-run", "uri playbook", "requests script"], bulk, ["module", "rerun", "uri", "floor"],
+         "1-2. Bulk send, %s devices" % format(bulk["devices"], ","))
+    bars(axes[0][1], ["%d vz_sms_send tasks" % tasks["tasks"], "2 + %d uri tasks" % tasks["tasks"]], tasks, ["module", "uri"],
+         "3. Play of %d one-device tasks" % tasks["tasks"])
+
+    axis = axes[1][0]
+    for phase, label in LEDGER_PHASES:
+        axis.plot(ledger["sizes"], [ledger["seconds"][str(size)][phase] for size in ledger["sizes"]], marker="o", label=label)
+    axis.plot(ledger["sizes"], [ledger["seconds"][str(ledger["sizes"][0])]["claim_settle"] * size / ledger["sizes"][0] for size in ledger["sizes"]],
+              linestyle=":", color="grey", label="linear (from claim + settle at %s)" % format(ledger["sizes"][0], ","))
+    axis.axhline(GOAL_DIFF_SECONDS, color="red", linewidth=0.8, linestyle="--", label="diff goal (1 s)")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("devices")
+    axis.set_ylabel("seconds")
+    axis.set_title("4. Ledger scaling (median of %d)" % ledger["rounds"], fontsize=10)
+    axis.legend(fontsize=7)
+
+    axis = axes[1][1]
+    parts = task_parts(results)
+    axis.barh(range(len(parts)), [seconds * 1000 for _label, seconds in parts], color="#3b6ea8")
+    axis.set_yticks(range(len(parts)))
+    axis.set_yticklabels([label for label, _seconds in parts], fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("milliseconds (wall)")
+    axis.set_title("One vz_sms_send task, part by part (%.0f ms in all)" % (1000 * sum(seconds for _label, seconds in parts)), fontsize=10)
+    for position, (_label, seconds) in enumerate(parts):
+        axis.annotate("%.0f ms" % (seconds * 1000), (max(seconds, 0) * 1000, position), xytext=(4, -3), textcoords="offset points", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return True
+
+
+def write(results, path):
+    """Write the report to ``path`` and the plot next to it (same name, .png)."""
+    png = os.path.splitext(path)[0] + ".png"
+    plot_name = os.path.basename(png) if plot(results, png) else None
+    text = markdown(results, plot_name)
+    if plot_name is None:
+        text = text.replace("## Summary\n", "## Summary\n\n(No plot: matplotlib is not installed.)\n", 1)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def summary_text(results):
+    return "\n".join("%s %-75s %18s  goal %-16s %s" % (item, label, figure, goal, "" if met is None else ("met" if met else "NOT MET"))
+                     for item, label, figure, goal, met in goals(results))

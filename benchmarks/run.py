@@ -1,0 +1,261 @@
+"""Ratio benchmarks of thingspace.m2m against what a user would write instead, on the emulator on loopback.
+
+Everything is measured side by side in one run, each comparison repeated (rounds, order reversed every other
+round); the report gives medians and the ratios of the medians, with the CPU time (user + system of the whole
+process tree) next to the wall time because these machines are shared and noisy.
+
+1. bulk send to 100,000 devices by ID: vz_sms_send (one task) vs an ansible.builtin.uri playbook vs a bare
+   requests script (the floor);
+2. the re-run of the same vz_sms_send (nothing to send);
+3. a play of N vz_sms_send tasks (1 device each) vs the uri playbook doing the same, with the logins counted;
+4. ledger scaling at 1k / 10k / 100k devices (ledger_scaling.py);
+5. the emulator itself (bench_emulator.py);
+and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py).
+
+    python benchmarks/run.py --report docs/performance.md [--rounds 3] [--json-out FILE] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_emulator
+import bench_playbooks as playbooks
+import ledger_scaling
+import module_profile
+import report
+from common import (
+    BENCH_DIR,
+    LOGIN_PATH,
+    OAUTH_PATH,
+    PYTHON,
+    SMS_PATH,
+    ansible_env,
+    delta,
+    playbook,
+    request_counts,
+    summary,
+    timed_run,
+    write_inventory,
+)
+
+from thingspace_emulator.testing import running_emulator
+
+DEVICES = bench_emulator.DEVICES
+BATCH = bench_emulator.BATCH
+
+
+def machine():
+    def version(command):
+        try:
+            return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    def package(name):
+        try:
+            from importlib.metadata import version as dist_version
+
+            return dist_version(name)
+        except Exception:  # any failure means "not known"
+            return "unknown"
+
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "os": "%s %s" % (platform.system(), platform.release()),
+        "python": platform.python_version(),
+        "ansible_core": package("ansible-core"),
+        "requests": package("requests"),
+        "pydantic": package("pydantic"),
+        "sqlite": sqlite3.sqlite_version,
+        "git": version(["git", "-C", BENCH_DIR, "describe", "--always", "--dirty"]),
+    }
+
+
+def write_devices(path):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"devices": [{"kind": "mdn", "id": playbooks.mdn(n)} for n in range(DEVICES)]}, handle)
+
+
+def check_sent(emulator, requests_expected):
+    """The emulator accepted every device once, in ``requests_expected`` requests."""
+    messages = emulator.sms()
+    devices = sum(message["deviceCount"] for message in messages)
+    if len(messages) != requests_expected or devices != DEVICES:
+        raise RuntimeError("expected %d devices in %d requests, the emulator has %d in %d" % (DEVICES, requests_expected, devices, len(messages)))
+
+
+def bench_bulk(ctx, rounds):
+    """Items 1 and 2."""
+    runs = {"module": [], "uri": [], "floor": [], "rerun": []}
+    requests = {}
+    rerun_requests = []
+    order = ["module", "uri", "floor"]
+    floor_command = [PYTHON, os.path.join(BENCH_DIR, "requests_floor.py"), ctx["devices"], playbooks.ACCOUNT, playbooks.MESSAGE]
+    for index in range(rounds):
+        for variant in order if index % 2 == 0 else order[::-1]:
+            ctx["emulator"].reset()
+            name = "bulk-%s-%d" % (variant, index)
+            if variant == "module":
+                env = dict(ctx["env"], THINGSPACE_STATE_DIR=os.path.join(ctx["workdir"], "state-" + uuid.uuid4().hex))
+                runs["module"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_module.yml"], env, name))
+                before = request_counts(ctx["emulator"])
+                check_sent(ctx["emulator"], DEVICES // BATCH)
+                runs["rerun"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_module.yml"], env, name + "-rerun"))
+                rerun_requests.append(delta(request_counts(ctx["emulator"]), before))
+            elif variant == "uri":
+                runs["uri"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_uri.yml"], ctx["env"], name))
+                before = request_counts(ctx["emulator"])
+                check_sent(ctx["emulator"], DEVICES // BATCH)
+            else:
+                runs["floor"].append(timed_run(floor_command, ctx["env"], ctx["workdir"], os.path.join(ctx["workdir"], "logs", name + ".log")))
+                before = request_counts(ctx["emulator"])
+                check_sent(ctx["emulator"], DEVICES // BATCH)
+            requests[variant] = _count_text(before)
+    return {
+        "devices": DEVICES,
+        "batch": BATCH,
+        "rounds": rounds,
+        "wall": {name: summary([t.wall for t in values]) for name, values in runs.items()},
+        "cpu": {name: summary([t.cpu for t in values]) for name, values in runs.items()},
+        "requests": requests,
+        "rerun_requests": [_count_text(counts) for counts in rerun_requests],
+        "rerun_sms_posts": [counts.get(("POST", SMS_PATH), 0) for counts in rerun_requests],
+        "rerun_all_requests": [sum(counts.values()) for counts in rerun_requests],
+    }
+
+
+def _count_text(counts):
+    return {"%s %s" % key: value for key, value in sorted(counts.items())}
+
+
+def bench_tasks(ctx, rounds, tasks):
+    """Item 3."""
+    runs = {"module": [], "uri": []}
+    logins = {"module": [], "uri": []}
+    order = ["module", "uri"]
+    for index in range(rounds):
+        for variant in order if index % 2 == 0 else order[::-1]:
+            ctx["emulator"].reset()
+            env = dict(ctx["env"], THINGSPACE_STATE_DIR=os.path.join(ctx["workdir"], "state-" + uuid.uuid4().hex))
+            play = ctx["plays"]["tasks_%s.yml" % variant]
+            runs[variant].append(playbook(ctx["workdir"], ctx["inventory"], play, env, "tasks-%s-%d" % (variant, index)))
+            counts = request_counts(ctx["emulator"])
+            sms = counts.get(("POST", SMS_PATH), 0)
+            if sms != tasks:
+                raise RuntimeError("%s play: %d POST /sms, expected %d" % (variant, sms, tasks))
+            logins[variant].append({"oauth": counts.get(("POST", OAUTH_PATH), 0), "session": counts.get(("POST", LOGIN_PATH), 0), "sms": sms})
+    return {
+        "tasks": tasks,
+        "rounds": rounds,
+        "wall": {name: summary([t.wall for t in values]) for name, values in runs.items()},
+        "cpu": {name: summary([t.cpu for t in values]) for name, values in runs.items()},
+        "logins": logins,
+    }
+
+
+def bench_profile(ctx, rounds):
+    """Where one task's time goes (1 device, token cache warm) and where the 100,000-device run's goes."""
+    ctx["emulator"].reset()
+    one = module_profile.capture_payload(ctx["plays"]["one_task.yml"], ctx["env"], ctx["inventory"], ctx["workdir"], "profile-one")
+    result = {"one": module_profile.profile(one, ctx["env"], rounds)}
+    ctx["emulator"].reset()
+    bulk = module_profile.capture_payload(ctx["plays"]["bulk_module.yml"], ctx["env"], ctx["inventory"], ctx["workdir"], "profile-bulk")
+    result["bulk"] = module_profile.profile(bulk, ctx["env"], 1, plain=False)
+    ctx["emulator"].reset()
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", metavar="FILE", help="write the Markdown report here (the plot goes next to it, .png)")
+    parser.add_argument("--json-out", metavar="FILE", help="write every figure here (JSON)")
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of each comparison (default %(default)s)")
+    parser.add_argument("--tasks", type=int, default=50, help="tasks in the per-task play (default %(default)s)")
+    parser.add_argument("--profile-rounds", type=int, default=5, help="repetitions of the one-task profile (default %(default)s)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (playbooks, logs, payloads)")
+    parser.add_argument("--from-json", metavar="FILE", help="measure nothing: write the report from the figures of an earlier --json-out")
+    args = parser.parse_args()
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as handle:
+            results = json.load(handle)
+        if args.report:
+            report.write(results, args.report)
+        print(report.summary_text(results))
+        return 0
+
+    started = time.perf_counter()
+    workdir = tempfile.mkdtemp(prefix="thingspace-bench-")
+    os.makedirs(os.path.join(workdir, "logs"))
+    results = {"machine": machine(), "rounds": args.rounds}
+    try:
+        fleet = os.path.join(workdir, "fleet.json")
+        bench_emulator.write_fleet(fleet)
+        devices = os.path.join(workdir, "devices.json")
+        write_devices(devices)
+        plays = playbooks.write_all(workdir, args.tasks)
+        inventory = write_inventory(workdir)
+        print("ledger scaling ...", flush=True)
+        results["ledger"] = ledger_scaling.run(rounds=max(5, args.rounds))
+        print("starting the emulator with %d devices ..." % DEVICES, flush=True)
+        emulator_args = ("--fleet", fleet, "--quiet", "--allow-any-callback-port", "--delivery-delay", "0")
+        with running_emulator(*emulator_args, timeout=300) as emulator:
+            ctx = {
+                "emulator": emulator,
+                "workdir": workdir,
+                "inventory": inventory,
+                "plays": plays,
+                "devices": devices,
+                "env": ansible_env(workdir, emulator.url),
+            }
+            print("1-2. bulk send and re-run, %d rounds ..." % args.rounds, flush=True)
+            results["bulk"] = bench_bulk(ctx, args.rounds)
+            print("3. %d tasks per play, %d rounds ..." % (args.tasks, args.rounds), flush=True)
+            results["tasks"] = bench_tasks(ctx, args.rounds, args.tasks)
+            print("profile of the module ...", flush=True)
+            results["profile"] = bench_profile(ctx, args.profile_rounds)
+            print("5. emulator ...", flush=True)
+            results["emulator"] = bench_emulator.run_on(emulator, workdir)
+            bench_emulator.check_goals(results["emulator"])
+    finally:
+        if args.keep:
+            print("work directory kept: %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["runtime_seconds"] = time.perf_counter() - started
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2, default=str)
+    if args.report:
+        report.write(results, args.report)
+        print("wrote %s" % args.report)
+    print(report.summary_text(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
