@@ -213,8 +213,8 @@ def markdown(results, plot_name):
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for key, label in (("module", "%d vz_sms_send tasks" % n), ("uri", "2 + %d uri tasks" % n)):
-        wall = twall[key]
-        cells = (label, _s(wall["median"]), _s(wall["min"]), _s(wall["max"]), _s(tcpu[key]["median"]), _ms(wall["median"] / n))
+        row = twall[key]
+        cells = (label, _s(row["median"]), _s(row["min"]), _s(row["max"]), _s(tcpu[key]["median"]), _ms(row["median"] / n))
         lines.append("| %s | %s | %s - %s | %s | %s |" % cells)
     lines += [
         "",
