@@ -2,7 +2,8 @@
 """The ledger: an SQLite record of what was sent, so a re-run sends nothing twice.
 
 A row is (scope, key, target) → state. ``scope`` is the API URL and account, ``key`` the idempotency key,
-``target`` one device (``kind:id``) for device lists or the whole selection for filters. States:
+``target`` one device (``kind:id``) for device lists or the whole selection for filters; (scope, key) pairs are
+stored once and referred to by number. States:
 
 - ``pending``: claimed by a run that is sending it now, or by a run that died while sending it;
 - ``sent``: the API answered with a request id;
@@ -23,6 +24,7 @@ import sqlite3
 import time
 import uuid
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_dir, private_file
 
 PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
@@ -31,26 +33,33 @@ IN_FLIGHT = "in_flight"
 # Which recorded targets a claim takes over: none, those not sent, or all of them (force).
 NEW, UNCONFIRMED, ALL = "new", "unconfirmed", "all"
 
+SCHEMA_VERSION = 1
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS sends (
+CREATE TABLE IF NOT EXISTS send_keys (
+    id INTEGER PRIMARY KEY,
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
+    UNIQUE (scope, key)
+);
+CREATE TABLE IF NOT EXISTS sends (
+    key_id INTEGER NOT NULL REFERENCES send_keys (id),
     target TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')),
     request_id TEXT,
     claim TEXT,
     updated_at REAL NOT NULL,
-    PRIMARY KEY (scope, key, target)
+    PRIMARY KEY (key_id, target)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
 CREATE TABLE IF NOT EXISTS starts (
     scope TEXT NOT NULL PRIMARY KEY,
     started_at REAL NOT NULL
 ) WITHOUT ROWID;
+PRAGMA user_version = 1;
 """
 
 
-_TAKE_OVER = "ON CONFLICT (scope, key, target) DO UPDATE SET state = 'pending', request_id = NULL, claim = excluded.claim, updated_at = excluded.updated_at"
+_TAKE_OVER = "ON CONFLICT (key_id, target) DO UPDATE SET state = 'pending', request_id = NULL, claim = excluded.claim, updated_at = excluded.updated_at"
 _ON_CONFLICT = {
     NEW: "ON CONFLICT DO NOTHING",
     UNCONFIRMED: _TAKE_OVER + " WHERE sends.state != 'sent'",
@@ -73,6 +82,9 @@ class Ledger:
             private_file(self.path)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ThingSpaceError("The ledger %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (self.path, version))
         if not read_only:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -87,14 +99,10 @@ class Ledger:
 
     def states(self, scope, key):
         """target → state of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT)."""
-        if self._db is None:
+        key_id = self._key_id(scope, key)
+        if key_id is None:
             return {}
-        try:
-            rows = self._db.execute("SELECT target, state, claim FROM sends WHERE scope = ? AND key = ?", (scope, key)).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return {}
-            raise
+        rows = self._db.execute("SELECT target, state, claim FROM sends WHERE key_id = ?", (key_id,)).fetchall()
         live = self._live({claim for _target, state, claim in rows if state == PENDING})
         return {target: IN_FLIGHT if claim in live else state for target, state, claim in rows}
 
@@ -108,20 +116,35 @@ class Ledger:
         self._hold(claim_id)
         now = time.time()
         with self._transaction():
+            key_id = self._key_id(scope, key, create=True)
             if mode == UNCONFIRMED:
-                pending = self._db.execute("SELECT target, claim FROM sends WHERE scope = ? AND key = ? AND state = 'pending'", (scope, key)).fetchall()
+                pending = self._db.execute("SELECT target, claim FROM sends WHERE key_id = ? AND state = 'pending'", (key_id,)).fetchall()
                 live = self._live({claim for _target, claim in pending} - {claim_id})
                 busy = {target for target, claim in pending if claim in live}
                 targets = [target for target in targets if target not in busy]
             self._db.executemany(
-                "INSERT INTO sends (scope, key, target, state, claim, updated_at) VALUES (?, ?, ?, 'pending', ?, ?) " + _ON_CONFLICT[mode],
-                ((scope, key, target, claim_id, now) for target in targets),
+                "INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES (?, ?, 'pending', ?, ?) " + _ON_CONFLICT[mode],
+                ((key_id, target, claim_id, now) for target in targets),
             )
             rows = self._db.execute("SELECT target FROM sends WHERE claim = ?", (claim_id,)).fetchall()
         claimed = {row[0] for row in rows}
         if not claimed:
             self._unhold(claim_id)
         return claim_id, [target for target in targets if target in claimed]
+
+    def _key_id(self, scope, key, create=False):
+        """The number of (scope, key); None when not recorded (or no ledger yet) unless ``create``."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT id FROM send_keys WHERE scope = ? AND key = ?", (scope, key)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        if row is None and create:
+            return self._db.execute("INSERT INTO send_keys (scope, key) VALUES (?, ?)", (scope, key)).lastrowid
+        return row[0] if row else None
 
     def settle(self, claim_id, state, request_id=None):
         """Record the outcome (``sent`` or ``unknown``) of a claimed batch."""
