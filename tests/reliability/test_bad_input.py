@@ -38,7 +38,7 @@ CASES = [
     ("malformed_iccid", "vz_sms_send", dict(SEND, devices=[device(2), {"kind": "iccid", "id": "8914800000ABCDEFGHI0"}]),
      "devices[1].id: '8914800000ABCDEFGHI0' is not a valid iccid"),
     ("device_without_id", "vz_sms_send", dict(SEND, devices=[{"kind": "mdn"}]),
-     "missing required arguments: id"),
+     "devices[0]: each entry has exactly the keys 'kind' and 'id', both set"),
     ("empty_device_list", "vz_sms_send", dict(SEND, devices=[]),
      "devices: the list is empty"),
     ("devices_and_group", "vz_sms_send", dict(SEND, group_name="all"),
