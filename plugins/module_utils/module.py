@@ -48,6 +48,12 @@ LEDGER_ARGUMENT_SPEC = dict(
     ledger_path=dict(type="path", fallback=_env("LEDGER_PATH")),
 )
 
+# Documented once in plugins/doc_fragments/listener.py.
+LISTENER_ARGUMENT_SPEC = dict(
+    callback_username=dict(type="str"),
+    callback_password=dict(type="str", no_log=True),
+)
+
 
 class ThingSpaceModule(AnsibleModule):
     def __init__(self, argument_spec, **kwargs):

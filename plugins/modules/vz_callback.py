@@ -15,6 +15,7 @@ author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.auth
+  - thingspace.m2m.listener
   - thingspace.m2m.attributes
 attributes:
   check_mode:
@@ -57,16 +58,6 @@ options:
         443, 9001-9006, 50551-50559 and 28200-28220.
     type: str
     aliases: [url]
-  callback_username:
-    description:
-      - User name ThingSpace puts in every callback body, so the listener can check it.
-      - Not O(username), which is the ThingSpace login of the module itself.
-    type: str
-  callback_password:
-    description:
-      - Password ThingSpace puts in every callback body (in clear text, so use an C(https) listener).
-      - Compared with the registration only where the API lists passwords.
-    type: str
   state:
     description: Whether the service should be registered.
     type: str
@@ -101,7 +92,7 @@ listener:
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.listeners import SERVICE_NAMES, ensure_listener, remove_listener
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import ThingSpaceModule
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 
 def apply(module):
@@ -123,8 +114,7 @@ def main():
         account_name=dict(type="str", required=True),
         service_name=dict(type="str", required=True, choices=list(SERVICE_NAMES)),
         callback_url=dict(type="str", aliases=["url"]),
-        callback_username=dict(type="str"),
-        callback_password=dict(type="str", no_log=True),
+        **LISTENER_ARGUMENT_SPEC,
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     module = ThingSpaceModule(argument_spec, supports_check_mode=True, required_if=[["state", "present", ["callback_url"]]])

@@ -18,6 +18,7 @@ author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.auth
+  - thingspace.m2m.listener
   - thingspace.m2m.ledger
   - thingspace.m2m.attributes
 attributes:
@@ -37,14 +38,6 @@ options:
       - URL of the listener that receives the SMS (C(http) or C(https)). ThingSpace accepts the ports 80, 443,
         9001-9006, 50551-50559 and 28200-28220.
       - When omitted, the registration is left as it is and only the start is issued.
-    type: str
-  callback_username:
-    description: User name ThingSpace puts in every callback body, so the listener can check it.
-    type: str
-  callback_password:
-    description:
-      - Password ThingSpace puts in every callback body (in clear text, so use an C(https) listener).
-      - Compared with the registration only where the API lists passwords.
     type: str
 seealso:
   - module: thingspace.m2m.vz_callback
@@ -84,7 +77,7 @@ started:
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 from ansible_collections.thingspace.m2m.plugins.module_utils.listeners import SMS_SERVICE, ensure_listener
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 
 def start(module):
@@ -118,8 +111,7 @@ def main():
     argument_spec = dict(
         account_name=dict(type="str", required=True),
         callback_url=dict(type="str"),
-        callback_username=dict(type="str"),
-        callback_password=dict(type="str", no_log=True),
+        **LISTENER_ARGUMENT_SPEC,
         **LEDGER_ARGUMENT_SPEC,
     )
     module = ThingSpaceModule(argument_spec, supports_check_mode=True, required_by={"callback_username": "callback_url", "callback_password": "callback_url"})
