@@ -150,13 +150,10 @@ class SmsSend:
 
     def _resolve(self):
         """Count the devices a filter selects (device list API, read-only); fail past max_devices."""
-        from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceListRequest
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceListRequest
 
         plan = self.plan
-        request = DeviceListRequest(
-            account_name=plan.account, group_name=plan.filters["group_name"], service_plan=plan.filters["service_plan"],
-            custom_fields=[CustomField(**pair) for pair in plan.filters["custom_fields"]] or None,
-        )
+        request = DeviceListRequest(account_name=plan.account, **self._filters())
         count, preview = 0, []
         for device in self._client().iter_devices(request):
             count += 1
@@ -217,17 +214,16 @@ class SmsSend:
         return result, failure
 
     def _request(self, claimed):
-        from ansible_collections.thingspace.m2m.plugins.module_utils.models import CustomField, DeviceId, SendSmsRequest
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import SendSmsRequest
 
         plan = self.plan
-        if plan.devices is not None:
-            return SendSmsRequest(sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account,
-                                  device_ids=[DeviceId(**_device(t)) for t in claimed])
-        return SendSmsRequest(
-            sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account,
-            group_name=plan.filters["group_name"], service_plan=plan.filters["service_plan"],
-            custom_fields=[CustomField(**pair) for pair in plan.filters["custom_fields"]] or None,
-        )
+        selection = {"device_ids": [_device(t) for t in claimed]} if plan.devices is not None else self._filters()
+        return SendSmsRequest(sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account, **selection)
+
+    def _filters(self):
+        """The filters as fields of SendSmsRequest and DeviceListRequest."""
+        filters = self.plan.filters
+        return {"group_name": filters["group_name"], "service_plan": filters["service_plan"], "custom_fields": filters["custom_fields"] or None}
 
 
 def _chunks(items, size):
