@@ -1,6 +1,11 @@
 # thingspace.m2m: `make demo` and `make test` do all set-up on a fresh machine (Python 3 and make).
 PYTHON ?= python3
+# One virtualenv per interpreter: PYTHON=/path/to/python3.12 gets .venv-python3.12 next to .venv.
+ifeq ($(PYTHON),python3)
 VENV ?= .venv
+else
+VENV ?= .venv-$(notdir $(PYTHON))
+endif
 BIN := $(CURDIR)/$(VENV)/bin
 PYVER = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # Playbooks and pytest find the collection through this link to the checkout.

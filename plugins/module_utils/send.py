@@ -89,15 +89,18 @@ class SmsSend:
         if plan.devices is not None and self.max_devices is not None and len(targets) > self.max_devices:
             raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                   % (len(targets), self.max_devices))
+        # The ledger diff, one pass: what to send, and what is unconfirmed or in flight in another run.
         states = self.ledger.states(self.scope, plan.key)
-        unconfirmed = [t for t in targets if states.get(t) in (PENDING, UNKNOWN)]
-        in_flight = [t for t in targets if states.get(t) == IN_FLIGHT]
-        skip = {t for t in targets if states.get(t) == SENT} | set(in_flight)
-        if self.mode == ALL:
-            skip = set()
-        elif self.mode == NEW:
-            skip.update(unconfirmed)
-        to_send = [t for t in targets if t not in skip]
+        unconfirmed, in_flight, to_send = [], [], []
+        for target in targets:
+            state = states.get(target)
+            if state in (PENDING, UNKNOWN):
+                unconfirmed.append(target)
+            elif state == IN_FLIGHT:
+                in_flight.append(target)
+            if state is None or self.mode == ALL or (self.mode == UNCONFIRMED and state in (PENDING, UNKNOWN)):
+                to_send.append(target)
+        skipped_unconfirmed = unconfirmed if self.mode == NEW else []
 
         result = {
             "changed": False,
@@ -110,8 +113,8 @@ class SmsSend:
             "devices_resolved": None,
             "devices_sent": 0,
             "devices_skipped": len(targets) - len(to_send) if plan.devices is not None else None,
-            "devices_unconfirmed": [_device(t) for t in unconfirmed if t != SELECTION and t in skip],
-            "selection_unconfirmed": SELECTION in unconfirmed and SELECTION in skip,
+            "devices_unconfirmed": [_device(t) for t in skipped_unconfirmed if t != SELECTION],
+            "selection_unconfirmed": SELECTION in skipped_unconfirmed,
         }
         if plan.devices is None:
             result["devices_sent"] = None
@@ -123,7 +126,7 @@ class SmsSend:
             result["devices_preview"] = [_device(t) for t in to_send[:PREVIEW_LIMIT]]
 
         result["warnings"] = []
-        if unconfirmed and self.mode == NEW:
+        if skipped_unconfirmed:
             result["warnings"].append(
                 "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
                 "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(unconfirmed), plan.key)
