@@ -116,7 +116,8 @@ def test_no_secret_in_any_output_and_state_files_are_private(emulator, ansible, 
     assert registered == {"SMSDeliveryConfirmation": LISTENER_SECRETS[2], "EnhancedConnectivityService": LISTENER_SECRETS[1]}, "the secrets were used"
     plays = {"working": working, "failing": failing}
     outputs = {"%s %s" % (label, stream): getattr(play, stream) for label, play in plays.items() for stream in ("stdout", "stderr")}
-    assert "ESTABLISH LOCAL CONNECTION" in outputs["working stdout"] and "module_args" in outputs["failing stdout"], "the runs were verbose"
+    # -vvv shows the connection (ansible-core 2.19 and 2.21) and, on 2.19, each result's invocation.
+    assert all("ESTABLISH LOCAL CONNECTION" in outputs["%s stdout" % label] for label in plays), "the runs were verbose"
     assert log.stat().st_size > 0
 
     found = leaks(ansible.workdir, values, outputs)
