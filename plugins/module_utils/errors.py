@@ -34,19 +34,14 @@ class ThingSpaceError(Exception):
         """Map an error answer to a ThingSpaceError: ``{errorCode, errorMessage}`` (M2M), ``{fault: {code, message}}``
         (gateway) or ``{error, error_description}`` (OAuth). ``action`` says what failed ("send SMS"), ``hint`` what
         to do about it."""
-        code = detail = None
+        # Imported here: models imports this module (an answer came, so requests and pydantic are loaded anyway).
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import error_fields
+
         try:
             body = response.json()
         except ValueError:
             body = None
-        if isinstance(body, dict):
-            fault = body.get("fault")
-            if isinstance(fault, dict):
-                code, detail = fault.get("code"), fault.get("message") or fault.get("description")
-            elif "errorCode" in body:
-                code, detail = body.get("errorCode"), body.get("errorMessage")
-            elif "error" in body:
-                code, detail = body.get("error"), body.get("error_description")
+        code, detail = error_fields(body)
         if code is None:
             detail = (response.text or "").strip()[:200] or response.reason
         message = "Failed to %s: HTTP %d" % (action, response.status_code)

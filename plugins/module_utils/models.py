@@ -177,8 +177,13 @@ class DeviceList(Wire):
 
 
 class ApiError(Wire):
+    """An M2M error: HTTP 400 with errorCode (maybe with a service prefix) and errorMessage."""
+
     error_code: str
     error_message: Optional[str] = None
+
+    def fields(self):
+        return self.error_code, self.error_message
 
 
 class Fault(BaseModel):
@@ -189,11 +194,31 @@ class Fault(BaseModel):
 
 
 class GatewayFault(BaseModel):
+    """A gateway error (HTTP 401): {"fault": {"code": "900901", "message": ...}}."""
+
     model_config = ConfigDict(extra="ignore")
     fault: Fault
 
+    def fields(self):
+        return self.fault.code, self.fault.message or self.fault.description
+
 
 class OAuthError(BaseModel):
+    """An OAuth token endpoint error: {"error", "error_description"}."""
+
     model_config = ConfigDict(extra="ignore")
     error: str
     error_description: Optional[str] = None
+
+    def fields(self):
+        return self.error, self.error_description
+
+
+def error_fields(body):
+    """(code, message) of an error answer's JSON body, whichever of the three shapes it has; (None, None) otherwise."""
+    for model in (GatewayFault, ApiError, OAuthError):
+        try:
+            return model.model_validate(body).fields()
+        except ValueError:
+            continue
+    return None, None
