@@ -134,14 +134,7 @@ class Ledger:
 
     def _key_id(self, scope, key, create=False):
         """The number of (scope, key); None when not recorded (or no ledger yet) unless ``create``."""
-        if self._db is None:
-            return None
-        try:
-            row = self._db.execute("SELECT id FROM send_keys WHERE scope = ? AND key = ?", (scope, key)).fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise
+        row = self._fetch_one("SELECT id FROM send_keys WHERE scope = ? AND key = ?", (scope, key))
         if row is None and create:
             return self._db.execute("INSERT INTO send_keys (scope, key) VALUES (?, ?)", (scope, key)).lastrowid
         return row[0] if row else None
@@ -202,13 +195,17 @@ class Ledger:
         return cursor.rowcount == 1
 
     def has_started(self, scope):
+        return self._fetch_one("SELECT 1 FROM starts WHERE scope = ?", (scope,)) is not None
+
+    def _fetch_one(self, sql, args):
+        """The first row of a read, or None; a ledger that is missing or has no tables yet (read-only) reads as empty."""
         if self._db is None:
-            return False
+            return None
         try:
-            return self._db.execute("SELECT 1 FROM starts WHERE scope = ?", (scope,)).fetchone() is not None
+            return self._db.execute(sql, args).fetchone()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
-                return False
+                return None
             raise
 
     def _transaction(self):
