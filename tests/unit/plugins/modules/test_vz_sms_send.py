@@ -1,5 +1,5 @@
-"""The modules end to end against the fake API: idempotency, check mode, batches, failures, and every bad-input row
-(each must fail before any request)."""
+"""vz_sms_send end to end against the fake API: idempotency, check mode, batches, failures, and every bad-input
+row (each must fail before any request)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from urllib3.exceptions import ProtocolError
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import derive_key
-from ansible_collections.thingspace.m2m.plugins.modules import vz_callback, vz_sms_receive, vz_sms_send, vz_sms_start_callbacks
+from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send
 
 from fake_api import ACCOUNT, API
 
@@ -25,9 +25,6 @@ DEVICES = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 6)]
 
 def sms_bodies(fake):
     return [body for method, path, body in fake.calls if method == "POST" and path == "/api/m2m/v1/sms"]
-
-
-# --- vz_sms_send -------------------------------------------------------------------------------------
 
 
 def test_send_devices_then_rerun_sends_nothing(fake, run_module):
@@ -193,91 +190,6 @@ def test_credentials_from_environment(fake, run_module, monkeypatch):
     assert not failed and result["devices_sent"] == 5
 
 
-# --- vz_sms_start_callbacks ----------------------------------------------------------------------------
-
-
-def test_start_callbacks_registers_then_is_idempotent(fake, run_module):
-    args = dict(account_name=ACCOUNT, callback_url="https://l.example:9001/sms", callback_username="u", callback_password="p")
-    result = run_module(vz_sms_start_callbacks.main, check_mode=True, **args)[0]
-    assert result["changed"] and result["registration_changed"] and not result["started"]
-    assert fake.count("POST", "callbacks") == 0 and fake.count("PUT", "startCallbacks") == 0
-    result = run_module(vz_sms_start_callbacks.main, **args)[0]
-    assert result["changed"] and result["registration_changed"] and result["first_start"] and result["started"]
-    assert result["diff"]["after"]["password"] == "********"
-    result = run_module(vz_sms_start_callbacks.main, check_mode=True, **args)[0]
-    assert not result["changed"]
-    result = run_module(vz_sms_start_callbacks.main, **args)[0]
-    assert not result["changed"] and result["started"] and fake.count("PUT", "startCallbacks") == 2
-    assert fake.count("POST", "callbacks") == 1
-    result = run_module(vz_sms_start_callbacks.main, **dict(args, callback_url="https://l.example:9002/sms"))[0]
-    assert result["changed"] and result["registration_changed"] and not result["first_start"]
-
-
-# --- vz_callback ---------------------------------------------------------------------------------------
-
-
-def test_callback_present_absent_with_diff(fake, run_module):
-    url = "https://l.example:9002/d"
-    args = dict(account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", url=url, callback_username="u", callback_password="p")
-    result = run_module(vz_callback.main, **args)[0]
-    assert result["changed"] and result["diff"] == {"before": {}, "after": {"url": url, "username": "u", "password": "********"}}
-    assert result["listener"] == {"service_name": "SMSDeliveryConfirmation", "url": url, "username": "u"}
-    assert fake.listeners["SMSDeliveryConfirmation"] == {"serviceName": "SMSDeliveryConfirmation", "url": url, "username": "u", "password": "p"}
-    assert not run_module(vz_callback.main, **args)[0]["changed"]
-    assert run_module(vz_callback.main, **dict(args, callback_password="p2"))[0]["changed"]
-    result = run_module(vz_callback.main, check_mode=True, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")[0]
-    assert result["changed"] and fake.listeners
-    result = run_module(vz_callback.main, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")[0]
-    assert result["changed"] and not fake.listeners and result["listener"] == {}
-    assert not run_module(vz_callback.main, account_name=ACCOUNT, service_name="SMSDeliveryConfirmation", state="absent")[0]["changed"]
-
-
-def test_callback_bad_input(fake, run_module):
-    result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="SmsThings", url="https://l.example/x")
-    assert failed and "value of service_name must be one of" in result["msg"]
-    result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage")
-    assert failed and "state is present but all of the following are missing: callback_url" in result["msg"]
-    assert fake.calls == []
-
-
-# --- vz_sms_receive ------------------------------------------------------------------------------------
-
-
-def _queue(count):
-    return [{"deviceIds": [{"kind": "mdn", "id": "5550000001"}], "message": "m%d" % n, "timestamp": "2026-11-25T10:00:00-08:00"} for n in range(count)]
-
-
-def test_receive_drains_every_block(fake, run_module):
-    fake.queue = _queue(250)
-    result, failed = run_module(vz_sms_receive.main, account_name=ACCOUNT)
-    assert not failed and result["changed"] and not result["more_queued"]
-    assert [m["message"] for m in result["messages"]] == ["m%d" % n for n in range(250)]
-    assert result["messages"][0]["device_ids"] == [{"kind": "mdn", "id": "5550000001"}]
-
-
-def test_receive_max_messages_returns_only_acknowledged_blocks(fake, run_module):
-    fake.queue = _queue(250)
-    result = run_module(vz_sms_receive.main, account_name=ACCOUNT, max_messages=50)[0]
-    assert len(result["messages"]) == 100 and result["more_queued"]
-    assert fake.count("GET", "history") == 2
-
-
-def test_receive_empty_queue_is_no_change(fake, run_module):
-    result, failed = run_module(vz_sms_receive.main, account_name=ACCOUNT)
-    assert not failed and not result["changed"] and result["messages"] == []
-
-
-def test_receive_failure_returns_every_block_that_may_be_acknowledged(fake, run_module):
-    fake.queue = _queue(250)
-    fake.script("GET", "history", (200, {"messages": _queue(100), "hasMoreData": True}, {"Location": "/sms/%s/history?next=100" % ACCOUNT}),
-                (200, {"messages": _queue(100), "hasMoreData": True}, {"Location": "/sms/%s/history?next=200" % ACCOUNT}),
-                (400, {"errorCode": "REQUEST_FAILED.UnexpectedError"}))
-    result, failed = run_module(vz_sms_receive.main, account_name=ACCOUNT)
-    assert failed and len(result["messages"]) == 200
-    assert "the 200 message(s) read before the failure are in 'messages' (the last 100 may be delivered again)" in result["msg"]
-    assert fake.count("GET", "history") == 3  # the failed next read is not repeated
-
-
 def test_invocation_is_trimmed_and_masked(fake, run_module):
     devices = [{"kind": "mdn", "id": "55500%05d" % n} for n in range(30)]
     result, _failed = run_module(vz_sms_send.main, devices=devices, sms_message="hello")
@@ -307,6 +219,6 @@ with patch_module_args(args):
 def test_a_task_that_makes_no_request_imports_neither_requests_nor_pydantic(state_dir):
     args = {"api_url": API, "client_id": "c", "client_secret": "s", "username": "u", "password": "p", "state_dir": str(state_dir),
             "devices": DEVICES, "sms_message": "hello"}
-    collections = str(Path(__file__).resolve().parents[2] / ".collections")
+    collections = str(Path(__file__).resolve().parents[4] / ".collections")
     run = subprocess.run([sys.executable, "-c", PROBE, collections, json.dumps(args)], capture_output=True, text=True, check=True)
     assert json.loads(run.stdout) == {"changed": True, "loaded": []}
