@@ -51,8 +51,9 @@ def _params(count):
     }
 
 
-def _no_client():
-    raise AssertionError("the ledger benchmark must not reach the client")
+class _NoClient:
+    def __getattr__(self, name):
+        raise AssertionError("the ledger benchmark must not reach the client")
 
 
 def measure(count, workdir):
@@ -69,7 +70,7 @@ def measure(count, workdir):
     ledger = ledger_mod.Ledger(os.path.join(workdir, "ledger-%d-%s.sqlite3" % (count, uuid.uuid4().hex[:8])))
     try:
         started = time.perf_counter()
-        result, failure = send_mod.SmsSend(plan, _no_client, ledger, scope, check_mode=True, batch_size=params["batch_size"]).run()
+        result, failure = send_mod.SmsSend(plan, _NoClient(), ledger, scope, check_mode=True, batch_size=params["batch_size"]).run()
         times["first_diff"] = time.perf_counter() - started
         assert failure is None and result["devices_sent"] == count, result.get("msg")
 
@@ -83,7 +84,7 @@ def measure(count, workdir):
         assert len(claimed) == size
 
         started = time.perf_counter()
-        result, failure = send_mod.SmsSend(plan, _no_client, ledger, scope, batch_size=params["batch_size"]).run()
+        result, failure = send_mod.SmsSend(plan, _NoClient(), ledger, scope, batch_size=params["batch_size"]).run()
         times["rerun_diff"] = time.perf_counter() - started
         assert failure is None and result["devices_sent"] == 0 and result["devices_skipped"] == count, result.get("msg")
     finally:

@@ -42,7 +42,7 @@ STAGES = (
     ("ledger_open", "ledger: open, WAL, schema"),
     ("ledger_diff", "ledger: states() (the diff)"),
     ("ledger_write", "ledger: claim and settle"),
-    ("client_init", "client: requests.Session set-up"),
+    ("client_init", "transport: requests.Session set-up"),
     ("auth", "tokens: token cache file, lock (login when not cached)"),
     ("request_build", "request body: pydantic models built"),
     ("request_dump", "request body: pydantic model_dump"),
@@ -54,6 +54,7 @@ STAGES = (
 IMPORT_STAGES = tuple(name for name, _label in STAGES if name.startswith("import_"))
 MODULE_FQN = "ansible_collections.thingspace.m2m.plugins.modules.vz_sms_send"
 UTILS = "ansible_collections.thingspace.m2m.plugins.module_utils"
+COLLECTION_UTILS = ("errors", "env", "private_files", "sms", "auth", "transport", "client", "callbacks", "ledger", "send", "module")
 
 
 # --- the driver (runs in its own process) ---------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def driver(debug_dir, plain):
             ("import_pydantic", ["pydantic"]),
             ("import_models", [UTILS + ".models"]),
             ("import_sqlite3", ["sqlite3"]),
-            ("import_collection", [UTILS + "." + name for name in ("errors", "state", "sms", "auth", "client", "ledger", "send", "module")]),
+            ("import_collection", [UTILS + "." + name for name in COLLECTION_UTILS]),
         ):
             for name in names:
                 _optional(name)
@@ -130,7 +131,7 @@ def driver(debug_dir, plain):
         arg_spec = _import("ansible.module_utils.common.arg_spec")
         requests = sys.modules.get("requests")
         models = sys.modules.get(UTILS + ".models")
-        client = sys.modules.get(UTILS + ".client")
+        transport = sys.modules.get(UTILS + ".transport")
         auth = sys.modules.get(UTILS + ".auth")
         ledger = sys.modules.get(UTILS + ".ledger")
         send = sys.modules.get(UTILS + ".send")
@@ -141,15 +142,15 @@ def driver(debug_dir, plain):
         timers.wrap(send, "plan_send", "plan")
         ledger_class = getattr(ledger, "Ledger", None)
         timers.wrap(ledger_class, "__init__", "ledger_open")
-        timers.wrap(ledger_class, "states", "ledger_diff")
+        timers.wrap(ledger_class, "diff", "ledger_diff")
         for name in ("claim", "settle", "release", "close"):
             timers.wrap(ledger_class, name, "ledger_write")
-        timers.wrap(getattr(client, "ThingSpaceClient", None), "__init__", "client_init")
+        timers.wrap(getattr(transport, "Transport", None), "__init__", "client_init")
         timers.wrap(getattr(auth, "Authenticator", None), "headers", "auth")
         timers.wrap(getattr(send, "SmsSend", None), "_request", "request_build")
         timers.wrap(getattr(models, "Wire", None), "wire", "request_dump")
         timers.wrap(getattr(getattr(requests, "sessions", None), "Session", None), "request", "http")
-        timers.wrap(client, "parse", "parse")
+        timers.wrap(models, "parse", "parse")
         timers.wrap(basic.AnsibleModule, "exit_json", "exit_json")
         timers.wrap(basic.AnsibleModule, "fail_json", "exit_json")
     from ansible.module_utils._internal._ansiballz import _loader

@@ -21,8 +21,9 @@ import time
 from collections import namedtuple
 from contextlib import contextmanager
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_file
+from ansible_collections.thingspace.m2m.plugins.module_utils.env import env_hint
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import GATEWAY_INVALID_TOKEN, ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import private_file
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
@@ -41,15 +42,11 @@ def credentials_problem(credentials):
     """Why these credentials cannot authenticate (naming the options and env vars), or None."""
     missing = []
     if not credentials.access_token and not (credentials.client_id and credentials.client_secret):
-        missing.append(
-            "an OAuth token needs client_id and client_secret (env THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET) "
-            "or access_token (env THINGSPACE_ACCESS_TOKEN)"
-        )
+        missing.append("an OAuth token needs client_id and client_secret %s or access_token %s"
+                       % (env_hint("client_id", "client_secret"), env_hint("access_token")))
     if not credentials.session_token and not (credentials.username and credentials.password):
-        missing.append(
-            "a session token needs username and password (env THINGSPACE_USERNAME, THINGSPACE_PASSWORD) "
-            "or session_token (env THINGSPACE_SESSION_TOKEN)"
-        )
+        missing.append("a session token needs username and password %s or session_token %s"
+                       % (env_hint("username", "password"), env_hint("session_token")))
     return "; ".join(missing) or None
 
 
@@ -119,8 +116,8 @@ class _NoCache:
 
 
 class Authenticator:
-    """Holds the current tokens and gets new ones. ``transport(method, path, **kwargs)`` sends one unauthenticated
-    request with the client's retry rules for writes (nothing that may have reached the service is repeated)."""
+    """Holds the current tokens and gets new ones through ``transport`` (a Transport); logins follow its rules for
+    writes (nothing that may have reached the service is repeated)."""
 
     def __init__(self, api_url, credentials, transport, cache=None, clock=time.time):
         self._credentials = credentials
@@ -151,7 +148,7 @@ class Authenticator:
     @staticmethod
     def rejected_token(error):
         """Which token ``error`` rejects: "access", "session", or None when it is not about a token."""
-        if error.status == 401 and error.error_code == "900901":
+        if error.status == 401 and error.error_code == GATEWAY_INVALID_TOKEN:
             return "access"
         if any(error.code_is(code) for code in ("SessionToken.Expired", "SessionToken.Format", "SessionToken.Invalid")):
             return "session"
@@ -170,6 +167,9 @@ class Authenticator:
                 self.session_token = cached if cached and cached != used["VZ-M2M-Token"] else self._login(entry)
             self._cache.put(self._key, entry)
 
+    def _post(self, path, **kwargs):
+        return self._transport.send("POST", path, write=True, what="log in to ThingSpace", **kwargs)
+
     def _expiring(self):
         return self.access_expires is not None and self.access_expires - ACCESS_MARGIN <= self._clock()
 
@@ -184,15 +184,9 @@ class Authenticator:
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import OAuthToken, parse
 
         creds = self._credentials
-        if not (creds.client_id and creds.client_secret):
-            raise ThingSpaceError(
-                "The access token was rejected or expired and no client_id/client_secret is set to get a new one "
-                "(env THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET)"
-            )
-        response = self._transport(
-            "POST", TOKEN_PATH, data={"grant_type": "client_credentials"}, auth=(creds.client_id, creds.client_secret),
-            headers={"Accept": "application/json"},
-        )
+        _require(creds, "access token", "client_id", "client_secret", "get a new one")
+        response = self._post(TOKEN_PATH, data={"grant_type": "client_credentials"}, auth=(creds.client_id, creds.client_secret),
+                              headers={"Accept": "application/json"})
         if response.status_code != 200:
             action = "get an OAuth access token with client_id %r" % creds.client_id
             raise ThingSpaceError.from_response(response, action, hint="check client_id and client_secret")
@@ -205,11 +199,7 @@ class Authenticator:
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import LoginRequest, SessionToken, parse
 
         creds = self._credentials
-        if not (creds.username and creds.password):
-            raise ThingSpaceError(
-                "The session token was rejected or expired and no username/password is set to log in again "
-                "(env THINGSPACE_USERNAME, THINGSPACE_PASSWORD)"
-            )
+        _require(creds, "session token", "username", "password", "log in again")
         refused = entry.get("refused")
         if refused and refused["at"] + REFUSED_TTL > self._clock() and hmac.compare_digest(_password_hash(creds.password, refused["salt"]), refused["hash"]):
             raise ThingSpaceError(
@@ -220,12 +210,12 @@ class Authenticator:
         body = LoginRequest(username=creds.username, password=creds.password).wire()
         for attempt in (1, 2):
             headers = {"Authorization": "Bearer %s" % self.access_token, "Content-Type": "application/json"}
-            response = self._transport("POST", LOGIN_PATH, json=body, headers=headers)
+            response = self._post(LOGIN_PATH, json=body, headers=headers)
             if response.status_code == 200:
                 break
             error = ThingSpaceError.from_response(response, "log in to ThingSpace as %r" % creds.username)
             # The gateway refused the bearer token before the login was checked: that is not a failed login.
-            if attempt == 1 and response.status_code == 401 and error.error_code == "900901" and creds.client_id:
+            if attempt == 1 and response.status_code == 401 and error.error_code == GATEWAY_INVALID_TOKEN and creds.client_id:
                 self._oauth(entry)
                 continue
             if response.status_code == 400:
@@ -238,6 +228,13 @@ class Authenticator:
         entry.pop("refused", None)
         entry["session_token"] = session
         return session
+
+
+def _require(credentials, token, first, second, action):
+    """Fail when the two options that renew ``token`` are not both set."""
+    if not (getattr(credentials, first) and getattr(credentials, second)):
+        raise ThingSpaceError("The %s was rejected or expired and no %s/%s is set to %s %s"
+                              % (token, first, second, action, env_hint(first, second)))
 
 
 def _password_hash(password, salt):

@@ -1,7 +1,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one exception type of the collection: every failure reaches the modules as a ThingSpaceError."""
+"""The one exception type of the collection: every failure reaches the modules as a ThingSpaceError.
+
+This file also reads the three error shapes the API answers with (plain JSON, no models), so that it
+depends on nothing else of the collection."""
 
 from __future__ import annotations
+
+# The API gateway's fault code for a bearer token that is invalid or expired.
+GATEWAY_INVALID_TOKEN = "900901"
 
 
 class ThingSpaceError(Exception):
@@ -31,12 +37,8 @@ class ThingSpaceError(Exception):
 
     @classmethod
     def from_response(cls, response, action, hint=None, ambiguous=False):
-        """Map an error answer to a ThingSpaceError: ``{errorCode, errorMessage}`` (M2M), ``{fault: {code, message}}``
-        (gateway) or ``{error, error_description}`` (OAuth). ``action`` says what failed ("send SMS"), ``hint`` what
+        """Map an error answer to a ThingSpaceError. ``action`` says what failed ("send SMS"), ``hint`` what
         to do about it."""
-        # Imported here: models imports this module (an answer came, so requests and pydantic are loaded anyway).
-        from ansible_collections.thingspace.m2m.plugins.module_utils.models import error_fields
-
         try:
             body = response.json()
         except ValueError:
@@ -57,3 +59,22 @@ class ThingSpaceError(Exception):
         """The fields a module puts into fail_json (those the API gave)."""
         fields = {"status": self.status, "error_code": self.error_code, "error_message": self.error_message}
         return {name: value for name, value in fields.items() if value is not None}
+
+
+def error_fields(body):
+    """(code, message) of an error answer's JSON body; (None, None) when it has none of the three shapes:
+    the gateway's ``{"fault": {"code", "message" or "description"}}``, the M2M ``{"errorCode", "errorMessage"}``
+    and OAuth's ``{"error", "error_description"}``."""
+    if not isinstance(body, dict):
+        return None, None
+    fault = body.get("fault")
+    if isinstance(fault, dict) and _text(fault.get("code")) is not None:
+        return fault["code"], _text(fault.get("message")) or _text(fault.get("description"))
+    for code_name, message_name in (("errorCode", "errorMessage"), ("error", "error_description")):
+        if _text(body.get(code_name)) is not None:
+            return body[code_name], _text(body.get(message_name))
+    return None, None
+
+
+def _text(value):
+    return value if isinstance(value, str) else None

@@ -23,15 +23,27 @@ import os
 import sqlite3
 import time
 import uuid
+from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.state import private_dir, private_file
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import private_dir, private_file
 
 PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
 # A pending row whose claim is held by a live run (derived, never stored).
 IN_FLIGHT = "in_flight"
-# Which recorded targets a claim takes over: none, those not sent, or all of them (force).
+# Which recorded targets a run sends again: none, those not sent, or all of them (force).
 NEW, UNCONFIRMED, ALL = "new", "unconfirmed", "all"
+# The resend rule, stated once: the recorded states a run of each mode sends again. ``diff`` and ``claim``
+# (its SQL) both read it. A target with no record is always sent.
+RESENDS = {
+    NEW: (),
+    UNCONFIRMED: (PENDING, UNKNOWN),
+    ALL: (PENDING, SENT, UNKNOWN, IN_FLIGHT),
+}
+
+# What a run under one key finds: the targets to send, and among all targets those unconfirmed (pending of a
+# dead run, or unknown) and those another live run is sending.
+Diff = namedtuple("Diff", "to_send unconfirmed in_flight")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -59,12 +71,14 @@ PRAGMA user_version = 1;
 """
 
 
-_TAKE_OVER = "ON CONFLICT (key_id, target) DO UPDATE SET state = 'pending', request_id = NULL, claim = excluded.claim, updated_at = excluded.updated_at"
-_ON_CONFLICT = {
-    NEW: "ON CONFLICT DO NOTHING",
-    UNCONFIRMED: _TAKE_OVER + " WHERE sends.state != 'sent'",
-    ALL: _TAKE_OVER,
-}
+def _on_conflict(mode):
+    """The claim's ON CONFLICT clause for ``mode``: take over the stored states RESENDS names. A live run's
+    claim is pending too; UNCONFIRMED leaves it alone because ``claim`` drops busy targets first."""
+    stored = [state for state in RESENDS[mode] if state != IN_FLIGHT]
+    if not stored:
+        return "ON CONFLICT DO NOTHING"
+    return ("ON CONFLICT (key_id, target) DO UPDATE SET state = 'pending', request_id = NULL, claim = excluded.claim, "
+            "updated_at = excluded.updated_at WHERE sends.state IN (%s)" % ", ".join("'%s'" % state for state in stored))
 
 
 class Ledger:
@@ -106,6 +120,20 @@ class Ledger:
         live = self._live({claim for _target, state, claim in rows if state == PENDING})
         return {target: IN_FLIGHT if claim in live else state for target, state, claim in rows}
 
+    def diff(self, scope, key, targets, mode=NEW):
+        """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record."""
+        states = self.states(scope, key)
+        to_send, unconfirmed, in_flight = [], [], []
+        for target in targets:
+            state = states.get(target)
+            if state in (PENDING, UNKNOWN):
+                unconfirmed.append(target)
+            elif state == IN_FLIGHT:
+                in_flight.append(target)
+            if state is None or state in RESENDS[mode]:
+                to_send.append(target)
+        return Diff(to_send, unconfirmed, in_flight)
+
     def claim(self, scope, key, targets, mode=NEW):
         """Mark ``targets`` pending in one transaction and hold the claim's lock; return (claim id, the targets
         this call claimed).
@@ -117,13 +145,14 @@ class Ledger:
         now = time.time()
         with self._transaction():
             key_id = self._key_id(scope, key, create=True)
-            if mode == UNCONFIRMED:
+            if PENDING in RESENDS[mode] and IN_FLIGHT not in RESENDS[mode]:
+                # Pending rows of live runs are in flight, not unconfirmed: leave them to their run.
                 pending = self._db.execute("SELECT target, claim FROM sends WHERE key_id = ? AND state = 'pending'", (key_id,)).fetchall()
                 live = self._live({claim for _target, claim in pending} - {claim_id})
                 busy = {target for target, claim in pending if claim in live}
                 targets = [target for target in targets if target not in busy]
             self._db.executemany(
-                "INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES (?, ?, 'pending', ?, ?) " + _ON_CONFLICT[mode],
+                "INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES (?, ?, 'pending', ?, ?) " + _on_conflict(mode),
                 ((key_id, target, claim_id, now) for target in targets),
             )
             rows = self._db.execute("SELECT target FROM sends WHERE claim = ?", (claim_id,)).fetchall()
@@ -134,10 +163,10 @@ class Ledger:
 
     def _key_id(self, scope, key, create=False):
         """The number of (scope, key); None when not recorded (or no ledger yet) unless ``create``."""
-        row = self._fetch_one("SELECT id FROM send_keys WHERE scope = ? AND key = ?", (scope, key))
-        if row is None and create:
+        rows = self._read("SELECT id FROM send_keys WHERE scope = ? AND key = ?", (scope, key))
+        if not rows and create:
             return self._db.execute("INSERT INTO send_keys (scope, key) VALUES (?, ?)", (scope, key)).lastrowid
-        return row[0] if row else None
+        return rows[0][0] if rows else None
 
     def settle(self, claim_id, state, request_id=None):
         """Record the outcome (``sent`` or ``unknown``) of a claimed batch."""
@@ -195,17 +224,22 @@ class Ledger:
         return cursor.rowcount == 1
 
     def has_started(self, scope):
-        return self._fetch_one("SELECT 1 FROM starts WHERE scope = ?", (scope,)) is not None
+        return bool(self._read("SELECT 1 FROM starts WHERE scope = ?", (scope,)))
 
-    def _fetch_one(self, sql, args):
-        """The first row of a read, or None; a ledger that is missing or has no tables yet (read-only) reads as empty."""
+    def records(self):
+        """Every send recorded, as (scope, key, target, state, request id, claim) rows: what reports and copies
+        of the ledger read."""
+        return self._read("SELECT k.scope, k.key, s.target, s.state, s.request_id, s.claim FROM sends s JOIN send_keys k ON k.id = s.key_id")
+
+    def _read(self, sql, args=()):
+        """The rows of a read; a ledger that is missing or has no tables yet (read-only) reads as empty."""
         if self._db is None:
-            return None
+            return []
         try:
-            return self._db.execute(sql, args).fetchone()
+            return self._db.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
-                return None
+                return []
             raise
 
     def _transaction(self):

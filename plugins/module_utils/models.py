@@ -7,7 +7,6 @@ dumps and parses exactly the vendor's field names.
 
 from __future__ import annotations
 
-import traceback
 from typing import List, Optional
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
@@ -16,15 +15,12 @@ try:
     from pydantic import BaseModel, ConfigDict, RootModel
     from pydantic.alias_generators import to_camel
 except ImportError:
-    PYDANTIC_IMPORT_ERROR = traceback.format_exc()
-    # Placeholders so this file imports; module.py fails with missing_required_lib before any use.
+    # Placeholders so this file imports; ThingSpaceModule fails with missing_required_lib when it starts.
     BaseModel = RootModel = object
     ConfigDict = dict
 
     def to_camel(name):
         return name
-else:
-    PYDANTIC_IMPORT_ERROR = None
 
 
 def parse(model, response, what):
@@ -171,54 +167,3 @@ class DeviceList(Wire):
     devices: List[Device] = []
     has_more_data: bool = False
     last_seen_device_id: Optional[str] = None
-
-
-# --- errors ---------------------------------------------------------------------------------------
-
-
-class ApiError(Wire):
-    """An M2M error: HTTP 400 with errorCode (maybe with a service prefix) and errorMessage."""
-
-    error_code: str
-    error_message: Optional[str] = None
-
-    def fields(self):
-        return self.error_code, self.error_message
-
-
-class Fault(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    code: str
-    message: Optional[str] = None
-    description: Optional[str] = None
-
-
-class GatewayFault(BaseModel):
-    """A gateway error (HTTP 401): {"fault": {"code": "900901", "message": ...}}."""
-
-    model_config = ConfigDict(extra="ignore")
-    fault: Fault
-
-    def fields(self):
-        return self.fault.code, self.fault.message or self.fault.description
-
-
-class OAuthError(BaseModel):
-    """An OAuth token endpoint error: {"error", "error_description"}."""
-
-    model_config = ConfigDict(extra="ignore")
-    error: str
-    error_description: Optional[str] = None
-
-    def fields(self):
-        return self.error, self.error_description
-
-
-def error_fields(body):
-    """(code, message) of an error answer's JSON body, whichever of the three shapes it has; (None, None) otherwise."""
-    for model in (GatewayFault, ApiError, OAuthError):
-        try:
-            return model.model_validate(body).fields()
-        except ValueError:
-            continue
-    return None, None

@@ -1,51 +1,57 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ThingSpaceModule: the base of every module. It owns the common options (auth, transport, token cache),
-checks the credentials and the Python requirements before any request, builds the client, and turns a
-ThingSpaceError into one fail_json.
+checks the options, the credentials and the Python requirements when it starts, builds the client, and
+turns a ThingSpaceError into one fail_json.
 
-requests and pydantic are imported with the client, on first use: a task that makes no request (a re-run
-with nothing to send, a check-mode preview of a device list, bad input) does not pay for them."""
+requests and pydantic are only looked for at the start; the client imports them on its first request, so a
+task that makes none (a re-run with nothing to send, a check-mode preview of a device list) does not pay
+for them."""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials, TokenCache, credentials_problem
+from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
+from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.state import DEFAULT_STATE_DIR, LEDGER_NAME, TOKEN_CACHE_NAME, state_path
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import DEFAULT_STATE_DIR, LEDGER_NAME, TOKEN_CACHE_NAME, state_path
 
 DEFAULT_API_URL = "https://thingspace.verizon.com"
+# The Python libraries a request needs (requirements.txt).
+REQUIRED_LIBRARIES = ("requests", "pydantic")
 # Longer list options are cut to this many entries in the result's invocation (a 100,000-device list would be
 # echoed back whole, megabytes for the controller to parse).
 INVOCATION_LIST_LIMIT = 20
 
 
-def _env(name):
-    return (env_fallback, ["THINGSPACE_" + name])
+def _env(option):
+    return (env_fallback, [ENV_VARS[option]])
 
 
-# Documented once in plugins/doc_fragments/auth.py.
+# Documented once in plugins/doc_fragments/connection.py.
 COMMON_ARGUMENT_SPEC = dict(
-    api_url=dict(type="str", default=DEFAULT_API_URL, fallback=_env("API_URL")),
-    client_id=dict(type="str", no_log=False, fallback=_env("CLIENT_ID")),
-    client_secret=dict(type="str", no_log=True, fallback=_env("CLIENT_SECRET")),
-    username=dict(type="str", fallback=_env("USERNAME")),
-    password=dict(type="str", no_log=True, fallback=_env("PASSWORD")),
-    access_token=dict(type="str", no_log=True, fallback=_env("ACCESS_TOKEN")),
-    session_token=dict(type="str", no_log=True, fallback=_env("SESSION_TOKEN")),
+    api_url=dict(type="str", default=DEFAULT_API_URL, fallback=_env("api_url")),
+    client_id=dict(type="str", no_log=False, fallback=_env("client_id")),
+    client_secret=dict(type="str", no_log=True, fallback=_env("client_secret")),
+    username=dict(type="str", fallback=_env("username")),
+    password=dict(type="str", no_log=True, fallback=_env("password")),
+    access_token=dict(type="str", no_log=True, fallback=_env("access_token")),
+    session_token=dict(type="str", no_log=True, fallback=_env("session_token")),
     validate_certs=dict(type="bool", default=True),
     timeout=dict(type="float", default=30.0),
     retries=dict(type="int", default=4),
     token_cache=dict(type="bool", default=True),
-    state_dir=dict(type="path", default=DEFAULT_STATE_DIR, fallback=_env("STATE_DIR")),
+    state_dir=dict(type="path", default=DEFAULT_STATE_DIR, fallback=_env("state_dir")),
 )
 
 # Documented once in plugins/doc_fragments/ledger.py.
 LEDGER_ARGUMENT_SPEC = dict(
-    ledger_path=dict(type="path", fallback=_env("LEDGER_PATH")),
+    ledger_path=dict(type="path", fallback=_env("ledger_path")),
 )
 
 # Documented once in plugins/doc_fragments/listener.py.
@@ -66,33 +72,20 @@ class ThingSpaceModule(AnsibleModule):
         if self.params["retries"] < 0 or self.params["timeout"] <= 0:
             self.fail_json(msg="retries must be 0 or more and timeout more than 0")
         p = self.params
-        self._credentials = Credentials(p["client_id"], p["client_secret"], p["username"], p["password"], p["access_token"], p["session_token"])
-        problem = credentials_problem(self._credentials)
+        credentials = Credentials(p["client_id"], p["client_secret"], p["username"], p["password"], p["access_token"], p["session_token"])
+        problem = credentials_problem(credentials)
         if problem:
             self.fail_json(msg="Missing credentials: " + problem)
-        self._client = None
+        for library in REQUIRED_LIBRARIES:
+            if find_spec(library) is None:
+                self.fail_json(msg=missing_required_lib(library))
+        cache = TokenCache(state_path(p["state_dir"], TOKEN_CACHE_NAME)) if p["token_cache"] else None
+        self.client = ThingSpaceClient(self.api_url, credentials, token_cache=cache, timeout=p["timeout"], retries=p["retries"],
+                                       validate_certs=p["validate_certs"])
 
     @property
     def api_url(self):
         return self.params["api_url"].rstrip("/")
-
-    @property
-    def client(self):
-        """The client, built on first use: a task that needs no request never logs in."""
-        if self._client is None:
-            # Imported here: these modules import requests and pydantic.
-            from ansible_collections.thingspace.m2m.plugins.module_utils.client import REQUESTS_IMPORT_ERROR, ThingSpaceClient
-            from ansible_collections.thingspace.m2m.plugins.module_utils.models import PYDANTIC_IMPORT_ERROR
-
-            for library, error in (("requests", REQUESTS_IMPORT_ERROR), ("pydantic", PYDANTIC_IMPORT_ERROR)):
-                if error:
-                    self.fail_json(msg=missing_required_lib(library), exception=error)
-            p = self.params
-            cache = TokenCache(state_path(p["state_dir"], TOKEN_CACHE_NAME)) if p["token_cache"] else None
-            self._client = ThingSpaceClient(
-                self.api_url, self._credentials, token_cache=cache, timeout=p["timeout"], retries=p["retries"], validate_certs=p["validate_certs"]
-            )
-        return self._client
 
     @property
     def ledger_path(self):

@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One idempotent SMS send, as DESIGN.md's data flow: selection → message rules → ledger diff → batches of at
-most 10,000 devices → POST /sms → ledger → result. Check mode stops before the POST.
+"""One idempotent SMS send (docs/design.md, "The path of one send"): selection → message rules → ledger diff →
+batches of at most 10,000 devices → POST /sms → ledger → result. Check mode stops before the POST.
 
 ``plan_send`` checks every input without I/O; ``SmsSend.run`` does the rest. For a device list every device
 is a ledger target (a re-run sends only to devices not sent yet); for filters the selection is one target.
@@ -13,7 +13,7 @@ import json
 from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, IN_FLIGHT, NEW, PENDING, SENT, UNCONFIRMED, UNKNOWN
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, check_custom_fields, message_size, normalize_devices
 
 SELECTION = "selection"
@@ -69,12 +69,13 @@ def _device(target):
 
 
 class SmsSend:
-    """Runs one plan. ``client()`` builds the client on first use, so a check-mode preview of a device list makes
-    no request at all; ``ledger`` is a Ledger (read-only in check mode)."""
+    """Runs one plan with ``client`` (a ThingSpaceClient; it makes no request until one is needed, so a check-mode
+    preview of a device list makes none) and ``ledger`` (a Ledger, read-only in check mode)."""
 
-    def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None, batch_size=10000):
+    def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None,
+                 batch_size=MAX_DEVICES_PER_REQUEST):
         self.plan = plan
-        self._client = client
+        self.client = client
         self.ledger = ledger
         self.scope = scope
         self.check_mode = check_mode
@@ -89,19 +90,21 @@ class SmsSend:
         if plan.devices is not None and self.max_devices is not None and len(targets) > self.max_devices:
             raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                   % (len(targets), self.max_devices))
-        # The ledger diff, one pass: what to send, and what is unconfirmed or in flight in another run.
-        states = self.ledger.states(self.scope, plan.key)
-        unconfirmed, in_flight, to_send = [], [], []
-        for target in targets:
-            state = states.get(target)
-            if state in (PENDING, UNKNOWN):
-                unconfirmed.append(target)
-            elif state == IN_FLIGHT:
-                in_flight.append(target)
-            if state is None or self.mode == ALL or (self.mode == UNCONFIRMED and state in (PENDING, UNKNOWN)):
-                to_send.append(target)
-        skipped_unconfirmed = unconfirmed if self.mode == NEW else []
+        diff = self.ledger.diff(self.scope, plan.key, targets, self.mode)
+        result = self._result(targets, diff)
+        if not diff.to_send:
+            result["msg"] = self._nothing_to_send(targets, diff)
+            return result, None
+        if self.check_mode:
+            return self._preview(diff.to_send, result), None
+        return self._send(diff.to_send, result)
 
+    def _result(self, targets, diff):
+        """The result before anything is sent: sizes, what the ledger holds, warnings, and the selection resolved
+        where check mode or max_devices needs it."""
+        plan = self.plan
+        by_list = plan.devices is not None
+        skipped_unconfirmed = diff.unconfirmed if self.mode == NEW else []
         result = {
             "changed": False,
             "idempotency_key": plan.key,
@@ -109,47 +112,47 @@ class SmsSend:
             "message_size": dict(zip(("used", "limit", "unit"), plan.size)),
             "request_ids": [],
             "batches": [],
-            "devices_requested": len(targets) if plan.devices is not None else None,
+            "devices_requested": len(targets) if by_list else None,
             "devices_resolved": None,
-            "devices_sent": 0,
-            "devices_skipped": len(targets) - len(to_send) if plan.devices is not None else None,
+            "devices_sent": 0 if by_list else None,
+            "devices_skipped": len(targets) - len(diff.to_send) if by_list else None,
             "devices_unconfirmed": [_device(t) for t in skipped_unconfirmed if t != SELECTION],
             "selection_unconfirmed": SELECTION in skipped_unconfirmed,
+            "warnings": [],
         }
-        if plan.devices is None:
-            result["devices_sent"] = None
-            if to_send and (self.check_mode or self.max_devices is not None):
-                result["devices_resolved"], preview = self._resolve()
-                if self.check_mode:
-                    result["devices_preview"] = preview
-        elif self.check_mode:
-            result["devices_preview"] = [_device(t) for t in to_send[:PREVIEW_LIMIT]]
-
-        result["warnings"] = []
+        if not by_list and diff.to_send and (self.check_mode or self.max_devices is not None):
+            result["devices_resolved"], preview = self._resolve()
+            if self.check_mode:
+                result["devices_preview"] = preview
+        elif by_list and self.check_mode:
+            result["devices_preview"] = [_device(t) for t in diff.to_send[:PREVIEW_LIMIT]]
         if skipped_unconfirmed:
             result["warnings"].append(
                 "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
-                "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(unconfirmed), plan.key)
+                "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(diff.unconfirmed), plan.key)
             )
-        if in_flight and self.mode != ALL:
+        if diff.in_flight and self.mode != ALL:
             result["warnings"].append(
-                "%d target(s) are being sent right now by another run under idempotency key %s; this run leaves them to it" % (len(in_flight), plan.key)
+                "%d target(s) are being sent right now by another run under idempotency key %s; this run leaves them to it" % (len(diff.in_flight), plan.key)
             )
-        if not to_send:
-            if plan.devices is not None:
-                subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(unconfirmed)
-            else:
-                subject, doubt = "this selection", " (unconfirmed)"
-            result["msg"] = "Nothing to send: %s already got this message%s under idempotency key %s" % (
-                subject, doubt if unconfirmed else "", plan.key)
-            return result, None
-        if self.check_mode:
-            count = len(to_send) if plan.devices is not None else result["devices_resolved"]
-            result.update(changed=True, devices_sent=count, msg="Check mode: would send to %s" % _describe(plan, count),
-                          batches=[{"index": i, "devices": len(chunk) if plan.devices is not None else count, "status": "would_send"}
-                                   for i, chunk in enumerate(_chunks(to_send, self.batch_size))])
-            return result, None
-        return self._send(to_send, result)
+        return result
+
+    def _nothing_to_send(self, targets, diff):
+        plan = self.plan
+        if plan.devices is not None:
+            subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(diff.unconfirmed)
+        else:
+            subject, doubt = "this selection", " (unconfirmed)"
+        return "Nothing to send: %s already got this message%s under idempotency key %s" % (subject, doubt if diff.unconfirmed else "", plan.key)
+
+    def _preview(self, to_send, result):
+        """Check mode: what would go out, in which batches."""
+        by_list = self.plan.devices is not None
+        count = len(to_send) if by_list else result["devices_resolved"]
+        result.update(changed=True, devices_sent=count, msg="Check mode: would send to %s" % _describe(self.plan, count),
+                      batches=[{"index": i, "devices": len(chunk) if by_list else count, "status": "would_send"}
+                               for i, chunk in enumerate(_chunks(to_send, self.batch_size))])
+        return result
 
     def _resolve(self):
         """Count the devices a filter selects (device list API, read-only); fail past max_devices."""
@@ -158,7 +161,7 @@ class SmsSend:
         plan = self.plan
         request = DeviceListRequest(account_name=plan.account, **self._filters())
         count, preview = 0, []
-        for device in self._client().iter_devices(request):
+        for device in self.client.iter_devices(request):
             count += 1
             if len(preview) < PREVIEW_LIMIT and device.device_ids:
                 preview.append({"kind": device.device_ids[0].kind.lower(), "id": device.device_ids[0].id})
@@ -168,7 +171,6 @@ class SmsSend:
 
     def _send(self, to_send, result):
         plan = self.plan
-        client = self._client()
         sent = 0
         failure = None
         chunks = list(_chunks(to_send, self.batch_size))
@@ -182,7 +184,7 @@ class SmsSend:
                 batch["status"] = "skipped"
                 continue
             try:
-                request_id = client.send_sms(self._request(claimed))
+                request_id = self.client.send_sms(self._request(claimed))
             except ThingSpaceError as error:
                 batch["error"] = error.message
                 if error.ambiguous:

@@ -14,7 +14,7 @@ description:
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
-  - thingspace.m2m.auth
+  - thingspace.m2m.connection
   - thingspace.m2m.listener
   - thingspace.m2m.attributes
 attributes:
@@ -91,7 +91,7 @@ listener:
   sample: {service_name: SMSDeliveryConfirmation, url: "https://iot.example.com:9002/thingspace/delivery", username: thingspace}
 """
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.listeners import SERVICE_NAMES, ensure_listener, remove_listener
+from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, remove_listener
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 

@@ -17,7 +17,7 @@ description:
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
-  - thingspace.m2m.auth
+  - thingspace.m2m.connection
   - thingspace.m2m.attributes
 attributes:
   check_mode:

@@ -21,7 +21,7 @@ description:
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
-  - thingspace.m2m.auth
+  - thingspace.m2m.connection
   - thingspace.m2m.ledger
   - thingspace.m2m.attributes
 attributes:
@@ -250,7 +250,7 @@ def send(module):
     ledger = Ledger(module.ledger_path, read_only=module.check_mode)
     try:
         return SmsSend(
-            plan, lambda: module.client, ledger, module.scope(plan.account), check_mode=module.check_mode,
+            plan, module.client, ledger, module.scope(plan.account), check_mode=module.check_mode,
             force=module.params["force"], resend_unconfirmed=module.params["resend_unconfirmed"],
             max_devices=module.params["max_devices"], batch_size=module.params["batch_size"],
         ).run()

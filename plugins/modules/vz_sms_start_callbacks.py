@@ -17,7 +17,7 @@ description:
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
-  - thingspace.m2m.auth
+  - thingspace.m2m.connection
   - thingspace.m2m.listener
   - thingspace.m2m.ledger
   - thingspace.m2m.attributes
@@ -75,8 +75,8 @@ started:
   sample: true
 """
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SMS_SERVICE, ensure_listener
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
-from ansible_collections.thingspace.m2m.plugins.module_utils.listeners import SMS_SERVICE, ensure_listener
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 

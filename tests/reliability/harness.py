@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".collections"
+sys.path.insert(0, str(COLLECTIONS))
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger  # noqa: E402
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import LEDGER_NAME  # noqa: E402
+
 BIN = Path(sys.executable).parent
 ACCOUNT = "0000777777-00001"
 FLEET_SIZE = 300
@@ -101,15 +105,13 @@ def statuses(emulator, method, path):
 
 
 def ledger_rows(state_dir):
-    """(target, state, claim) of every row of the ledger in ``state_dir``; [] before it exists."""
-    path = Path(state_dir) / "ledger.sqlite3"
-    if not path.exists():
-        return []
-    with contextlib.closing(sqlite3.connect(str(path), timeout=30)) as db:
-        try:
-            return db.execute("SELECT target, state, claim FROM sends").fetchall()
-        except sqlite3.OperationalError:  # created, schema not written yet
-            return []
+    """(target, state, claim) of every row of the ledger in ``state_dir``, read through the collection's Ledger;
+    [] before it exists."""
+    ledger = Ledger(str(Path(state_dir) / LEDGER_NAME), read_only=True)
+    try:
+        return [(target, state, claim) for _scope, _key, target, state, _request_id, claim in ledger.records()]
+    finally:
+        ledger.close()
 
 
 def ledger_states(state_dir):

@@ -1,0 +1,91 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP for the client: one requests session, the retry rules, and what an unanswered write means.
+
+Reads and other repeatable calls (GET/PUT/DELETE, the device list POST) retry on connection errors, 429 and
+502/503/504 with jittered backoff, honouring Retry-After. Writes (POST /sms, logins, a history ``next`` read)
+retry only where the request certainly was not processed: connection never established, 429, 503 with
+Retry-After. Anything else that leaves a write without an answer raises ThingSpaceError with
+``ambiguous=True``; the caller records it and never repeats it on its own (docs/design.md, "Retries").
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+try:
+    import requests
+    from urllib3.exceptions import NewConnectionError
+except ImportError:
+    pass  # ThingSpaceModule checks for requests when it starts, before anything imports this file.
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+
+RETRY_STATUSES = (429, 502, 503, 504)
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+# A Retry-After longer than this is not waited for: the call fails and says so.
+MAX_RETRY_AFTER = 300.0
+USER_AGENT = "thingspace.m2m-ansible"
+
+
+def _retry_after(response):
+    """Seconds from a numeric Retry-After header, or None."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _never_sent(exc):
+    """True when the connection failed before any byte of the request was sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+class Transport:
+    """Sends requests to one API URL with the retry rules above. ``session`` and ``sleep`` are injectable for tests."""
+
+    def __init__(self, api_url, timeout=30.0, retries=4, validate_certs=True, session=None, sleep=time.sleep):
+        self.api_url = api_url
+        self.timeout = timeout
+        self.retries = retries
+        self._sleep = sleep
+        self._http = session or requests.Session()
+        self._http.verify = validate_certs
+        self._http.headers["User-Agent"] = USER_AGENT
+
+    def send(self, method, path, write, what, headers=None, **kwargs):
+        """One call; returns the final response. ``what`` names the action in error messages ("send SMS")."""
+        url = self.api_url + path
+        attempt = 0
+        while True:
+            delay = None
+            try:
+                response = self._http.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise ThingSpaceError("Failed to %s: TLS error talking to %s: %s (validate_certs)" % (what, self.api_url, exc))
+            except requests.exceptions.RequestException as exc:
+                if write and not _never_sent(exc):
+                    raise ThingSpaceError(
+                        "Failed to %s: no answer from %s after the request was sent (%s); it may have been processed"
+                        % (what, self.api_url, exc.__class__.__name__),
+                        ambiguous=True,
+                    )
+                if attempt >= self.retries:
+                    raise ThingSpaceError("Failed to %s: cannot reach %s after %d attempts: %s" % (what, self.api_url, attempt + 1, exc))
+            else:
+                status = response.status_code
+                if status not in RETRY_STATUSES:
+                    return response
+                delay = _retry_after(response)
+                if write and not (status == 429 or (status == 503 and delay is not None)):
+                    raise ThingSpaceError.from_response(response, what, hint="the request may have been processed", ambiguous=True)
+                if attempt >= self.retries or (delay or 0) > MAX_RETRY_AFTER:
+                    raise ThingSpaceError.from_response(response, what, hint="gave up after %d attempts" % (attempt + 1))
+            if delay is None:
+                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+            self._sleep(delay)
+            attempt += 1
