@@ -10,6 +10,7 @@ does not pay for them.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from urllib.parse import quote, urlsplit
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Authenticator
@@ -44,7 +45,8 @@ class ThingSpaceClient:
         transport, auth = self._connect()
         renewed = set()
         while True:
-            headers = auth.headers()
+            with _before_the_call():
+                headers = auth.headers()
             response = transport.send(method, M2M + path, write=write, what=what, headers=headers, json=body)
             if response.status_code < 400:
                 return response
@@ -52,7 +54,8 @@ class ThingSpaceClient:
             kind = auth.rejected_token(error)
             if kind is None or kind in renewed:
                 raise error
-            auth.renew(kind, headers)
+            with _before_the_call():
+                auth.renew(kind, headers)
             renewed.add(kind)
 
     # --- SMS --------------------------------------------------------------------------------------
@@ -129,6 +132,16 @@ class ThingSpaceClient:
             if not page.last_seen_device_id:
                 raise ThingSpaceError("The device list answer says more data waits but gives no lastSeenDeviceId", status=response.status_code)
             request.last_seen_device_id = page.last_seen_device_id
+
+
+@contextmanager
+def _before_the_call():
+    """Getting tokens happens before the call (or after the service refused the token, so the call was not
+    processed): however unclear a login's outcome, the call itself was certainly not made."""
+    try:
+        yield
+    except ThingSpaceError as error:
+        raise error.not_sent() from None
 
 
 def _seg(value):

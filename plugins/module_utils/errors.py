@@ -55,6 +55,10 @@ class ThingSpaceError(Exception):
             message += "; %s" % hint
         return cls(message, status=response.status_code, error_code=code, error_message=detail, ambiguous=ambiguous)
 
+    def not_sent(self):
+        """This error, for a call that was certainly not sent: never ambiguous."""
+        return ThingSpaceError(self.message, status=self.status, error_code=self.error_code, error_message=self.error_message)
+
     def to_result(self):
         """The fields a module puts into fail_json (those the API gave)."""
         fields = {"status": self.status, "error_code": self.error_code, "error_message": self.error_message}

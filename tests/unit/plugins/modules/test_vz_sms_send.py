@@ -222,3 +222,29 @@ def test_a_task_that_makes_no_request_imports_neither_requests_nor_pydantic(stat
     collections = str(Path(__file__).resolve().parents[4] / ".collections")
     run = subprocess.run([sys.executable, "-c", PROBE, collections, json.dumps(args)], capture_output=True, text=True, check=True)
     assert json.loads(run.stdout) == {"changed": True, "loaded": []}
+
+
+def _dropped():
+    return requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError()))
+
+
+@pytest.mark.parametrize(
+    "path, answer",
+    [
+        (r"/oauth2/token$", (502, {"fault": {"code": "502", "message": "Bad Gateway"}})),
+        (r"/oauth2/token$", (504, None)),
+        (r"/oauth2/token$", (503, None)),
+        (r"/oauth2/token$", _dropped()),
+        (r"/session/login$", (502, None)),
+        (r"/session/login$", _dropped()),
+    ],
+    ids=["token-502", "token-504", "token-503-no-retry-after", "token-dropped", "login-502", "login-dropped"],
+)
+@pytest.mark.parametrize("selection", [{"devices": DEVICES}, {"group_name": "east"}], ids=["devices", "filter"])
+def test_a_failed_login_is_not_sent_and_the_next_run_sends(fake, run_module, path, answer, selection):
+    fake.script("POST", path, answer)
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
+    assert failed and "nothing of it was sent" in result["msg"] and not sms_bodies(fake)
+    assert result["devices_unconfirmed"] == [] and not result["selection_unconfirmed"] and not result["changed"]
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
+    assert not failed and result["changed"] and len(sms_bodies(fake)) == 1 and not result["warnings"]
