@@ -4,8 +4,10 @@
 Reads and other repeatable calls (GET/PUT/DELETE, the device list POST) retry on connection errors, 429 and
 502/503/504 with jittered backoff, honouring Retry-After. Writes (POST /sms, logins, a history ``next`` read)
 retry only where the request certainly was not processed: connection never established, 429, 503 with
-Retry-After. Anything else that leaves a write without an answer raises ThingSpaceError with
-``ambiguous=True``; the caller records it and never repeats it on its own (docs/design.md, "Retries").
+Retry-After. A 4xx answer proves a write was refused, not processed. A 5xx answer (but 503 with Retry-After)
+or no answer after the request was sent leaves a write ambiguous, since a server can fail after processing:
+ThingSpaceError with ``ambiguous=True``; the caller records it and never repeats it on its own
+(docs/design.md, "Retries").
 """
 
 from __future__ import annotations
@@ -78,11 +80,11 @@ class Transport:
                     raise ThingSpaceError("Failed to %s: cannot reach %s after %d attempts: %s" % (what, self.api_url, attempt + 1, exc))
             else:
                 status = response.status_code
+                delay = _retry_after(response)
+                if write and status >= 500 and not (status == 503 and delay is not None):
+                    raise ThingSpaceError.from_response(response, what, hint="the request may have been processed", ambiguous=True)
                 if status not in RETRY_STATUSES:
                     return response
-                delay = _retry_after(response)
-                if write and not (status == 429 or (status == 503 and delay is not None)):
-                    raise ThingSpaceError.from_response(response, what, hint="the request may have been processed", ambiguous=True)
                 if attempt >= self.retries or (delay or 0) > MAX_RETRY_AFTER:
                     raise ThingSpaceError.from_response(response, what, hint="gave up after %d attempts" % (attempt + 1))
             if delay is None:

@@ -248,3 +248,23 @@ def test_a_failed_login_is_not_sent_and_the_next_run_sends(fake, run_module, pat
     assert result["devices_unconfirmed"] == [] and not result["selection_unconfirmed"] and not result["changed"]
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
     assert not failed and result["changed"] and len(sms_bodies(fake)) == 1 and not result["warnings"]
+
+
+@pytest.mark.parametrize("status", [500, 501, 502, 504, 505])
+def test_a_server_error_to_the_send_is_unconfirmed_not_resent(fake, run_module, status):
+    fake.script("POST", SEND, (status, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "boom"}))
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    assert failed and result["changed"] and result["batches"][0]["status"] == "unconfirmed"
+    assert len(result["devices_unconfirmed"]) == 5 and "resend_unconfirmed" in result["msg"]
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 1 and "unconfirmed" in result["warnings"][0]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 415])
+def test_a_client_error_to_the_send_proves_nothing_was_sent(fake, run_module, status):
+    body = {"fault": {"code": "900902", "message": "Missing Credentials"}} if status == 401 else {"errorCode": "INPUT_INVALID.X", "errorMessage": "no"}
+    fake.script("POST", SEND, (status, body))
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    assert failed and not result["changed"] and result["batches"][0]["status"] == "failed" and result["devices_unconfirmed"] == []
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    assert not failed and result["devices_sent"] == 5
