@@ -72,8 +72,12 @@ def error_fields(body):
     if not isinstance(body, dict):
         return None, None
     fault = body.get("fault")
-    if isinstance(fault, dict) and _text(fault.get("code")) is not None:
-        return fault["code"], _text(fault.get("message")) or _text(fault.get("description"))
+    # The gateway's fault code comes as a string or as a number (900901).
+    code = fault.get("code") if isinstance(fault, dict) else None
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = str(code)
+    if _text(code) is not None:
+        return code, _text(fault.get("message")) or _text(fault.get("description"))
     for code_name, message_name in (("errorCode", "errorMessage"), ("error", "error_description")):
         if _text(body.get(code_name)) is not None:
             return body[code_name], _text(body.get(message_name))

@@ -234,3 +234,18 @@ def test_gateway_fault_is_mapped(fake):
     with pytest.raises(ThingSpaceError) as caught:
         client.list_callbacks(ACCOUNT)
     assert (caught.value.status, caught.value.error_code, caught.value.error_message) == (401, "900902", "Missing Credentials")
+
+
+@pytest.mark.parametrize("code", ["900901", 900901], ids=["string", "number"])
+def test_an_access_token_rejected_with_either_form_of_the_gateway_code_is_renewed(fake, code):
+    client = make()[0]
+    client.start_callbacks(ACCOUNT)
+    fake.script("POST", SEND, (401, {"fault": {"code": code, "message": "Invalid Credentials", "description": "Access failure"}}))
+    assert client.send_sms(SMS)
+    assert fake.count("POST", TOKEN) == 2 and fake.count("POST", SEND) == 2
+
+
+def test_a_numeric_error_code_is_reported():
+    from ansible_collections.thingspace.m2m.plugins.module_utils.errors import error_fields
+
+    assert error_fields({"fault": {"code": 900902, "description": "Missing Credentials"}}) == ("900902", "Missing Credentials")
