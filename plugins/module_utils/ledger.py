@@ -1,9 +1,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ledger: an SQLite record of what was sent, so a re-run sends nothing twice.
 
-A row is (scope, key, target) → state. ``scope`` is the API URL and account, ``key`` the idempotency key,
-``target`` one device (``kind:id``) for device lists or the whole selection for filters; (scope, key) pairs are
-stored once and referred to by number. States:
+A row is (scope, key, target) → state. ``scope`` is the service (``service_scope``: the API URL in one
+spelling), ``key`` the idempotency key, ``target`` one device (``kind:id``, identifiers in one spelling) for
+device lists or the whole selection for filters; (scope, key) pairs are stored once, with what the key was used
+for (its purpose: message, encoding, selection), and referred to by number. States:
 
 - ``pending``: claimed by a run that is sending it now, or by a run that died while sending it;
 - ``sent``: the API answered with a request id;
@@ -19,14 +20,17 @@ that died.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
 import uuid
 from collections import namedtuple
+from urllib.parse import urlsplit
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import private_dir, private_file
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS
 
 PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
 # A pending row whose claim is held by a live run (derived, never stored).
@@ -45,12 +49,13 @@ RESENDS = {
 # dead run, or unknown) and those another live run is sending.
 Diff = namedtuple("Diff", "to_send unconfirmed in_flight")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS send_keys (
     id INTEGER PRIMARY KEY,
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
+    purpose TEXT,
     UNIQUE (scope, key)
 );
 CREATE TABLE IF NOT EXISTS sends (
@@ -66,9 +71,25 @@ CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
 CREATE TABLE IF NOT EXISTS starts (
     scope TEXT NOT NULL PRIMARY KEY,
     started_at REAL NOT NULL
-) WITHOUT ROWID;
-PRAGMA user_version = 1;
+) WITHOUT ROWID
 """
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def service_scope(api_url):
+    """The ledger's identity of the service: the API URL in one spelling (scheme and host in lower case, no
+    default port, no trailing slash), so another spelling of the same URL finds the same record."""
+    parts = urlsplit(api_url.strip())
+    scheme, host, port = parts.scheme.lower(), parts.hostname or "", parts.port
+    netloc = "[%s]" % host if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc += ":%d" % port
+    return "%s://%s%s" % (scheme, netloc, parts.path.rstrip("/"))
+
+
+def account_scope(api_url, account):
+    """The identity of one account of the service (callbacks are started per account)."""
+    return "%s|%s" % (service_scope(api_url), account)
 
 
 def _on_conflict(mode):
@@ -96,13 +117,27 @@ class Ledger:
             private_file(self.path)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ThingSpaceError("The ledger %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (self.path, version))
+        self._check_version()
         if not read_only:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            if self._check_version() < SCHEMA_VERSION:
+                with self._transaction():
+                    # Read again under the write lock: another process may have upgraded it meanwhile.
+                    version = self._check_version()
+                    if version == 1:
+                        _migrate_from_1(self._db)
+                    if version < SCHEMA_VERSION:
+                        for statement in _SCHEMA.split(";"):
+                            self._db.execute(statement)
+                        self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+
+    def _check_version(self):
+        """The schema version; refused when a newer collection wrote it."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ThingSpaceError("The ledger %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (self.path, version))
+        return version
 
     def close(self):
         for claim_id in list(self._held):
@@ -120,8 +155,12 @@ class Ledger:
         live = self._live({claim for _target, state, claim in rows if state == PENDING})
         return {target: IN_FLIGHT if claim in live else state for target, state, claim in rows}
 
-    def diff(self, scope, key, targets, mode=NEW):
-        """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record."""
+    def diff(self, scope, key, targets, mode=NEW, purpose=None):
+        """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record. A key recorded
+        for another ``purpose`` (a dict: message, encoding, selection) is refused unless ``mode`` is ALL: its
+        targets got another message, so this one would be skipped for them."""
+        if purpose is not None and mode != ALL:
+            _check_purpose(key, self._purpose(scope, key), purpose)
         states = self.states(scope, key)
         to_send, unconfirmed, in_flight = [], [], []
         for target in targets:
@@ -134,17 +173,21 @@ class Ledger:
                 to_send.append(target)
         return Diff(to_send, unconfirmed, in_flight)
 
-    def claim(self, scope, key, targets, mode=NEW):
+    def claim(self, scope, key, targets, mode=NEW, purpose=None):
         """Mark ``targets`` pending in one transaction and hold the claim's lock; return (claim id, the targets
         this call claimed).
 
         ``mode`` says which already recorded targets are taken over: NEW none (a row means sent, unconfirmed
-        or in flight), UNCONFIRMED those neither sent nor in flight, ALL every one (force)."""
+        or in flight), UNCONFIRMED those neither sent nor in flight, ALL every one (force). ``purpose`` is
+        recorded for the key when it has none yet, and replaced by ALL."""
         claim_id = uuid.uuid4().hex
         self._hold(claim_id)
         now = time.time()
         with self._transaction():
             key_id = self._key_id(scope, key, create=True)
+            if purpose is not None:
+                self._db.execute("UPDATE send_keys SET purpose = ? WHERE id = ? AND (purpose IS NULL OR ?)",
+                                 (json.dumps(purpose, sort_keys=True), key_id, mode == ALL))
             if PENDING in RESENDS[mode] and IN_FLIGHT not in RESENDS[mode]:
                 # Pending rows of live runs are in flight, not unconfirmed: leave them to their run.
                 pending = self._db.execute("SELECT target, claim FROM sends WHERE key_id = ? AND state = 'pending'", (key_id,)).fetchall()
@@ -167,6 +210,14 @@ class Ledger:
         if not rows and create:
             return self._db.execute("INSERT INTO send_keys (scope, key) VALUES (?, ?)", (scope, key)).lastrowid
         return rows[0][0] if rows else None
+
+    def knows(self, scope, key):
+        """Whether anything was recorded under ``key``."""
+        return self._key_id(scope, key) is not None
+
+    def _purpose(self, scope, key):
+        rows = self._read("SELECT purpose FROM send_keys WHERE scope = ? AND key = ?", (scope, key))
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def settle(self, claim_id, state, request_id=None):
         """Record the outcome (``sent`` or ``unknown``) of a claimed batch."""
@@ -244,6 +295,45 @@ class Ledger:
 
     def _transaction(self):
         return _Transaction(self._db)
+
+
+def _check_purpose(key, recorded, wanted):
+    """Refuse ``wanted`` when ``key`` was recorded for another use, saying what differs and what to do."""
+    if recorded is None or recorded == wanted:
+        return
+    differences = []
+    for field in sorted(set(recorded) | set(wanted)):
+        before, after = recorded.get(field), wanted.get(field)
+        if before != after:
+            shown = "another text" if field == "message" else "was %s, now %s" % (json.dumps(before, sort_keys=True), json.dumps(after, sort_keys=True))
+            differences.append("%s: %s" % (field, shown))
+    raise ThingSpaceError(
+        "idempotency_key %r was used for another send (%s); nothing was sent. Use a new idempotency_key for this send, "
+        "or force: true to send it under this key to every target again" % (key, "; ".join(differences))
+    )
+
+
+def _migrate_from_1(db):
+    """Schema 1 → 2: the purpose column; scopes as ``service_scope`` (schema 1 wrote "api_url|account", so
+    one key under two spellings or accounts is merged) and ``account_scope`` for starts; hexadecimal
+    identifiers in upper case."""
+    db.execute("ALTER TABLE send_keys ADD COLUMN purpose TEXT")
+    for key_id, scope, key in db.execute("SELECT id, scope, key FROM send_keys").fetchall():
+        merged = service_scope(scope.split("|", 1)[0])
+        kept = db.execute("SELECT id FROM send_keys WHERE scope = ? AND key = ? AND id != ?", (merged, key, key_id)).fetchone()
+        if kept is None:
+            db.execute("UPDATE send_keys SET scope = ? WHERE id = ?", (merged, key_id))
+            continue
+        db.execute("INSERT OR IGNORE INTO sends SELECT ?, target, state, request_id, claim, updated_at FROM sends WHERE key_id = ?", (kept[0], key_id))
+        db.execute("DELETE FROM sends WHERE key_id = ?", (key_id,))
+        db.execute("DELETE FROM send_keys WHERE id = ?", (key_id,))
+    for kind in HEX_KINDS:
+        prefix = kind + ":"
+        db.execute("UPDATE OR IGNORE sends SET target = ? || upper(substr(target, ?)) WHERE target LIKE ?", (prefix, len(prefix) + 1, prefix + "%"))
+    for scope, started_at in db.execute("SELECT scope, started_at FROM starts").fetchall():
+        url, _bar, account = scope.partition("|")
+        db.execute("DELETE FROM starts WHERE scope = ?", (scope,))
+        db.execute("INSERT OR IGNORE INTO starts (scope, started_at) VALUES (?, ?)", (account_scope(url, account), started_at))
 
 
 class _Transaction:

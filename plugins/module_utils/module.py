@@ -91,10 +91,6 @@ class ThingSpaceModule(AnsibleModule):
     def ledger_path(self):
         return self.params.get("ledger_path") or state_path(self.params["state_dir"], LEDGER_NAME)
 
-    def scope(self, account):
-        """What the ledger keys a record by besides the idempotency key: the API and the account."""
-        return "%s|%s" % (self.api_url, account or "")
-
     def run(self, action):
         """exit_json with ``action(self)``'s result; a ThingSpaceError becomes one fail_json.
 

@@ -19,7 +19,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVI
 SELECTION = "selection"
 PREVIEW_LIMIT = 50
 
-SendPlan = namedtuple("SendPlan", "account devices filters message encoding size key")
+# ``legacy_key`` is the key version 0.1.0 derived for the same device-list send (see derive_key), or None.
+SendPlan = namedtuple("SendPlan", "account devices filters message encoding size key legacy_key")
 
 
 def plan_send(params, check_mode=False):
@@ -47,16 +48,33 @@ def plan_send(params, check_mode=False):
     except ValueError as exc:
         raise ThingSpaceError(str(exc))
     account = params["account_name"]
-    key = params["idempotency_key"] or derive_key(account, filters, params["sms_message"], params["data_encoding"])
-    return SendPlan(account, devices, filters, params["sms_message"], params["data_encoding"], size, key)
+    key, legacy_key = params["idempotency_key"], None
+    if not key:
+        key = derive_key(account, filters, params["sms_message"], params["data_encoding"])
+        if filters is None:
+            legacy_key = _derive(account, {"devices": True}, params["sms_message"], params["data_encoding"])
+    return SendPlan(account, devices, filters, params["sms_message"], params["data_encoding"], size, key, legacy_key)
 
 
 def derive_key(account, filters, message, encoding):
     """The default idempotency key. A device list contributes only the fact that it is one, so adding devices
-    to the list keeps the key and sends only to the new ones."""
-    selection = {"devices": True} if filters is None else filters
+    to the list keeps the key and sends only to the new ones; a device is the same in every account, so the
+    account counts only for filters (it is part of what they select)."""
+    if filters is None:
+        return _derive(None, {"devices": True}, message, encoding)
+    return _derive(account, filters, message, encoding)
+
+
+def _derive(account, selection, message, encoding):
     canonical = json.dumps({"account": account, "selection": selection, "message": message, "encoding": encoding}, sort_keys=True)
     return "auto-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def purpose(plan):
+    """What the ledger records a key was used for: the message (as a hash), the encoding, and the selection. A
+    device list counts as one selection whatever its devices, so a list may grow under its key."""
+    selection = "device list" if plan.filters is None else dict(plan.filters, account_name=plan.account)
+    return {"message": hashlib.sha256(plan.message.encode("utf-8")).hexdigest(), "encoding": plan.encoding, "selection": selection}
 
 
 def _target(device):
@@ -75,6 +93,7 @@ class SmsSend:
     def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None,
                  batch_size=MAX_DEVICES_PER_REQUEST):
         self.plan = plan
+        self.key = plan.key  # or the older key of the same send, chosen by run()
         self.client = client
         self.ledger = ledger
         self.scope = scope
@@ -90,7 +109,8 @@ class SmsSend:
         if plan.devices is not None and self.max_devices is not None and len(targets) > self.max_devices:
             raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                   % (len(targets), self.max_devices))
-        diff = self.ledger.diff(self.scope, plan.key, targets, self.mode)
+        self.key = self._key()
+        diff = self.ledger.diff(self.scope, self.key, targets, self.mode, purpose(plan))
         result = self._result(targets, diff)
         if not diff.to_send:
             result["msg"] = self._nothing_to_send(targets, diff)
@@ -98,6 +118,14 @@ class SmsSend:
         if self.check_mode:
             return self._preview(diff.to_send, result), None
         return self._send(diff.to_send, result)
+
+    def _key(self):
+        """The plan's key; for a device-list send recorded by version 0.1.0, whose derived key also hashed
+        account_name, that older key, so an upgrade does not send again."""
+        legacy = self.plan.legacy_key
+        if legacy and not self.ledger.knows(self.scope, self.plan.key) and self.ledger.knows(self.scope, legacy):
+            return legacy
+        return self.plan.key
 
     def _result(self, targets, diff):
         """The result before anything is sent: sizes, what the ledger holds, warnings, and the selection resolved
@@ -107,7 +135,7 @@ class SmsSend:
         skipped_unconfirmed = diff.unconfirmed if self.mode == NEW else []
         result = {
             "changed": False,
-            "idempotency_key": plan.key,
+            "idempotency_key": self.key,
             "data_encoding": plan.encoding,
             "message_size": dict(zip(("used", "limit", "unit"), plan.size)),
             "request_ids": [],
@@ -129,11 +157,11 @@ class SmsSend:
         if skipped_unconfirmed:
             result["warnings"].append(
                 "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
-                "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(diff.unconfirmed), plan.key)
+                "they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % (len(diff.unconfirmed), self.key)
             )
         if diff.in_flight and self.mode != ALL:
             result["warnings"].append(
-                "%d target(s) are being sent right now by another run under idempotency key %s; this run leaves them to it" % (len(diff.in_flight), plan.key)
+                "%d target(s) are being sent right now by another run under idempotency key %s; this run leaves them to it" % (len(diff.in_flight), self.key)
             )
         return result
 
@@ -143,7 +171,7 @@ class SmsSend:
             subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(diff.unconfirmed)
         else:
             subject, doubt = "this selection", " (unconfirmed)"
-        return "Nothing to send: %s already got this message%s under idempotency key %s" % (subject, doubt if diff.unconfirmed else "", plan.key)
+        return "Nothing to send: %s already got this message%s under idempotency key %s" % (subject, doubt if diff.unconfirmed else "", self.key)
 
     def _preview(self, to_send, result):
         """Check mode: what would go out, in which batches."""
@@ -175,7 +203,7 @@ class SmsSend:
         failure = None
         chunks = list(_chunks(to_send, self.batch_size))
         for index, chunk in enumerate(chunks):
-            claim_id, claimed = self.ledger.claim(self.scope, plan.key, chunk, self.mode)
+            claim_id, claimed = self.ledger.claim(self.scope, self.key, chunk, self.mode, purpose(plan))
             batch = {"index": index, "devices": len(claimed) if plan.devices is not None else None}
             result["batches"].append(batch)
             if plan.devices is not None:

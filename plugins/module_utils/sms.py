@@ -33,6 +33,8 @@ DEVICE_KINDS = {
     "meid": (r"[0-9A-Fa-f]{14}", "14 hexadecimal digits"),
     "msisdn": (r"\d{11,15}", "11 to 15 decimal digits"),
 }
+# Kinds whose identifiers may be hexadecimal (the ledger and the API get them in upper case).
+HEX_KINDS = ("esn", "meid")
 _DEVICE_PATTERNS = {kind: re.compile(pattern) for kind, (pattern, _rule) in DEVICE_KINDS.items()}
 
 CUSTOM_FIELD_KEYS = tuple("CustomField%d" % n for n in range(1, 6))
@@ -90,6 +92,8 @@ def normalize_device(device, where="devices"):
         raise ValueError("%s: each entry has exactly the keys 'kind' and 'id', both set; got %r" % (where, device))
     kind = str(device["kind"]).strip().lower()
     ident = str(device["id"]).strip()
+    if kind in HEX_KINDS:
+        ident = ident.upper()  # one spelling, so the ledger knows the device whatever the case given
     if kind not in DEVICE_KINDS:
         raise ValueError("%s.kind: %r is not a device kind; use one of %s" % (where, device["kind"], ", ".join(sorted(DEVICE_KINDS))))
     if not _DEVICE_PATTERNS[kind].fullmatch(ident):

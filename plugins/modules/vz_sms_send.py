@@ -237,7 +237,7 @@ data_encoding:
   sample: 7-bit
 """
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import SmsSend, plan_send
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import ENCODINGS, MAX_DEVICES_PER_REQUEST
@@ -250,7 +250,7 @@ def send(module):
     ledger = Ledger(module.ledger_path, read_only=module.check_mode)
     try:
         return SmsSend(
-            plan, module.client, ledger, module.scope(plan.account), check_mode=module.check_mode,
+            plan, module.client, ledger, service_scope(module.api_url), check_mode=module.check_mode,
             force=module.params["force"], resend_unconfirmed=module.params["resend_unconfirmed"],
             max_devices=module.params["max_devices"], batch_size=module.params["batch_size"],
         ).run()

@@ -76,13 +76,13 @@ started:
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SMS_SERVICE, ensure_listener
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, account_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 
 def start(module):
     p = module.params
-    scope = module.scope(p["account_name"])
+    scope = account_scope(module.api_url, p["account_name"])
     registration_changed, diff = False, {"before": {}, "after": {}}
     if p["callback_url"]:
         registration_changed, diff = ensure_listener(

@@ -13,7 +13,7 @@ import pytest
 import requests
 from urllib3.exceptions import ProtocolError
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import derive_key
 from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send
 
@@ -118,7 +118,7 @@ def test_ambiguous_batch_is_unconfirmed_and_not_resent(fake, run_module):
 
 
 def _hold_a_claim(path, target, started, finish):
-    Ledger(path).claim(API + "|", derive_key(None, None, "hello", "7-bit"), [target])
+    Ledger(path).claim(service_scope(API), derive_key(None, None, "hello", "7-bit"), [target])
     started.set()
     finish.wait(30)
 
@@ -268,3 +268,84 @@ def test_a_client_error_to_the_send_proves_nothing_was_sent(fake, run_module, st
     assert failed and not result["changed"] and result["batches"][0]["status"] == "failed" and result["devices_unconfirmed"] == []
     result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
     assert not failed and result["devices_sent"] == 5
+
+
+@pytest.mark.parametrize(
+    "first, second, differs",
+    [
+        ({"devices": DEVICES, "sms_message": "APN=old"}, {"devices": DEVICES, "sms_message": "APN=corrected"}, "message: another text"),
+        ({"devices": DEVICES, "sms_message": "hi"}, {"devices": DEVICES, "sms_message": "hi", "data_encoding": "8-bit-ASCII"}, 'encoding: was "7-bit"'),
+        ({"group_name": "east-wave", "sms_message": "hi"}, {"group_name": "west-wave", "sms_message": "hi"}, '"group_name": "east-wave"'),
+        ({"custom_fields": {"CustomField1": "wave-3 "}, "sms_message": "hi"}, {"custom_fields": {"CustomField1": "wave-3"}, "sms_message": "hi"}, "selection: was"),
+    ],
+    ids=["message", "encoding", "group", "custom-field-typo"],
+)
+def test_a_key_reused_for_another_send_is_refused_not_skipped(fake, run_module, first, second, differs):
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, idempotency_key="wave-3", **first)
+    assert not failed and result["changed"]
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, idempotency_key="wave-3", **second)
+    assert failed and "idempotency_key 'wave-3' was used for another send" in result["msg"] and differs in result["msg"]
+    assert "new idempotency_key" in result["msg"] and "force" in result["msg"] and len(sms_bodies(fake)) == 1
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, idempotency_key="wave-3", check_mode=True, **second)
+    assert failed and "was used for another send" in result["msg"]
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, idempotency_key="wave-3", force=True, **second)
+    assert not failed and result["changed"] and len(sms_bodies(fake)) == 2
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, idempotency_key="wave-3", **second)
+    assert not failed and not result["changed"]  # force recorded the new use of the key
+
+
+def test_a_device_list_grows_under_its_key(fake, run_module):
+    run_module(vz_sms_send.main, idempotency_key="wave-3", devices=DEVICES[:2], sms_message="hi")
+    result, failed = run_module(vz_sms_send.main, idempotency_key="wave-3", devices=DEVICES, sms_message="hi")
+    assert not failed and result["devices_sent"] == 3 and result["devices_skipped"] == 2
+
+
+MEID = "a0000012345678"
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ({"devices": [{"kind": "meid", "id": MEID}]}, {"devices": [{"kind": "MEID", "id": MEID.upper()}]}),
+        ({"devices": [{"kind": "esn", "id": "8a1b2c3d"}]}, {"devices": [{"kind": "esn", "id": "8A1B2C3D"}]}),
+        ({"devices": DEVICES, "account_name": ACCOUNT}, {"devices": DEVICES}),
+        ({"devices": DEVICES}, {"devices": DEVICES, "api_url": "HTTP://127.0.0.1:9/"}),
+        ({"devices": DEVICES, "api_url": "https://ThingSpace.example:443/"}, {"devices": DEVICES, "api_url": "https://thingspace.example"}),
+    ],
+    ids=["meid-case", "esn-case", "account-given-then-omitted", "api-url-case-and-slash", "api-url-default-port"],
+)
+def test_the_same_device_and_service_under_another_spelling_is_not_sent_again(fake, run_module, first, second):
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **first)
+    assert not failed and result["changed"]
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **second)
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 1, result["msg"]
+
+
+def test_a_ledger_of_version_0_1_0_is_migrated_and_nothing_is_sent_again(fake, run_module, state_dir):
+    import hashlib
+    import sqlite3
+
+    # The schema and derived key of version 0.1.0 (schema 1): scope "api_url|account", hex identifiers as given.
+    old_key = "auto-" + hashlib.sha256(json.dumps(
+        {"account": ACCOUNT, "selection": {"devices": True}, "message": "hello", "encoding": "7-bit"}, sort_keys=True).encode()).hexdigest()[:32]
+    state_dir.mkdir(mode=0o700)
+    db = sqlite3.connect(str(state_dir / "ledger.sqlite3"))
+    db.executescript("""
+        CREATE TABLE send_keys (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (scope, key));
+        CREATE TABLE sends (key_id INTEGER NOT NULL REFERENCES send_keys (id), target TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id TEXT, claim TEXT,
+            updated_at REAL NOT NULL, PRIMARY KEY (key_id, target)) WITHOUT ROWID;
+        CREATE TABLE starts (scope TEXT NOT NULL PRIMARY KEY, started_at REAL NOT NULL) WITHOUT ROWID;
+        PRAGMA user_version = 1;
+    """)
+    db.execute("INSERT INTO send_keys VALUES (1, ?, ?)", ("%s/|%s" % (API, ACCOUNT), old_key))
+    db.execute("INSERT INTO send_keys VALUES (2, ?, ?)", ("%s|%s" % (API.upper(), ACCOUNT), "wave-1"))
+    db.executemany("INSERT INTO sends VALUES (1, ?, 'sent', 'r1', NULL, 0)", [("mdn:%s" % d["id"],) for d in DEVICES] + [("meid:" + MEID,)])
+    db.execute("INSERT INTO sends VALUES (2, 'mdn:5550000001', 'sent', 'r2', NULL, 0)")
+    db.commit()
+    db.close()
+    devices = DEVICES + [{"kind": "meid", "id": MEID.upper()}]
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=devices, sms_message="hello")
+    assert not failed and not result["changed"] and result["idempotency_key"] == old_key and result["devices_skipped"] == 6
+    result, failed = run_module(vz_sms_send.main, idempotency_key="wave-1", devices=DEVICES[:1], sms_message="hello")
+    assert not failed and not result["changed"] and not sms_bodies(fake)
