@@ -155,12 +155,27 @@ class Ledger:
         live = self._live({claim for _target, state, claim in rows if state == PENDING})
         return {target: IN_FLIGHT if claim in live else state for target, state, claim in rows}
 
-    def diff(self, scope, key, targets, mode=NEW, purpose=None):
-        """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record. A key recorded
-        for another ``purpose`` (a dict: message, encoding, selection) is refused unless ``mode`` is ALL: its
-        targets got another message, so this one would be skipped for them."""
-        if purpose is not None and mode != ALL:
-            _check_purpose(key, self._purpose(scope, key), purpose)
+    def check_purpose(self, scope, key, purpose, mode=NEW):
+        """Refuse a key recorded for another ``purpose`` (a dict: message, encoding, selection, tracking) unless
+        ``mode`` is ALL: its targets got another message, so this one would be skipped for them. Only the fields
+        recorded are compared (a migrated ledger knows some)."""
+        recorded = self._purpose(scope, key)
+        if mode == ALL or recorded is None:
+            return
+        differences = []
+        for field in sorted(recorded):
+            before, after = recorded[field], purpose.get(field)
+            if before != after:
+                shown = "another text" if field == "message" else "was %s, now %s" % (json.dumps(before, sort_keys=True), json.dumps(after, sort_keys=True))
+                differences.append("%s: %s" % (field, shown))
+        if differences:
+            raise ThingSpaceError(
+                "idempotency_key %r was used for another send (%s); nothing was sent. Use a new idempotency_key for this send, "
+                "or force: true to send it under this key to every target again" % (key, "; ".join(differences))
+            )
+
+    def diff(self, scope, key, targets, mode=NEW):
+        """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record."""
         states = self.states(scope, key)
         to_send, unconfirmed, in_flight = [], [], []
         for target in targets:
@@ -179,15 +194,15 @@ class Ledger:
 
         ``mode`` says which already recorded targets are taken over: NEW none (a row means sent, unconfirmed
         or in flight), UNCONFIRMED those neither sent nor in flight, ALL every one (force). ``purpose`` is
-        recorded for the key when it has none yet, and replaced by ALL."""
+        recorded for the key when it has none yet or only part of one, and replaced by ALL."""
         claim_id = uuid.uuid4().hex
         self._hold(claim_id)
         now = time.time()
         with self._transaction():
             key_id = self._key_id(scope, key, create=True)
-            if purpose is not None:
-                self._db.execute("UPDATE send_keys SET purpose = ? WHERE id = ? AND (purpose IS NULL OR ?)",
-                                 (json.dumps(purpose, sort_keys=True), key_id, mode == ALL))
+            recorded = self._purpose(scope, key)
+            if purpose is not None and (recorded is None or mode == ALL or set(recorded) < set(purpose)):
+                self._db.execute("UPDATE send_keys SET purpose = ? WHERE id = ?", (json.dumps(purpose, sort_keys=True), key_id))
             if PENDING in RESENDS[mode] and IN_FLIGHT not in RESENDS[mode]:
                 # Pending rows of live runs are in flight, not unconfirmed: leave them to their run.
                 pending = self._db.execute("SELECT target, claim FROM sends WHERE key_id = ? AND state = 'pending'", (key_id,)).fetchall()
@@ -297,22 +312,6 @@ class Ledger:
         return _Transaction(self._db)
 
 
-def _check_purpose(key, recorded, wanted):
-    """Refuse ``wanted`` when ``key`` was recorded for another use, saying what differs and what to do."""
-    if recorded is None or recorded == wanted:
-        return
-    differences = []
-    for field in sorted(set(recorded) | set(wanted)):
-        before, after = recorded.get(field), wanted.get(field)
-        if before != after:
-            shown = "another text" if field == "message" else "was %s, now %s" % (json.dumps(before, sort_keys=True), json.dumps(after, sort_keys=True))
-            differences.append("%s: %s" % (field, shown))
-    raise ThingSpaceError(
-        "idempotency_key %r was used for another send (%s); nothing was sent. Use a new idempotency_key for this send, "
-        "or force: true to send it under this key to every target again" % (key, "; ".join(differences))
-    )
-
-
 def _migrate_from_1(db):
     """Schema 1 → 2: the purpose column; scopes as ``service_scope`` (schema 1 wrote "api_url|account", so
     one key under two spellings or accounts is merged) and ``account_scope`` for starts; hexadecimal
@@ -327,6 +326,9 @@ def _migrate_from_1(db):
         db.execute("INSERT OR IGNORE INTO sends SELECT ?, target, state, request_id, claim, updated_at FROM sends WHERE key_id = ?", (kept[0], key_id))
         db.execute("DELETE FROM sends WHERE key_id = ?", (key_id,))
         db.execute("DELETE FROM send_keys WHERE id = ?", (key_id,))
+    # A key whose selection was one target was a filter send tracked as a whole; the others were per device.
+    db.execute("""UPDATE send_keys SET purpose = CASE WHEN EXISTS (SELECT 1 FROM sends WHERE key_id = send_keys.id AND target = 'selection')
+                  THEN '{"tracking": "selection"}' ELSE '{"tracking": "device"}' END""")
     for kind in HEX_KINDS:
         prefix = kind + ":"
         db.execute("UPDATE OR IGNORE sends SET target = ? || upper(substr(target, ?)) WHERE target LIKE ?", (prefix, len(prefix) + 1, prefix + "%"))

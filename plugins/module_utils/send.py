@@ -3,7 +3,9 @@
 batches of at most 10,000 devices → POST /sms → ledger → result. Check mode stops before the POST.
 
 ``plan_send`` checks every input without I/O; ``SmsSend.run`` does the rest. For a device list every device
-is a ledger target (a re-run sends only to devices not sent yet); for filters the selection is one target.
+is a ledger target (a re-run sends only to devices not sent yet). Filters are resolved through the device list
+and sent by device in the same way (``filter_tracking: device``), or sent as filters with the selection as one
+target (``filter_tracking: selection``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,25 @@ from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN
-from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, check_custom_fields, message_size, normalize_devices
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
+    MAX_DEVICES_PER_REQUEST,
+    check_custom_fields,
+    message_size,
+    normalize_device,
+    normalize_devices,
+)
 
 SELECTION = "selection"
 PREVIEW_LIMIT = 50
+# How a filter send is recorded: each resolved device, or the selection as a whole.
+TRACK_DEVICE, TRACK_SELECTION = "device", "selection"
+# The identifier a resolved device is sent and recorded by: the first of its kinds in this order (the SIM's
+# ICCID first, as it survives a number change).
+RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "imsi")
 
 # ``legacy_key`` is the key version 0.1.0 derived for the same device-list send (see derive_key), or None.
-SendPlan = namedtuple("SendPlan", "account devices filters message encoding size key legacy_key")
+# ``tracking`` is TRACK_DEVICE for device lists and for filters resolved to devices.
+SendPlan = namedtuple("SendPlan", "account devices filters tracking message encoding size key legacy_key")
 
 
 def plan_send(params, check_mode=False):
@@ -32,14 +46,16 @@ def plan_send(params, check_mode=False):
             if not devices:
                 raise ValueError("devices: the list is empty; give at least one {kind, id} or use a filter")
             devices = normalize_devices(devices)
-        filters = None
+        filters, tracking = None, TRACK_DEVICE
         if devices is None:
             filters = {"group_name": params["group_name"], "service_plan": params["service_plan"],
                        "custom_fields": check_custom_fields(params["custom_fields"])}
             if not any(filters.values()):
                 raise ValueError("group_name, service_plan, custom_fields: give at least one non-empty filter, or devices")
-            if not params["account_name"] and (check_mode or params["max_devices"] is not None):
-                raise ValueError("account_name: needed to resolve a filter selection through the device list (check mode, max_devices)")
+            tracking = params["filter_tracking"]
+            if not params["account_name"] and (tracking == TRACK_DEVICE or check_mode or params["max_devices"] is not None):
+                raise ValueError("account_name: needed to resolve a filter selection through the device list (check mode, max_devices, "
+                                 "filter_tracking: device); give it, or send with filter_tracking: selection")
         if not 1 <= params["batch_size"] <= MAX_DEVICES_PER_REQUEST:
             raise ValueError("batch_size: %d is outside 1..%d (the API takes at most %d devices per request)"
                              % (params["batch_size"], MAX_DEVICES_PER_REQUEST, MAX_DEVICES_PER_REQUEST))
@@ -53,7 +69,7 @@ def plan_send(params, check_mode=False):
         key = derive_key(account, filters, params["sms_message"], params["data_encoding"])
         if filters is None:
             legacy_key = _derive(account, {"devices": True}, params["sms_message"], params["data_encoding"])
-    return SendPlan(account, devices, filters, params["sms_message"], params["data_encoding"], size, key, legacy_key)
+    return SendPlan(account, devices, filters, tracking, params["sms_message"], params["data_encoding"], size, key, legacy_key)
 
 
 def derive_key(account, filters, message, encoding):
@@ -71,10 +87,11 @@ def _derive(account, selection, message, encoding):
 
 
 def purpose(plan):
-    """What the ledger records a key was used for: the message (as a hash), the encoding, and the selection. A
-    device list counts as one selection whatever its devices, so a list may grow under its key."""
+    """What the ledger records a key was used for: the message (as a hash), the encoding, the selection and how
+    it is tracked. A device list counts as one selection whatever its devices, so a list may grow under its key."""
     selection = "device list" if plan.filters is None else dict(plan.filters, account_name=plan.account)
-    return {"message": hashlib.sha256(plan.message.encode("utf-8")).hexdigest(), "encoding": plan.encoding, "selection": selection}
+    return {"message": hashlib.sha256(plan.message.encode("utf-8")).hexdigest(), "encoding": plan.encoding, "selection": selection,
+            "tracking": plan.tracking}
 
 
 def _target(device):
@@ -101,16 +118,15 @@ class SmsSend:
         self.mode = ALL if force else UNCONFIRMED if resend_unconfirmed else NEW
         self.max_devices = max_devices
         self.batch_size = batch_size
+        self.resolved = None  # the devices a filter selects, when resolved
 
     def run(self):
         """(result, failure message or None)."""
         plan = self.plan
-        targets = [_target(d) for d in plan.devices] if plan.devices is not None else [SELECTION]
-        if plan.devices is not None and self.max_devices is not None and len(targets) > self.max_devices:
-            raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
-                                  % (len(targets), self.max_devices))
         self.key = self._key()
-        diff = self.ledger.diff(self.scope, self.key, targets, self.mode, purpose(plan))
+        self.ledger.check_purpose(self.scope, self.key, purpose(plan), self.mode)
+        targets = self._targets()
+        diff = self.ledger.diff(self.scope, self.key, targets, self.mode)
         result = self._result(targets, diff)
         if not diff.to_send:
             result["msg"] = self._nothing_to_send(targets, diff)
@@ -118,6 +134,21 @@ class SmsSend:
         if self.check_mode:
             return self._preview(diff.to_send, result), None
         return self._send(diff.to_send, result)
+
+    def _targets(self):
+        """The ledger targets: the devices of the list or of the resolved selection, or the selection as a whole."""
+        plan = self.plan
+        if plan.devices is not None:
+            if self.max_devices is not None and len(plan.devices) > self.max_devices:
+                raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
+                                      % (len(plan.devices), self.max_devices))
+            return [_target(d) for d in plan.devices]
+        if plan.tracking == TRACK_DEVICE:
+            self.resolved = self._resolve()
+            return [_target(d) for d in self.resolved]
+        if self.check_mode or self.max_devices is not None:
+            self.resolved = self._resolve()
+        return [SELECTION]
 
     def _key(self):
         """The plan's key; for a device-list send recorded by version 0.1.0, whose derived key also hashed
@@ -128,10 +159,9 @@ class SmsSend:
         return self.plan.key
 
     def _result(self, targets, diff):
-        """The result before anything is sent: sizes, what the ledger holds, warnings, and the selection resolved
-        where check mode or max_devices needs it."""
+        """The result before anything is sent: sizes, what the ledger holds, warnings, the resolved selection."""
         plan = self.plan
-        by_list = plan.devices is not None
+        per_device = plan.tracking == TRACK_DEVICE
         skipped_unconfirmed = diff.unconfirmed if self.mode == NEW else []
         result = {
             "changed": False,
@@ -140,20 +170,17 @@ class SmsSend:
             "message_size": dict(zip(("used", "limit", "unit"), plan.size)),
             "request_ids": [],
             "batches": [],
-            "devices_requested": len(targets) if by_list else None,
-            "devices_resolved": None,
-            "devices_sent": 0 if by_list else None,
-            "devices_skipped": len(targets) - len(diff.to_send) if by_list else None,
+            "devices_requested": len(targets) if plan.devices is not None else None,
+            "devices_resolved": None if self.resolved is None else len(self.resolved),
+            "devices_sent": 0 if per_device else None,
+            "devices_skipped": len(targets) - len(diff.to_send) if per_device else None,
             "devices_unconfirmed": [_device(t) for t in skipped_unconfirmed if t != SELECTION],
             "selection_unconfirmed": SELECTION in skipped_unconfirmed,
             "warnings": [],
         }
-        if not by_list and diff.to_send and (self.check_mode or self.max_devices is not None):
-            result["devices_resolved"], preview = self._resolve()
-            if self.check_mode:
-                result["devices_preview"] = preview
-        elif by_list and self.check_mode:
-            result["devices_preview"] = [_device(t) for t in diff.to_send[:PREVIEW_LIMIT]]
+        if self.check_mode and diff.to_send:
+            preview = diff.to_send if per_device else [_target(d) for d in self.resolved]
+            result["devices_preview"] = [_device(t) for t in preview[:PREVIEW_LIMIT]]
         if skipped_unconfirmed:
             result["warnings"].append(
                 "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
@@ -166,8 +193,7 @@ class SmsSend:
         return result
 
     def _nothing_to_send(self, targets, diff):
-        plan = self.plan
-        if plan.devices is not None:
+        if self.plan.tracking == TRACK_DEVICE:
             subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(diff.unconfirmed)
         else:
             subject, doubt = "this selection", " (unconfirmed)"
@@ -175,38 +201,44 @@ class SmsSend:
 
     def _preview(self, to_send, result):
         """Check mode: what would go out, in which batches."""
-        by_list = self.plan.devices is not None
-        count = len(to_send) if by_list else result["devices_resolved"]
+        per_device = self.plan.tracking == TRACK_DEVICE
+        count = len(to_send) if per_device else result["devices_resolved"]
         result.update(changed=True, devices_sent=count, msg="Check mode: would send to %s" % _describe(self.plan, count),
-                      batches=[{"index": i, "devices": len(chunk) if by_list else count, "status": "would_send"}
+                      batches=[{"index": i, "devices": len(chunk) if per_device else count, "status": "would_send"}
                                for i, chunk in enumerate(_chunks(to_send, self.batch_size))])
         return result
 
     def _resolve(self):
-        """Count the devices a filter selects (device list API, read-only); fail past max_devices."""
+        """The devices a filter selects, through the device list API (read-only, every page), each as (kind, id)
+        by the first kind of RESOLVED_KIND_ORDER it has; fails past max_devices."""
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceListRequest
 
-        plan = self.plan
-        request = DeviceListRequest(account_name=plan.account, **self._filters())
-        count, preview = 0, []
+        request = DeviceListRequest(account_name=self.plan.account, **self._filters())
+        devices = {}
         for device in self.client.iter_devices(request):
-            count += 1
-            if len(preview) < PREVIEW_LIMIT and device.device_ids:
-                preview.append({"kind": device.device_ids[0].kind.lower(), "id": device.device_ids[0].id})
-            if self.max_devices is not None and count > self.max_devices:
+            ids = {entry.kind.lower(): entry.id for entry in device.device_ids}
+            kind = next((kind for kind in RESOLVED_KIND_ORDER if ids.get(kind)), None)
+            if kind is None:
+                continue
+            try:
+                devices.setdefault(normalize_device({"kind": kind, "id": ids[kind]}, "the device list answer"), None)
+            except ValueError as exc:
+                raise ThingSpaceError("Unexpected content in %s" % exc)
+            if self.max_devices is not None and len(devices) > self.max_devices:
                 raise ThingSpaceError("max_devices: the selection holds more than %d devices (max_devices); nothing was sent" % self.max_devices)
-        return count, preview
+        return list(devices)
 
     def _send(self, to_send, result):
         plan = self.plan
+        per_device = plan.tracking == TRACK_DEVICE
         sent = 0
         failure = None
         chunks = list(_chunks(to_send, self.batch_size))
         for index, chunk in enumerate(chunks):
             claim_id, claimed = self.ledger.claim(self.scope, self.key, chunk, self.mode, purpose(plan))
-            batch = {"index": index, "devices": len(claimed) if plan.devices is not None else None}
+            batch = {"index": index, "devices": len(claimed) if per_device else None}
             result["batches"].append(batch)
-            if plan.devices is not None:
+            if per_device:
                 result["devices_skipped"] += len(chunk) - len(claimed)  # claimed meanwhile by a concurrent run
             if not claimed:
                 batch["status"] = "skipped"
@@ -218,7 +250,7 @@ class SmsSend:
                 if error.ambiguous:
                     self.ledger.settle(claim_id, UNKNOWN)
                     batch["status"] = "unconfirmed"
-                    if plan.devices is not None:
+                    if per_device:
                         result["devices_unconfirmed"].extend(_device(t) for t in claimed)
                     else:
                         result["selection_unconfirmed"] = True
@@ -238,11 +270,11 @@ class SmsSend:
             result["request_ids"].append(request_id)
             result["changed"] = True
             sent += len(claimed)
-        if plan.devices is not None:
+        if per_device:
             result["devices_sent"] = sent
         elif result["request_ids"]:
             result["devices_sent"] = result["devices_resolved"]
-        result["msg"] = failure or "Sent to %s in %d request(s)" % (_describe(plan, sent if plan.devices is not None else result["devices_resolved"]),
+        result["msg"] = failure or "Sent to %s in %d request(s)" % (_describe(plan, sent if per_device else result["devices_resolved"]),
                                                                     len(result["request_ids"]))
         return result, failure
 
@@ -250,7 +282,7 @@ class SmsSend:
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import SendSmsRequest
 
         plan = self.plan
-        selection = {"device_ids": [_device(t) for t in claimed]} if plan.devices is not None else self._filters()
+        selection = {"device_ids": [_device(t) for t in claimed]} if plan.tracking == TRACK_DEVICE else self._filters()
         return SendSmsRequest(sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account, **selection)
 
     def _filters(self):

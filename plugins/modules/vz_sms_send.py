@@ -62,6 +62,19 @@ options:
       - Send to the devices whose custom fields have these values. Keys are V(CustomField1) to V(CustomField5);
         values match exactly, ignoring case, without wildcards.
     type: dict
+  filter_tracking:
+    description:
+      - How a send by filters is recorded in the ledger.
+      - V(device) resolves the selection through the device list API (every page, needs O(account_name)), sends by
+        device identifier in batches and records each device, as for O(devices). A re-run sends only to devices that
+        joined the selection since. Each device is sent and recorded by its first identifier in the order ICCID,
+        EID, IMEI, MEID, ESN, MDN, MSISDN, IMSI. Costs one device list call per page before the send.
+      - V(selection) sends the filters in one request and records the selection as one ledger entry: ThingSpace
+        resolves the filters, and devices that join later never get the message under the same key.
+      - A key keeps the tracking it was first used with; changing it under the same key is refused.
+    type: str
+    choices: [device, selection]
+    default: device
   sms_message:
     description:
       - The SMS text (the API's C(smsMessage); the name C(message) is reserved by Ansible).
@@ -110,6 +123,8 @@ notes:
     (M(thingspace.m2m.vz_callback)) to learn when each device got the message.
   - The ledger identifies a device by the kind and identifier given; the same device addressed by another
     identifier kind under the same key is a new target.
+  - With O(filter_tracking=device) a selection of N devices costs ceil(N / page size) device list calls and
+    ceil(N / O(batch_size)) send requests, against one send request with O(filter_tracking=selection).
 seealso:
   - module: thingspace.m2m.vz_callback
   - module: thingspace.m2m.vz_sms_start_callbacks
@@ -239,7 +254,7 @@ data_encoding:
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
-from ansible_collections.thingspace.m2m.plugins.module_utils.send import SmsSend, plan_send
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import TRACK_DEVICE, TRACK_SELECTION, SmsSend, plan_send
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import ENCODINGS, MAX_DEVICES_PER_REQUEST
 
 FILTERS = ["group_name", "service_plan", "custom_fields"]
@@ -265,6 +280,7 @@ def main():
         group_name=dict(type="str"),
         service_plan=dict(type="str"),
         custom_fields=dict(type="dict"),
+        filter_tracking=dict(type="str", choices=[TRACK_DEVICE, TRACK_SELECTION], default=TRACK_DEVICE),
         sms_message=dict(type="str", required=True),
         data_encoding=dict(type="str", choices=list(ENCODINGS), default="7-bit"),
         idempotency_key=dict(type="str", no_log=False),

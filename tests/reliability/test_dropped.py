@@ -48,9 +48,9 @@ def test_dropped_send_is_unconfirmed_and_never_repeated_without_force(emulator, 
 
 
 def test_dropped_group_send_is_unconfirmed_and_not_repeated(emulator, ansible, figures):
-    # A filter send is one ledger target: the whole selection (here the 300 devices of group "all").
+    # A filter send tracked as a selection is one ledger target: the whole selection (here the 300 devices of group "all").
     emulator.fault(path=r"^/api/m2m/v1/sms$", method="POST", count=1, drop=True)
-    send = {"account_name": ACCOUNT, "group_name": "all", "sms_message": "FW=5.0", "idempotency_key": "group-drop"}
+    send = {"account_name": ACCOUNT, "group_name": "all", "sms_message": "FW=5.0", "idempotency_key": "group-drop", "filter_tracking": "selection"}
 
     play = ansible.run([task("vz_sms_send", "dropped", **send), task("vz_sms_send", "rerun", **send)])
 

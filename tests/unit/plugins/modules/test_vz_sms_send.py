@@ -77,14 +77,15 @@ def test_batches_of_at_most_batch_size(fake, run_module):
 
 
 def test_filters_send_once_and_check_mode_resolves_the_selection(fake, run_module):
-    result = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, group_name="west", sms_message="hello")[0]
+    args = dict(account_name=ACCOUNT, filter_tracking="selection", sms_message="hello")
+    result = run_module(vz_sms_send.main, check_mode=True, group_name="west", **args)[0]
     assert result["changed"] and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(result["devices_preview"]) == 4
     assert sms_bodies(fake) == []
-    result = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", custom_fields={"CustomField1": "A"}, sms_message="hello")[0]
+    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "A"}, **args)[0]
     assert result["changed"] and result["devices_sent"] is None and len(result["request_ids"]) == 1
     assert sms_bodies(fake)[0] == {"smsMessage": "hello", "accountName": ACCOUNT, "groupName": "west", "dataEncoding": "7-bit",
                                    "customFields": [{"key": "CustomField1", "value": "A"}]}
-    result = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", custom_fields={"CustomField1": "A"}, sms_message="hello")[0]
+    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "A"}, **args)[0]
     assert not result["changed"] and len(sms_bodies(fake)) == 1
 
 
@@ -240,7 +241,7 @@ def _dropped():
     ],
     ids=["token-502", "token-504", "token-503-no-retry-after", "token-dropped", "login-502", "login-dropped"],
 )
-@pytest.mark.parametrize("selection", [{"devices": DEVICES}, {"group_name": "east"}], ids=["devices", "filter"])
+@pytest.mark.parametrize("selection", [{"devices": DEVICES}, {"group_name": "east", "filter_tracking": "selection"}], ids=["devices", "filter"])
 def test_a_failed_login_is_not_sent_and_the_next_run_sends(fake, run_module, path, answer, selection):
     fake.script("POST", path, answer)
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
@@ -275,8 +276,9 @@ def test_a_client_error_to_the_send_proves_nothing_was_sent(fake, run_module, st
     [
         ({"devices": DEVICES, "sms_message": "APN=old"}, {"devices": DEVICES, "sms_message": "APN=corrected"}, "message: another text"),
         ({"devices": DEVICES, "sms_message": "hi"}, {"devices": DEVICES, "sms_message": "hi", "data_encoding": "8-bit-ASCII"}, 'encoding: was "7-bit"'),
-        ({"group_name": "east-wave", "sms_message": "hi"}, {"group_name": "west-wave", "sms_message": "hi"}, '"group_name": "east-wave"'),
-        ({"custom_fields": {"CustomField1": "wave-3 "}, "sms_message": "hi"}, {"custom_fields": {"CustomField1": "wave-3"}, "sms_message": "hi"}, "selection: was"),
+        ({"group_name": "east", "sms_message": "hi"}, {"group_name": "west", "sms_message": "hi"}, '"group_name": "east"'),
+        ({"custom_fields": {"CustomField1": "wave-3 "}, "sms_message": "hi"},
+         {"custom_fields": {"CustomField1": "wave-3"}, "sms_message": "hi"}, "selection: was"),
     ],
     ids=["message", "encoding", "group", "custom-field-typo"],
 )
@@ -344,8 +346,40 @@ def test_a_ledger_of_version_0_1_0_is_migrated_and_nothing_is_sent_again(fake, r
     db.execute("INSERT INTO sends VALUES (2, 'mdn:5550000001', 'sent', 'r2', NULL, 0)")
     db.commit()
     db.close()
-    devices = DEVICES + [{"kind": "meid", "id": MEID.upper()}]
+    devices = [*DEVICES, {"kind": "meid", "id": MEID.upper()}]
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=devices, sms_message="hello")
     assert not failed and not result["changed"] and result["idempotency_key"] == old_key and result["devices_skipped"] == 6
     result, failed = run_module(vz_sms_send.main, idempotency_key="wave-1", devices=DEVICES[:1], sms_message="hello")
     assert not failed and not result["changed"] and not sms_bodies(fake)
+
+
+def test_devices_that_join_a_group_get_the_message_on_a_rerun(fake, run_module):
+    args = dict(account_name=ACCOUNT, group_name="west", sms_message="hello", batch_size=3)
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
+    assert not failed and result["devices_sent"] == 4 and len(result["devices_preview"]) == 4 and not sms_bodies(fake)
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(result["request_ids"]) == 2
+    first = [body["deviceIds"] for body in sms_bodies(fake)]
+    assert [len(ids) for ids in first] == [3, 1] and all(d["kind"] == "iccid" for ids in first for d in ids)
+    assert all("groupName" not in body for body in sms_bodies(fake))
+    fake.devices.append({"accountName": ACCOUNT, "deviceIds": [{"kind": "MDN", "id": "5550009999"}, {"kind": "ICCID", "id": "89148000000899999999"}],
+                         "groupNames": ["west"]})
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["devices_sent"] == 1 and result["devices_skipped"] == 4
+    assert sms_bodies(fake)[-1]["deviceIds"] == [{"kind": "iccid", "id": "89148000000899999999"}]
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 3
+
+
+def test_filter_tracking_cannot_change_under_a_key(fake, run_module):
+    args = dict(account_name=ACCOUNT, group_name="west", sms_message="hello", idempotency_key="wave-9")
+    assert not run_module(vz_sms_send.main, filter_tracking="selection", **args)[1]
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert failed and 'tracking: was "selection", now "device"' in result["msg"] and len(sms_bodies(fake)) == 1
+
+
+def test_device_tracking_needs_the_account_before_any_request(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello")
+    assert failed and result["msg"].startswith("account_name: needed to resolve") and fake.calls == []
+    result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello", filter_tracking="selection")
+    assert not failed and sms_bodies(fake)[0]["groupName"] == "west"
