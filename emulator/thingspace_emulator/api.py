@@ -1,15 +1,17 @@
-"""The vendor endpoints: paths, checks, error codes and JSON shapes of API.md and the seed pages."""
+"""The vendor endpoints: checks, error codes and JSON shapes as the vendor documents them
+(docs/emulator.md lists the choices made where it does not)."""
 
 import json
-from typing import Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from . import errors
-from .callbacks import is_loopback_host
 from .core import Emulator
-from .models import (
+from .fanout import is_loopback_host
+from .rules import CUSTOM_FIELD_NAMES, DATA_ENCODINGS, DEFAULT_ENCODING, KINDS, UnsupportedCharacter, message_units, unit_limit, valid_identifier
+from .wire import (
     CallbackActionResult,
     CallbackList,
     CallbackRegistration,
@@ -26,7 +28,6 @@ from .models import (
     SuccessResponse,
     ThingspaceDevice,
 )
-from .rules import CUSTOM_FIELD_NAMES, DATA_ENCODINGS, DEFAULT_ENCODING, KINDS, UnsupportedCharacter, message_units, unit_limit, valid_identifier
 
 MAX_DEVICES = 10_000
 CARRIER = "Verizon Wireless"
@@ -53,18 +54,15 @@ SERVICE_NAMES = frozenset(
 ALLOWED_PORTS = frozenset({80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)})
 
 
-class Request:
+class Request(NamedTuple):
     """What a handler sees of an HTTP request."""
 
-    __slots__ = ("body", "headers", "method", "params", "path", "query")
-
-    def __init__(self, method: str, path: str, query: str, params: dict, headers, body: bytes):
-        self.method = method
-        self.path = path
-        self.query = query
-        self.params = params
-        self.headers = headers
-        self.body = body
+    method: str
+    path: str
+    query: str
+    params: dict
+    headers: Any
+    body: bytes
 
     def header(self, name: str) -> Optional[str]:
         return self.headers.get(name)
@@ -99,8 +97,8 @@ def parse_body(request: Request, model: type, error: Callable[[str], errors.ApiE
 
 def session_user(emulator: Emulator, request: Request) -> str:
     """Both tokens of an M2M call: the bearer first (gateway), then the session."""
-    emulator.auth.check_bearer(request.header("Authorization"))
-    return emulator.auth.check_session(request.header("VZ-M2M-Token"))
+    emulator.tokens.check_bearer(request.header("Authorization"))
+    return emulator.tokens.check_session(request.header("VZ-M2M-Token"))
 
 
 def user_account(emulator: Emulator, username: str, name: str):
@@ -132,20 +130,20 @@ def check_filters(account, group: Optional[str], plan: Optional[str]) -> None:
 
 
 def token(emulator: Emulator, request: Request) -> Reply:
-    issued = emulator.auth.issue_access_token(request.header("Authorization"), request.body)
+    issued = emulator.tokens.issue_access_token(request.header("Authorization"), request.body)
     return Reply(200, issued, {"Cache-Control": "no-store"})
 
 
 def login(emulator: Emulator, request: Request) -> Reply:
-    emulator.auth.check_bearer(request.header("Authorization"))
+    emulator.tokens.check_bearer(request.header("Authorization"))
     body = parse_body(request, LoginRequest)
-    return Reply(200, SessionTokenBody(sessionToken=emulator.auth.login(body.username, body.password)))
+    return Reply(200, SessionTokenBody(sessionToken=emulator.tokens.login(body.username, body.password)))
 
 
 def logout(emulator: Emulator, request: Request) -> Reply:
     session_user(emulator, request)
     session = request.header("VZ-M2M-Token").strip()
-    emulator.auth.logout(session)
+    emulator.tokens.logout(session)
     return Reply(200, SessionTokenBody(sessionToken=session))
 
 
@@ -202,12 +200,12 @@ def send_sms(emulator: Emulator, request: Request) -> Reply:
             if id(device) not in seen:
                 seen.add(id(device))
                 by_account.setdefault(device.account, []).append(device)
-    return Reply(200, SmsSendResponse(requestId=emulator.accept_sms(by_account, body.smsMessage, encoding)))
+    return Reply(200, SmsSendResponse(requestId=emulator.outbox.accept(by_account, body.smsMessage, encoding)))
 
 
 def start_callbacks(emulator: Emulator, request: Request, account: str) -> Reply:
     username = session_user(emulator, request)
-    emulator.start_callbacks(user_account(emulator, username, account).name)
+    emulator.inbox.start_callbacks(user_account(emulator, username, account).name)
     return Reply(200, SuccessResponse(success=True))
 
 
@@ -219,7 +217,7 @@ def history(emulator: Emulator, request: Request, account: str) -> Reply:
     if given is not None and not (given.isascii() and given.isdigit()):
         raise invalid
     try:
-        messages, next_token = emulator.history_page(name, None if given is None else int(given))
+        messages, next_token = emulator.inbox.history_page(name, None if given is None else int(given))
     except KeyError:
         raise invalid from None
     if next_token is None:
@@ -238,7 +236,7 @@ def register_callback(emulator: Emulator, request: Request, account: str) -> Rep
     if body.name not in SERVICE_NAMES:
         raise errors.bad_request(errors.SERVICE_NAME, f"{body.name!r} is not a callback service name.")
     check_callback_url(emulator, body.url)
-    emulator.register(CallbackRegistration(accountName=name, serviceName=body.name, url=body.url, username=body.username, password=body.password))
+    emulator.registrations.register(CallbackRegistration(accountName=name, serviceName=body.name, url=body.url, username=body.username, password=body.password))
     return Reply(200, CallbackActionResult(accountName=name, serviceName=body.name))
 
 
@@ -258,7 +256,7 @@ def check_callback_url(emulator: Emulator, url: Optional[str]) -> None:
 def list_callbacks(emulator: Emulator, request: Request, account: str) -> Reply:
     username = session_user(emulator, request)
     name = user_account(emulator, username, account).name
-    return Reply(200, CallbackList(emulator.registrations_of(name)))
+    return Reply(200, CallbackList(emulator.registrations.of_account(name)))
 
 
 def deregister_callback(emulator: Emulator, request: Request, account: str, service: str) -> Reply:
@@ -266,7 +264,7 @@ def deregister_callback(emulator: Emulator, request: Request, account: str, serv
     name = user_account(emulator, username, account).name
     if service not in SERVICE_NAMES:
         raise errors.bad_request(errors.SERVICE_NAME, f"{service!r} is not a callback service name.")
-    if not emulator.deregister(name, service):
+    if not emulator.registrations.deregister(name, service):
         raise errors.bad_request(errors.CALLBACK_NOT_REGISTERED, f"No {service} listener is registered for account {name}.")
     return Reply(200, CallbackActionResult(accountName=name, serviceName=service))
 

@@ -4,9 +4,9 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .models import ErrorBody, Fault, FaultBody, OAuthErrorBody
+from .wire import ErrorBody, Fault, FaultBody, OAuthErrorBody
 
-# Vendor codes (API.md); only AccountNotFound carries the service prefix, as the vendor pages show it.
+# Vendor codes (docs/emulator.md, Decisions); only AccountNotFound carries the service prefix, as the vendor pages show it.
 ACCOUNT_NOT_FOUND = "UnifiedWebService.REQUEST_FAILED.AccountNotFound"
 ACCOUNT_NOT_DEFINED = "INPUT_INVALID.Account.NotDefined"
 SESSION_INVALID = "INPUT_INVALID.SessionToken.Invalid"

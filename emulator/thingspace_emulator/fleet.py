@@ -1,16 +1,11 @@
-"""The fleet: accounts, groups, plans and devices, loaded from a YAML or JSON file, with O(1)
+"""The fleet at run time: accounts, groups, plans and devices built from the fleet file, with O(1)
 device lookup by identifier and selection by filters."""
 
-import json
-from importlib import resources
 from typing import Iterable, Optional
 
-import yaml
-
-from .models import DeviceId, FleetFile, FleetUser
+from .fleet_file import FleetFile, FleetUser, read_fleet_file
 from .rules import callback_kind, identifier_key
-
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from .wire import DeviceId
 
 
 class Device:
@@ -102,17 +97,6 @@ class Fleet:
         for device in self.devices():
             device.sms_received = 0
             device.pending = 0
-
-
-def read_fleet_file(path: Optional[str]) -> FleetFile:
-    """Parse and validate a fleet file (.json as JSON, anything else as YAML); None: the demo fleet."""
-    if path is None:
-        text = (resources.files(__package__) / "fleets" / "demo.yml").read_text(encoding="utf-8")
-        return FleetFile.model_validate(yaml.load(text, Loader=YAML_LOADER))
-    with open(path, encoding="utf-8") as handle:
-        if path.endswith(".json"):
-            return FleetFile.model_validate(json.load(handle))
-        return FleetFile.model_validate(yaml.load(handle, Loader=YAML_LOADER))
 
 
 def load_fleet(path: Optional[str] = None) -> Fleet:

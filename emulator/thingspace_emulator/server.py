@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import __version__, admin, api, errors
+from .admin_models import AdminError, RawJson
 from .core import Emulator
-from .models import AdminError, ErrorBody, RawJson
+from .wire import ErrorBody
 
 ADMIN_PREFIX = "/_emulator/"
 

@@ -10,7 +10,8 @@ from typing import Optional
 from urllib.parse import parse_qs
 
 from . import errors
-from .models import Lockout, StoredAccessToken, StoredSession, TokenResponse
+from .persistence import Lockout, StoredAccessToken, StoredSession
+from .wire import TokenResponse
 
 LOCKOUT_AFTER = 5
 SCOPE = "am_application_scope default"
@@ -28,7 +29,7 @@ class Session:
         self.last_used = last_used
 
 
-class AuthStore:
+class TokenStore:
     def __init__(self, fleet, config):
         self.fleet = fleet
         self.config = config

@@ -1,0 +1,232 @@
+"""The vendor's JSON shapes (pydantic): requests and responses of the vendor endpoints, error bodies
+and the bodies of the callbacks the emulator sends."""
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, RootModel
+
+
+class DeviceId(BaseModel):
+    kind: str
+    id: str
+
+
+class CustomField(BaseModel):
+    key: str
+    value: str
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    errorCode: str
+    errorMessage: str
+
+
+class Fault(BaseModel):
+    code: str
+    message: str
+    description: str
+
+
+class FaultBody(BaseModel):
+    fault: Fault
+
+
+class OAuthErrorBody(BaseModel):
+    error: str
+    error_description: str
+
+
+# ---- auth ---------------------------------------------------------------------------------------
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    scope: str
+
+
+class LoginRequest(BaseModel):
+    username: Optional[str] = None
+    password: Optional[str] = None
+
+
+class SessionTokenBody(BaseModel):
+    """Login and logout answer."""
+
+    sessionToken: str
+
+
+# ---- SMS ----------------------------------------------------------------------------------------
+
+
+class DeviceIdInput(BaseModel):
+    """A requested device; kind and id are checked by the service's rules, not by the schema."""
+
+    kind: Optional[str] = None
+    id: Optional[str] = None
+
+
+class CustomFieldInput(BaseModel):
+    key: Optional[str] = None
+    value: Optional[str] = None
+
+
+class Selection(BaseModel):
+    """The account and filters that select devices, in POST /sms and the device list."""
+
+    accountName: Optional[str] = None
+    groupName: Optional[str] = None
+    servicePlan: Optional[str] = None
+    customFields: Optional[list[CustomFieldInput]] = None
+
+
+class SmsSendRequest(Selection):
+    deviceIds: Optional[list[DeviceIdInput]] = None
+    dataEncoding: Optional[str] = None
+    smsMessage: Optional[str] = None
+
+
+class SmsSendResponse(BaseModel):
+    requestId: str
+
+
+class SuccessResponse(BaseModel):
+    success: bool
+
+
+class QueuedSms(BaseModel):
+    deviceIds: list[DeviceId]
+    message: str
+    timestamp: str
+
+
+class HistoryResponse(BaseModel):
+    messages: list[QueuedSms]
+    hasMoreData: bool
+
+
+# ---- callback registration ----------------------------------------------------------------------
+
+
+class RegisterCallbackRequest(BaseModel):
+    name: Optional[str] = None
+    url: Optional[str] = None
+    username: Optional[str] = None
+    password: Optional[str] = None
+
+
+class CallbackActionResult(BaseModel):
+    accountName: str
+    serviceName: str
+
+
+class CallbackRegistration(BaseModel):
+    accountName: str
+    serviceName: str
+    url: str
+    username: Optional[str] = None
+    password: Optional[str] = None
+
+
+class CallbackList(RootModel[list[CallbackRegistration]]):
+    pass
+
+
+# ---- device list --------------------------------------------------------------------------------
+
+
+class DeviceListRequest(Selection):
+    currentState: Optional[str] = None
+    lastSeenDeviceId: Optional[str] = None
+
+
+class CarrierInformation(BaseModel):
+    carrierName: str
+    servicePlan: Optional[str] = None
+    state: str
+
+
+class ThingspaceDevice(BaseModel):
+    accountName: str
+    deviceIds: list[DeviceId]
+    groupNames: list[str]
+    customFields: list[CustomField]
+    carrierInformations: list[CarrierInformation]
+    connected: bool
+    createdAt: str
+    ipAddress: Optional[str] = None
+
+
+class DeviceListResponse(BaseModel):
+    hasMoreData: bool
+    lastSeenDeviceId: Optional[str] = None
+    devices: list[ThingspaceDevice]
+
+
+# ---- callback bodies (seed send-sms.txt) --------------------------------------------------------
+
+
+class CallbackBody(BaseModel):
+    """What every callback body starts with: the registration's credentials and the request id."""
+
+    username: Optional[str] = None
+    password: Optional[str] = None
+    requestId: str
+
+
+class DeviceActionCallback(CallbackBody):
+    """EnhancedConnectivityService, one per device of a POST /sms."""
+
+    deviceIds: list[DeviceId]
+    comment: str
+    status: str
+    callbackCount: int
+    maxCallbackThreshold: int
+
+
+class RequestSummary(BaseModel):
+    devicesRequested: int
+
+
+class RequestCompleteCallback(CallbackBody):
+    """EnhancedConnectivityService, once per POST /sms and account."""
+
+    comment: str
+    summary: RequestSummary
+
+
+class SmsDeliveryResponse(BaseModel):
+    confirmation: Literal["Delivered", "Undelivered", "Expired", "Rejected"]
+
+
+class DeliveryDeviceResponse(BaseModel):
+    smsDeliveryResponse: SmsDeliveryResponse
+
+
+class DeliveryConfirmationCallback(CallbackBody):
+    """SMSDeliveryConfirmation, one per device of a POST /sms."""
+
+    deviceIds: list[DeviceId]
+    deviceResponse: DeliveryDeviceResponse
+
+
+class SmsResponse(BaseModel):
+    message: str
+    timestamp: str
+
+
+class MoDeviceResponse(BaseModel):
+    smsResponse: SmsResponse
+
+
+class MoSmsCallback(CallbackBody):
+    """EnhancedConnectivityService, one per mobile-originated SMS (shape chosen by the emulator)."""
+
+    deviceIds: list[DeviceId]
+    deviceResponse: MoDeviceResponse
+    callbackCount: int
+    maxCallbackThreshold: int
