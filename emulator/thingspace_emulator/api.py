@@ -31,24 +31,23 @@ from .wire import (
 
 MAX_DEVICES = 10_000
 CARRIER = "Verizon Wireless"
+# The callback services the vendor documents; tests/vendor_rules.yml gives the source of each.
 SERVICE_NAMES = frozenset(
     {
         "AlertService",
         "CarrierService",
         "DevicePRLInformation",
         "DeviceProfileService",
-        "DeviceSMSMessages",
         "DeviceService",
         "DeviceSuspensionStatus",
         "DeviceUsage",
-        "DiagnosticsService",
         "EnhancedConnectivityService",
         "ExternalProvisioningChanges",
+        "NiddService",
         "PromoChanges",
         "ResumeTrackingNotification",
         "SMSDeliveryConfirmation",
         "StateService",
-        "SubscriptionNotificationService",
     }
 )
 ALLOWED_PORTS = frozenset({80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)})

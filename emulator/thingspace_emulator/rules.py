@@ -13,7 +13,7 @@ SEPTET_LIMIT = 160
 BYTE_LIMIT = 140
 
 KIND_PATTERNS = {
-    "esn": re.compile(r"[0-9]{11}|[0-9A-Fa-f]{8}"),
+    "esn": re.compile(r"[0-9]{11}"),
     "iccid": re.compile(r"[0-9]{18,20}"),
     "imei": re.compile(r"[0-9]{15,16}"),
     "imsi": re.compile(r"[0-9]{6,15}"),
@@ -24,7 +24,7 @@ KIND_PATTERNS = {
 }
 KINDS = tuple(KIND_PATTERNS)
 # Kinds whose identifiers are hexadecimal, compared without regard to case.
-HEX_KINDS = ("esn", "meid")
+HEX_KINDS = ("meid",)
 
 CUSTOM_FIELD_NAMES = tuple(f"CustomField{n}" for n in range(1, 6))
 

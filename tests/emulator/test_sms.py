@@ -74,6 +74,7 @@ def test_validation(emu, api, body, code):
 BAD_IDENTIFIERS = [
     ("esn", "2700000000"),
     ("esn", "27000000G2"),
+    ("esn", "8F3A21B0"),  # hexadecimal: the vendor takes ESNs in decimal
     ("iccid", "89148000000000000019123"),
     ("imei", "35123456000001"),
     ("imsi", "31148"),
