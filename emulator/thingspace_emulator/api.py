@@ -107,22 +107,22 @@ def user_account(emulator: Emulator, username: str, name: str):
     raise errors.bad_request(errors.ACCOUNT_NOT_FOUND, f"Account {name} was not found.")
 
 
-def custom_criteria(fields: Optional[list]) -> list:
+def custom_criteria(fields: Optional[list], service: str = errors.UWS) -> list:
     criteria = []
     for field in fields or ():
         if field.key not in CUSTOM_FIELD_NAMES:
-            raise errors.bad_request(errors.CUSTOM_FIELD_NAME, f"Custom field name {field.key!r} is not one of {', '.join(CUSTOM_FIELD_NAMES)}.")
+            raise errors.bad_request(errors.CUSTOM_FIELD_NAME, f"Custom field name {field.key!r} is not one of {', '.join(CUSTOM_FIELD_NAMES)}.", service)
         if field.value is None:
-            raise errors.bad_request(errors.BODY_INVALID, f"customFields: {field.key} has no value.")
+            raise errors.bad_request(errors.BODY_INVALID, f"customFields: {field.key} has no value.", service)
         criteria.append((field.key, field.value))
     return criteria
 
 
-def check_filters(account, group: Optional[str], plan: Optional[str]) -> None:
+def check_filters(account, group: Optional[str], plan: Optional[str], service: str = errors.UWS) -> None:
     if group is not None and group not in account.groups:
-        raise errors.bad_request(errors.GROUP_NOT_FOUND, f"Device group {group!r} was not found in account {account.name}.")
+        raise errors.bad_request(errors.GROUP_NOT_FOUND, f"Device group {group!r} was not found in account {account.name}.", service)
     if plan is not None and plan not in account.plans:
-        raise errors.bad_request(errors.PLAN_NOT_FOUND, f"Service plan {plan!r} was not found in account {account.name}.")
+        raise errors.bad_request(errors.PLAN_NOT_FOUND, f"Service plan {plan!r} was not found in account {account.name}.", service)
 
 
 # ---- auth ---------------------------------------------------------------------------------------
@@ -277,8 +277,8 @@ def list_devices(emulator: Emulator, request: Request) -> Reply:
     if body.accountName is None:
         raise errors.bad_request(errors.ACCOUNT_NOT_DEFINED, "accountName is required.")
     account = user_account(emulator, username, body.accountName)
-    criteria = custom_criteria(body.customFields)
-    check_filters(account, body.groupName, body.servicePlan)
+    criteria = custom_criteria(body.customFields, errors.DEVICE_SERVICE)
+    check_filters(account, body.groupName, body.servicePlan, errors.DEVICE_SERVICE)
     start = 0
     if body.lastSeenDeviceId is not None:
         cursor = body.lastSeenDeviceId

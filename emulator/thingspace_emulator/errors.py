@@ -6,8 +6,13 @@ from pydantic import BaseModel
 
 from .wire import ErrorBody, Fault, FaultBody, OAuthErrorBody
 
-# Vendor codes (docs/emulator.md, Decisions); only AccountNotFound carries the service prefix, as the vendor pages show it.
-ACCOUNT_NOT_FOUND = "UnifiedWebService.REQUEST_FAILED.AccountNotFound"
+# The service names an answer's code starts with ("service name, a period, and the code", as the
+# vendor's synchronous error page writes them).
+UWS = "UnifiedWebService"
+DEVICE_SERVICE = "DeviceService"
+
+# Vendor codes (docs/emulator.md, "Decisions").
+ACCOUNT_NOT_FOUND = "REQUEST_FAILED.AccountNotFound"
 ACCOUNT_NOT_DEFINED = "INPUT_INVALID.Account.NotDefined"
 SESSION_INVALID = "INPUT_INVALID.SessionToken.Invalid"
 SESSION_FORMAT = "REQUEST_FAILED.SessionToken.Format"
@@ -49,8 +54,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def bad_request(code: str, message: str) -> ApiError:
-    return ApiError(400, ErrorBody(errorCode=code, errorMessage=message))
+def error_body(code: str, message: str, service: str = UWS) -> ErrorBody:
+    return ErrorBody(errorCode=f"{service}.{code}", errorMessage=message)
+
+
+def bad_request(code: str, message: str, service: str = UWS) -> ApiError:
+    return ApiError(400, error_body(code, message, service))
 
 
 def gateway_fault(status: int, code: str, message: str, description: str) -> ApiError:

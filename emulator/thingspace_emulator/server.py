@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import __version__, admin, api, errors
 from .admin_models import AdminError, RawJson
 from .core import Emulator
-from .wire import ErrorBody
 
 ADMIN_PREFIX = "/_emulator/"
 
@@ -60,8 +59,9 @@ ADMIN_ROUTES = routes(
         ("GET", r"/_emulator/listener/(?P<name>[^/]+)", admin.sink_list),
     ]
 )
+# The gateway's "Bad Context" answer (the vendor's synchronous error page).
 NO_RESOURCE = errors.gateway_fault(
-    404,
+    400,
     "900906",
     "No matching resource found in the API for the given request",
     "Access failure for API: /m2m/v1, version: v1. Check the API documentation and add a proper REST resource path to the invocation URL",
@@ -139,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             if is_admin:
                 body = AdminError(error="internal error; see the emulator's standard error")
             else:
-                body = ErrorBody(errorCode=errors.UNEXPECTED, errorMessage="The emulator failed; see its standard error.")
+                body = errors.error_body(errors.UNEXPECTED, "The emulator failed; see its standard error.")
             self.write(api.Reply(500, body), exclude_none=True)
 
     @staticmethod
@@ -147,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         headers = {} if fault.retryAfter is None else {"Retry-After": str(fault.retryAfter)}
         body = fault.body
         if body is None:
-            body = ErrorBody(errorCode=errors.UNEXPECTED, errorMessage=f"Injected fault: HTTP {fault.status}.").model_dump()
+            body = errors.error_body(errors.UNEXPECTED, f"Injected fault: HTTP {fault.status}.").model_dump()
         return api.Reply(fault.status, RawJson(body), headers)
 
     def write(self, reply: api.Reply, exclude_none: bool) -> None:

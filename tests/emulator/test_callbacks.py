@@ -69,19 +69,19 @@ def test_register_list_replace_deregister(api):
     response = api.call("DELETE", f"/callbacks/{ACCOUNT}/name/{SDC}")
     assert response.json() == {"accountName": ACCOUNT, "serviceName": SDC}
     assert [item["serviceName"] for item in api.call("GET", f"/callbacks/{ACCOUNT}").json()] == [ECS]
-    assert error_code(api.call("DELETE", f"/callbacks/{ACCOUNT}/name/{SDC}")) == "REQUEST_FAILED.CallbackNotRegistered"
+    assert error_code(api.call("DELETE", f"/callbacks/{ACCOUNT}/name/{SDC}")) == "UnifiedWebService.REQUEST_FAILED.CallbackNotRegistered"
 
 
 @pytest.mark.parametrize(
     ("name", "url", "code"),
     [
-        ("SmsService", "http://127.0.0.1:9001/", "INPUT_INVALID.ServiceName.Invalid"),
-        (None, "http://127.0.0.1:9001/", "INPUT_INVALID.ServiceName.Invalid"),
-        (ECS, "ftp://127.0.0.1:9001/", "INPUT_INVALID.Url.Invalid"),
-        (ECS, "not a url", "INPUT_INVALID.Url.Invalid"),
-        (ECS, "http://127.0.0.1:99999/", "INPUT_INVALID.Url.Invalid"),
-        (ECS, "http://127.0.0.1:8080/", "INPUT_INVALID.Url.PortNotAllowed"),
-        (ECS, "http://192.0.2.1:9007/", "INPUT_INVALID.Url.PortNotAllowed"),
+        ("SmsService", "http://127.0.0.1:9001/", "UnifiedWebService.INPUT_INVALID.ServiceName.Invalid"),
+        (None, "http://127.0.0.1:9001/", "UnifiedWebService.INPUT_INVALID.ServiceName.Invalid"),
+        (ECS, "ftp://127.0.0.1:9001/", "UnifiedWebService.INPUT_INVALID.Url.Invalid"),
+        (ECS, "not a url", "UnifiedWebService.INPUT_INVALID.Url.Invalid"),
+        (ECS, "http://127.0.0.1:99999/", "UnifiedWebService.INPUT_INVALID.Url.Invalid"),
+        (ECS, "http://127.0.0.1:8080/", "UnifiedWebService.INPUT_INVALID.Url.PortNotAllowed"),
+        (ECS, "http://192.0.2.1:9007/", "UnifiedWebService.INPUT_INVALID.Url.PortNotAllowed"),
     ],
 )
 def test_register_refusals(make_emulator, name, url, code):
@@ -97,7 +97,7 @@ def test_register_vendor_ports(make_emulator, url):
 
 def test_any_port_flag_covers_loopback_only(api):
     assert api.register(ECS, "http://127.0.0.1:8080/").status_code == 200
-    assert error_code(api.register(ECS, "http://192.0.2.1:8080/")) == "INPUT_INVALID.Url.PortNotAllowed"
+    assert error_code(api.register(ECS, "http://192.0.2.1:8080/")) == "UnifiedWebService.INPUT_INVALID.Url.PortNotAllowed"
 
 
 def test_callback_calls_check_account(api):

@@ -72,4 +72,4 @@ def test_state_survives_a_restart(tmp_path):
         assert (record["requestId"], record["deviceCount"], record["smsMessage"]) == (request_id, 12, "persist me")
         assert sum(device["smsReceived"] for device in emu.devices(ACCOUNT)) == 12
         assert [m["message"] for m in client.call("GET", f"/sms/{ACCOUNT}/history").json()["messages"]] == ["queued before restart"]
-        assert error_code(client.login("someone-else", "whatever")) == "REQUEST_FAILED.Login.UserLocked"
+        assert error_code(client.login("someone-else", "whatever")) == "UnifiedWebService.REQUEST_FAILED.Login.UserLocked"

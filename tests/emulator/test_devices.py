@@ -62,13 +62,13 @@ def test_filters(api, criteria, count):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({}, "INPUT_INVALID.Account.NotDefined"),
+        ({}, "UnifiedWebService.INPUT_INVALID.Account.NotDefined"),
         ({"accountName": "9999999999-00001"}, "UnifiedWebService.REQUEST_FAILED.AccountNotFound"),
-        ({"accountName": ACCOUNT, "groupName": "nope"}, "REQUEST_FAILED.DeviceGroupNotFound"),
-        ({"accountName": ACCOUNT, "servicePlan": "nope"}, "REQUEST_FAILED.ServicePlanNotFound"),
-        ({"accountName": ACCOUNT, "customFields": [{"key": "Region", "value": "x"}]}, "INPUT_INVALID.CustomField.InvalidName"),
-        ({"accountName": ACCOUNT, "lastSeenDeviceId": "zz"}, "INPUT_INVALID.LastSeenDeviceId.Invalid"),
-        ({"accountName": ACCOUNT, "lastSeenDeviceId": "999"}, "INPUT_INVALID.LastSeenDeviceId.Invalid"),
+        ({"accountName": ACCOUNT, "groupName": "nope"}, "DeviceService.REQUEST_FAILED.DeviceGroupNotFound"),
+        ({"accountName": ACCOUNT, "servicePlan": "nope"}, "DeviceService.REQUEST_FAILED.ServicePlanNotFound"),
+        ({"accountName": ACCOUNT, "customFields": [{"key": "Region", "value": "x"}]}, "DeviceService.INPUT_INVALID.CustomField.InvalidName"),
+        ({"accountName": ACCOUNT, "lastSeenDeviceId": "zz"}, "UnifiedWebService.INPUT_INVALID.LastSeenDeviceId.Invalid"),
+        ({"accountName": ACCOUNT, "lastSeenDeviceId": "999"}, "UnifiedWebService.INPUT_INVALID.LastSeenDeviceId.Invalid"),
     ],
 )
 def test_refusals(api, body, code):

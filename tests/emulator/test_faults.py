@@ -15,7 +15,7 @@ def test_status_with_retry_after_is_not_processed(emu, api):
     response = api.send(**ONE_DEVICE)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"
-    assert response.json()["errorCode"] == "REQUEST_FAILED.UnexpectedError"
+    assert response.json()["errorCode"] == "UnifiedWebService.REQUEST_FAILED.UnexpectedError"
     assert emu.admin.sms() == []
     assert api.send(**ONE_DEVICE).status_code == 200
     assert [r["status"] for r in emu.admin.requests(method="POST", path="/api/m2m/v1/sms")] == [503, 200]

@@ -66,9 +66,9 @@ def test_unacknowledged_block_is_delivered_again(api, queued):
 def test_used_or_unknown_token_refused(api, queued):
     location = api.call("GET", HISTORY).headers["Location"]
     assert follow(api, location).status_code == 202
-    assert error_code(follow(api, location)) == "INPUT_INVALID.HistoryToken.Invalid"
-    assert error_code(api.call("GET", HISTORY, params={"next": "12"})) == "INPUT_INVALID.HistoryToken.Invalid"
-    assert error_code(api.call("GET", HISTORY, params={"next": "abc"})) == "INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(follow(api, location)) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(api.call("GET", HISTORY, params={"next": "12"})) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(api.call("GET", HISTORY, params={"next": "abc"})) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
 
 
 def test_token_belongs_to_its_account(make_emulator):
@@ -78,7 +78,7 @@ def test_token_belongs_to_its_account(make_emulator):
     api = emu.client().authenticate()
     token = urlsplit(api.call("GET", "/sms/0000111111-00001/history").headers["Location"]).query
     response = api.call("GET", f"/sms/0000222222-00001/history?{token}")
-    assert error_code(response) == "INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(response) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
 
 
 def test_unknown_account(api):
