@@ -279,16 +279,10 @@ def list_devices(emulator: Emulator, request: Request) -> Reply:
     account = user_account(emulator, username, body.accountName)
     criteria = custom_criteria(body.customFields, errors.DEVICE_SERVICE)
     check_filters(account, body.groupName, body.servicePlan, errors.DEVICE_SERVICE)
-    start = 0
-    if body.lastSeenDeviceId is not None:
-        cursor = body.lastSeenDeviceId
-        if not (cursor.isascii() and cursor.isdigit() and int(cursor) < len(account.devices)):
-            raise errors.bad_request(errors.CURSOR_INVALID, f"lastSeenDeviceId {cursor!r} is not a cursor this account gave.")
-        start = int(cursor) + 1
     page_size = emulator.config.device_page_size
     page = []
     more = False
-    for device in account.devices[start:]:
+    for device in account.devices_after(body.largestDeviceIdSeen):
         if device.matches(body.groupName, body.servicePlan, criteria, body.currentState):
             if len(page) == page_size:
                 more = True
@@ -304,9 +298,10 @@ def list_devices(emulator: Emulator, request: Request) -> Reply:
             connected=device.state == "active" and device.reachable,
             createdAt=device.created_at,
             ipAddress=device.ip,
+            extendedAttributes=[CustomField(key="DeviceId", value=str(device.device_id))],
         )
         for device in page
     ]
     if more:
-        return Reply(202, DeviceListResponse(hasMoreData=True, lastSeenDeviceId=str(page[-1].seq), devices=devices))
+        return Reply(202, DeviceListResponse(hasMoreData=True, devices=devices))
     return Reply(200, DeviceListResponse(hasMoreData=False, devices=devices))

@@ -41,7 +41,6 @@ SERVICE_NAME = "INPUT_INVALID.ServiceName.Invalid"
 CALLBACK_URL = "INPUT_INVALID.Url.Invalid"
 CALLBACK_PORT = "INPUT_INVALID.Url.PortNotAllowed"
 CALLBACK_NOT_REGISTERED = "REQUEST_FAILED.CallbackNotRegistered"
-CURSOR_INVALID = "INPUT_INVALID.LastSeenDeviceId.Invalid"
 
 
 class ApiError(Exception):

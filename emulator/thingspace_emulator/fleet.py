@@ -1,21 +1,25 @@
 """The fleet at run time: accounts, groups, plans and devices built from the fleet file, with O(1)
 device lookup by identifier and selection by filters."""
 
+import bisect
+import itertools
 from typing import Iterable, Optional
 
 from .fleet_file import FleetFile, FleetUser, read_fleet_file
 from .rules import callback_kind, identifier_key
 from .wire import DeviceId
 
+FIRST_DEVICE_ID = 1_000_001  # the service's internal id of the fleet's first device
+
 
 class Device:
     """One line of service, with the counters the emulator keeps for it."""
 
-    __slots__ = ("account", "created_at", "custom", "groups", "ids", "ip", "pending", "plan", "reachable", "seq", "sms_received", "state")
+    __slots__ = ("account", "created_at", "custom", "device_id", "groups", "ids", "ip", "pending", "plan", "reachable", "sms_received", "state")
 
-    def __init__(self, account: str, seq: int, spec):
+    def __init__(self, account: str, device_id: int, spec):
         self.account = account
-        self.seq = seq
+        self.device_id = device_id  # the service's internal id, the device list's paging cursor
         self.ids = [(item.kind, item.id) for item in spec.deviceIds]
         self.groups = list(spec.groupNames)
         self.plan = spec.servicePlan
@@ -51,27 +55,34 @@ class Device:
 
 
 class Account:
-    __slots__ = ("devices", "groups", "name", "plans")
+    __slots__ = ("device_ids", "devices", "groups", "name", "plans")
 
     def __init__(self, name: str, groups: set, plans: set):
         self.name = name
         self.groups = groups
         self.plans = plans
         self.devices: list = []
+        self.device_ids: list = []  # each device's internal id, ascending
+
+    def devices_after(self, device_id: Optional[int]) -> list:
+        """The devices whose internal id is above device_id (all for None)."""
+        return self.devices if device_id is None else self.devices[bisect.bisect_right(self.device_ids, device_id) :]
 
 
 class Fleet:
     def __init__(self, spec: FleetFile):
         self.accounts: dict = {}
         self.index: dict = {}
+        device_ids = itertools.count(FIRST_DEVICE_ID)
         for account_spec in spec.accounts:
             if account_spec.name in self.accounts:
                 raise ValueError(f"account {account_spec.name} is listed twice")
             account = Account(account_spec.name, {group.name for group in account_spec.groups}, set(account_spec.servicePlans))
             self.accounts[account.name] = account
             for device_spec in account_spec.devices:
-                device = Device(account.name, len(account.devices), device_spec)
+                device = Device(account.name, next(device_ids), device_spec)
                 account.devices.append(device)
+                account.device_ids.append(device.device_id)
                 for kind_id in device.ids:
                     if kind_id in self.index:
                         raise ValueError(f"device identifier {kind_id[0]} {kind_id[1]} is listed twice")

@@ -3,7 +3,7 @@ and the bodies of the callbacks the emulator sends."""
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, RootModel
+from pydantic import BaseModel, Field, RootModel, StrictInt
 
 
 class DeviceId(BaseModel):
@@ -140,8 +140,10 @@ class CallbackList(RootModel[list[CallbackRegistration]]):
 
 
 class DeviceListRequest(Selection):
+    """Vendor SDK model AccountDeviceListRequest; fields it does not have are ignored, as the service does."""
+
     currentState: Optional[str] = None
-    lastSeenDeviceId: Optional[str] = None
+    largestDeviceIdSeen: Optional[StrictInt] = Field(default=None, ge=0)
 
 
 class CarrierInformation(BaseModel):
@@ -159,11 +161,11 @@ class ThingspaceDevice(BaseModel):
     connected: bool
     createdAt: str
     ipAddress: Optional[str] = None
+    extendedAttributes: list[CustomField]
 
 
 class DeviceListResponse(BaseModel):
     hasMoreData: bool
-    lastSeenDeviceId: Optional[str] = None
     devices: list[ThingspaceDevice]
 
 

@@ -75,7 +75,9 @@ def test_m2m_call_session_checks(api):
     bearer = {"Authorization": f"Bearer {api.bearer}"}
     assert error_code(api.call("GET", CALLBACKS, headers=bearer)) == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
     assert error_code(api.call("GET", CALLBACKS, headers={**bearer, "VZ-M2M-Token": "not-a-uuid"})) == "UnifiedWebService.REQUEST_FAILED.SessionToken.Format"
-    assert error_code(api.call("GET", CALLBACKS, headers={**bearer, "VZ-M2M-Token": str(uuid.uuid4())})) == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
+    assert (
+        error_code(api.call("GET", CALLBACKS, headers={**bearer, "VZ-M2M-Token": str(uuid.uuid4())})) == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
+    )
 
 
 def test_bearer_checked_before_session(api):

@@ -49,7 +49,10 @@ VALIDATION = [
     ({"deviceIds": [mdn(1)], "smsMessage": "zażółć"}, "UnifiedWebService.INPUT_INVALID.SmsMessage.InvalidCharacter"),
     ({"deviceIds": [mdn(1)], "smsMessage": "café", "dataEncoding": "8-bit-ASCII"}, "UnifiedWebService.INPUT_INVALID.SmsMessage.InvalidCharacter"),
     ({"deviceIds": [mdn(1)], "groupName": "east-wave", "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.DeviceIds.Conflict"),
-    ({"deviceIds": [mdn(1)], "customFields": [{"key": "CustomField1", "value": "East"}], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.DeviceIds.Conflict"),
+    (
+        {"deviceIds": [mdn(1)], "customFields": [{"key": "CustomField1", "value": "East"}], "smsMessage": "hi"},
+        "UnifiedWebService.INPUT_INVALID.DeviceIds.Conflict",
+    ),
     ({"smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.DeviceIds.Null"),
     ({"deviceIds": [], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.DeviceIds.Null"),
     ({"deviceIds": [{"kind": "phone", "id": "5550100001"}], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.Device.Kind.Invalid"),
@@ -61,7 +64,10 @@ VALIDATION = [
     ({"accountName": "9999999999-00001", "deviceIds": [mdn(1)], "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.AccountNotFound"),
     ({"accountName": ACCOUNT, "groupName": "nope", "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.DeviceGroupNotFound"),
     ({"accountName": ACCOUNT, "servicePlan": "nope", "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.ServicePlanNotFound"),
-    ({"accountName": ACCOUNT, "deviceIds": [mdn(1), {"kind": "mdn", "id": "5559999999"}], "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.DeviceNotFound"),
+    (
+        {"accountName": ACCOUNT, "deviceIds": [mdn(1), {"kind": "mdn", "id": "5559999999"}], "smsMessage": "hi"},
+        "UnifiedWebService.REQUEST_FAILED.DeviceNotFound",
+    ),
 ]
 
 
