@@ -165,7 +165,7 @@ class Outbox:
                 username=registration.username,
                 password=registration.password,
                 requestId=request_id,
-                deviceIds=device.callback_ids(),
+                deviceIds=[device.phone_id()],
                 deviceResponse=DeliveryDeviceResponse(smsDeliveryResponse=SmsDeliveryResponse(confirmation=confirmation)),
             )
             self.dispatcher.submit(Delivery(DELIVERY, registration.url, body))

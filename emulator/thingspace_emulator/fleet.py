@@ -43,6 +43,12 @@ class Device:
         """Every identifier, kinds capitalised as callbacks carry them."""
         return [DeviceId(kind=callback_kind(kind), id=ident) for kind, ident in self.ids]
 
+    def phone_id(self) -> DeviceId:
+        """The identifier a delivery confirmation names: the MDN, else the MSISDN, else the first."""
+        by_kind = {kind: ident for kind, ident in self.ids}
+        kind, ident = next(((kind, by_kind[kind]) for kind in ("mdn", "msisdn") if kind in by_kind), self.ids[0])
+        return DeviceId(kind=callback_kind(kind), id=ident)
+
     def matches(self, group: Optional[str], plan: Optional[str], custom: Iterable, state: Optional[str]) -> bool:
         """Whether the device has every given criterion; custom field values and state ignore case."""
         if group is not None and group not in self.groups:

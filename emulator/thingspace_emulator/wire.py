@@ -3,7 +3,7 @@ and the bodies of the callbacks the emulator sends."""
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field, RootModel, StrictInt
+from pydantic import BaseModel, Field, RootModel, StrictInt, field_validator
 
 
 class DeviceId(BaseModel):
@@ -125,11 +125,19 @@ class CallbackActionResult(BaseModel):
 
 
 class CallbackRegistration(BaseModel):
+    """A listener as GET /callbacks lists it: credentials not given are empty strings (vendor SDK model
+    ConnectivityManagementCallback)."""
+
     accountName: str
     serviceName: str
     url: str
-    username: Optional[str] = None
-    password: Optional[str] = None
+    username: str = ""
+    password: str = ""
+
+    @field_validator("username", "password", mode="before")
+    @classmethod
+    def _absent_is_empty(cls, value):
+        return "" if value is None else value
 
 
 class CallbackList(RootModel[list[CallbackRegistration]]):
@@ -173,10 +181,11 @@ class DeviceListResponse(BaseModel):
 
 
 class CallbackBody(BaseModel):
-    """What every callback body starts with: the registration's credentials and the request id."""
+    """What every callback body starts with: the registration's credentials (empty strings when none
+    were registered) and the request id."""
 
-    username: Optional[str] = None
-    password: Optional[str] = None
+    username: str
+    password: str
     requestId: str
 
 

@@ -61,7 +61,7 @@ def test_register_list_replace_deregister(api):
     listed = api.call("GET", f"/callbacks/{ACCOUNT}").json()
     assert listed == [
         {"accountName": ACCOUNT, "serviceName": ECS, "url": "http://127.0.0.1:9001/ecs", **CREDENTIALS},
-        {"accountName": ACCOUNT, "serviceName": SDC, "url": "https://127.0.0.1/sdc"},
+        {"accountName": ACCOUNT, "serviceName": SDC, "url": "https://127.0.0.1/sdc", "username": "", "password": ""},
     ]
     assert api.register(ECS, "http://127.0.0.1:9002/new").status_code == 200
     listed = api.call("GET", f"/callbacks/{ACCOUNT}").json()
@@ -125,10 +125,11 @@ def test_send_callbacks_match_the_seed(emu, api, listener):
     assert shape(complete) == shape(SEED["requestComplete"])
     assert complete["comment"] == SEED["requestComplete"]["comment"]
     assert complete["summary"] == {"devicesRequested": 3}
-    confirmations = {body["deviceIds"][2]["id"]: body["deviceResponse"]["smsDeliveryResponse"]["confirmation"] for body in sdc}
+    confirmations = {body["deviceIds"][0]["id"]: body["deviceResponse"]["smsDeliveryResponse"]["confirmation"] for body in sdc}
     assert confirmations == {"5550100001": "Delivered", "5550100011": "Undelivered", "5550100012": "Expired"}
     for body in sdc:
-        assert shape(body) == shape(SEED[confirmations[body["deviceIds"][2]["id"]].lower()])
+        assert shape(body) == shape(SEED[confirmations[body["deviceIds"][0]["id"]].lower()])
+        assert [item["kind"] for item in body["deviceIds"]] == ["Mdn"]
     for body in ecs + sdc:
         assert (body["requestId"], body["username"], body["password"]) == (request_id, "cb-user", "cb-pass")
     assert next(d["pending"] for d in emu.admin.devices(ACCOUNT) if mdn(12) in d["deviceIds"]) == 0
@@ -145,11 +146,34 @@ def test_rejected_when_a_hundred_are_pending(emu, api, listener):
     assert rejected.body["deviceResponse"]["smsDeliveryResponse"]["confirmation"] == "Rejected"
 
 
-def test_bodies_without_registered_credentials(api, listener):
+def test_bodies_without_registered_credentials(emu, api, listener):
     api.register(ECS, listener.url)
+    api.register(SDC, listener.url, username="only-a-user")
     api.send(deviceIds=[mdn(1)], smsMessage="hi")
-    for item in listener.wait_count(2):
-        assert "username" not in item.body and "password" not in item.body
+    emu.admin.inject_mo(ACCOUNT, "mdn", "5550100001", "mo")
+    received = listener.wait_count(4)
+    assert sorted((item.body.get("username"), item.body.get("password")) for item in received) == [("", "")] * 3 + [("only-a-user", "")]
+
+
+def confirmation_ids(make_emulator, tmp_path, device_ids: list) -> list:
+    """The deviceIds of the SMSDeliveryConfirmation for a device with these identifiers."""
+    fleet = tmp_path / "fleet.yml"
+    fleet.write_text(json.dumps({"accounts": [{"name": ACCOUNT, "devices": [{"deviceIds": device_ids}]}]}))
+    emu = make_emulator(str(fleet))
+    api = emu.client().authenticate()
+    with CallbackListener() as listener:
+        api.register(SDC, listener.url)
+        assert api.send(deviceIds=[device_ids[0]], smsMessage="hi").status_code == 200
+        [item] = listener.wait_count(1)
+    return item.body["deviceIds"]
+
+
+def test_confirmation_names_the_phone_number(make_emulator, tmp_path):
+    iccid = {"kind": "iccid", "id": "89148000000000000019"}
+    msisdn = {"kind": "msisdn", "id": "15550100001"}
+    assert confirmation_ids(make_emulator, tmp_path, [iccid, msisdn, {"kind": "mdn", "id": "5550100001"}]) == [{"kind": "Mdn", "id": "5550100001"}]
+    assert confirmation_ids(make_emulator, tmp_path, [iccid, msisdn]) == [{"kind": "Msisdn", "id": "15550100001"}]
+    assert confirmation_ids(make_emulator, tmp_path, [iccid]) == [{"kind": "Iccid", "id": "89148000000000000019"}]
 
 
 def test_filter_matching_nothing_still_completes(api, listener):
