@@ -221,7 +221,8 @@ def history(emulator: Emulator, request: Request, account: str) -> Reply:
         raise invalid from None
     if next_token is None:
         return Reply(200, HistoryResponse(messages=messages, hasMoreData=False))
-    location = f"/api/m2m/v1/sms/{quote(name, safe='')}/history?next={next_token}"
+    # Relative to the M2M base, as the vendor SDK's SMS controller documents it.
+    location = f"/sms/{quote(name, safe='')}/history?next={next_token}"
     return Reply(202, HistoryResponse(messages=messages, hasMoreData=True), {"Location": location})
 
 

@@ -20,8 +20,9 @@ def queued(emu):
 
 
 def follow(api, location: str):
-    assert location.startswith("/api/m2m/v1/"), location
-    return api.http.get(f"{api.base}{location}", headers=api.headers())
+    """GET the Location of a 202: relative to the M2M base, /sms/{account}/history?next=N."""
+    assert location.startswith("/sms/"), location
+    return api.call("GET", location)
 
 
 def messages(response) -> list:
@@ -45,7 +46,7 @@ def test_paging_acknowledges_each_block(api, queued):
     assert (first.status_code, first.json()["hasMoreData"]) == (202, True)
     assert messages(first) == [f"mo {n}" for n in range(100)]
     location = first.headers["Location"]
-    assert re.fullmatch(rf"/api/m2m/v1/sms/{ACCOUNT}/history\?next=\d+", location)
+    assert re.fullmatch(rf"/sms/{ACCOUNT}/history\?next=\d+", location)
     second = follow(api, location)
     assert (second.status_code, messages(second)) == (202, [f"mo {n}" for n in range(100, 200)])
     third = follow(api, second.headers["Location"])
