@@ -94,6 +94,14 @@ def parse_body(request: Request, model: type, error: Callable[[str], errors.ApiE
         raise error(f"{where}: {first['msg']}") from None
 
 
+def json_body(request: Request, model: type):
+    """The body of a vendor call as model; the call must say it is JSON, as the vendor requires."""
+    media_type = (request.header("Content-Type") or "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise errors.bad_request(errors.CONTENT_TYPE, "Content-Type must be application/json.")
+    return parse_body(request, model)
+
+
 def session_user(emulator: Emulator, request: Request) -> str:
     """Both tokens of an M2M call: the bearer first (gateway), then the session."""
     emulator.tokens.check_bearer(request.header("Authorization"))
@@ -135,7 +143,7 @@ def token(emulator: Emulator, request: Request) -> Reply:
 
 def login(emulator: Emulator, request: Request) -> Reply:
     emulator.tokens.check_bearer(request.header("Authorization"))
-    body = parse_body(request, LoginRequest)
+    body = json_body(request, LoginRequest)
     return Reply(200, SessionTokenBody(sessionToken=emulator.tokens.login(body.username, body.password)))
 
 
@@ -151,7 +159,7 @@ def logout(emulator: Emulator, request: Request) -> Reply:
 
 def send_sms(emulator: Emulator, request: Request) -> Reply:
     username = session_user(emulator, request)
-    body: SmsSendRequest = parse_body(request, SmsSendRequest)
+    body: SmsSendRequest = json_body(request, SmsSendRequest)
     if not body.smsMessage:
         raise errors.bad_request(errors.MESSAGE_NULL, "smsMessage is required.")
     encoding = next((name for name in DATA_ENCODINGS if name.lower() == (body.dataEncoding or DEFAULT_ENCODING).lower()), None)
@@ -232,7 +240,7 @@ def history(emulator: Emulator, request: Request, account: str) -> Reply:
 def register_callback(emulator: Emulator, request: Request, account: str) -> Reply:
     username = session_user(emulator, request)
     name = user_account(emulator, username, account).name
-    body: RegisterCallbackRequest = parse_body(request, RegisterCallbackRequest)
+    body: RegisterCallbackRequest = json_body(request, RegisterCallbackRequest)
     if body.name not in SERVICE_NAMES:
         raise errors.bad_request(errors.SERVICE_NAME, f"{body.name!r} is not a callback service name.")
     check_callback_url(emulator, body.url)
@@ -274,7 +282,7 @@ def deregister_callback(emulator: Emulator, request: Request, account: str, serv
 
 def list_devices(emulator: Emulator, request: Request) -> Reply:
     username = session_user(emulator, request)
-    body: DeviceListRequest = parse_body(request, DeviceListRequest)
+    body: DeviceListRequest = json_body(request, DeviceListRequest)
     if body.accountName is None:
         raise errors.bad_request(errors.ACCOUNT_NOT_DEFINED, "accountName is required.")
     account = user_account(emulator, username, body.accountName)

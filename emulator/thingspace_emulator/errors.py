@@ -29,6 +29,7 @@ UNEXPECTED = "REQUEST_FAILED.UnexpectedError"
 
 # Emulator choices where the vendor documents no code (docs/emulator.md, "Decision" lines).
 BODY_INVALID = "INPUT_INVALID.Body.Invalid"
+CONTENT_TYPE = "INPUT_INVALID.ContentType.Invalid"
 ENCODING_INVALID = "INPUT_INVALID.DataEncoding.Invalid"
 MESSAGE_CHARACTER = "INPUT_INVALID.SmsMessage.InvalidCharacter"
 DEVICES_CONFLICT = "INPUT_INVALID.DeviceIds.Conflict"

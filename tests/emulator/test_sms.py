@@ -1,5 +1,6 @@
 """POST /api/m2m/v1/sms: validation in the service's order, device resolution, what gets recorded."""
 
+import json
 import os
 import uuid
 
@@ -190,3 +191,28 @@ def test_user_sees_only_its_accounts(make_emulator):
     limited = emu.client().authenticate("limited-user", "limited-pass")
     assert error_code(limited.send(accountName=ACCOUNT_B, groupName="alpha", smsMessage="hi")) == "UnifiedWebService.REQUEST_FAILED.AccountNotFound"
     assert error_code(limited.send(deviceIds=[{"kind": "mdn", "id": "5552220001"}], smsMessage="hi")) == "UnifiedWebService.REQUEST_FAILED.DeviceNotFound"
+
+
+JSON_BODIES = [
+    ("/sms", {"deviceIds": [mdn(1)], "smsMessage": "hi"}),
+    (f"/callbacks/{ACCOUNT}", {"name": "EnhancedConnectivityService", "url": "http://127.0.0.1:9001/"}),
+    ("/devices/actions/list", {"accountName": ACCOUNT}),
+    ("/session/login", {"username": "emulator-user", "password": "emulator-pass"}),
+]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonp"])
+@pytest.mark.parametrize(("path", "body"), JSON_BODIES, ids=[path for path, _body in JSON_BODIES])
+def test_json_body_needs_the_json_content_type(emu, api, path, body, content_type):
+    headers = {name: value for name, value in api.headers().items() if name != "Content-Type"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = api.http.post(f"{api.base}/api/m2m/v1{path}", data=json.dumps(body), headers=headers)
+    assert error_code(response) == "UnifiedWebService.INPUT_INVALID.ContentType.Invalid"
+    assert emu.admin.sms() == []
+
+
+def test_json_content_type_parameters_and_case(emu, api):
+    headers = {**api.headers(), "Content-Type": "Application/JSON; charset=utf-8"}
+    response = api.http.post(f"{api.base}/api/m2m/v1/sms", data=json.dumps({"deviceIds": [mdn(1)], "smsMessage": "hi"}), headers=headers)
+    accepted(response)
