@@ -21,6 +21,8 @@ from .admin_models import (
     MoInjectBatch,
     MoResult,
     MoResultBatch,
+    PortalListener,
+    PortalListenerList,
     RequestLog,
     RequestLogEntry,
     ResetResult,
@@ -34,6 +36,8 @@ from .admin_models import (
 from .api import Reply, Request, parse_body
 from .core import Emulator
 from .errors import ApiError
+from .rules import SERVICE_NAMES
+from .wire import CallbackRegistration
 
 CONFIG_FIELDS = {
     "accessTokenTtl": "access_token_ttl",
@@ -150,6 +154,21 @@ def inject_mo(emulator: Emulator, request: Request) -> Reply:
         delivered = emulator.inbox.inject(body.accountName, device, body.message)
         results.append(MoResult(delivered=delivered, queued=not delivered))
     return Reply(200, MoResultBatch(results) if batch else results[0])
+
+
+def add_portal_listener(emulator: Emulator, request: Request) -> Reply:
+    body: PortalListener = parse(request, PortalListener)
+    if body.accountName not in emulator.fleet.accounts:
+        raise admin_error(404, f"account {body.accountName} is not in the fleet")
+    if body.serviceName not in SERVICE_NAMES:
+        raise admin_error(400, f"{body.serviceName!r} is not a callback service name")
+    registration = CallbackRegistration(**body.model_dump())
+    emulator.registrations.register(registration, portal=True)
+    return Reply(200, registration)
+
+
+def portal_listeners(emulator: Emulator, request: Request) -> Reply:
+    return Reply(200, PortalListenerList(listeners=emulator.registrations.portal_listeners()))
 
 
 def sink_receive(emulator: Emulator, request: Request, name: str) -> Reply:

@@ -5,7 +5,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from .persistence import SentSms
-from .wire import DeviceId
+from .wire import CallbackRegistration, DeviceId
 
 
 class Health(BaseModel):
@@ -48,6 +48,21 @@ class UnlockRequest(BaseModel):
 class UnlockResult(BaseModel):
     username: str
     locked: bool
+
+
+class PortalListener(BaseModel):
+    """POST /_emulator/portal-listeners: a listener as if registered through the portal or SOAP."""
+
+    model_config = ConfigDict(extra="forbid")
+    accountName: str
+    serviceName: str
+    url: str
+    username: Optional[str] = None
+    password: Optional[str] = None
+
+
+class PortalListenerList(BaseModel):
+    listeners: list[CallbackRegistration]
 
 
 class MoInject(BaseModel):

@@ -10,7 +10,19 @@ from pydantic import BaseModel, ValidationError
 from . import errors
 from .core import Emulator
 from .fanout import is_loopback_host
-from .rules import CUSTOM_FIELD_NAMES, DATA_ENCODINGS, DEFAULT_ENCODING, KINDS, UnsupportedCharacter, message_units, unit_limit, valid_identifier
+from .rules import (
+    ALLOWED_PORTS,
+    CUSTOM_FIELD_NAMES,
+    DATA_ENCODINGS,
+    DEFAULT_ENCODING,
+    KINDS,
+    MAX_DEVICES,
+    SERVICE_NAMES,
+    UnsupportedCharacter,
+    message_units,
+    unit_limit,
+    valid_identifier,
+)
 from .wire import (
     CallbackActionResult,
     CallbackList,
@@ -29,28 +41,7 @@ from .wire import (
     ThingspaceDevice,
 )
 
-MAX_DEVICES = 10_000
 CARRIER = "Verizon Wireless"
-# The callback services the vendor documents; tests/vendor_rules.yml gives the source of each.
-SERVICE_NAMES = frozenset(
-    {
-        "AlertService",
-        "CarrierService",
-        "DevicePRLInformation",
-        "DeviceProfileService",
-        "DeviceService",
-        "DeviceSuspensionStatus",
-        "DeviceUsage",
-        "EnhancedConnectivityService",
-        "ExternalProvisioningChanges",
-        "NiddService",
-        "PromoChanges",
-        "ResumeTrackingNotification",
-        "SMSDeliveryConfirmation",
-        "StateService",
-    }
-)
-ALLOWED_PORTS = frozenset({80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)})
 
 
 class Request(NamedTuple):
@@ -244,6 +235,12 @@ def register_callback(emulator: Emulator, request: Request, account: str) -> Rep
     if body.name not in SERVICE_NAMES:
         raise errors.bad_request(errors.SERVICE_NAME, f"{body.name!r} is not a callback service name.")
     check_callback_url(emulator, body.url)
+    if emulator.registrations.is_portal(name, body.name):
+        # The vendor documents no code for this refusal: its generic one.
+        message = (
+            f"The {body.name} listener of account {name} was registered through the ThingSpace portal or the SOAP API and cannot be replaced through REST."
+        )
+        raise errors.bad_request(errors.UNEXPECTED, message)
     emulator.registrations.register(CallbackRegistration(accountName=name, serviceName=body.name, url=body.url, username=body.username, password=body.password))
     return Reply(200, CallbackActionResult(accountName=name, serviceName=body.name))
 

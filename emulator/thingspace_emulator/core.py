@@ -39,7 +39,7 @@ class Emulator:
         self.dispatcher = Dispatcher(self.callback_log, config.callback_workers, config.allow_remote)
         self.faults = FaultRegistry()
         self.requests: deque = deque(maxlen=config.log_size)
-        self.registrations = Registrations(self.changed)
+        self.registrations = Registrations(self.changed, fleet.portal_listeners)
         self.outbox = Outbox(config, fleet, self.registrations, self.dispatcher, self.changed)
         self.inbox = Inbox(fleet, self.registrations, self.dispatcher, self.changed)
         self.sink_lock = threading.Lock()

@@ -7,7 +7,7 @@ from typing import Iterable, Optional
 
 from .fleet_file import FleetFile, FleetUser, read_fleet_file
 from .rules import callback_kind, identifier_key
-from .wire import DeviceId
+from .wire import CallbackRegistration, DeviceId
 
 FIRST_DEVICE_ID = 1_000_001  # the service's internal id of the fleet's first device
 
@@ -93,6 +93,9 @@ class Fleet:
                     if kind_id in self.index:
                         raise ValueError(f"device identifier {kind_id[0]} {kind_id[1]} is listed twice")
                     self.index[kind_id] = device
+        self.portal_listeners = [
+            CallbackRegistration(accountName=account.name, **listener.model_dump()) for account in spec.accounts for listener in account.portalListeners
+        ]
         self.clients = {client.id: client.secret for client in spec.clients}
         self.users = {user.username: user for user in spec.users}
 

@@ -8,7 +8,7 @@ from typing import Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .rules import CUSTOM_FIELD_NAMES, KINDS, identifier_key, valid_identifier
+from .rules import CUSTOM_FIELD_NAMES, KINDS, SERVICE_NAMES, identifier_key, valid_identifier
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -55,12 +55,30 @@ class FleetGroup(BaseModel):
     description: Optional[str] = None
 
 
+class FleetPortalListener(BaseModel):
+    """A listener registered through the vendor's portal or SOAP API: REST neither lists nor replaces it."""
+
+    model_config = ConfigDict(extra="forbid")
+    serviceName: str
+    url: str
+    username: Optional[str] = None
+    password: Optional[str] = None
+
+    @field_validator("serviceName")
+    @classmethod
+    def _known_service(cls, value: str) -> str:
+        if value not in SERVICE_NAMES:
+            raise ValueError(f"{value!r} is not a callback service name")
+        return value
+
+
 class FleetAccount(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     groups: list[FleetGroup] = []
     servicePlans: list[str] = []
     devices: list[FleetDevice] = []
+    portalListeners: list[FleetPortalListener] = []
 
     @model_validator(mode="after")
     def _references(self):

@@ -56,6 +56,7 @@ class StoredSession(BaseModel):
 class StateFile(BaseModel):
     version: Literal[1] = 1
     registrations: list[CallbackRegistration] = []
+    portalListeners: list[CallbackRegistration] = []
     queues: dict[str, list[QueuedSms]] = {}
     sent: list[SentSms] = []
     counters: list[DeviceCounters] = []

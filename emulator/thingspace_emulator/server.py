@@ -51,6 +51,8 @@ ADMIN_ROUTES = routes(
         ("GET", r"/_emulator/devices", admin.devices),
         ("GET", r"/_emulator/callbacks", admin.callbacks),
         ("POST", r"/_emulator/mo", admin.inject_mo),
+        ("POST", r"/_emulator/portal-listeners", admin.add_portal_listener),
+        ("GET", r"/_emulator/portal-listeners", admin.portal_listeners),
         ("POST", r"/_emulator/faults", admin.add_fault),
         ("GET", r"/_emulator/faults", admin.list_faults),
         ("DELETE", r"/_emulator/faults", admin.clear_faults),

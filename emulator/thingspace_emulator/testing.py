@@ -79,6 +79,14 @@ class AdminClient:
         """Several injections at once: dicts of accountName, deviceId {kind, id}, message."""
         return self.call("POST", "mo", injections)
 
+    def portal_listener(self, account: str, service: str, url: str, username: Optional[str] = None, password: Optional[str] = None) -> dict:
+        """Register a listener as if through the vendor's portal or SOAP API (REST cannot list or replace it)."""
+        body = {"accountName": account, "serviceName": service, "url": url, "username": username, "password": password}
+        return self.call("POST", "portal-listeners", {name: value for name, value in body.items() if value is not None})
+
+    def portal_listeners(self) -> list:
+        return self.call("GET", "portal-listeners")["listeners"]
+
     def listener(self, name: str) -> list:
         """Bodies the built-in listener at /_emulator/listener/{name} received, oldest first."""
         return [entry["body"] for entry in self.call("GET", f"listener/{name}")["received"]]

@@ -8,7 +8,6 @@ import pytest
 import yaml
 from vendor_client import ACCOUNT, error_code
 
-from thingspace_emulator import api as vendor_api
 from thingspace_emulator import rules
 
 with open(os.path.join(os.path.dirname(__file__), os.pardir, "vendor_rules.yml"), encoding="utf-8") as handle:
@@ -81,6 +80,7 @@ def test_invalid_identifier_refused_over_http(api):
 
 def test_max_devices_per_request(api):
     most = VENDOR["max_devices_per_request"]["value"]
+    assert most == rules.MAX_DEVICES
     devices = [{"kind": "mdn", "id": f"{5560000000 + n}"} for n in range(most + 1)]
     assert refused(api.send(deviceIds=devices[:most], smsMessage="hi"), "REQUEST_FAILED.DeviceNotFound")
     assert refused(api.send(deviceIds=devices, smsMessage="hi"), "INPUT_INVALID.MaxRequestsExceeded")
@@ -93,7 +93,7 @@ ALLOWED = set(PORTS["ports"]).union(*(range(low, high + 1) for low, high in PORT
 
 
 def test_allowed_ports():
-    assert vendor_api.ALLOWED_PORTS == ALLOWED
+    assert rules.ALLOWED_PORTS == ALLOWED
 
 
 def test_port_edges_over_http(make_emulator):
@@ -113,7 +113,7 @@ NOT_KEPT = [entry["name"] for entry in VENDOR["callback_services_not_kept"]]
 
 
 def test_service_names():
-    assert sorted(vendor_api.SERVICE_NAMES) == sorted(SERVICES)
+    assert sorted(rules.SERVICE_NAMES) == sorted(SERVICES)
 
 
 def test_service_names_over_http(api):
