@@ -36,7 +36,6 @@ from .admin_models import (
 from .api import Reply, Request, parse_body
 from .core import Emulator
 from .errors import ApiError
-from .rules import SERVICE_NAMES
 from .wire import CallbackRegistration
 
 CONFIG_FIELDS = {
@@ -160,8 +159,6 @@ def add_portal_listener(emulator: Emulator, request: Request) -> Reply:
     body: PortalListener = parse(request, PortalListener)
     if body.accountName not in emulator.fleet.accounts:
         raise admin_error(404, f"account {body.accountName} is not in the fleet")
-    if body.serviceName not in SERVICE_NAMES:
-        raise admin_error(400, f"{body.serviceName!r} is not a callback service name")
     registration = CallbackRegistration(**body.model_dump())
     emulator.registrations.register(registration, portal=True)
     return Reply(200, registration)

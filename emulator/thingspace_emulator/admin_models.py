@@ -4,6 +4,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from .fleet_file import FleetPortalListener
 from .persistence import SentSms
 from .wire import CallbackRegistration, DeviceId
 
@@ -50,15 +51,10 @@ class UnlockResult(BaseModel):
     locked: bool
 
 
-class PortalListener(BaseModel):
-    """POST /_emulator/portal-listeners: a listener as if registered through the portal or SOAP."""
+class PortalListener(FleetPortalListener):
+    """POST /_emulator/portal-listeners: a fleet file's portal listener, with its account."""
 
-    model_config = ConfigDict(extra="forbid")
     accountName: str
-    serviceName: str
-    url: str
-    username: Optional[str] = None
-    password: Optional[str] = None
 
 
 class PortalListenerList(BaseModel):

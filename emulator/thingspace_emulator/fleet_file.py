@@ -3,10 +3,10 @@ when the emulator starts."""
 
 import json
 from importlib import resources
-from typing import Optional
+from typing import Annotated, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .rules import CUSTOM_FIELD_NAMES, KINDS, SERVICE_NAMES, identifier_key, valid_identifier
 
@@ -55,21 +55,20 @@ class FleetGroup(BaseModel):
     description: Optional[str] = None
 
 
+def known_service(name: str) -> str:
+    if name not in SERVICE_NAMES:
+        raise ValueError(f"{name!r} is not a callback service name")
+    return name
+
+
 class FleetPortalListener(BaseModel):
     """A listener registered through the vendor's portal or SOAP API: REST neither lists nor replaces it."""
 
     model_config = ConfigDict(extra="forbid")
-    serviceName: str
+    serviceName: Annotated[str, AfterValidator(known_service)]
     url: str
     username: Optional[str] = None
     password: Optional[str] = None
-
-    @field_validator("serviceName")
-    @classmethod
-    def _known_service(cls, value: str) -> str:
-        if value not in SERVICE_NAMES:
-            raise ValueError(f"{value!r} is not a callback service name")
-        return value
 
 
 class FleetAccount(BaseModel):
