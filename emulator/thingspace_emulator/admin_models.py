@@ -102,11 +102,14 @@ class FaultSpec(BaseModel):
     body: Any = None
     latency: Optional[float] = Field(default=None, ge=0)
     drop: bool = False
+    process: bool = False  # with status: handle the request, then answer status instead
 
     @model_validator(mode="after")
     def _one_outcome(self):
         if self.drop and self.status is not None:
             raise ValueError("a fault either answers a status or drops the connection, not both")
+        if self.process and self.status is None:
+            raise ValueError("process goes with status (drop always processes)")
         if not self.drop and self.status is None and self.latency is None:
             raise ValueError("a fault needs status, latency or drop")
         return self

@@ -1,5 +1,6 @@
 """HTTP plumbing: a threading HTTP/1.1 server, routing to the vendor and admin handlers, the request
-log and fault injection (status, latency, a connection dropped after the request was processed)."""
+log and fault injection (status before or after processing, latency, a connection dropped after the
+request was processed)."""
 
 import contextlib
 import re
@@ -129,7 +130,11 @@ class Handler(BaseHTTPRequestHandler):
             fault = emulator.faults.take(self.command, parts.path)
             if fault is not None and fault.latency:
                 time.sleep(fault.latency)
-            reply = self.fault_reply(fault) if fault is not None and fault.status is not None else dispatch(emulator, VENDOR_ROUTES, request, NO_RESOURCE)
+            answers_status = fault is not None and fault.status is not None
+            if not answers_status or fault.process:
+                reply = dispatch(emulator, VENDOR_ROUTES, request, NO_RESOURCE)
+            if answers_status:
+                reply = self.fault_reply(fault)
             if fault is not None and fault.drop:
                 emulator.log_request(self.command, parts.path, parts.query, None)
                 self.drop()

@@ -51,7 +51,7 @@ class AdminClient:
         self.call("POST", "unlock", {"username": username})
 
     def fault(self, **spec) -> str:
-        """Add a fault (path, method, count, status, retryAfter, body, latency, drop); returns its id."""
+        """Add a fault (path, method, count, status, retryAfter, body, latency, drop, process); returns its id."""
         return self.call("POST", "faults", spec)["id"]
 
     def faults(self) -> list:
