@@ -2,9 +2,10 @@
 SMS, faults, logs), started, reset and saved together."""
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from .ao_sms import Outbox
 from .clock import now_iso
@@ -31,10 +32,11 @@ class Config:
 
 
 class Emulator:
-    def __init__(self, config: Config, fleet: Fleet, state_path: Optional[str] = None):
+    def __init__(self, config: Config, fleet: Fleet, state_path: Optional[str] = None, clock: Callable[[], float] = time.time):
+        """clock: epoch seconds, as token lifetimes are counted (tests pass one they move)."""
         self.config = config
         self.fleet = fleet
-        self.tokens = TokenStore(fleet, config)
+        self.tokens = TokenStore(fleet, config, clock)
         self.callback_log = CallbackLog(config.log_size)
         self.dispatcher = Dispatcher(self.callback_log, config.callback_workers, config.allow_remote)
         self.faults = FaultRegistry()

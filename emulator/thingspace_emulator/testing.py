@@ -149,6 +149,8 @@ class CallbackListener:
         self.fail_count = fail_count
         self.fail_status = fail_status
         self.changed = threading.Condition()
+        self.answering = threading.Event()  # cleared by hold()
+        self.answering.set()
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,6 +160,7 @@ class CallbackListener:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                listener.answering.wait()
                 try:
                     body = json.loads(raw)
                 except ValueError:
@@ -185,6 +188,7 @@ class CallbackListener:
         return self
 
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -193,6 +197,13 @@ class CallbackListener:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+    def hold(self) -> None:
+        """Leave every request unanswered (and unrecorded) until release()."""
+        self.answering.clear()
+
+    def release(self) -> None:
+        self.answering.set()
 
     def fail_next(self, count: int, status: int = 500) -> None:
         with self.changed:

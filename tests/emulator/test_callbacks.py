@@ -9,6 +9,7 @@ import time
 import pytest
 from vendor_client import ACCOUNT, DATA, error_code
 
+from thingspace_emulator.fanout import HTTP_TIMEOUT
 from thingspace_emulator.testing import CallbackListener
 
 with open(os.path.join(DATA, "seed_callbacks.json"), encoding="utf-8") as handle:
@@ -263,8 +264,15 @@ def test_mo_inject_refuses_unknown_device(emu):
 
 
 def test_callbacks_do_not_block_the_api(api):
-    with CallbackListener() as slow_free:
-        api.register(ECS, slow_free.url)
+    """Sends answer while their listener holds every callback unanswered: well within the emulator's
+    callback timeout, after which a blocking fan-out would let the API answer too."""
+    with CallbackListener() as held:
+        api.register(ECS, held.url)
+        held.hold()
         for _attempt in range(5):
-            assert api.send(groupName="east-wave", smsMessage="hi").status_code == 200
-        slow_free.wait_count(5 * 13)
+            response = api.call("POST", "/sms", {"groupName": "east-wave", "smsMessage": "hi"}, timeout=HTTP_TIMEOUT / 2)
+            assert response.status_code == 200
+        assert api.call("GET", f"/callbacks/{ACCOUNT}", timeout=HTTP_TIMEOUT / 2).status_code == 200
+        assert held.received == []
+        held.release()
+        held.wait_count(5 * 13)
