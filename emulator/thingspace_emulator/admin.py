@@ -1,13 +1,10 @@
-"""The admin API under /_emulator/ (no auth; emulator/README.md documents it): inspect what the
+"""The admin API under /_emulator/ (no auth; docs/emulator.md documents it): inspect what the
 emulator received and sent, inject mobile-originated SMS and faults, change timings, reset."""
 
 import json
 import re
 
-from .api import Reply, Request, parse_body
-from .core import Emulator
-from .errors import ApiError
-from .models import (
+from .admin_models import (
     AdminError,
     CallbackAttemptList,
     ConfigUpdate,
@@ -24,15 +21,22 @@ from .models import (
     MoInjectBatch,
     MoResult,
     MoResultBatch,
+    PortalListener,
+    PortalListenerList,
     RequestLog,
     RequestLogEntry,
     ResetResult,
     SentSmsList,
     SentSmsView,
+    SinkEntry,
     SinkReceived,
     UnlockRequest,
     UnlockResult,
 )
+from .api import Reply, Request, parse_body
+from .core import Emulator
+from .errors import ApiError
+from .wire import CallbackRegistration
 
 CONFIG_FIELDS = {
     "accessTokenTtl": "access_token_ttl",
@@ -82,12 +86,12 @@ def set_config(emulator: Emulator, request: Request) -> Reply:
 
 def expire(emulator: Emulator, request: Request) -> Reply:
     body: ExpireRequest = parse(request, ExpireRequest)
-    return Reply(200, ExpireResult(expired=emulator.auth.expire(body.tokens)))
+    return Reply(200, ExpireResult(expired=emulator.tokens.expire(body.tokens)))
 
 
 def unlock(emulator: Emulator, request: Request) -> Reply:
     body: UnlockRequest = parse(request, UnlockRequest)
-    emulator.auth.unlock(body.username)
+    emulator.tokens.unlock(body.username)
     emulator.changed()
     return Reply(200, UnlockResult(username=body.username, locked=False))
 
@@ -105,9 +109,7 @@ def requests(emulator: Emulator, request: Request) -> Reply:
 
 def sent_sms(emulator: Emulator, request: Request) -> Reply:
     account = request.params.get("account")
-    with emulator.lock:
-        records = [record for record in emulator.sent if account is None or record.account == account]
-        views = [SentSmsView(deviceCount=len(record.devices), **dict(record.model())) for record in records]
+    views = [SentSmsView(deviceCount=len(record.devices), **dict(record)) for record in emulator.outbox.records(account)]
     return Reply(200, SentSmsList(messages=views))
 
 
@@ -148,9 +150,22 @@ def inject_mo(emulator: Emulator, request: Request) -> Reply:
         targets.append((body, device))
     results = []
     for body, device in targets:
-        delivered = emulator.inject_mo(body.accountName, device, body.message)
+        delivered = emulator.inbox.inject(body.accountName, device, body.message)
         results.append(MoResult(delivered=delivered, queued=not delivered))
     return Reply(200, MoResultBatch(results) if batch else results[0])
+
+
+def add_portal_listener(emulator: Emulator, request: Request) -> Reply:
+    body: PortalListener = parse(request, PortalListener)
+    if body.accountName not in emulator.fleet.accounts:
+        raise admin_error(404, f"account {body.accountName} is not in the fleet")
+    registration = CallbackRegistration(**body.model_dump())
+    emulator.registrations.register(registration, portal=True)
+    return Reply(200, registration)
+
+
+def portal_listeners(emulator: Emulator, request: Request) -> Reply:
+    return Reply(200, PortalListenerList(listeners=emulator.registrations.portal_listeners()))
 
 
 def sink_receive(emulator: Emulator, request: Request, name: str) -> Reply:
@@ -164,8 +179,7 @@ def sink_receive(emulator: Emulator, request: Request, name: str) -> Reply:
 
 
 def sink_list(emulator: Emulator, request: Request, name: str) -> Reply:
-    with emulator.lock:
-        return Reply(200, SinkReceived(received=list(emulator.sink.get(name, ()))))
+    return Reply(200, SinkReceived(received=[SinkEntry(body=body, time=time) for body, time in emulator.sink_entries(name)]))
 
 
 def add_fault(emulator: Emulator, request: Request) -> Reply:

@@ -1,15 +1,29 @@
-"""The vendor endpoints: paths, checks, error codes and JSON shapes of API.md and the seed pages."""
+"""The vendor endpoints: checks, error codes and JSON shapes as the vendor documents them
+(docs/emulator.md lists the choices made where it does not)."""
 
 import json
-from typing import Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from . import errors
-from .callbacks import is_loopback_host
 from .core import Emulator
-from .models import (
+from .fanout import is_loopback_host
+from .rules import (
+    ALLOWED_PORTS,
+    CUSTOM_FIELD_NAMES,
+    DATA_ENCODINGS,
+    DEFAULT_ENCODING,
+    KINDS,
+    MAX_DEVICES,
+    SERVICE_NAMES,
+    UnsupportedCharacter,
+    message_units,
+    unit_limit,
+    valid_identifier,
+)
+from .wire import (
     CallbackActionResult,
     CallbackList,
     CallbackRegistration,
@@ -26,45 +40,19 @@ from .models import (
     SuccessResponse,
     ThingspaceDevice,
 )
-from .rules import CUSTOM_FIELD_NAMES, DATA_ENCODINGS, DEFAULT_ENCODING, KINDS, UnsupportedCharacter, message_units, unit_limit, valid_identifier
 
-MAX_DEVICES = 10_000
 CARRIER = "Verizon Wireless"
-SERVICE_NAMES = frozenset(
-    {
-        "AlertService",
-        "CarrierService",
-        "DevicePRLInformation",
-        "DeviceProfileService",
-        "DeviceSMSMessages",
-        "DeviceService",
-        "DeviceSuspensionStatus",
-        "DeviceUsage",
-        "DiagnosticsService",
-        "EnhancedConnectivityService",
-        "ExternalProvisioningChanges",
-        "PromoChanges",
-        "ResumeTrackingNotification",
-        "SMSDeliveryConfirmation",
-        "StateService",
-        "SubscriptionNotificationService",
-    }
-)
-ALLOWED_PORTS = frozenset({80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)})
 
 
-class Request:
+class Request(NamedTuple):
     """What a handler sees of an HTTP request."""
 
-    __slots__ = ("body", "headers", "method", "params", "path", "query")
-
-    def __init__(self, method: str, path: str, query: str, params: dict, headers, body: bytes):
-        self.method = method
-        self.path = path
-        self.query = query
-        self.params = params
-        self.headers = headers
-        self.body = body
+    method: str
+    path: str
+    query: str
+    params: dict
+    headers: Any
+    body: bytes
 
     def header(self, name: str) -> Optional[str]:
         return self.headers.get(name)
@@ -97,10 +85,18 @@ def parse_body(request: Request, model: type, error: Callable[[str], errors.ApiE
         raise error(f"{where}: {first['msg']}") from None
 
 
+def json_body(request: Request, model: type):
+    """The body of a vendor call as model; the call must say it is JSON, as the vendor requires."""
+    media_type = (request.header("Content-Type") or "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise errors.bad_request(errors.CONTENT_TYPE, "Content-Type must be application/json.")
+    return parse_body(request, model)
+
+
 def session_user(emulator: Emulator, request: Request) -> str:
     """Both tokens of an M2M call: the bearer first (gateway), then the session."""
-    emulator.auth.check_bearer(request.header("Authorization"))
-    return emulator.auth.check_session(request.header("VZ-M2M-Token"))
+    emulator.tokens.check_bearer(request.header("Authorization"))
+    return emulator.tokens.check_session(request.header("VZ-M2M-Token"))
 
 
 def user_account(emulator: Emulator, username: str, name: str):
@@ -110,42 +106,42 @@ def user_account(emulator: Emulator, username: str, name: str):
     raise errors.bad_request(errors.ACCOUNT_NOT_FOUND, f"Account {name} was not found.")
 
 
-def custom_criteria(fields: Optional[list]) -> list:
+def custom_criteria(fields: Optional[list], service: str = errors.UWS) -> list:
     criteria = []
     for field in fields or ():
         if field.key not in CUSTOM_FIELD_NAMES:
-            raise errors.bad_request(errors.CUSTOM_FIELD_NAME, f"Custom field name {field.key!r} is not one of {', '.join(CUSTOM_FIELD_NAMES)}.")
+            raise errors.bad_request(errors.CUSTOM_FIELD_NAME, f"Custom field name {field.key!r} is not one of {', '.join(CUSTOM_FIELD_NAMES)}.", service)
         if field.value is None:
-            raise errors.bad_request(errors.BODY_INVALID, f"customFields: {field.key} has no value.")
+            raise errors.bad_request(errors.BODY_INVALID, f"customFields: {field.key} has no value.", service)
         criteria.append((field.key, field.value))
     return criteria
 
 
-def check_filters(account, group: Optional[str], plan: Optional[str]) -> None:
+def check_filters(account, group: Optional[str], plan: Optional[str], service: str = errors.UWS) -> None:
     if group is not None and group not in account.groups:
-        raise errors.bad_request(errors.GROUP_NOT_FOUND, f"Device group {group!r} was not found in account {account.name}.")
+        raise errors.bad_request(errors.GROUP_NOT_FOUND, f"Device group {group!r} was not found in account {account.name}.", service)
     if plan is not None and plan not in account.plans:
-        raise errors.bad_request(errors.PLAN_NOT_FOUND, f"Service plan {plan!r} was not found in account {account.name}.")
+        raise errors.bad_request(errors.PLAN_NOT_FOUND, f"Service plan {plan!r} was not found in account {account.name}.", service)
 
 
 # ---- auth ---------------------------------------------------------------------------------------
 
 
 def token(emulator: Emulator, request: Request) -> Reply:
-    issued = emulator.auth.issue_access_token(request.header("Authorization"), request.body)
+    issued = emulator.tokens.issue_access_token(request.header("Authorization"), request.body)
     return Reply(200, issued, {"Cache-Control": "no-store"})
 
 
 def login(emulator: Emulator, request: Request) -> Reply:
-    emulator.auth.check_bearer(request.header("Authorization"))
-    body = parse_body(request, LoginRequest)
-    return Reply(200, SessionTokenBody(sessionToken=emulator.auth.login(body.username, body.password)))
+    emulator.tokens.check_bearer(request.header("Authorization"))
+    body = json_body(request, LoginRequest)
+    return Reply(200, SessionTokenBody(sessionToken=emulator.tokens.login(body.username, body.password)))
 
 
 def logout(emulator: Emulator, request: Request) -> Reply:
     session_user(emulator, request)
     session = request.header("VZ-M2M-Token").strip()
-    emulator.auth.logout(session)
+    emulator.tokens.logout(session)
     return Reply(200, SessionTokenBody(sessionToken=session))
 
 
@@ -154,7 +150,7 @@ def logout(emulator: Emulator, request: Request) -> Reply:
 
 def send_sms(emulator: Emulator, request: Request) -> Reply:
     username = session_user(emulator, request)
-    body: SmsSendRequest = parse_body(request, SmsSendRequest)
+    body: SmsSendRequest = json_body(request, SmsSendRequest)
     if not body.smsMessage:
         raise errors.bad_request(errors.MESSAGE_NULL, "smsMessage is required.")
     encoding = next((name for name in DATA_ENCODINGS if name.lower() == (body.dataEncoding or DEFAULT_ENCODING).lower()), None)
@@ -202,12 +198,12 @@ def send_sms(emulator: Emulator, request: Request) -> Reply:
             if id(device) not in seen:
                 seen.add(id(device))
                 by_account.setdefault(device.account, []).append(device)
-    return Reply(200, SmsSendResponse(requestId=emulator.accept_sms(by_account, body.smsMessage, encoding)))
+    return Reply(200, SmsSendResponse(requestId=emulator.outbox.accept(by_account, body.smsMessage, encoding)))
 
 
 def start_callbacks(emulator: Emulator, request: Request, account: str) -> Reply:
     username = session_user(emulator, request)
-    emulator.start_callbacks(user_account(emulator, username, account).name)
+    emulator.inbox.start_callbacks(user_account(emulator, username, account).name)
     return Reply(200, SuccessResponse(success=True))
 
 
@@ -219,12 +215,13 @@ def history(emulator: Emulator, request: Request, account: str) -> Reply:
     if given is not None and not (given.isascii() and given.isdigit()):
         raise invalid
     try:
-        messages, next_token = emulator.history_page(name, None if given is None else int(given))
+        messages, next_token = emulator.inbox.history_page(name, None if given is None else int(given))
     except KeyError:
         raise invalid from None
     if next_token is None:
         return Reply(200, HistoryResponse(messages=messages, hasMoreData=False))
-    location = f"/api/m2m/v1/sms/{quote(name, safe='')}/history?next={next_token}"
+    # Relative to the M2M base, as the vendor SDK's SMS controller documents it.
+    location = f"/sms/{quote(name, safe='')}/history?next={next_token}"
     return Reply(202, HistoryResponse(messages=messages, hasMoreData=True), {"Location": location})
 
 
@@ -234,11 +231,17 @@ def history(emulator: Emulator, request: Request, account: str) -> Reply:
 def register_callback(emulator: Emulator, request: Request, account: str) -> Reply:
     username = session_user(emulator, request)
     name = user_account(emulator, username, account).name
-    body: RegisterCallbackRequest = parse_body(request, RegisterCallbackRequest)
+    body: RegisterCallbackRequest = json_body(request, RegisterCallbackRequest)
     if body.name not in SERVICE_NAMES:
         raise errors.bad_request(errors.SERVICE_NAME, f"{body.name!r} is not a callback service name.")
     check_callback_url(emulator, body.url)
-    emulator.register(CallbackRegistration(accountName=name, serviceName=body.name, url=body.url, username=body.username, password=body.password))
+    if emulator.registrations.is_portal(name, body.name):
+        # The vendor documents no code for this refusal: its generic one.
+        message = (
+            f"The {body.name} listener of account {name} was registered through the ThingSpace portal or the SOAP API and cannot be replaced through REST."
+        )
+        raise errors.bad_request(errors.UNEXPECTED, message)
+    emulator.registrations.register(CallbackRegistration(accountName=name, serviceName=body.name, url=body.url, username=body.username, password=body.password))
     return Reply(200, CallbackActionResult(accountName=name, serviceName=body.name))
 
 
@@ -258,7 +261,7 @@ def check_callback_url(emulator: Emulator, url: Optional[str]) -> None:
 def list_callbacks(emulator: Emulator, request: Request, account: str) -> Reply:
     username = session_user(emulator, request)
     name = user_account(emulator, username, account).name
-    return Reply(200, CallbackList(emulator.registrations_of(name)))
+    return Reply(200, CallbackList(emulator.registrations.of_account(name)))
 
 
 def deregister_callback(emulator: Emulator, request: Request, account: str, service: str) -> Reply:
@@ -266,7 +269,7 @@ def deregister_callback(emulator: Emulator, request: Request, account: str, serv
     name = user_account(emulator, username, account).name
     if service not in SERVICE_NAMES:
         raise errors.bad_request(errors.SERVICE_NAME, f"{service!r} is not a callback service name.")
-    if not emulator.deregister(name, service):
+    if not emulator.registrations.deregister(name, service):
         raise errors.bad_request(errors.CALLBACK_NOT_REGISTERED, f"No {service} listener is registered for account {name}.")
     return Reply(200, CallbackActionResult(accountName=name, serviceName=service))
 
@@ -276,22 +279,16 @@ def deregister_callback(emulator: Emulator, request: Request, account: str, serv
 
 def list_devices(emulator: Emulator, request: Request) -> Reply:
     username = session_user(emulator, request)
-    body: DeviceListRequest = parse_body(request, DeviceListRequest)
+    body: DeviceListRequest = json_body(request, DeviceListRequest)
     if body.accountName is None:
         raise errors.bad_request(errors.ACCOUNT_NOT_DEFINED, "accountName is required.")
     account = user_account(emulator, username, body.accountName)
-    criteria = custom_criteria(body.customFields)
-    check_filters(account, body.groupName, body.servicePlan)
-    start = 0
-    if body.lastSeenDeviceId is not None:
-        cursor = body.lastSeenDeviceId
-        if not (cursor.isascii() and cursor.isdigit() and int(cursor) < len(account.devices)):
-            raise errors.bad_request(errors.CURSOR_INVALID, f"lastSeenDeviceId {cursor!r} is not a cursor this account gave.")
-        start = int(cursor) + 1
+    criteria = custom_criteria(body.customFields, errors.DEVICE_SERVICE)
+    check_filters(account, body.groupName, body.servicePlan, errors.DEVICE_SERVICE)
     page_size = emulator.config.device_page_size
     page = []
     more = False
-    for device in account.devices[start:]:
+    for device in account.devices_after(body.largestDeviceIdSeen):
         if device.matches(body.groupName, body.servicePlan, criteria, body.currentState):
             if len(page) == page_size:
                 more = True
@@ -307,9 +304,10 @@ def list_devices(emulator: Emulator, request: Request) -> Reply:
             connected=device.state == "active" and device.reachable,
             createdAt=device.created_at,
             ipAddress=device.ip,
+            extendedAttributes=[CustomField(key="DeviceId", value=str(device.device_id))],
         )
         for device in page
     ]
     if more:
-        return Reply(202, DeviceListResponse(hasMoreData=True, lastSeenDeviceId=str(page[-1].seq), devices=devices))
+        return Reply(202, DeviceListResponse(hasMoreData=True, devices=devices))
     return Reply(200, DeviceListResponse(hasMoreData=False, devices=devices))

@@ -10,11 +10,11 @@ from typing import Optional
 import yaml
 
 from . import __version__
-from .callbacks import is_loopback_host
 from .core import Config, Emulator
+from .fanout import is_loopback_host
 from .fleet import load_fleet
+from .persistence import write_atomically
 from .server import serve, shutdown
-from .state import write_atomically
 
 DEFAULT_PORT = 8780
 

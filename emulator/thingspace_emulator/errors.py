@@ -4,10 +4,15 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .models import ErrorBody, Fault, FaultBody, OAuthErrorBody
+from .wire import ErrorBody, Fault, FaultBody, OAuthErrorBody
 
-# Vendor codes (API.md); only AccountNotFound carries the service prefix, as the vendor pages show it.
-ACCOUNT_NOT_FOUND = "UnifiedWebService.REQUEST_FAILED.AccountNotFound"
+# The service names an answer's code starts with ("service name, a period, and the code", as the
+# vendor's synchronous error page writes them).
+UWS = "UnifiedWebService"
+DEVICE_SERVICE = "DeviceService"
+
+# Vendor codes (docs/emulator.md, "Decisions").
+ACCOUNT_NOT_FOUND = "REQUEST_FAILED.AccountNotFound"
 ACCOUNT_NOT_DEFINED = "INPUT_INVALID.Account.NotDefined"
 SESSION_INVALID = "INPUT_INVALID.SessionToken.Invalid"
 SESSION_FORMAT = "REQUEST_FAILED.SessionToken.Format"
@@ -24,6 +29,7 @@ UNEXPECTED = "REQUEST_FAILED.UnexpectedError"
 
 # Emulator choices where the vendor documents no code (docs/emulator.md, "Decision" lines).
 BODY_INVALID = "INPUT_INVALID.Body.Invalid"
+CONTENT_TYPE = "INPUT_INVALID.ContentType.Invalid"
 ENCODING_INVALID = "INPUT_INVALID.DataEncoding.Invalid"
 MESSAGE_CHARACTER = "INPUT_INVALID.SmsMessage.InvalidCharacter"
 DEVICES_CONFLICT = "INPUT_INVALID.DeviceIds.Conflict"
@@ -36,7 +42,6 @@ SERVICE_NAME = "INPUT_INVALID.ServiceName.Invalid"
 CALLBACK_URL = "INPUT_INVALID.Url.Invalid"
 CALLBACK_PORT = "INPUT_INVALID.Url.PortNotAllowed"
 CALLBACK_NOT_REGISTERED = "REQUEST_FAILED.CallbackNotRegistered"
-CURSOR_INVALID = "INPUT_INVALID.LastSeenDeviceId.Invalid"
 
 
 class ApiError(Exception):
@@ -49,8 +54,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def bad_request(code: str, message: str) -> ApiError:
-    return ApiError(400, ErrorBody(errorCode=code, errorMessage=message))
+def error_body(code: str, message: str, service: str = UWS) -> ErrorBody:
+    return ErrorBody(errorCode=f"{service}.{code}", errorMessage=message)
+
+
+def bad_request(code: str, message: str, service: str = UWS) -> ApiError:
+    return ApiError(400, error_body(code, message, service))
 
 
 def gateway_fault(status: int, code: str, message: str, description: str) -> ApiError:

@@ -5,7 +5,7 @@ import re
 import threading
 from typing import Optional
 
-from .models import FaultSpec, FaultView
+from .admin_models import FaultSpec, FaultView
 
 
 class ActiveFault:

@@ -1,4 +1,5 @@
-"""The service's input rules: SMS length per data encoding, device kinds and identifier formats."""
+"""The service's input rules: SMS length per data encoding, device kinds and identifier formats,
+callback service names and listener ports."""
 
 import re
 
@@ -13,7 +14,7 @@ SEPTET_LIMIT = 160
 BYTE_LIMIT = 140
 
 KIND_PATTERNS = {
-    "esn": re.compile(r"[0-9]{11}|[0-9A-Fa-f]{8}"),
+    "esn": re.compile(r"[0-9]{11}"),
     "iccid": re.compile(r"[0-9]{18,20}"),
     "imei": re.compile(r"[0-9]{15,16}"),
     "imsi": re.compile(r"[0-9]{6,15}"),
@@ -24,9 +25,32 @@ KIND_PATTERNS = {
 }
 KINDS = tuple(KIND_PATTERNS)
 # Kinds whose identifiers are hexadecimal, compared without regard to case.
-HEX_KINDS = ("esn", "meid")
+HEX_KINDS = ("meid",)
 
 CUSTOM_FIELD_NAMES = tuple(f"CustomField{n}" for n in range(1, 6))
+
+# The callback services the vendor documents; tests/vendor_rules.yml gives the source of each.
+SERVICE_NAMES = frozenset(
+    {
+        "AlertService",
+        "CarrierService",
+        "DevicePRLInformation",
+        "DeviceProfileService",
+        "DeviceService",
+        "DeviceSuspensionStatus",
+        "DeviceUsage",
+        "EnhancedConnectivityService",
+        "ExternalProvisioningChanges",
+        "NiddService",
+        "PromoChanges",
+        "ResumeTrackingNotification",
+        "SMSDeliveryConfirmation",
+        "StateService",
+    }
+)
+MAX_DEVICES = 10_000  # devices one POST /sms may name
+
+ALLOWED_PORTS = frozenset({80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)})
 
 
 class UnsupportedCharacter(ValueError):

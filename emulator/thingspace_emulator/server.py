@@ -1,5 +1,6 @@
 """HTTP plumbing: a threading HTTP/1.1 server, routing to the vendor and admin handlers, the request
-log and fault injection (status, latency, a connection dropped after the request was processed)."""
+log and fault injection (status before or after processing, latency, a connection dropped after the
+request was processed)."""
 
 import contextlib
 import re
@@ -12,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import __version__, admin, api, errors
+from .admin_models import AdminError, RawJson
 from .core import Emulator
-from .models import AdminError, ErrorBody, RawJson
 
 ADMIN_PREFIX = "/_emulator/"
 
@@ -51,6 +52,8 @@ ADMIN_ROUTES = routes(
         ("GET", r"/_emulator/devices", admin.devices),
         ("GET", r"/_emulator/callbacks", admin.callbacks),
         ("POST", r"/_emulator/mo", admin.inject_mo),
+        ("POST", r"/_emulator/portal-listeners", admin.add_portal_listener),
+        ("GET", r"/_emulator/portal-listeners", admin.portal_listeners),
         ("POST", r"/_emulator/faults", admin.add_fault),
         ("GET", r"/_emulator/faults", admin.list_faults),
         ("DELETE", r"/_emulator/faults", admin.clear_faults),
@@ -59,8 +62,9 @@ ADMIN_ROUTES = routes(
         ("GET", r"/_emulator/listener/(?P<name>[^/]+)", admin.sink_list),
     ]
 )
+# The gateway's "Bad Context" answer (the vendor's synchronous error page).
 NO_RESOURCE = errors.gateway_fault(
-    404,
+    400,
     "900906",
     "No matching resource found in the API for the given request",
     "Access failure for API: /m2m/v1, version: v1. Check the API documentation and add a proper REST resource path to the invocation URL",
@@ -126,7 +130,11 @@ class Handler(BaseHTTPRequestHandler):
             fault = emulator.faults.take(self.command, parts.path)
             if fault is not None and fault.latency:
                 time.sleep(fault.latency)
-            reply = self.fault_reply(fault) if fault is not None and fault.status is not None else dispatch(emulator, VENDOR_ROUTES, request, NO_RESOURCE)
+            answers_status = fault is not None and fault.status is not None
+            if not answers_status or fault.process:
+                reply = dispatch(emulator, VENDOR_ROUTES, request, NO_RESOURCE)
+            if answers_status:
+                reply = self.fault_reply(fault)
             if fault is not None and fault.drop:
                 emulator.log_request(self.command, parts.path, parts.query, None)
                 self.drop()
@@ -138,7 +146,7 @@ class Handler(BaseHTTPRequestHandler):
             if is_admin:
                 body = AdminError(error="internal error; see the emulator's standard error")
             else:
-                body = ErrorBody(errorCode=errors.UNEXPECTED, errorMessage="The emulator failed; see its standard error.")
+                body = errors.error_body(errors.UNEXPECTED, "The emulator failed; see its standard error.")
             self.write(api.Reply(500, body), exclude_none=True)
 
     @staticmethod
@@ -146,7 +154,7 @@ class Handler(BaseHTTPRequestHandler):
         headers = {} if fault.retryAfter is None else {"Retry-After": str(fault.retryAfter)}
         body = fault.body
         if body is None:
-            body = ErrorBody(errorCode=errors.UNEXPECTED, errorMessage=f"Injected fault: HTTP {fault.status}.").model_dump()
+            body = errors.error_body(errors.UNEXPECTED, f"Injected fault: HTTP {fault.status}.").model_dump()
         return api.Reply(fault.status, RawJson(body), headers)
 
     def write(self, reply: api.Reply, exclude_none: bool) -> None:

@@ -51,7 +51,7 @@ class AdminClient:
         self.call("POST", "unlock", {"username": username})
 
     def fault(self, **spec) -> str:
-        """Add a fault (path, method, count, status, retryAfter, body, latency, drop); returns its id."""
+        """Add a fault (path, method, count, status, retryAfter, body, latency, drop, process); returns its id."""
         return self.call("POST", "faults", spec)["id"]
 
     def faults(self) -> list:
@@ -78,6 +78,14 @@ class AdminClient:
     def inject_mo_batch(self, injections: list) -> list:
         """Several injections at once: dicts of accountName, deviceId {kind, id}, message."""
         return self.call("POST", "mo", injections)
+
+    def portal_listener(self, account: str, service: str, url: str, username: Optional[str] = None, password: Optional[str] = None) -> dict:
+        """Register a listener as if through the vendor's portal or SOAP API (REST cannot list or replace it)."""
+        body = {"accountName": account, "serviceName": service, "url": url, "username": username, "password": password}
+        return self.call("POST", "portal-listeners", {name: value for name, value in body.items() if value is not None})
+
+    def portal_listeners(self) -> list:
+        return self.call("GET", "portal-listeners")["listeners"]
 
     def listener(self, name: str) -> list:
         """Bodies the built-in listener at /_emulator/listener/{name} received, oldest first."""
@@ -141,6 +149,8 @@ class CallbackListener:
         self.fail_count = fail_count
         self.fail_status = fail_status
         self.changed = threading.Condition()
+        self.answering = threading.Event()  # cleared by hold()
+        self.answering.set()
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -150,6 +160,7 @@ class CallbackListener:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                listener.answering.wait()
                 try:
                     body = json.loads(raw)
                 except ValueError:
@@ -177,6 +188,7 @@ class CallbackListener:
         return self
 
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -185,6 +197,13 @@ class CallbackListener:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+    def hold(self) -> None:
+        """Leave every request unanswered (and unrecorded) until release()."""
+        self.answering.clear()
+
+    def release(self) -> None:
+        self.answering.set()
 
     def fail_next(self, count: int, status: int = 500) -> None:
         with self.changed:

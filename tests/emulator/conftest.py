@@ -1,6 +1,7 @@
 """Fixtures: emulators started in-process on loopback, vendor clients, a callback listener."""
 
-from typing import Optional
+import time
+from typing import Callable, Optional
 
 import pytest
 from vendor_client import VendorClient
@@ -22,14 +23,32 @@ class Harness:
         return VendorClient(self.url)
 
 
+class FakeClock:
+    """Epoch seconds that move only when the test says so."""
+
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def make_emulator():
-    """make_emulator(fleet=None, **config): an emulator on 127.0.0.1:0, stopped after the test."""
+    """make_emulator(fleet=None, clock=time.time, **config): an emulator on 127.0.0.1:0, stopped after the test."""
     servers = []
 
-    def make(fleet: Optional[str] = None, **config) -> Harness:
+    def make(fleet: Optional[str] = None, clock: Callable[[], float] = time.time, **config) -> Harness:
         settings = {"allow_any_callback_port": True, "delivery_delay": 0.01, "callback_workers": 4, **config}
-        server = serve(Emulator(Config(**settings), load_fleet(fleet)), "127.0.0.1", 0)
+        server = serve(Emulator(Config(**settings), load_fleet(fleet), clock=clock), "127.0.0.1", 0)
         servers.append(server)
         return Harness(server)
 

@@ -72,9 +72,10 @@ def test_device_view(emu):
 def test_unknown_paths(emu, api):
     with pytest.raises(RuntimeError, match="HTTP 404"):
         emu.admin.call("GET", "nothing")
-    response = api.call("GET", "/sms")
-    assert response.status_code == 404
-    assert response.json()["fault"]["code"] == "900906"
+    for method, path in [("GET", "/sms"), ("GET", "/nothing"), ("DELETE", f"/sms/{ACCOUNT}/history")]:
+        response = api.call(method, path)
+        assert response.status_code == 400, path
+        assert response.json()["fault"]["code"] == "900906"
 
 
 def test_builtin_listener_records_callbacks_and_is_reset(emu, api):

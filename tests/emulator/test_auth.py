@@ -1,7 +1,6 @@
 """OAuth token, session login/logout, both headers on M2M calls, expiry and the login lockout."""
 
 import base64
-import time
 import uuid
 
 from vendor_client import ACCOUNT, error_code, fault_code
@@ -54,7 +53,7 @@ def test_login_and_logout(emu):
     response = client.call("POST", "/session/logout")
     assert response.status_code == 200
     assert response.json() == {"sessionToken": token}
-    assert error_code(client.call("GET", CALLBACKS)) == "INPUT_INVALID.SessionToken.Invalid"
+    assert error_code(client.call("GET", CALLBACKS)) == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
 
 
 def test_login_needs_bearer(emu):
@@ -73,39 +72,64 @@ def test_m2m_call_bearer_checks(api):
 
 def test_m2m_call_session_checks(api):
     bearer = {"Authorization": f"Bearer {api.bearer}"}
-    assert error_code(api.call("GET", CALLBACKS, headers=bearer)) == "INPUT_INVALID.SessionToken.Invalid"
-    assert error_code(api.call("GET", CALLBACKS, headers={**bearer, "VZ-M2M-Token": "not-a-uuid"})) == "REQUEST_FAILED.SessionToken.Format"
-    assert error_code(api.call("GET", CALLBACKS, headers={**bearer, "VZ-M2M-Token": str(uuid.uuid4())})) == "INPUT_INVALID.SessionToken.Invalid"
+    assert error_code(api.call("GET", CALLBACKS, headers=bearer)) == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
+    assert error_code(api.call("GET", CALLBACKS, headers={**bearer, "VZ-M2M-Token": "not-a-uuid"})) == "UnifiedWebService.REQUEST_FAILED.SessionToken.Format"
+    assert (
+        error_code(api.call("GET", CALLBACKS, headers={**bearer, "VZ-M2M-Token": str(uuid.uuid4())})) == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
+    )
 
 
 def test_bearer_checked_before_session(api):
     assert fault_code(api.call("GET", CALLBACKS, headers={"Authorization": "Bearer nope"})) == "900901"
 
 
-def test_bearer_expires_after_ttl(emu):
-    emu.admin.config(accessTokenTtl=1)
+def test_bearer_expires_after_ttl(make_emulator, clock):
+    emu = make_emulator(clock=clock)
+    emu.admin.config(sessionIdleTtl=7200)  # the session outlives the bearer here
     client = emu.client().authenticate()
-    assert client.token().json()["expires_in"] == 1
+    clock.advance(3599)
     assert client.call("GET", CALLBACKS).status_code == 200
-    time.sleep(1.1)
+    clock.advance(1)
     assert fault_code(client.call("GET", CALLBACKS)) == "900901"
 
 
-def test_session_expires_when_idle_and_use_refreshes_it(emu):
-    emu.admin.config(sessionIdleTtl=1)
+def test_configured_bearer_ttl(make_emulator, clock):
+    emu = make_emulator(clock=clock)
+    emu.admin.config(accessTokenTtl=60)
     client = emu.client().authenticate()
-    for _attempt in range(2):  # 1.2 s of use in all: longer than the idle TTL
-        time.sleep(0.6)
+    assert client.token().json()["expires_in"] == 60
+    clock.advance(59)
+    assert client.call("GET", CALLBACKS).status_code == 200
+    clock.advance(1)
+    assert fault_code(client.call("GET", CALLBACKS)) == "900901"
+
+
+def test_session_expires_when_idle_and_use_refreshes_it(make_emulator, clock):
+    emu = make_emulator(clock=clock)
+    emu.admin.config(accessTokenTtl=86400)  # the bearer outlives the session here
+    client = emu.client().authenticate()
+    for _attempt in range(3):  # 3597 s of use in all: longer than the 1200 s idle TTL
+        clock.advance(1199)
         assert client.call("GET", CALLBACKS).status_code == 200
-    time.sleep(1.1)
-    assert error_code(client.call("GET", CALLBACKS)) == "REQUEST_FAILED.SessionToken.Expired"
-    assert error_code(client.call("GET", CALLBACKS)) == "INPUT_INVALID.SessionToken.Invalid"
+    clock.advance(1201)
+    assert error_code(client.call("GET", CALLBACKS)) == "UnifiedWebService.REQUEST_FAILED.SessionToken.Expired"
+    assert error_code(client.call("GET", CALLBACKS)) == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
+
+
+def test_configured_session_idle_ttl(make_emulator, clock):
+    emu = make_emulator(clock=clock)
+    emu.admin.config(sessionIdleTtl=30)
+    client = emu.client().authenticate()
+    clock.advance(29)
+    assert client.call("GET", CALLBACKS).status_code == 200
+    clock.advance(31)
+    assert error_code(client.call("GET", CALLBACKS)) == "UnifiedWebService.REQUEST_FAILED.SessionToken.Expired"
 
 
 def test_admin_expire_makes_tokens_invalid(emu):
     client = emu.client().authenticate()
     assert emu.admin.expire("session") == 1
-    assert error_code(client.call("GET", CALLBACKS)) == "REQUEST_FAILED.SessionToken.Expired"
+    assert error_code(client.call("GET", CALLBACKS)) == "UnifiedWebService.REQUEST_FAILED.SessionToken.Expired"
     client.authenticate()
     emu.admin.expire("access")
     assert fault_code(client.call("GET", CALLBACKS)) == "900901"
@@ -115,8 +139,8 @@ def test_lockout_after_five_failed_logins(emu):
     client = emu.client()
     client.bearer = client.token().json()["access_token"]
     for _attempt in range(5):
-        assert error_code(client.login(password="wrong")) == "REQUEST_FAILED.Login.Failed"
-    assert error_code(client.login()) == "REQUEST_FAILED.Login.UserLocked"
+        assert error_code(client.login(password="wrong")) == "UnifiedWebService.REQUEST_FAILED.Login.Failed"
+    assert error_code(client.login()) == "UnifiedWebService.REQUEST_FAILED.Login.UserLocked"
     emu.admin.unlock("emulator-user")
     assert client.login().status_code == 200
 
@@ -126,7 +150,7 @@ def test_success_before_fifth_failure_resets_count(emu):
     client.bearer = client.token().json()["access_token"]
     for _attempt in range(2):
         for _attempt in range(4):
-            assert error_code(client.login(password="wrong")) == "REQUEST_FAILED.Login.Failed"
+            assert error_code(client.login(password="wrong")) == "UnifiedWebService.REQUEST_FAILED.Login.Failed"
         assert client.login().status_code == 200
 
 

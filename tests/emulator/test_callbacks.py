@@ -9,6 +9,7 @@ import time
 import pytest
 from vendor_client import ACCOUNT, DATA, error_code
 
+from thingspace_emulator.fanout import HTTP_TIMEOUT
 from thingspace_emulator.testing import CallbackListener
 
 with open(os.path.join(DATA, "seed_callbacks.json"), encoding="utf-8") as handle:
@@ -61,7 +62,7 @@ def test_register_list_replace_deregister(api):
     listed = api.call("GET", f"/callbacks/{ACCOUNT}").json()
     assert listed == [
         {"accountName": ACCOUNT, "serviceName": ECS, "url": "http://127.0.0.1:9001/ecs", **CREDENTIALS},
-        {"accountName": ACCOUNT, "serviceName": SDC, "url": "https://127.0.0.1/sdc"},
+        {"accountName": ACCOUNT, "serviceName": SDC, "url": "https://127.0.0.1/sdc", "username": "", "password": ""},
     ]
     assert api.register(ECS, "http://127.0.0.1:9002/new").status_code == 200
     listed = api.call("GET", f"/callbacks/{ACCOUNT}").json()
@@ -69,19 +70,19 @@ def test_register_list_replace_deregister(api):
     response = api.call("DELETE", f"/callbacks/{ACCOUNT}/name/{SDC}")
     assert response.json() == {"accountName": ACCOUNT, "serviceName": SDC}
     assert [item["serviceName"] for item in api.call("GET", f"/callbacks/{ACCOUNT}").json()] == [ECS]
-    assert error_code(api.call("DELETE", f"/callbacks/{ACCOUNT}/name/{SDC}")) == "REQUEST_FAILED.CallbackNotRegistered"
+    assert error_code(api.call("DELETE", f"/callbacks/{ACCOUNT}/name/{SDC}")) == "UnifiedWebService.REQUEST_FAILED.CallbackNotRegistered"
 
 
 @pytest.mark.parametrize(
     ("name", "url", "code"),
     [
-        ("SmsService", "http://127.0.0.1:9001/", "INPUT_INVALID.ServiceName.Invalid"),
-        (None, "http://127.0.0.1:9001/", "INPUT_INVALID.ServiceName.Invalid"),
-        (ECS, "ftp://127.0.0.1:9001/", "INPUT_INVALID.Url.Invalid"),
-        (ECS, "not a url", "INPUT_INVALID.Url.Invalid"),
-        (ECS, "http://127.0.0.1:99999/", "INPUT_INVALID.Url.Invalid"),
-        (ECS, "http://127.0.0.1:8080/", "INPUT_INVALID.Url.PortNotAllowed"),
-        (ECS, "http://192.0.2.1:9007/", "INPUT_INVALID.Url.PortNotAllowed"),
+        ("SmsService", "http://127.0.0.1:9001/", "UnifiedWebService.INPUT_INVALID.ServiceName.Invalid"),
+        (None, "http://127.0.0.1:9001/", "UnifiedWebService.INPUT_INVALID.ServiceName.Invalid"),
+        (ECS, "ftp://127.0.0.1:9001/", "UnifiedWebService.INPUT_INVALID.Url.Invalid"),
+        (ECS, "not a url", "UnifiedWebService.INPUT_INVALID.Url.Invalid"),
+        (ECS, "http://127.0.0.1:99999/", "UnifiedWebService.INPUT_INVALID.Url.Invalid"),
+        (ECS, "http://127.0.0.1:8080/", "UnifiedWebService.INPUT_INVALID.Url.PortNotAllowed"),
+        (ECS, "http://192.0.2.1:9007/", "UnifiedWebService.INPUT_INVALID.Url.PortNotAllowed"),
     ],
 )
 def test_register_refusals(make_emulator, name, url, code):
@@ -97,7 +98,7 @@ def test_register_vendor_ports(make_emulator, url):
 
 def test_any_port_flag_covers_loopback_only(api):
     assert api.register(ECS, "http://127.0.0.1:8080/").status_code == 200
-    assert error_code(api.register(ECS, "http://192.0.2.1:8080/")) == "INPUT_INVALID.Url.PortNotAllowed"
+    assert error_code(api.register(ECS, "http://192.0.2.1:8080/")) == "UnifiedWebService.INPUT_INVALID.Url.PortNotAllowed"
 
 
 def test_callback_calls_check_account(api):
@@ -125,10 +126,11 @@ def test_send_callbacks_match_the_seed(emu, api, listener):
     assert shape(complete) == shape(SEED["requestComplete"])
     assert complete["comment"] == SEED["requestComplete"]["comment"]
     assert complete["summary"] == {"devicesRequested": 3}
-    confirmations = {body["deviceIds"][2]["id"]: body["deviceResponse"]["smsDeliveryResponse"]["confirmation"] for body in sdc}
+    confirmations = {body["deviceIds"][0]["id"]: body["deviceResponse"]["smsDeliveryResponse"]["confirmation"] for body in sdc}
     assert confirmations == {"5550100001": "Delivered", "5550100011": "Undelivered", "5550100012": "Expired"}
     for body in sdc:
-        assert shape(body) == shape(SEED[confirmations[body["deviceIds"][2]["id"]].lower()])
+        assert shape(body) == shape(SEED[confirmations[body["deviceIds"][0]["id"]].lower()])
+        assert [item["kind"] for item in body["deviceIds"]] == ["Mdn"]
     for body in ecs + sdc:
         assert (body["requestId"], body["username"], body["password"]) == (request_id, "cb-user", "cb-pass")
     assert next(d["pending"] for d in emu.admin.devices(ACCOUNT) if mdn(12) in d["deviceIds"]) == 0
@@ -145,11 +147,34 @@ def test_rejected_when_a_hundred_are_pending(emu, api, listener):
     assert rejected.body["deviceResponse"]["smsDeliveryResponse"]["confirmation"] == "Rejected"
 
 
-def test_bodies_without_registered_credentials(api, listener):
+def test_bodies_without_registered_credentials(emu, api, listener):
     api.register(ECS, listener.url)
+    api.register(SDC, listener.url, username="only-a-user")
     api.send(deviceIds=[mdn(1)], smsMessage="hi")
-    for item in listener.wait_count(2):
-        assert "username" not in item.body and "password" not in item.body
+    emu.admin.inject_mo(ACCOUNT, "mdn", "5550100001", "mo")
+    received = listener.wait_count(4)
+    assert sorted((item.body.get("username"), item.body.get("password")) for item in received) == [("", "")] * 3 + [("only-a-user", "")]
+
+
+def confirmation_ids(make_emulator, tmp_path, device_ids: list) -> list:
+    """The deviceIds of the SMSDeliveryConfirmation for a device with these identifiers."""
+    fleet = tmp_path / "fleet.yml"
+    fleet.write_text(json.dumps({"accounts": [{"name": ACCOUNT, "devices": [{"deviceIds": device_ids}]}]}))
+    emu = make_emulator(str(fleet))
+    api = emu.client().authenticate()
+    with CallbackListener() as listener:
+        api.register(SDC, listener.url)
+        assert api.send(deviceIds=[device_ids[0]], smsMessage="hi").status_code == 200
+        [item] = listener.wait_count(1)
+    return item.body["deviceIds"]
+
+
+def test_confirmation_names_the_phone_number(make_emulator, tmp_path):
+    iccid = {"kind": "iccid", "id": "89148000000000000019"}
+    msisdn = {"kind": "msisdn", "id": "15550100001"}
+    assert confirmation_ids(make_emulator, tmp_path, [iccid, msisdn, {"kind": "mdn", "id": "5550100001"}]) == [{"kind": "Mdn", "id": "5550100001"}]
+    assert confirmation_ids(make_emulator, tmp_path, [iccid, msisdn]) == [{"kind": "Msisdn", "id": "15550100001"}]
+    assert confirmation_ids(make_emulator, tmp_path, [iccid]) == [{"kind": "Iccid", "id": "89148000000000000019"}]
 
 
 def test_filter_matching_nothing_still_completes(api, listener):
@@ -239,8 +264,15 @@ def test_mo_inject_refuses_unknown_device(emu):
 
 
 def test_callbacks_do_not_block_the_api(api):
-    with CallbackListener() as slow_free:
-        api.register(ECS, slow_free.url)
+    """Sends answer while their listener holds every callback unanswered: well within the emulator's
+    callback timeout, after which a blocking fan-out would let the API answer too."""
+    with CallbackListener() as held:
+        api.register(ECS, held.url)
+        held.hold()
         for _attempt in range(5):
-            assert api.send(groupName="east-wave", smsMessage="hi").status_code == 200
-        slow_free.wait_count(5 * 13)
+            response = api.call("POST", "/sms", {"groupName": "east-wave", "smsMessage": "hi"}, timeout=HTTP_TIMEOUT / 2)
+            assert response.status_code == 200
+        assert api.call("GET", f"/callbacks/{ACCOUNT}", timeout=HTTP_TIMEOUT / 2).status_code == 200
+        assert held.received == []
+        held.release()
+        held.wait_count(5 * 13)

@@ -59,6 +59,7 @@ def test_state_survives_a_restart(tmp_path):
         assert client.register("SMSDeliveryConfirmation", "http://127.0.0.1:9001/sdc", username="u", password="p").status_code == 200
         request_id = client.send(accountName=ACCOUNT, groupName="east-wave", smsMessage="persist me").json()["requestId"]
         emu.inject_mo(ACCOUNT, "mdn", "5550100002", "queued before restart")
+        portal = emu.portal_listener(ACCOUNT, "EnhancedConnectivityService", "http://127.0.0.1:9005/portal")
         for _attempt in range(5):
             client.login("someone-else", "wrong")
     saved = json.loads(state.read_text())
@@ -68,8 +69,9 @@ def test_state_survives_a_restart(tmp_path):
         registrations = client.call("GET", f"/callbacks/{ACCOUNT}").json()
         registered = {"accountName": ACCOUNT, "serviceName": "SMSDeliveryConfirmation", "url": "http://127.0.0.1:9001/sdc", "username": "u", "password": "p"}
         assert registrations == [registered]
+        assert emu.portal_listeners() == [portal]
         [record] = emu.sms()
         assert (record["requestId"], record["deviceCount"], record["smsMessage"]) == (request_id, 12, "persist me")
         assert sum(device["smsReceived"] for device in emu.devices(ACCOUNT)) == 12
         assert [m["message"] for m in client.call("GET", f"/sms/{ACCOUNT}/history").json()["messages"]] == ["queued before restart"]
-        assert error_code(client.login("someone-else", "whatever")) == "REQUEST_FAILED.Login.UserLocked"
+        assert error_code(client.login("someone-else", "whatever")) == "UnifiedWebService.REQUEST_FAILED.Login.UserLocked"

@@ -15,7 +15,7 @@ def test_status_with_retry_after_is_not_processed(emu, api):
     response = api.send(**ONE_DEVICE)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"
-    assert response.json()["errorCode"] == "REQUEST_FAILED.UnexpectedError"
+    assert response.json()["errorCode"] == "UnifiedWebService.REQUEST_FAILED.UnexpectedError"
     assert emu.admin.sms() == []
     assert api.send(**ONE_DEVICE).status_code == 200
     assert [r["status"] for r in emu.admin.requests(method="POST", path="/api/m2m/v1/sms")] == [503, 200]
@@ -62,6 +62,18 @@ def test_drop_after_processing(emu, api):
     assert api.send(**ONE_DEVICE).status_code == 200
 
 
+def test_status_after_processing(emu, api, listener):
+    api.register("EnhancedConnectivityService", listener.url)
+    emu.admin.fault(path=SMS, method="POST", status=500, process=True)
+    response = api.send(**ONE_DEVICE)
+    assert response.status_code == 500
+    assert response.json()["errorCode"] == "UnifiedWebService.REQUEST_FAILED.UnexpectedError"
+    [record] = emu.admin.sms()
+    assert record["deviceCount"] == 1
+    assert [item.body["requestId"] for item in listener.wait_count(2)] == [record["requestId"]] * 2
+    assert [r["status"] for r in emu.admin.requests(path="/api/m2m/v1/sms")] == [500]
+
+
 def test_admin_api_is_never_faulted(emu):
     emu.admin.fault(path=".", status=500, count=5)
     assert emu.admin.health() == {"status": "ok"}
@@ -77,6 +89,9 @@ def test_admin_api_is_never_faulted(emu):
         {"path": "x"},
         {"path": "x", "status": 700},
         {"path": "x", "count": 0, "status": 500},
+        {"path": "x", "process": True},
+        {"path": "x", "latency": 1, "process": True},
+        {"path": "x", "drop": True, "process": True},
     ],
 )
 def test_bad_fault_specs_refused(emu, spec):

@@ -20,8 +20,9 @@ def queued(emu):
 
 
 def follow(api, location: str):
-    assert location.startswith("/api/m2m/v1/"), location
-    return api.http.get(f"{api.base}{location}", headers=api.headers())
+    """GET the Location of a 202: relative to the M2M base, /sms/{account}/history?next=N."""
+    assert location.startswith("/sms/"), location
+    return api.call("GET", location)
 
 
 def messages(response) -> list:
@@ -45,7 +46,7 @@ def test_paging_acknowledges_each_block(api, queued):
     assert (first.status_code, first.json()["hasMoreData"]) == (202, True)
     assert messages(first) == [f"mo {n}" for n in range(100)]
     location = first.headers["Location"]
-    assert re.fullmatch(rf"/api/m2m/v1/sms/{ACCOUNT}/history\?next=\d+", location)
+    assert re.fullmatch(rf"/sms/{ACCOUNT}/history\?next=\d+", location)
     second = follow(api, location)
     assert (second.status_code, messages(second)) == (202, [f"mo {n}" for n in range(100, 200)])
     third = follow(api, second.headers["Location"])
@@ -66,9 +67,9 @@ def test_unacknowledged_block_is_delivered_again(api, queued):
 def test_used_or_unknown_token_refused(api, queued):
     location = api.call("GET", HISTORY).headers["Location"]
     assert follow(api, location).status_code == 202
-    assert error_code(follow(api, location)) == "INPUT_INVALID.HistoryToken.Invalid"
-    assert error_code(api.call("GET", HISTORY, params={"next": "12"})) == "INPUT_INVALID.HistoryToken.Invalid"
-    assert error_code(api.call("GET", HISTORY, params={"next": "abc"})) == "INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(follow(api, location)) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(api.call("GET", HISTORY, params={"next": "12"})) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(api.call("GET", HISTORY, params={"next": "abc"})) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
 
 
 def test_token_belongs_to_its_account(make_emulator):
@@ -78,7 +79,7 @@ def test_token_belongs_to_its_account(make_emulator):
     api = emu.client().authenticate()
     token = urlsplit(api.call("GET", "/sms/0000111111-00001/history").headers["Location"]).query
     response = api.call("GET", f"/sms/0000222222-00001/history?{token}")
-    assert error_code(response) == "INPUT_INVALID.HistoryToken.Invalid"
+    assert error_code(response) == "UnifiedWebService.INPUT_INVALID.HistoryToken.Invalid"
 
 
 def test_unknown_account(api):

@@ -1,5 +1,6 @@
 """POST /api/m2m/v1/sms: validation in the service's order, device resolution, what gets recorded."""
 
+import json
 import os
 import uuid
 
@@ -35,33 +36,39 @@ def test_send_to_one_device(emu, api):
 
 
 VALIDATION = [
-    ({"deviceIds": [mdn(1)], "smsMessage": 123}, "INPUT_INVALID.Body.Invalid"),
-    ({"deviceIds": "all", "smsMessage": "hi"}, "INPUT_INVALID.Body.Invalid"),
-    ({"deviceIds": [{"kind": "bogus", "id": "1"}]}, "INPUT_INVALID.SmsMessage.Null"),
-    ({"deviceIds": [mdn(1)], "smsMessage": ""}, "INPUT_INVALID.SmsMessage.Null"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "hi", "dataEncoding": "9-bit"}, "INPUT_INVALID.DataEncoding.Invalid"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "a" * 161}, "INPUT_INVALID.SmsMessage.TooLong"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "{" * 81}, "INPUT_INVALID.SmsMessage.TooLong"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "a" * 150 + "€" * 6}, "INPUT_INVALID.SmsMessage.TooLong"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "a" * 141, "dataEncoding": "8-bit-ASCII"}, "INPUT_INVALID.SmsMessage.TooLong"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "é" * 71, "dataEncoding": "8-bit-UTF-8"}, "INPUT_INVALID.SmsMessage.TooLong"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "é" * 71, "dataEncoding": "8-bit-DATA"}, "INPUT_INVALID.SmsMessage.TooLong"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "zażółć"}, "INPUT_INVALID.SmsMessage.InvalidCharacter"),
-    ({"deviceIds": [mdn(1)], "smsMessage": "café", "dataEncoding": "8-bit-ASCII"}, "INPUT_INVALID.SmsMessage.InvalidCharacter"),
-    ({"deviceIds": [mdn(1)], "groupName": "east-wave", "smsMessage": "hi"}, "INPUT_INVALID.DeviceIds.Conflict"),
-    ({"deviceIds": [mdn(1)], "customFields": [{"key": "CustomField1", "value": "East"}], "smsMessage": "hi"}, "INPUT_INVALID.DeviceIds.Conflict"),
-    ({"smsMessage": "hi"}, "INPUT_INVALID.DeviceIds.Null"),
-    ({"deviceIds": [], "smsMessage": "hi"}, "INPUT_INVALID.DeviceIds.Null"),
-    ({"deviceIds": [{"kind": "phone", "id": "5550100001"}], "smsMessage": "hi"}, "INPUT_INVALID.Device.Kind.Invalid"),
-    ({"deviceIds": [{"id": "5550100001"}], "smsMessage": "hi"}, "INPUT_INVALID.Device.Kind.Invalid"),
-    ({"deviceIds": [{"kind": "mdn"}], "smsMessage": "hi"}, "INPUT_INVALID.Device.Identifier.Invalid"),
-    ({"deviceIds": [mdn(1), {"kind": "iccid", "id": "12345678901234567"}], "smsMessage": "hi"}, "INPUT_INVALID.Device.Identifier.Invalid"),
-    ({"customFields": [{"key": "CustomField6", "value": "x"}], "smsMessage": "hi"}, "INPUT_INVALID.CustomField.InvalidName"),
+    ({"deviceIds": [mdn(1)], "smsMessage": 123}, "UnifiedWebService.INPUT_INVALID.Body.Invalid"),
+    ({"deviceIds": "all", "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.Body.Invalid"),
+    ({"deviceIds": [{"kind": "bogus", "id": "1"}]}, "UnifiedWebService.INPUT_INVALID.SmsMessage.Null"),
+    ({"deviceIds": [mdn(1)], "smsMessage": ""}, "UnifiedWebService.INPUT_INVALID.SmsMessage.Null"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "hi", "dataEncoding": "9-bit"}, "UnifiedWebService.INPUT_INVALID.DataEncoding.Invalid"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "a" * 161}, "UnifiedWebService.INPUT_INVALID.SmsMessage.TooLong"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "{" * 81}, "UnifiedWebService.INPUT_INVALID.SmsMessage.TooLong"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "a" * 150 + "€" * 6}, "UnifiedWebService.INPUT_INVALID.SmsMessage.TooLong"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "a" * 141, "dataEncoding": "8-bit-ASCII"}, "UnifiedWebService.INPUT_INVALID.SmsMessage.TooLong"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "é" * 71, "dataEncoding": "8-bit-UTF-8"}, "UnifiedWebService.INPUT_INVALID.SmsMessage.TooLong"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "é" * 71, "dataEncoding": "8-bit-DATA"}, "UnifiedWebService.INPUT_INVALID.SmsMessage.TooLong"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "zażółć"}, "UnifiedWebService.INPUT_INVALID.SmsMessage.InvalidCharacter"),
+    ({"deviceIds": [mdn(1)], "smsMessage": "café", "dataEncoding": "8-bit-ASCII"}, "UnifiedWebService.INPUT_INVALID.SmsMessage.InvalidCharacter"),
+    ({"deviceIds": [mdn(1)], "groupName": "east-wave", "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.DeviceIds.Conflict"),
+    (
+        {"deviceIds": [mdn(1)], "customFields": [{"key": "CustomField1", "value": "East"}], "smsMessage": "hi"},
+        "UnifiedWebService.INPUT_INVALID.DeviceIds.Conflict",
+    ),
+    ({"smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.DeviceIds.Null"),
+    ({"deviceIds": [], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.DeviceIds.Null"),
+    ({"deviceIds": [{"kind": "phone", "id": "5550100001"}], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.Device.Kind.Invalid"),
+    ({"deviceIds": [{"id": "5550100001"}], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.Device.Kind.Invalid"),
+    ({"deviceIds": [{"kind": "mdn"}], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.Device.Identifier.Invalid"),
+    ({"deviceIds": [mdn(1), {"kind": "iccid", "id": "12345678901234567"}], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.Device.Identifier.Invalid"),
+    ({"customFields": [{"key": "CustomField6", "value": "x"}], "smsMessage": "hi"}, "UnifiedWebService.INPUT_INVALID.CustomField.InvalidName"),
     ({"accountName": "9999999999-00001", "groupName": "east-wave", "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.AccountNotFound"),
     ({"accountName": "9999999999-00001", "deviceIds": [mdn(1)], "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.AccountNotFound"),
-    ({"accountName": ACCOUNT, "groupName": "nope", "smsMessage": "hi"}, "REQUEST_FAILED.DeviceGroupNotFound"),
-    ({"accountName": ACCOUNT, "servicePlan": "nope", "smsMessage": "hi"}, "REQUEST_FAILED.ServicePlanNotFound"),
-    ({"accountName": ACCOUNT, "deviceIds": [mdn(1), {"kind": "mdn", "id": "5559999999"}], "smsMessage": "hi"}, "REQUEST_FAILED.DeviceNotFound"),
+    ({"accountName": ACCOUNT, "groupName": "nope", "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.DeviceGroupNotFound"),
+    ({"accountName": ACCOUNT, "servicePlan": "nope", "smsMessage": "hi"}, "UnifiedWebService.REQUEST_FAILED.ServicePlanNotFound"),
+    (
+        {"accountName": ACCOUNT, "deviceIds": [mdn(1), {"kind": "mdn", "id": "5559999999"}], "smsMessage": "hi"},
+        "UnifiedWebService.REQUEST_FAILED.DeviceNotFound",
+    ),
 ]
 
 
@@ -74,6 +81,7 @@ def test_validation(emu, api, body, code):
 BAD_IDENTIFIERS = [
     ("esn", "2700000000"),
     ("esn", "27000000G2"),
+    ("esn", "8F3A21B0"),  # hexadecimal: the vendor takes ESNs in decimal
     ("iccid", "89148000000000000019123"),
     ("imei", "35123456000001"),
     ("imsi", "31148"),
@@ -88,17 +96,17 @@ BAD_IDENTIFIERS = [
 @pytest.mark.parametrize(("kind", "identifier"), BAD_IDENTIFIERS)
 def test_identifier_rules(api, kind, identifier):
     response = api.send(deviceIds=[{"kind": kind, "id": identifier}], smsMessage="hi")
-    assert error_code(response) == "INPUT_INVALID.Device.Identifier.Invalid"
+    assert error_code(response) == "UnifiedWebService.INPUT_INVALID.Device.Identifier.Invalid"
 
 
 def test_more_than_ten_thousand_devices_refused(api):
     devices = [{"kind": "mdn", "id": f"{5550000000 + n}"} for n in range(10_001)]
-    assert error_code(api.send(deviceIds=devices, smsMessage="hi")) == "INPUT_INVALID.MaxRequestsExceeded"
+    assert error_code(api.send(deviceIds=devices, smsMessage="hi")) == "UnifiedWebService.INPUT_INVALID.MaxRequestsExceeded"
 
 
 def test_invalid_json_refused(api):
     response = api.http.post(f"{api.base}/api/m2m/v1/sms", data="{", headers=api.headers())
-    assert error_code(response) == "INPUT_INVALID.Body.Invalid"
+    assert error_code(response) == "UnifiedWebService.INPUT_INVALID.Body.Invalid"
 
 
 @pytest.mark.parametrize(
@@ -162,7 +170,7 @@ def test_filters_select_devices_with_all_criteria(emu, api, selection, count):
 
 def test_filter_without_account_needs_a_single_account(make_emulator):
     emu = make_emulator(TWO_ACCOUNTS)
-    assert error_code(emu.client().authenticate().send(groupName="alpha", smsMessage="hi")) == "INPUT_INVALID.Account.NotDefined"
+    assert error_code(emu.client().authenticate().send(groupName="alpha", smsMessage="hi")) == "UnifiedWebService.INPUT_INVALID.Account.NotDefined"
     limited = emu.client().authenticate("limited-user", "limited-pass")
     accepted(limited.send(groupName="alpha", smsMessage="hi"))
     assert emu.admin.sms()[0]["accountName"] == ACCOUNT_A
@@ -175,11 +183,36 @@ def test_device_ids_across_accounts(make_emulator):
     request_id = accepted(client.send(deviceIds=devices, smsMessage="hi"))
     records = emu.admin.sms()
     assert {(r["requestId"], r["accountName"], r["deviceCount"]) for r in records} == {(request_id, ACCOUNT_A, 1), (request_id, ACCOUNT_B, 1)}
-    assert error_code(client.send(accountName=ACCOUNT_A, deviceIds=devices, smsMessage="hi")) == "REQUEST_FAILED.DeviceNotFound"
+    assert error_code(client.send(accountName=ACCOUNT_A, deviceIds=devices, smsMessage="hi")) == "UnifiedWebService.REQUEST_FAILED.DeviceNotFound"
 
 
 def test_user_sees_only_its_accounts(make_emulator):
     emu = make_emulator(TWO_ACCOUNTS)
     limited = emu.client().authenticate("limited-user", "limited-pass")
     assert error_code(limited.send(accountName=ACCOUNT_B, groupName="alpha", smsMessage="hi")) == "UnifiedWebService.REQUEST_FAILED.AccountNotFound"
-    assert error_code(limited.send(deviceIds=[{"kind": "mdn", "id": "5552220001"}], smsMessage="hi")) == "REQUEST_FAILED.DeviceNotFound"
+    assert error_code(limited.send(deviceIds=[{"kind": "mdn", "id": "5552220001"}], smsMessage="hi")) == "UnifiedWebService.REQUEST_FAILED.DeviceNotFound"
+
+
+JSON_BODIES = [
+    ("/sms", {"deviceIds": [mdn(1)], "smsMessage": "hi"}),
+    (f"/callbacks/{ACCOUNT}", {"name": "EnhancedConnectivityService", "url": "http://127.0.0.1:9001/"}),
+    ("/devices/actions/list", {"accountName": ACCOUNT}),
+    ("/session/login", {"username": "emulator-user", "password": "emulator-pass"}),
+]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonp"])
+@pytest.mark.parametrize(("path", "body"), JSON_BODIES, ids=[path for path, _body in JSON_BODIES])
+def test_json_body_needs_the_json_content_type(emu, api, path, body, content_type):
+    headers = {name: value for name, value in api.headers().items() if name != "Content-Type"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = api.http.post(f"{api.base}/api/m2m/v1{path}", data=json.dumps(body), headers=headers)
+    assert error_code(response) == "UnifiedWebService.INPUT_INVALID.ContentType.Invalid"
+    assert emu.admin.sms() == []
+
+
+def test_json_content_type_parameters_and_case(emu, api):
+    headers = {**api.headers(), "Content-Type": "Application/JSON; charset=utf-8"}
+    response = api.http.post(f"{api.base}/api/m2m/v1/sms", data=json.dumps({"deviceIds": [mdn(1)], "smsMessage": "hi"}), headers=headers)
+    accepted(response)

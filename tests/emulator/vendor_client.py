@@ -2,6 +2,7 @@
 nothing emulator-specific), and assertions on the vendor's error shapes."""
 
 import os
+import re
 from typing import Optional
 
 import requests
@@ -47,9 +48,12 @@ class VendorClient:
 
 
 def error_code(response: requests.Response) -> str:
+    """The M2M error code, which is "service name, a period, and the code" as the vendor writes it."""
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"errorCode", "errorMessage"}
-    return response.json()["errorCode"]
+    code = response.json()["errorCode"]
+    assert re.fullmatch(r"(UnifiedWebService|DeviceService)\.(INPUT_INVALID|REQUEST_FAILED)\.[A-Za-z.]+", code), code
+    return code
 
 
 def fault_code(response: requests.Response) -> str:

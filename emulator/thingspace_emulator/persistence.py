@@ -1,15 +1,69 @@
-"""--state FILE: the emulator's state as JSON, loaded at start, written atomically after changes
-(debounced) and at shutdown."""
+"""--state FILE: the state file's shape, and its store: loaded at start, written atomically after
+changes (debounced) and at shutdown."""
 
 import os
 import tempfile
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
-from .models import StateFile
+from pydantic import BaseModel
+
+from .wire import CallbackRegistration, DeviceId, QueuedSms
 
 DEBOUNCE = 0.2  # seconds between a change and the write that records it
+
+
+class SentSms(BaseModel):
+    requestId: str
+    accountName: str
+    smsMessage: str
+    dataEncoding: str
+    devices: list[DeviceId]
+    receivedAt: str
+
+
+class DeviceCounters(BaseModel):
+    device: DeviceId
+    smsReceived: int
+    pending: int
+
+
+class PendingBatch(BaseModel):
+    requestId: str
+    accountName: str
+    devices: list[DeviceId]
+    expiresAt: float
+
+
+class Lockout(BaseModel):
+    username: str
+    failures: int
+    locked: bool
+
+
+class StoredAccessToken(BaseModel):
+    token: str
+    expiresAt: float
+
+
+class StoredSession(BaseModel):
+    token: str
+    username: str
+    lastUsed: float
+
+
+class StateFile(BaseModel):
+    version: Literal[1] = 1
+    registrations: list[CallbackRegistration] = []
+    portalListeners: list[CallbackRegistration] = []
+    queues: dict[str, list[QueuedSms]] = {}
+    sent: list[SentSms] = []
+    counters: list[DeviceCounters] = []
+    pending: list[PendingBatch] = []
+    lockouts: list[Lockout] = []
+    accessTokens: list[StoredAccessToken] = []
+    sessions: list[StoredSession] = []
 
 
 def write_atomically(path: str, data: str) -> None:

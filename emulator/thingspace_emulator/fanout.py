@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from .admin_models import CallbackAttempt
 from .clock import now_iso
-from .models import CallbackAttempt
 
 MAX_ATTEMPTS = 4  # the vendor's maxCallbackThreshold
 RETRY_DELAYS = (0.05, 0.1, 0.2)  # before attempts 2, 3 and 4 (the vendor waits minutes)
@@ -33,19 +33,23 @@ def is_loopback_host(host: str) -> bool:
 
 
 class Delivery:
-    """One callback body for one listener; body(attempt) builds the body of that attempt."""
+    """One callback body for one listener; a body with callbackCount carries the attempt number."""
 
-    __slots__ = ("attempt", "body", "generation", "on_done", "password", "service", "url", "username")
+    __slots__ = ("attempt", "body", "generation", "on_done", "service", "url")
 
-    def __init__(self, service: str, registration, body: Callable[[int], BaseModel], on_done: Optional[Callable[[bool], None]] = None):
+    def __init__(self, service: str, url: str, body: BaseModel, on_done: Optional[Callable[[bool], None]] = None):
         self.service = service
-        self.url = registration.url
-        self.username = registration.username
-        self.password = registration.password
+        self.url = url
         self.body = body
         self.on_done = on_done
         self.attempt = 1
         self.generation = 0
+
+    def payload(self) -> bytes:
+        body = self.body
+        if "callbackCount" in type(body).model_fields:
+            body = body.model_copy(update={"callbackCount": self.attempt})
+        return body.model_dump_json(exclude_none=True).encode()
 
 
 class CallbackLog:
@@ -160,7 +164,7 @@ class Dispatcher:
 
     def _attempt(self, delivery: Delivery, generation: int) -> tuple:
         """POST one attempt and log it: (succeeded, no point retrying)."""
-        body = delivery.body(delivery.attempt).model_dump_json(exclude_none=True).encode()
+        body = delivery.payload()
         parts = urlsplit(delivery.url)
         status = error = None
         final = False

@@ -6,11 +6,12 @@ import secrets
 import threading
 import time
 import uuid
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import parse_qs
 
 from . import errors
-from .models import Lockout, StoredAccessToken, StoredSession, TokenResponse
+from .persistence import Lockout, StoredAccessToken, StoredSession
+from .wire import TokenResponse
 
 LOCKOUT_AFTER = 5
 SCOPE = "am_application_scope default"
@@ -28,10 +29,11 @@ class Session:
         self.last_used = last_used
 
 
-class AuthStore:
-    def __init__(self, fleet, config):
+class TokenStore:
+    def __init__(self, fleet, config, clock: Callable[[], float] = time.time):
         self.fleet = fleet
         self.config = config
+        self.clock = clock  # epoch seconds, for token lifetimes
         self.lock = threading.Lock()
         self.access: dict = {}  # token -> expiry (epoch seconds)
         self.sessions: dict = {}  # token -> Session
@@ -65,7 +67,7 @@ class AuthStore:
         token = str(uuid.uuid4())
         ttl = self.config.access_token_ttl
         with self.lock:
-            self.access[token] = time.time() + ttl
+            self.access[token] = self.clock() + ttl
         return TokenResponse(access_token=token, expires_in=int(ttl), scope=SCOPE)
 
     def check_bearer(self, authorization: Optional[str]) -> None:
@@ -75,7 +77,7 @@ class AuthStore:
             raise errors.gateway_fault(401, "900902", "Missing Credentials", MISSING_BEARER)
         with self.lock:
             expiry = self.access.get(token)
-            if expiry is not None and expiry <= time.time():
+            if expiry is not None and expiry <= self.clock():
                 del self.access[token]
                 expiry = None
         if expiry is None:
@@ -96,7 +98,7 @@ class AuthStore:
                 raise errors.bad_request(errors.LOGIN_FAILED, "Login failed: unknown username or wrong password.")
             self.failures.pop(username, None)
             token = str(uuid.uuid4())
-            self.sessions[token] = Session(username, time.time())
+            self.sessions[token] = Session(username, self.clock())
             return token
 
     def check_session(self, header: Optional[str]) -> str:
@@ -105,7 +107,7 @@ class AuthStore:
             raise errors.bad_request(errors.SESSION_INVALID, "The VZ-M2M-Token header is missing.")
         if not UUID_FORM.fullmatch(header.strip()):
             raise errors.bad_request(errors.SESSION_FORMAT, "The session token is not in the expected format.")
-        now = time.time()
+        now = self.clock()
         with self.lock:
             session = self.sessions.get(header.strip())
             if session is None:
