@@ -129,9 +129,15 @@ class ThingSpaceClient:
             yield from page.devices
             if not page.has_more_data:
                 return
-            if not page.last_seen_device_id:
-                raise ThingSpaceError("The device list answer says more data waits but gives no lastSeenDeviceId", status=response.status_code)
-            request.last_seen_device_id = page.last_seen_device_id
+            # The next page starts after the largest internal device id seen (docs/design.md, "Decisions").
+            seen = [device.internal_id() for device in page.devices]
+            if not seen or None in seen:
+                raise ThingSpaceError("The device list answer says more data waits but a device has no DeviceId extended attribute "
+                                      "to continue from", status=response.status_code)
+            if request.largest_device_id_seen is not None and max(seen) <= request.largest_device_id_seen:
+                raise ThingSpaceError("The device list answer repeats devices already read (DeviceId %d); stopped" % max(seen),
+                                      status=response.status_code)
+            request.largest_device_id_seen = max(seen)
 
 
 @contextmanager

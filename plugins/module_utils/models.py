@@ -148,7 +148,8 @@ class DeviceListRequest(Wire):
     service_plan: Optional[str] = None
     custom_fields: Optional[List[CustomField]] = None
     current_state: Optional[str] = None
-    last_seen_device_id: Optional[str] = None
+    # The paging cursor: the largest internal device id of the pages read so far.
+    largest_device_id_seen: Optional[int] = None
 
 
 class CarrierInformation(Wire):
@@ -156,14 +157,27 @@ class CarrierInformation(Wire):
     state: Optional[str] = None
 
 
+class ExtendedAttribute(Wire):
+    key: str
+    value: Optional[str] = None
+
+
 class Device(Wire):
     account_name: Optional[str] = None
     device_ids: List[DeviceId] = []
     group_names: List[str] = []
     carrier_informations: List[CarrierInformation] = []
+    extended_attributes: List[ExtendedAttribute] = []
+
+    def internal_id(self):
+        """The service's own id of the device (extended attribute ``DeviceId``), the device list's paging
+        cursor; None when absent or not a number."""
+        for attribute in self.extended_attributes:
+            if attribute.key == "DeviceId" and attribute.value and attribute.value.isdigit():
+                return int(attribute.value)
+        return None
 
 
 class DeviceList(Wire):
     devices: List[Device] = []
     has_more_data: bool = False
-    last_seen_device_id: Optional[str] = None

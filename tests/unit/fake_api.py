@@ -41,7 +41,8 @@ class FakeThingSpace(requests.adapters.BaseAdapter):
         self.listeners = {}
         self.queue = []
         self.devices = [
-            {"accountName": ACCOUNT, "deviceIds": [{"kind": "iccid", "id": "891480000008000%05d" % n}], "groupNames": ["west" if n % 2 else "east"]}
+            {"accountName": ACCOUNT, "deviceIds": [{"kind": "iccid", "id": "891480000008000%05d" % n}], "groupNames": ["west" if n % 2 else "east"],
+             "extendedAttributes": [{"key": "DeviceId", "value": str(1000 + n)}]}
             for n in range(1, 8)
         ]
         self.device_page = 3
@@ -109,11 +110,11 @@ class FakeThingSpace(requests.adapters.BaseAdapter):
             return 200, {"messages": block, "hasMoreData": False}, None
         if path == "/api/m2m/v1/devices/actions/list":
             selected = [d for d in self.devices if not payload.get("groupName") or payload["groupName"] in d["groupNames"]]
-            start = int(payload.get("lastSeenDeviceId") or 0)
-            page = selected[start:start + self.device_page]
-            more = start + self.device_page < len(selected)
-            body = {"devices": page, "hasMoreData": more}
-            if more:
-                body["lastSeenDeviceId"] = str(start + self.device_page)
-            return (202 if more else 200), body, None
+            after = [d for d in selected if _internal_id(d) > (payload.get("largestDeviceIdSeen") or 0)]
+            more = len(after) > self.device_page
+            return (202 if more else 200), {"devices": after[:self.device_page], "hasMoreData": more}, None
         return 404, {"errorCode": "NOT_FOUND", "errorMessage": path}, None
+
+
+def _internal_id(device):
+    return int(next(entry["value"] for entry in device["extendedAttributes"] if entry["key"] == "DeviceId"))

@@ -213,7 +213,7 @@ def test_device_list_pages(fake):
     client = make()[0]
     devices = list(client.iter_devices(DeviceListRequest(account_name=ACCOUNT)))
     assert len(devices) == 7 and fake.count("POST", "devices/actions/list") == 3
-    assert [call[2].get("lastSeenDeviceId") for call in fake.calls if "actions/list" in call[1]] == [None, "3", "6"]
+    assert [call[2].get("largestDeviceIdSeen") for call in fake.calls if "actions/list" in call[1]] == [None, 1003, 1006]
 
 
 def test_callbacks_list_register_delete(fake):
@@ -249,3 +249,22 @@ def test_a_numeric_error_code_is_reported():
     from ansible_collections.thingspace.m2m.plugins.module_utils.errors import error_fields
 
     assert error_fields({"fault": {"code": 900902, "description": "Missing Credentials"}}) == ("900902", "Missing Credentials")
+
+
+def _page(*ids):
+    return {"devices": [{"deviceIds": [{"kind": "mdn", "id": "555000000%d" % n}], "extendedAttributes": [{"key": "DeviceId", "value": str(n)}]}
+                        for n in ids], "hasMoreData": True}
+
+
+@pytest.mark.parametrize(
+    "answers, error",
+    [
+        ([(202, {"devices": [{"deviceIds": [{"kind": "mdn", "id": "5550000001"}]}], "hasMoreData": True})], "no DeviceId extended attribute"),
+        ([(202, _page(5, 6)), (202, _page(4, 6))], r"repeats devices already read \(DeviceId 6\)"),
+    ],
+    ids=["no-cursor", "cursor-not-advancing"],
+)
+def test_device_list_paging_stops_on_a_page_it_cannot_continue_from(fake, answers, error):
+    fake.script("POST", "devices/actions/list", *answers)
+    with pytest.raises(ThingSpaceError, match=error):
+        list(make()[0].iter_devices(DeviceListRequest(account_name=ACCOUNT)))

@@ -363,7 +363,7 @@ def test_devices_that_join_a_group_get_the_message_on_a_rerun(fake, run_module):
     assert [len(ids) for ids in first] == [3, 1] and all(d["kind"] == "iccid" for ids in first for d in ids)
     assert all("groupName" not in body for body in sms_bodies(fake))
     fake.devices.append({"accountName": ACCOUNT, "deviceIds": [{"kind": "MDN", "id": "5550009999"}, {"kind": "ICCID", "id": "89148000000899999999"}],
-                         "groupNames": ["west"]})
+                         "groupNames": ["west"], "extendedAttributes": [{"key": "DeviceId", "value": "2000"}]})
     result, failed = run_module(vz_sms_send.main, **args)
     assert not failed and result["devices_sent"] == 1 and result["devices_skipped"] == 4
     assert sms_bodies(fake)[-1]["deviceIds"] == [{"kind": "iccid", "id": "89148000000899999999"}]
