@@ -7,27 +7,29 @@ is replaced by registering the service again. Passwords never appear in a diff.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 
-# Service names the API documents for callback listeners.
+# Service names the API documents for callback listeners (sources: tests/vendor_rules.yml).
 SERVICE_NAMES = (
     "AlertService",
     "CarrierService",
     "DevicePRLInformation",
     "DeviceProfileService",
-    "DeviceSMSMessages",
     "DeviceService",
     "DeviceSuspensionStatus",
     "DeviceUsage",
-    "DiagnosticsService",
     "EnhancedConnectivityService",
     "ExternalProvisioningChanges",
+    "NiddService",
     "PromoChanges",
     "ResumeTrackingNotification",
     "SMSDeliveryConfirmation",
     "StateService",
-    "SubscriptionNotificationService",
 )
+# The ports ThingSpace accepts in a listener URL.
+LISTENER_PORTS = frozenset([80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)])
 SMS_SERVICE = "EnhancedConnectivityService"
 _HIDDEN = "********"
 
@@ -42,6 +44,20 @@ def current_listener(client, account, service):
 def _view(url, username, password):
     """What a diff shows of a registration."""
     return {"url": url, "username": username, "password": _HIDDEN if password else None}
+
+
+def port_warning(url):
+    """A warning when ``url``'s port is not one ThingSpace accepts for listeners, else None. Only a warning: a
+    local emulator takes any port."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        port = None
+    if port in LISTENER_PORTS:
+        return None
+    return ("callback_url %s: ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220; "
+            "it will refuse this one" % url)
 
 
 def ensure_listener(client, account, service, url, username=None, password=None, check_mode=False):
@@ -61,7 +77,17 @@ def ensure_listener(client, account, service, url, username=None, password=None,
     if same:
         return False, {"before": before, "after": before}
     if not check_mode:
-        client.register_callback(account, service, url, username, password)
+        try:
+            client.register_callback(account, service, url, username, password)
+        except ThingSpaceError as error:
+            if current is None and error.status == 400:
+                raise ThingSpaceError(
+                    "%s. GET /callbacks lists no %s listener for account %r, so one registered through the ThingSpace portal or "
+                    "the SOAP API may hold the service: such a listener is not listed and cannot be replaced through this API. "
+                    "Remove it in the portal (or with the SOAP UnregisterCallback), then run this again" % (error.message, service, account),
+                    status=error.status, error_code=error.error_code, error_message=error.error_message,
+                ) from None
+            raise
     if current is not None and current.password is not None and current.password != password and password:
         after["password"] = _HIDDEN + " (changed)"
     return True, {"before": before, "after": after}

@@ -25,7 +25,7 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 # Identifier syntax per device kind, with the rule as users read it.
 DEVICE_KINDS = {
     "eid": (r"\d{32}", "32 decimal digits"),
-    "esn": (r"\d{11}|[0-9A-Fa-f]{8}", "11 decimal digits or 8 hexadecimal digits"),
+    "esn": (r"\d{11}", "11 decimal digits"),
     "iccid": (r"\d{18,20}", "18 to 20 decimal digits"),
     "imei": (r"\d{15,16}", "15 or 16 decimal digits"),
     "imsi": (r"\d{6,15}", "6 to 15 decimal digits"),
@@ -33,8 +33,8 @@ DEVICE_KINDS = {
     "meid": (r"[0-9A-Fa-f]{14}", "14 hexadecimal digits"),
     "msisdn": (r"\d{11,15}", "11 to 15 decimal digits"),
 }
-# Kinds whose identifiers may be hexadecimal (the ledger and the API get them in upper case).
-HEX_KINDS = ("esn", "meid")
+# Kinds whose identifiers are hexadecimal (the ledger and the API get them in upper case).
+HEX_KINDS = ("meid",)
 _DEVICE_PATTERNS = {kind: re.compile(pattern) for kind, (pattern, _rule) in DEVICE_KINDS.items()}
 
 CUSTOM_FIELD_KEYS = tuple("CustomField%d" % n for n in range(1, 6))

@@ -40,18 +40,16 @@ options:
       - CarrierService
       - DevicePRLInformation
       - DeviceProfileService
-      - DeviceSMSMessages
       - DeviceService
       - DeviceSuspensionStatus
       - DeviceUsage
-      - DiagnosticsService
       - EnhancedConnectivityService
       - ExternalProvisioningChanges
+      - NiddService
       - PromoChanges
       - ResumeTrackingNotification
       - SMSDeliveryConfirmation
       - StateService
-      - SubscriptionNotificationService
   callback_url:
     description:
       - URL of the listener (C(http) or C(https)). Required with O(state=present). ThingSpace accepts the ports 80,
@@ -91,7 +89,7 @@ listener:
   sample: {service_name: SMSDeliveryConfirmation, url: "https://iot.example.com:9002/thingspace/delivery", username: thingspace}
 """
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, remove_listener
+from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, port_warning, remove_listener
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 
@@ -106,7 +104,8 @@ def apply(module):
         changed, diff = remove_listener(module.client, p["account_name"], p["service_name"], check_mode=module.check_mode)
     after = diff["after"]
     listener = {"service_name": p["service_name"], "url": after["url"], "username": after["username"]} if after else {}
-    return {"changed": changed, "diff": diff, "listener": listener}
+    warning = port_warning(p["callback_url"]) if p["state"] == "present" else None
+    return {"changed": changed, "diff": diff, "listener": listener, "warnings": [warning] if warning else []}
 
 
 def main():

@@ -43,7 +43,7 @@ options:
       - The devices to send to, each a dictionary with exactly two keys, C(kind) and C(id). Mutually exclusive with
         O(group_name), O(service_plan) and O(custom_fields).
       - C(kind) is the identifier kind, case-insensitive, and C(id) the identifier (quote it in YAML). V(eid) (32 digits),
-        V(esn) (11 digits or 8 hex), V(iccid) (18-20 digits), V(imei) (15-16 digits), V(imsi) (6-15 digits),
+        V(esn) (11 digits), V(iccid) (18-20 digits), V(imei) (15-16 digits), V(imsi) (6-15 digits),
         V(mdn) (10 digits), V(meid) (14 hex), V(msisdn) (11-15 digits).
       - One identifier per device is enough. Each device is one ledger entry, so a re-run sends only to devices
         that did not get the message yet.

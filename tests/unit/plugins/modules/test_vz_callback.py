@@ -29,3 +29,19 @@ def test_callback_bad_input(fake, run_module):
     result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage")
     assert failed and "state is present but all of the following are missing: callback_url" in result["msg"]
     assert fake.calls == []
+
+
+def test_a_listener_held_by_the_portal_gets_a_message_that_says_so(fake, run_module):
+    fake.script("POST", "/callbacks/", (400, {"errorCode": "UnifiedWebService.REQUEST_FAILED.UnexpectedError", "errorMessage": "Cannot register"}))
+    result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url="https://l.example/u")
+    assert failed and "REQUEST_FAILED.UnexpectedError" in result["msg"] and result["error_code"] == "UnifiedWebService.REQUEST_FAILED.UnexpectedError"
+    assert "registered through the ThingSpace portal or the SOAP API" in result["msg"] and "Remove it in the portal" in result["msg"]
+
+
+def test_a_port_thingspace_refuses_is_warned_about(fake, run_module):
+    result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url="https://l.example:8443/u")
+    assert not failed and result["warnings"] == [
+        "callback_url https://l.example:8443/u: ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and "
+        "28200-28220; it will refuse this one"]
+    for url in ("https://l.example/u", "http://l.example/u", "https://l.example:28220/u"):
+        assert run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url=url)[0]["warnings"] == []

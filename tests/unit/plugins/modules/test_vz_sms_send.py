@@ -309,12 +309,11 @@ MEID = "a0000012345678"
     "first, second",
     [
         ({"devices": [{"kind": "meid", "id": MEID}]}, {"devices": [{"kind": "MEID", "id": MEID.upper()}]}),
-        ({"devices": [{"kind": "esn", "id": "8a1b2c3d"}]}, {"devices": [{"kind": "esn", "id": "8A1B2C3D"}]}),
         ({"devices": DEVICES, "account_name": ACCOUNT}, {"devices": DEVICES}),
         ({"devices": DEVICES}, {"devices": DEVICES, "api_url": "HTTP://127.0.0.1:9/"}),
         ({"devices": DEVICES, "api_url": "https://ThingSpace.example:443/"}, {"devices": DEVICES, "api_url": "https://thingspace.example"}),
     ],
-    ids=["meid-case", "esn-case", "account-given-then-omitted", "api-url-case-and-slash", "api-url-default-port"],
+    ids=["meid-case", "account-given-then-omitted", "api-url-case-and-slash", "api-url-default-port"],
 )
 def test_the_same_device_and_service_under_another_spelling_is_not_sent_again(fake, run_module, first, second):
     result, failed = run_module(vz_sms_send.main, sms_message="hello", **first)
