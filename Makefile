@@ -1,4 +1,4 @@
-# thingspace.m2m: `make demo` and `make test` do all set-up on a fresh machine (Python 3 and make).
+# thingspace.m2m: `make demo` and `make test` do all set-up on a fresh machine (Python 3 and make); `make help` lists the targets.
 PYTHON ?= python3
 # One virtualenv per interpreter: PYTHON=/path/to/python3.12 gets .venv-python3.12 next to .venv.
 ifeq ($(PYTHON),python3)
@@ -7,7 +7,14 @@ else
 VENV ?= .venv-$(notdir $(PYTHON))
 endif
 BIN := $(CURDIR)/$(VENV)/bin
-PYVER = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# "X.Y /path/to/python" of $(PYTHON), looked up before the venv's bin is put first on PATH.
+PYINFO := $(shell $(PYTHON) -c 'import sys; print("%d.%d %s" % (sys.version_info[:2] + (sys.executable,)))' 2>/dev/null)
+PYVER := $(word 1,$(PYINFO))
+PYTHON_EXE := $(word 2,$(PYINFO))
+# The versions of the tools in requirements-dev.txt, one file per interpreter (pip picks another ansible-core on 3.12).
+CONSTRAINTS := requirements/constraints-py$(PYVER).txt
+LOCK_VENV := $(CURDIR)/.venv-lock
+PIP := pip install -q --disable-pip-version-check
 # Playbooks and pytest find the collection through this link to the checkout.
 COLLECTIONS := $(CURDIR)/.collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/thingspace/m2m
@@ -15,63 +22,97 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/thingspace/m2m
 TEST_TREE ?= $(HOME)/.cache/thingspace-m2m/$(shell printf %s "$(CURDIR)" | cksum | cut -d' ' -f1)
 TEST_COLLECTION := $(TEST_TREE)/ansible_collections/thingspace/m2m
 WITH_EMULATOR := $(BIN)/python tests/utils/with_emulator.py
+# The files `make mutation` mutates.
+MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/ledger.py \
+	plugins/module_utils/send.py plugins/module_utils/sms.py
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv demo test lint unit emulator-test reliability sanity integration molecule build docs bench
-venv: $(VENV)/.installed $(COLLECTION_LINK)
+.PHONY: venv help lock clean demo test lint unit emulator-test reliability sanity integration molecule build docs bench mutation
+venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+help: ## List the targets
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo "  Variables: PYTHON=/path/to/python3.12 (another interpreter, its own venv), MUTATION_FILES=\"...\""
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.toml $(CONSTRAINTS)
+	$(PYTHON_EXE) -m venv --clear $(VENV)
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) pip
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-dev.txt
 	$(BIN)/python tests/utils/install_get_pip.py
 	touch $@
+
+# Only reached when the interpreter has no pinned versions (`make lock` writes the file).
+$(CONSTRAINTS):
+	@if [ -z "$(PYVER)" ]; then echo "make: cannot run PYTHON=$(PYTHON)" >&2; \
+	else echo "make: no pinned tool versions for Python $(PYVER) ($(CONSTRAINTS) is missing); pinned:" \
+		"$(patsubst requirements/constraints-py%.txt,%,$(wildcard requirements/constraints-py*.txt))." \
+		"Run with PYTHON set to one of those, or pin this one: make lock PYTHON=$(PYTHON)" >&2; fi; exit 1
+
+lock: ## Pin the newest tools of requirements-dev.txt for PYTHON, from a fresh venv, in requirements/constraints-pyX.Y.txt
+	@test -n "$(PYVER)" || { echo "make: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
+	rm -rf $(LOCK_VENV)
+	$(PYTHON_EXE) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/$(PIP) --upgrade pip
+	$(LOCK_VENV)/bin/$(PIP) -r requirements-dev.txt
+	mkdir -p requirements
+	{ echo "# Python $(PYVER): the tools of requirements-dev.txt as \`make lock\` resolved them; \`make venv\` installs with -c this file."; \
+	  echo "# Upgrade: make lock PYTHON=python$(PYVER), run the checks, commit the change."; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude-editable --disable-pip-version-check; } > $(CONSTRAINTS).tmp
+	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
 
 $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn $(CURDIR) $@
 
-demo: venv
+clean: ## Remove the venvs, .collections, build output, tests/output, .ansible, caches and the ansible-test copy (not ~/.ansible, not state_dir)
+	rm -rf .venv .venv-* .collections .ansible build dist docs/build tests/output .pytest_cache .ruff_cache emulator/*.egg-info $(TEST_TREE)
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+demo: venv ## Run playbooks/demo.yml against an emulator on loopback
 	rm -rf $(CURDIR)/.ansible/demo
 	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
 		$(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- $(BIN)/ansible-playbook playbooks/demo.yml
 
-lint: venv
+lint: venv ## ruff and ansible-lint
 	$(BIN)/ruff check .
 	$(BIN)/ansible-lint
 
-unit: venv
+unit: venv ## Unit tests (tests/unit, a fake ThingSpace under requests)
 	$(BIN)/pytest -q tests/unit
 
-emulator-test: venv
+emulator-test: venv ## The emulator's own tests (tests/emulator)
 	$(BIN)/pytest -q tests/emulator
 
-reliability: venv
+reliability: venv ## Faults, kills, concurrency and secrets against the emulator (tests/reliability, about 2 min)
 	$(BIN)/pytest -q tests/reliability
 
-sanity: venv
+sanity: venv ## ansible-test sanity on a copy of the collection
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	cd $(TEST_COLLECTION) && $(BIN)/ansible-test sanity --venv --python $(PYVER)
 
-integration: venv
+integration: venv ## ansible-test integration targets against an emulator it starts
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	$(WITH_EMULATOR) --config $(TEST_COLLECTION)/tests/integration/integration_config.yml --emulator-arg=--allow-any-callback-port -- \
 		sh -c 'cd $(TEST_COLLECTION) && $(BIN)/ansible-test integration --local --python $(PYVER)'
 
-molecule: venv
+molecule: venv ## The roles' molecule scenarios (installs the collection into ~/.ansible/collections)
 	$(BIN)/molecule test --all
 
-build: venv
+build: venv ## The collection tarball in build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build
 
-docs: venv
+docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
 	sh docs/build.sh
 
-bench: venv
-	$(BIN)/pip install -q --disable-pip-version-check matplotlib
+bench: venv ## Measure against the uri playbook a user would write; rewrites docs/performance.md
 	$(BIN)/python benchmarks/run.py --report docs/performance.md
 
-test: lint unit emulator-test reliability sanity integration molecule build docs
+mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
+	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)
+
+test: lint unit emulator-test reliability sanity integration molecule build docs ## Every check but mutation (runs molecule)

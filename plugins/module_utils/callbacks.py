@@ -80,6 +80,9 @@ def ensure_listener(client, account, service, url, username=None, password=None,
         try:
             client.register_callback(account, service, url, username, password)
         except ThingSpaceError as error:
+            if error.status == 400 and port_warning(url):
+                raise ThingSpaceError("%s; %s" % (error.message, port_warning(url)), status=error.status, error_code=error.error_code,
+                                      error_message=error.error_message) from None
             if current is None and error.status == 400:
                 raise ThingSpaceError(
                     "%s. GET /callbacks lists no %s listener for account %r, so one registered through the ThingSpace portal or "

@@ -22,9 +22,11 @@ from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
 
 @pytest.fixture
 def fake(monkeypatch):
+    """The fake ThingSpace under every requests.Session; a test that leaves a scripted answer unused fails."""
     api = FakeThingSpace()
     monkeypatch.setattr(requests.Session, "get_adapter", lambda self, url: api)
-    return api
+    yield api
+    api.check_scripts_used()
 
 
 @pytest.fixture

@@ -162,12 +162,43 @@ def test_reads_give_up_after_retries(fake):
     assert len(sleeps) == 2
 
 
-@pytest.mark.parametrize("answer", [(429, None, {"Retry-After": "1"}), (503, None, {"Retry-After": "2"}), refused()])
-def test_send_retries_only_what_certainly_was_not_processed(fake, answer):
+@pytest.mark.parametrize(
+    ("answer", "low", "high"),
+    [
+        ((429, None, {"Retry-After": "1"}), 1.0, 1.0),
+        ((429, None, {"Retry-After": "0.25"}), 0.25, 0.25),
+        ((503, None, {"Retry-After": "2"}), 2.0, 2.0),
+        ((429, None), 0.5, 1.0),
+        (refused(), 0.5, 1.0),
+    ],
+)
+def test_send_retries_only_what_certainly_was_not_processed(fake, answer, low, high):
     client, sleeps = make()
     fake.script("POST", SEND, answer)
     assert client.send_sms(SMS)
-    assert fake.count("POST", SEND) == 2 and len(sleeps) == 1
+    assert fake.count("POST", SEND) == 2
+    [slept] = sleeps
+    assert low <= slept <= high  # Retry-After exactly; without it the first backoff step
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap(fake):
+    client, sleeps = make(retries=8)
+    fake.script("PUT", r"startCallbacks", *[(503, None)] * 8)
+    assert client.start_callbacks(ACCOUNT)
+    steps = [min(30.0, 2.0**attempt) for attempt in range(8)]  # 1, 2, 4, 8, 16, 30, 30, 30
+    # Each sleep lies in [step/2, step): a sleep of the full step means no jitter, one of 32 s or more no cap.
+    assert all(step / 2 <= slept < step for slept, step in zip(sleeps, steps)), sleeps
+    assert len({round(slept / step, 9) for slept, step in zip(sleeps, steps)}) > 1, sleeps  # not one fixed factor
+
+
+def test_a_retry_after_over_the_cap_is_not_waited_for(fake):
+    client, sleeps = make()
+    fake.script("POST", SEND, (429, None, {"Retry-After": "301"}))
+    with pytest.raises(ThingSpaceError, match=r"Failed to send SMS: HTTP 429.*gave up after 1 attempts") as caught:
+        client.send_sms(SMS)
+    assert not caught.value.ambiguous and sleeps == [] and fake.count("POST", SEND) == 1
+    fake.script("POST", SEND, (429, None, {"Retry-After": "300"}))
+    assert client.send_sms(SMS) and sleeps == [300.0]
 
 
 @pytest.mark.parametrize("answer", [(503, None), (502, None), (504, None), dropped(), requests.exceptions.ReadTimeout("slow")])

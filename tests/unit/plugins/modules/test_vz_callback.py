@@ -38,10 +38,16 @@ def test_a_listener_held_by_the_portal_gets_a_message_that_says_so(fake, run_mod
     assert "registered through the ThingSpace portal or the SOAP API" in result["msg"] and "Remove it in the portal" in result["msg"]
 
 
-def test_a_port_thingspace_refuses_is_warned_about(fake, run_module):
+PORT_WARNING = ("callback_url https://l.example:8443/u: ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, "
+                "50551-50559 and 28200-28220; it will refuse this one")
+
+
+def test_a_port_thingspace_refuses_is_named(fake, run_module):
     result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url="https://l.example:8443/u")
-    assert not failed and result["warnings"] == [
-        "callback_url https://l.example:8443/u: ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and "
-        "28200-28220; it will refuse this one"]
+    assert failed and result["msg"].endswith(PORT_WARNING) and "portal" not in result["msg"]
+    # A server that takes any port (the emulator can) registers it, with the warning.
+    fake.script("POST", "/callbacks/", (200, {"accountName": ACCOUNT, "serviceName": "DeviceUsage"}))
+    result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url="https://l.example:8443/u")
+    assert not failed and result["changed"] and result["warnings"] == [PORT_WARNING]
     for url in ("https://l.example/u", "http://l.example/u", "https://l.example:28220/u"):
         assert run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url=url)[0]["warnings"] == []

@@ -17,6 +17,7 @@ def test_receive_drains_every_block(fake, run_module):
     assert not failed and result["changed"] and not result["more_queued"]
     assert [m["message"] for m in result["messages"]] == ["m%d" % n for n in range(250)]
     assert result["messages"][0]["device_ids"] == [{"kind": "mdn", "id": "5550000001"}]
+    assert fake.queue == [] and fake.history_tokens == {}  # every block acknowledged, the last one by being read
 
 
 def test_receive_max_messages_returns_only_acknowledged_blocks(fake, run_module):
@@ -24,6 +25,7 @@ def test_receive_max_messages_returns_only_acknowledged_blocks(fake, run_module)
     result = run_module(vz_sms_receive.main, account_name=ACCOUNT, max_messages=50)[0]
     assert len(result["messages"]) == 100 and result["more_queued"]
     assert fake.count("GET", "history") == 2
+    assert [m["message"] for m in fake.queue] == ["m%d" % n for n in range(100, 250)]  # the second block stays queued
 
 
 def test_receive_empty_queue_is_no_change(fake, run_module):

@@ -1,0 +1,130 @@
+"""`make mutation`: mutation testing of collection files (the arguments, paths in the checkout) with mutmut against
+tests/unit. Prints, and writes to tests/output/mutation.txt, the score per file and every surviving mutant with its diff.
+
+mutmut names a mutant after the module its path spells and runs the tests on a copy in mutants/. So it runs in
+.collections, where the files are ansible_collections/thingspace/m2m/<path>, the module name the tests import. The
+copy is made afresh on each run, and gets its own .collections link: conftest.py puts ROOT/.collections first on
+sys.path, and a subprocess test imports through it; both must reach the mutated copy, not the checkout.
+
+A file with no killed mutant fails the run: its tests did not run the mutated code (mutmut's own forced-failure
+check stops the run earlier when no test reaches a mutated function at all).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / ".collections"
+PREFIX = Path("ansible_collections/thingspace/m2m")
+COPY = WORK / "mutants" / PREFIX
+REPORT = ROOT / "tests" / "output" / "mutation.txt"
+LOG = ROOT / "tests" / "output" / "mutation.log"
+# Stryker's definition: a timeout is a detected mutant too.
+DETECTED = ("killed", "timeout", "segfault")
+
+
+def listed_files():
+    """The checkout's files as git lists them (tracked and new, not ignored)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True).stdout
+    return sorted(name for name in listed.decode().split("\0") if name and (ROOT / name).is_file())
+
+
+def prepare(files):
+    """mutants/ with every file but the ones mutmut copies and mutates, a link back to itself, and mutmut's config."""
+    if not (WORK / PREFIX).is_dir():
+        sys.exit("mutation.py: %s is missing; run make venv" % (WORK / PREFIX))
+    shutil.rmtree(WORK / "mutants", ignore_errors=True)
+    for name in listed_files():
+        if name not in files:
+            target = COPY / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
+    link = COPY / ".collections" / PREFIX
+    link.parent.mkdir(parents=True)
+    link.symlink_to(COPY)
+    paths = ", ".join('"%s"' % (PREFIX / name) for name in files)
+    (WORK / "pyproject.toml").write_text(
+        "# Written by tests/utils/mutation.py for `make mutation`.\n[tool.mutmut]\nsource_paths = [%s]\n"
+        'pytest_add_cli_args_test_selection = ["%s"]\nuse_git_change_detection = false\n' % (paths, PREFIX / "tests" / "unit")
+    )
+
+
+def results():
+    """{file: {mutant name: status}} and {mutant name: diff} of the survivors, read with mutmut in .collections."""
+    os.chdir(WORK)
+    from mutmut.__main__ import walk_mutatable_files
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.stats import status_by_exit_code
+
+    statuses, diffs = {}, {}
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        name = str(path.relative_to(PREFIX))
+        statuses[name] = {key: status_by_exit_code[code] for key, code in data.exit_code_by_key.items()}
+        for key, status in statuses[name].items():
+            if status not in DETECTED:
+                diffs[key] = get_diff_for_mutant(key, path=path)
+    return statuses, diffs
+
+
+def report(statuses, diffs, seconds):
+    lines = ["Mutation testing with mutmut against tests/unit, %.0f s" % seconds, ""]
+    lines.append("%-36s %8s %8s %8s %8s %7s" % ("file", "mutants", "killed", "timeout", "survived", "score"))
+    total = detected = 0
+    for name, by_key in sorted(statuses.items()):
+        values = list(by_key.values())
+        caught = sum(values.count(status) for status in DETECTED)
+        total, detected = total + len(values), detected + caught
+        lines.append("%-36s %8d %8d %8d %8d %6.1f%%" % (
+            name, len(values), values.count("killed"), values.count("timeout"), len(values) - caught, 100.0 * caught / max(len(values), 1)))
+    lines.append("%-36s %8d %8d %8s %8d %6.1f%%" % ("all", total, detected, "", total - detected, 100.0 * detected / max(total, 1)))
+    lines += ["", "score: detected (killed or timed out) / mutants; undetected: survived, no tests, suspicious", ""]
+    for name, by_key in sorted(statuses.items()):
+        undetected = sorted(key for key, status in by_key.items() if status not in DETECTED)
+        lines += ["## %s: %d undetected" % (name, len(undetected)), ""]
+        for key in undetected:
+            lines += ["%s (%s)" % (key.rpartition(".")[2], by_key[key]), diffs[key], ""]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", help="collection files to mutate, e.g. plugins/module_utils/sms.py")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count(), help="mutants tested at once")
+    options = parser.parse_args()
+    missing = [name for name in options.files if not (ROOT / name).is_file()]
+    if missing:
+        sys.exit("mutation.py: no such file: %s (set MUTATION_FILES)" % " ".join(missing))
+    prepare(options.files)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(options.max_children)]
+    started = time.monotonic()
+    if sys.stdout.isatty():
+        code = subprocess.call(command, cwd=WORK)
+    else:
+        # mutmut's progress line is redrawn many times a second: a log keeps it out of CI output.
+        print("mutation.py: mutmut run, output in %s" % LOG.relative_to(ROOT), flush=True)
+        with open(LOG, "w", encoding="utf-8") as log:
+            code = subprocess.call(command, cwd=WORK, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    if code:
+        sys.exit("mutation.py: mutmut run failed (exit %d)" % code)
+    statuses, diffs = results()
+    text = report(statuses, diffs, seconds)
+    REPORT.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    print("Written to %s" % REPORT.relative_to(ROOT))
+    unreached = [name for name, by_key in statuses.items() if "killed" not in by_key.values()]
+    if unreached:
+        sys.exit("mutation.py: no mutant of %s was killed: the tests did not run the mutated code" % ", ".join(unreached))
+
+
+if __name__ == "__main__":
+    main()
