@@ -45,7 +45,7 @@ class Device:
 
     def phone_id(self) -> DeviceId:
         """The identifier a delivery confirmation names: the MDN, else the MSISDN, else the first."""
-        by_kind = {kind: ident for kind, ident in self.ids}
+        by_kind = dict(self.ids)
         kind, ident = next(((kind, by_kind[kind]) for kind in ("mdn", "msisdn") if kind in by_kind), self.ids[0])
         return DeviceId(kind=callback_kind(kind), id=ident)
 

@@ -69,7 +69,7 @@ options:
         device identifier in batches and records each device, as for O(devices). A re-run sends only to devices that
         joined the selection since. Each device is sent and recorded by its first identifier in the order ICCID,
         EID, IMEI, MEID, ESN, MDN, MSISDN, IMSI. Costs one device list call per page before the send.
-      - V(selection) sends the filters in one request and records the selection as one ledger entry: ThingSpace
+      - V(selection) sends the filters in one request and records the selection as one ledger entry; ThingSpace
         resolves the filters, and devices that join later never get the message under the same key.
       - A key keeps the tracking it was first used with; changing it under the same key is refused.
     type: str
