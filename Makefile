@@ -42,6 +42,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.tom
 	$(PYTHON_EXE) -m venv --clear $(VENV)
 	$(BIN)/$(PIP) -c $(CONSTRAINTS) pip
 	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-dev.txt
+	@unpinned=$$($(BIN)/pip freeze --all --exclude-editable --disable-pip-version-check | grep -vxF -f $(CONSTRAINTS)); \
+	if [ -n "$$unpinned" ]; then echo "make: installed but not pinned in $(CONSTRAINTS) (run make lock):" $$unpinned >&2; exit 1; fi
 	$(BIN)/python tests/utils/install_get_pip.py
 	touch $@
 

@@ -76,15 +76,15 @@ def results():
 
 def report(statuses, diffs, seconds):
     lines = ["Mutation testing with mutmut against tests/unit, %.0f s" % seconds, ""]
-    lines.append("%-36s %8s %8s %8s %8s %7s" % ("file", "mutants", "killed", "timeout", "survived", "score"))
-    total = detected = 0
+    lines.append("%-36s %8s %8s %8s %10s %7s" % ("file", "mutants", "killed", "timeout", "undetected", "score"))
+    rows = []
     for name, by_key in sorted(statuses.items()):
         values = list(by_key.values())
-        caught = sum(values.count(status) for status in DETECTED)
-        total, detected = total + len(values), detected + caught
-        lines.append("%-36s %8d %8d %8d %8d %6.1f%%" % (
-            name, len(values), values.count("killed"), values.count("timeout"), len(values) - caught, 100.0 * caught / max(len(values), 1)))
-    lines.append("%-36s %8d %8d %8s %8d %6.1f%%" % ("all", total, detected, "", total - detected, 100.0 * detected / max(total, 1)))
+        killed, timeout = values.count("killed") + values.count("segfault"), values.count("timeout")
+        rows.append((name, len(values), killed, timeout, killed + timeout))
+    rows.append(("all", *(sum(row[column] for row in rows) for column in (1, 2, 3, 4))))
+    for name, count, killed, timeout, caught in rows:
+        lines.append("%-36s %8d %8d %8d %10d %6.1f%%" % (name, count, killed, timeout, count - caught, 100.0 * caught / max(count, 1)))
     lines += ["", "score: detected (killed or timed out) / mutants; undetected: survived, no tests, suspicious", ""]
     for name, by_key in sorted(statuses.items()):
         undetected = sorted(key for key, status in by_key.items() if status not in DETECTED)
