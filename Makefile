@@ -23,7 +23,7 @@ TEST_TREE ?= $(HOME)/.cache/thingspace-m2m/$(shell printf %s "$(CURDIR)" | cksum
 TEST_COLLECTION := $(TEST_TREE)/ansible_collections/thingspace/m2m
 WITH_EMULATOR := $(BIN)/python tests/utils/with_emulator.py
 # The files `make mutation` mutates.
-MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/ledger.py \
+MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/transport.py plugins/module_utils/ledger.py \
 	plugins/module_utils/send.py plugins/module_utils/sms.py
 
 export PATH := $(BIN):$(PATH)

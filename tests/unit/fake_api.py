@@ -13,28 +13,28 @@ import itertools
 import json
 import re
 import uuid
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+import yaml
 
 API = "http://127.0.0.1:9"
 ACCOUNT = "0000123456-00001"
 CREDENTIALS = {"client_id": "cid", "client_secret": "csecret", "username": "user", "password": "pass"}
 M2M = "/api/m2m/v1"
-MAX_DEVICES = 10000
+# The vendor's rules, from the table the emulator and the collection are checked against.
+RULES = yaml.safe_load((Path(__file__).resolve().parents[1] / "vendor_rules.yml").read_text())
+MAX_DEVICES = RULES["max_devices_per_request"]["value"]
 HISTORY_BLOCK = 100
-KINDS = {"esn", "iccid", "imei", "imsi", "mdn", "meid", "msisdn", "eid"}
-ENCODINGS = {"7-bit", "8-bit-ascii", "8-bit-utf-8", "8-bit-data"}
+KINDS = {entry["kind"] for entry in RULES["device_identifiers"]["kinds"]}
+ENCODINGS = {entry["name"].lower() for entry in RULES["message_encodings"]["encodings"]}
 SMS_FIELDS = {"smsMessage", "deviceIds", "accountName", "groupName", "servicePlan", "customFields", "dataEncoding"}
 CUSTOM_FIELDS = {"CustomField%d" % n for n in range(1, 6)}
-SERVICE_NAMES = {
-    "AlertService", "CarrierService", "DevicePRLInformation", "DeviceProfileService", "DeviceSMSMessages", "DeviceService",
-    "DeviceSuspensionStatus", "DeviceUsage", "DiagnosticsService", "EnhancedConnectivityService", "ExternalProvisioningChanges",
-    "PromoChanges", "ResumeTrackingNotification", "SMSDeliveryConfirmation", "StateService", "SubscriptionNotificationService",
-}
-CALLBACK_PORTS = {80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)}
-
+SERVICE_NAMES = {entry["name"] for entry in RULES["callback_services"]}
+CALLBACK_PORTS = set(RULES["callback_listener_ports"]["ports"]).union(
+    *(range(low, high + 1) for low, high in RULES["callback_listener_ports"]["ranges"]))
 
 class FakeResponse(requests.Response):
     def __init__(self, request, status, body=None, headers=None):
