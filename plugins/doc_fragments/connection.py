@@ -76,6 +76,9 @@ options:
     description:
       - Directory (created C(0700)) for the token cache and the default ledger.
       - If not set, the environment variable E(THINGSPACE_STATE_DIR) is used.
+      - It and the files in it must belong to the user running the module and must not be symbolic links; the files
+        must not be open to group or others, the directory not writable by them. A state path that breaks this fails
+        the task before any request and is not repaired; the message names it and the C(chmod) to run.
     type: path
     default: ~/.ansible/thingspace
 notes:

@@ -11,5 +11,7 @@ options:
       - If not set, the environment variable E(THINGSPACE_LEDGER_PATH) is used, then C(ledger.sqlite3) in O(state_dir).
       - The file is created C(0600) in a C(0700) directory. Share it between the runs that must not repeat each
         other (for example a persistent volume in AWX); a fresh ledger knows of no earlier send.
+      - It is checked like the files in O(state_dir), and also refused when it is empty (0 bytes) or cannot be read
+        whole (damaged or truncated); the task fails before anything is sent, naming the file.
     type: path
 """

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import env_hint
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import GATEWAY_INVALID_TOKEN, ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import private_file
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_file
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
@@ -92,6 +92,7 @@ class TokenCache:
             raise
 
     def _load(self):
+        check_private(self.path)
         try:
             with open(self.path) as handle:
                 data = json.load(handle)

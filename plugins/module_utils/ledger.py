@@ -29,7 +29,7 @@ from collections import namedtuple
 from urllib.parse import urlsplit
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import private_dir, private_file
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS
 
 PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
@@ -92,6 +92,37 @@ def account_scope(api_url, account):
     return "%s|%s" % (service_scope(api_url), account)
 
 
+def _create(path):
+    """A new ledger: an SQLite file in WAL mode, its tables still to come (``Ledger`` adds them)."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+
+
+def _check_file(path, status):
+    """Refuse a ledger that cannot be read whole, naming the file and what to do. A ledger is never empty: it is
+    created under another name and linked into place (``_create``), so an empty one was truncated or made by
+    something else."""
+    if status.st_size == 0:
+        raise ThingSpaceError("The ledger %s is empty (0 bytes); thingspace.m2m never leaves a ledger empty, so it was truncated or made "
+                              "by something else. Restore it from a backup; delete it only if no earlier send needs to be known "
+                              "(a new ledger knows of none, and a re-run sends again)" % path)
+    try:
+        db = sqlite3.connect(path, timeout=60)
+        try:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise ThingSpaceError("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: %s). Restore it from a "
+                              "backup, or salvage what it holds with: sqlite3 %s .recover; delete it only if no earlier send needs to "
+                              "be known (a new ledger knows of none, and a re-run sends again)" % (path, "; ".join(problems[:3]), path))
+
+
 def _on_conflict(mode):
     """The claim's ON CONFLICT clause for ``mode``: take over the stored states RESENDS names. A live run's
     claim is pending too; UNCONFIRMED leaves it alone because ``claim`` drops busy targets first."""
@@ -111,10 +142,9 @@ class Ledger:
         self._held = {}  # claim id -> open, flocked lock file of a batch this process is sending
         self._read_only = read_only
         self._db = None
-        if read_only and not os.path.exists(self.path):
+        if read_only and not os.path.lexists(self.path):
             return
-        if not read_only:
-            private_file(self.path)
+        _check_file(self.path, check_private(self.path) if read_only else private_file(self.path, create=_create))
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._check_version()

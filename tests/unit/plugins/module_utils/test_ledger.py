@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import stat
 
+import pytest
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
 SCOPE, KEY = "http://127.0.0.1:9|0000123456-00001", "wave1"
@@ -67,6 +71,87 @@ def test_files_are_private(tmp_path):
     Ledger(str(path)).close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+
+
+def _ledger_with_records(path, count=2000):
+    ledger = Ledger(str(path))
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:%010d" % n for n in range(count)])[0], "sent", "r1")
+    ledger.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "page overwritten", "not SQLite"])
+def test_a_damaged_ledger_is_refused_naming_the_file(tmp_path, damage):
+    path = tmp_path / "l.sqlite3"
+    _ledger_with_records(path)
+    size = path.stat().st_size
+    db = sqlite3.connect(str(path))
+    page_size, [(root,)] = db.execute("PRAGMA page_size").fetchone()[0], db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sends'")
+    db.close()
+    with open(path, "r+b") as handle:
+        if damage == "truncated":
+            handle.truncate(size // 2)
+        elif damage == "page overwritten":
+            handle.seek((root - 1) * page_size)
+            handle.write(b"\xff" * page_size)
+        else:
+            handle.write(b"not a database" * 10)
+    for read_only in (False, True):
+        with pytest.raises(ThingSpaceError) as caught:
+            Ledger(str(path), read_only=read_only)
+        assert caught.value.message.startswith("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: " % path)
+        assert caught.value.message.endswith("Restore it from a backup, or salvage what it holds with: sqlite3 %s .recover; delete it only if "
+                                             "no earlier send needs to be known (a new ledger knows of none, and a re-run sends again)" % path)
+
+
+def test_an_empty_ledger_is_refused_not_taken_as_new(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    path.touch(mode=0o600)
+    for read_only in (False, True):
+        with pytest.raises(ThingSpaceError, match="^The ledger %s is empty \\(0 bytes\\); thingspace.m2m never leaves a ledger empty" % path):
+            Ledger(str(path), read_only=read_only)
+    assert path.stat().st_size == 0
+
+
+def _open_new_ledger(path, barrier, queue):
+    barrier.wait(30)
+    try:
+        Ledger(path).close()
+        queue.put("ok")
+    except Exception as error:  # reported to the test, whatever it is
+        queue.put("%s: %s" % (type(error).__name__, error))
+
+
+def test_processes_creating_one_ledger_at_once_never_see_it_empty(tmp_path):
+    """A new ledger appears under its name complete (linked into place), never as the empty file that the empty-ledger
+    check refuses."""
+    for attempt in range(5):
+        path = str(tmp_path / ("l%d.sqlite3" % attempt))
+        barrier, queue = multiprocessing.Barrier(6), multiprocessing.Queue()
+        workers = [multiprocessing.Process(target=_open_new_ledger, args=(path, barrier, queue)) for _worker in range(6)]
+        for worker in workers:
+            worker.start()
+        results = [queue.get(timeout=60) for _worker in workers]
+        for worker in workers:
+            worker.join()
+        assert results == ["ok"] * 6
+
+
+def test_a_ledger_path_that_cannot_be_created_is_named(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ThingSpaceError) as caught:
+        Ledger(str(tmp_path / "file" / "ledgers" / "l.sqlite3"))
+    assert caught.value.message == ("Cannot create the directory %s: Not a directory; set state_dir (ledger_path for the ledger) to a place "
+                                    "the user running the module can write" % (tmp_path / "file" / "ledgers"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any directory")
+def test_a_ledger_in_a_directory_without_write_permission_is_named(tmp_path):
+    os.chmod(tmp_path, 0o500)
+    try:
+        with pytest.raises(ThingSpaceError, match="^Cannot create %s: Permission denied; set state_dir" % (tmp_path / "l.sqlite3")):
+            Ledger(str(tmp_path / "l.sqlite3"))
+    finally:
+        os.chmod(tmp_path, 0o700)
 
 
 def test_record_start_is_true_once(tmp_path):

@@ -185,6 +185,22 @@ def test_send_bad_input_fails_before_any_request(fake, run_module, args, message
     assert fake.calls == []
 
 
+@pytest.mark.parametrize("broken", ["empty ledger", "linked token cache lock"])
+def test_a_broken_state_file_fails_the_send_before_any_request(fake, run_module, state_dir, tmp_path, broken):
+    state_dir.mkdir(mode=0o700)
+    if broken == "empty ledger":
+        path = state_dir / "ledger.sqlite3"
+        path.touch(mode=0o600)
+        expected = "The ledger %s is empty (0 bytes)" % path
+    else:
+        path = state_dir / "tokens.json.lock"
+        path.symlink_to(tmp_path / "elsewhere")
+        expected = "The state path %s is a symbolic link" % path
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    assert failed and expected in result["msg"]
+    assert fake.calls == [] and not (tmp_path / "elsewhere").exists()
+
+
 def test_credentials_from_environment(fake, run_module, monkeypatch):
     monkeypatch.setenv("THINGSPACE_CLIENT_SECRET", "csecret")
     result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", client_secret=None)
@@ -330,6 +346,7 @@ def test_a_ledger_of_version_0_1_0_is_migrated_and_nothing_is_sent_again(fake, r
     old_key = "auto-" + hashlib.sha256(json.dumps(
         {"account": ACCOUNT, "selection": {"devices": True}, "message": "hello", "encoding": "7-bit"}, sort_keys=True).encode()).hexdigest()[:32]
     state_dir.mkdir(mode=0o700)
+    (state_dir / "ledger.sqlite3").touch(mode=0o600)  # as 0.1.0 created it
     db = sqlite3.connect(str(state_dir / "ledger.sqlite3"))
     db.executescript("""
         CREATE TABLE send_keys (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (scope, key));
