@@ -11,6 +11,14 @@ options:
       - If not set, the environment variable E(THINGSPACE_API_URL) is used.
     type: str
     default: https://thingspace.verizon.com
+  allow_insecure_http:
+    description:
+      - Allow an O(api_url) with plain C(http) to a host that is not loopback (C(localhost), C(127.0.0.0/8), C(::1)).
+        Over plain C(http), O(client_secret), O(password) and the tokens cross the network in clear.
+      - Off by default, so such an O(api_url) fails the task before any connection is made. Loopback, where the
+        C(thingspace-emulator) runs, needs no opt-in.
+    type: bool
+    default: false
   client_id:
     description:
       - Application key of the ThingSpace OAuth client, used to get the bearer token.

@@ -9,6 +9,7 @@ for them."""
 
 from __future__ import annotations
 
+import ipaddress
 from importlib.util import find_spec
 from urllib.parse import urlsplit
 
@@ -29,6 +30,16 @@ REQUIRED_LIBRARIES = ("requests", "pydantic")
 INVOCATION_LIST_LIMIT = 20
 
 
+def _loopback(host):
+    """True for localhost, 127.0.0.0/8 and ::1 (``host`` as urlsplit gives it: lower case, no brackets)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _env(option):
     return (env_fallback, [ENV_VARS[option]])
 
@@ -43,6 +54,7 @@ COMMON_ARGUMENT_SPEC = dict(
     access_token=dict(type="str", no_log=True, fallback=_env("access_token")),
     session_token=dict(type="str", no_log=True, fallback=_env("session_token")),
     validate_certs=dict(type="bool", default=True),
+    allow_insecure_http=dict(type="bool", default=False),
     timeout=dict(type="float", default=30.0),
     retries=dict(type="int", default=4),
     token_cache=dict(type="bool", default=True),
@@ -69,6 +81,9 @@ class ThingSpaceModule(AnsibleModule):
         url = urlsplit(self.params["api_url"])
         if url.scheme not in ("http", "https") or not url.netloc:
             self.fail_json(msg="api_url: %r is not an http(s) URL such as %s" % (self.params["api_url"], DEFAULT_API_URL))
+        if url.scheme == "http" and not _loopback(url.hostname) and not self.params["allow_insecure_http"]:
+            self.fail_json(msg="api_url: %r is plain http to a host that is not loopback, so client_secret, password and the tokens would "
+                               "cross the network in clear; use https, or set allow_insecure_http: true for a network you trust" % self.params["api_url"])
         if self.params["retries"] < 0 or self.params["timeout"] <= 0:
             self.fail_json(msg="retries must be 0 or more and timeout more than 0")
         p = self.params
