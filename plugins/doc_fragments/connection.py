@@ -8,6 +8,8 @@ options:
   api_url:
     description:
       - Base URL of the ThingSpace API. Point it at a local C(thingspace-emulator) to test offline.
+      - Redirects are not followed, because the session token would go along; an answer that redirects fails the
+        task naming where it points.
       - If not set, the environment variable E(THINGSPACE_API_URL) is used.
     type: str
     default: https://thingspace.verizon.com
@@ -57,6 +59,9 @@ options:
   validate_certs:
     description:
       - Whether to verify the TLS certificate of O(api_url). Only turn it off for a test host you control.
+      - The certificates are checked against the CA bundle in E(REQUESTS_CA_BUNDLE) or E(CURL_CA_BUNDLE) when set (a
+        private CA belongs there), else that of the C(certifi) package. V(false) turns the check off even when
+        these variables are set.
     type: bool
     default: true
   timeout:

@@ -8,6 +8,10 @@ Retry-After. A 4xx answer proves a write was refused, not processed. A 5xx answe
 or no answer after the request was sent leaves a write ambiguous, since a server can fail after processing:
 ThingSpaceError with ``ambiguous=True``; the caller records it and never repeats it on its own
 (docs/design.md, "Retries").
+
+Redirects are not followed: requests drops only ``Authorization`` on the way to another host, not the
+``VZ-M2M-Token``, so a 3xx fails the call naming its Location. ``validate_certs`` goes with every request,
+because requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE override a session's ``verify``.
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ class Transport:
         self.timeout = timeout
         self.retries = retries
         self._sleep = sleep
+        self._verify = validate_certs
         self._http = session or requests.Session()
-        self._http.verify = validate_certs
         self._http.headers["User-Agent"] = USER_AGENT
 
     def send(self, method, path, write, what, headers=None, **kwargs):
@@ -66,7 +70,8 @@ class Transport:
         while True:
             delay = None
             try:
-                response = self._http.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+                response = self._http.request(method, url, headers=headers, timeout=self.timeout, verify=self._verify, allow_redirects=False,
+                                              **kwargs)
             except requests.exceptions.SSLError as exc:
                 raise ThingSpaceError("Failed to %s: TLS error talking to %s: %s (validate_certs)" % (what, self.api_url, exc))
             except requests.exceptions.RequestException as exc:
@@ -80,12 +85,18 @@ class Transport:
                     raise ThingSpaceError("Failed to %s: cannot reach %s after %d attempts: %s" % (what, self.api_url, attempt + 1, exc))
             else:
                 status = response.status_code
+                if 300 <= status < 400:
+                    raise ThingSpaceError("Failed to %s: HTTP %d redirect to %s, not followed (it would take the tokens along); if the API "
+                                          "moved, set api_url to its new address" % (what, status, response.headers.get("Location")), status=status)
                 delay = _retry_after(response)
                 if write and status >= 500 and not (status == 503 and delay is not None):
                     raise ThingSpaceError.from_response(response, what, hint="the request may have been processed", ambiguous=True)
                 if status not in RETRY_STATUSES:
                     return response
-                if attempt >= self.retries or (delay or 0) > MAX_RETRY_AFTER:
+                if (delay or 0) > MAX_RETRY_AFTER:
+                    hint = "the service asked to retry after %g s, longer than the %g s a task waits: re-run later" % (delay, MAX_RETRY_AFTER)
+                    raise ThingSpaceError.from_response(response, what, hint=hint)
+                if attempt >= self.retries:
                     raise ThingSpaceError.from_response(response, what, hint="gave up after %d attempts" % (attempt + 1))
             if delay is None:
                 delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
