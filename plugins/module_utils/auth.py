@@ -22,7 +22,7 @@ from collections import namedtuple
 from contextlib import contextmanager
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import env_hint
-from ansible_collections.thingspace.m2m.plugins.module_utils.errors import GATEWAY_INVALID_TOKEN, ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import GATEWAY_INVALID_TOKEN, GATEWAY_NO_RESOURCE, ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_file
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
@@ -168,6 +168,9 @@ class Authenticator:
                 self.session_token = cached if cached and cached != used["VZ-M2M-Token"] else self._login(entry)
             self._cache.put(self._key, entry)
 
+    def _api_url_hint(self, path):
+        return "check api_url: %s has no %s" % (self._transport.api_url, path)
+
     def _post(self, path, **kwargs):
         return self._transport.send("POST", path, write=True, what="log in to ThingSpace", **kwargs)
 
@@ -190,7 +193,9 @@ class Authenticator:
                               headers={"Accept": "application/json"})
         if response.status_code != 200:
             action = "get an OAuth access token with client_id %r" % creds.client_id
-            raise ThingSpaceError.from_response(response, action, hint="check client_id and client_secret")
+            refused = ThingSpaceError.from_response(response, action)
+            hint = self._api_url_hint(TOKEN_PATH) if _no_such_path(refused) else "check client_id and client_secret"
+            raise ThingSpaceError.from_response(response, action, hint=hint)
         token = parse(OAuthToken, response, "the OAuth token answer")
         self.access_token, self.access_expires = token.access_token, self._clock() + token.expires_in
         entry.update(access_token=self.access_token, access_expires=self.access_expires)
@@ -219,6 +224,8 @@ class Authenticator:
             if attempt == 1 and response.status_code == 401 and error.error_code == GATEWAY_INVALID_TOKEN and creds.client_id:
                 self._oauth(entry)
                 continue
+            if _no_such_path(error):
+                raise ThingSpaceError.from_response(response, "log in to ThingSpace as %r" % creds.username, hint=self._api_url_hint(LOGIN_PATH))
             if response.status_code == 400:
                 salt = binascii.hexlify(os.urandom(16)).decode()
                 entry["refused"] = {"salt": salt, "hash": _password_hash(creds.password, salt), "at": self._clock()}
@@ -229,6 +236,11 @@ class Authenticator:
         entry.pop("refused", None)
         entry["session_token"] = session
         return session
+
+
+def _no_such_path(error):
+    """True when the answer says nothing is at the path (HTTP 404/405 or the gateway's fault), so api_url is wrong."""
+    return error.status in (404, 405) or error.error_code == GATEWAY_NO_RESOURCE
 
 
 def _require(credentials, token, first, second, action):

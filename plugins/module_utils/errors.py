@@ -8,6 +8,8 @@ from __future__ import annotations
 
 # The API gateway's fault code for a bearer token that is invalid or expired.
 GATEWAY_INVALID_TOKEN = "900901"
+# The API gateway's fault code for a path (or method) it has no API for: a wrong api_url.
+GATEWAY_NO_RESOURCE = "900906"
 
 
 class ThingSpaceError(Exception):

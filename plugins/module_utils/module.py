@@ -21,10 +21,13 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.client import Thing
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import DEFAULT_STATE_DIR, LEDGER_NAME, TOKEN_CACHE_NAME, state_path
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import check_name
 
 DEFAULT_API_URL = "https://thingspace.verizon.com"
 # The Python libraries a request needs (requirements.txt).
 REQUIRED_LIBRARIES = ("requests", "pydantic")
+# Options of the modules that name something in ThingSpace, matched exactly by the API.
+NAME_OPTIONS = ("account_name", "group_name", "service_plan")
 # Longer list options are cut to this many entries in the result's invocation (a 100,000-device list would be
 # echoed back whole, megabytes for the controller to parse).
 INVOCATION_LIST_LIMIT = 20
@@ -86,6 +89,11 @@ class ThingSpaceModule(AnsibleModule):
                                "cross the network in clear; use https, or set allow_insecure_http: true for a network you trust" % self.params["api_url"])
         if self.params["retries"] < 0 or self.params["timeout"] <= 0:
             self.fail_json(msg="retries must be 0 or more and timeout more than 0")
+        try:
+            for option in NAME_OPTIONS:
+                check_name(option, self.params.get(option))
+        except ValueError as exc:
+            self.fail_json(msg=str(exc))
         p = self.params
         credentials = Credentials(p["client_id"], p["client_secret"], p["username"], p["password"], p["access_token"], p["session_token"])
         problem = credentials_problem(credentials)

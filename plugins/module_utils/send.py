@@ -274,6 +274,12 @@ class SmsSend:
             result["devices_sent"] = sent
         elif result["request_ids"]:
             result["devices_sent"] = result["devices_resolved"]
+        if not failure and not result["request_ids"]:  # every batch was claimed by another run after this run's diff
+            what = _describe(plan, len(to_send) if per_device else None)
+            result["warnings"].append("This run sent nothing: another run under idempotency key %s claimed %s between this run's check of "
+                                      "the ledger and its send; see that run's result" % (self.key, what))
+            result["msg"] = "Nothing sent: another run under idempotency key %s claimed %s first" % (self.key, what)
+            return result, None
         result["msg"] = failure or "Sent to %s in %d request(s)" % (_describe(plan, sent if per_device else result["devices_resolved"]),
                                                                     len(result["request_ids"]))
         return result, failure

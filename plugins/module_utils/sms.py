@@ -22,16 +22,16 @@ GSM7_BASIC = frozenset(
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
-# Identifier syntax per device kind, with the rule as users read it.
+# Identifier syntax per device kind, with the rule as users read it ([0-9], not \d, which takes any script's digits).
 DEVICE_KINDS = {
-    "eid": (r"\d{32}", "32 decimal digits"),
-    "esn": (r"\d{11}", "11 decimal digits"),
-    "iccid": (r"\d{18,20}", "18 to 20 decimal digits"),
-    "imei": (r"\d{15,16}", "15 or 16 decimal digits"),
-    "imsi": (r"\d{6,15}", "6 to 15 decimal digits"),
-    "mdn": (r"\d{10}", "10 decimal digits"),
+    "eid": (r"[0-9]{32}", "32 decimal digits"),
+    "esn": (r"[0-9]{11}", "11 decimal digits"),
+    "iccid": (r"[0-9]{18,20}", "18 to 20 decimal digits"),
+    "imei": (r"[0-9]{15,16}", "15 or 16 decimal digits"),
+    "imsi": (r"[0-9]{6,15}", "6 to 15 decimal digits"),
+    "mdn": (r"[0-9]{10}", "10 decimal digits"),
     "meid": (r"[0-9A-Fa-f]{14}", "14 hexadecimal digits"),
-    "msisdn": (r"\d{11,15}", "11 to 15 decimal digits"),
+    "msisdn": (r"[0-9]{11,15}", "11 to 15 decimal digits"),
 }
 # Kinds whose identifiers are hexadecimal (the ledger and the API get them in upper case).
 HEX_KINDS = ("meid",)
@@ -64,8 +64,8 @@ def message_size(message, encoding):
     """Check ``message`` against the limit of ``encoding``; return (units used, limit, unit name)."""
     if encoding not in ENCODINGS:
         raise ValueError("data_encoding: %r is not one of %s" % (encoding, ", ".join(ENCODINGS)))
-    if not message:
-        raise ValueError("sms_message: must not be empty")
+    if not message.strip():
+        raise ValueError("sms_message: must not be empty or only whitespace")
     if encoding == "7-bit":
         used, limit, unit = septets(message), SEPTET_LIMIT, "septets"
     else:
@@ -107,6 +107,13 @@ def normalize_devices(devices):
     for index, device in enumerate(devices):
         seen.setdefault(normalize_device(device, "devices[%d]" % index), None)
     return list(seen)
+
+
+def check_name(option, name):
+    """Refuse a name (account, device group, service plan) with spaces around it: the API matches names exactly,
+    and stripping them would hide the mistake that put them there."""
+    if name is not None and name != name.strip():
+        raise ValueError("%s: %r has leading or trailing whitespace; remove it (names are matched exactly)" % (option, name))
 
 
 def check_custom_fields(custom_fields):

@@ -131,6 +131,28 @@ def test_wrong_client_secret_names_the_options(fake):
     assert fake.count("POST", LOGIN) == 0
 
 
+@pytest.mark.parametrize("answer", [(404, None), (405, None), (400, {"fault": {"code": "900906", "message": "No matching resource found"}}),
+                                    (400, {"fault": {"code": 900906, "message": "No matching resource found"}})])
+def test_a_token_request_answered_no_such_path_says_check_api_url(fake, answer):
+    fake.script("POST", TOKEN, answer)
+    with pytest.raises(ThingSpaceError) as caught:
+        make()[0].start_callbacks(ACCOUNT)
+    assert caught.value.message.startswith("Failed to get an OAuth access token with client_id 'cid': HTTP %d" % answer[0])
+    assert caught.value.message.endswith("; check api_url: %s has no /api/ts/v1/oauth2/token" % API)
+    assert fake.count("POST", LOGIN) == 0
+
+
+def test_a_login_answered_no_such_path_says_check_api_url_and_is_not_a_refused_password(fake, tmp_path):
+    cache = TokenCache(str(tmp_path / "tokens.json"))
+    fake.script("POST", LOGIN, (400, {"fault": {"code": "900906", "message": "No matching resource found"}}))
+    with pytest.raises(ThingSpaceError) as caught:
+        make(cache)[0].start_callbacks(ACCOUNT)
+    assert caught.value.message.endswith("; check api_url: %s has no /api/m2m/v1/session/login" % API)
+    assert "five consecutive failed logins" not in caught.value.message
+    assert make(cache)[0].start_callbacks(ACCOUNT)  # the password was not remembered as refused
+    assert fake.count("POST", LOGIN) == 2
+
+
 def test_pre_issued_tokens_are_used_without_login(fake):
     fake.access_tokens.add("A")
     fake.sessions.add("S")

@@ -1,5 +1,5 @@
-"""ThingSpaceModule's checks at start: plain http only to loopback unless the user opts in, refused before any
-connection (no name lookup, no socket)."""
+"""ThingSpaceModule's checks at start, before any connection (no name lookup, no socket): plain http only to
+loopback unless the user opts in; names without whitespace around them."""
 
 from __future__ import annotations
 
@@ -52,3 +52,9 @@ def test_plain_http_is_used_for_loopback_or_when_opted_in(fake, run_module, conn
     result, failed = run_module(vz_sms_receive.main, account_name=ACCOUNT, api_url=api_url, allow_insecure_http=allow_insecure_http)
     assert not failed, result["msg"]
     assert fake.count("GET", "history") == 1 and connections == []
+
+
+def test_an_account_name_with_whitespace_around_it_is_refused_before_any_connection(run_module, connections):
+    result, failed = run_module(vz_sms_receive.main, account_name=" " + ACCOUNT)
+    assert failed and result["msg"] == "account_name: %r has leading or trailing whitespace; remove it (names are matched exactly)" % (" " + ACCOUNT)
+    assert connections == []

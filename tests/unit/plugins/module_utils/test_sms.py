@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.module_utils import sms
@@ -111,3 +113,38 @@ def test_custom_fields():
         sms.check_custom_fields({"CustomField6": "x"})
     with pytest.raises(ValueError, match=r"custom_fields.CustomField2: the value must not be empty"):
         sms.check_custom_fields({"CustomField2": ""})
+
+
+def _in_digits(number, zero):
+    """``number`` written with the digits of another script, whose zero is code point ``zero``."""
+    return "".join(chr(zero + int(digit)) for digit in number)
+
+
+@pytest.mark.parametrize(
+    ("kind", "ident"),
+    [
+        ("mdn", _in_digits("5551234567", 0x0660)),  # Arabic-Indic
+        ("mdn", "555123456" + _in_digits("7", 0x06F0)),  # one Extended Arabic-Indic digit
+        ("imei", _in_digits("990000862471854", 0x0966)),  # Devanagari
+        ("iccid", _in_digits("89148000000800139708", 0xFF10)),  # full-width
+        ("esn", "0962348917" + _in_digits("1", 0x0660)),
+    ],
+)
+def test_identifiers_take_ascii_digits_only(kind, ident):
+    with pytest.raises(ValueError, match=r"devices.id: .* is not a valid %s: expected " % kind):
+        sms.normalize_device({"kind": kind, "id": ident})
+
+
+@pytest.mark.parametrize("message", [" ", "   ", "\n", " \r\n\t "])
+def test_a_message_of_only_whitespace_is_refused(message):
+    with pytest.raises(ValueError, match=r"^sms_message: must not be empty or only whitespace$"):
+        sms.message_size(message, "7-bit")
+
+
+@pytest.mark.parametrize("name", [" west", "west ", "\twest", "west\n", " "])
+def test_a_name_with_whitespace_around_it_is_refused(name):
+    with pytest.raises(ValueError, match=r"^group_name: %s has leading or trailing whitespace; remove it \(names are matched exactly\)$"
+                       % re.escape(repr(name))):
+        sms.check_name("group_name", name)
+    sms.check_name("group_name", "west sensors")
+    sms.check_name("group_name", None)

@@ -143,6 +143,38 @@ def test_devices_another_run_is_sending_are_left_to_it(fake, run_module, state_d
         other.join(30)
 
 
+class _LedgerOfARunThatLosesTheRace(Ledger):
+    """The real ledger, where another run (its own connection and claim lock) claims every target right after this
+    run's diff: the moment at which two runs of one send meet."""
+
+    def diff(self, scope, key, targets, *args):
+        found = super().diff(scope, key, targets, *args)
+        self.other = Ledger(self.path)
+        self.other.claim(scope, key, targets, *args)
+        return found
+
+    def close(self):
+        self.other.close()
+        super().close()
+
+
+@pytest.mark.parametrize(
+    ("selection", "what"),
+    [
+        ({"devices": DEVICES}, "5 device(s)"),
+        ({"account_name": ACCOUNT, "group_name": "west"}, "the selection group_name=west (4 devices)"),
+        ({"account_name": ACCOUNT, "group_name": "west", "filter_tracking": "selection"}, "the selection group_name=west"),
+    ],
+)
+def test_a_run_whose_targets_another_run_claimed_first_says_so_and_warns(fake, run_module, monkeypatch, selection, what):
+    monkeypatch.setattr(vz_sms_send, "Ledger", _LedgerOfARunThatLosesTheRace)
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **selection)
+    assert not failed and not result["changed"] and sms_bodies(fake) == []
+    assert result["msg"] == "Nothing sent: another run under idempotency key %s claimed %s first" % (result["idempotency_key"], what)
+    assert result["warnings"] == ["This run sent nothing: another run under idempotency key %s claimed %s between this run's check of the "
+                                  "ledger and its send; see that run's result" % (result["idempotency_key"], what)]
+
+
 def test_rejected_batch_is_released_and_sent_by_a_rerun(fake, run_module):
     fake.script("POST", SEND, (400, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "try later"}))
     result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
@@ -176,6 +208,11 @@ def test_secrets_are_not_returned(fake, run_module):
         ({"username": None}, "Missing credentials: a session token needs username and password (env THINGSPACE_USERNAME"),
         ({"api_url": "ftp://x"}, "api_url: 'ftp://x' is not an http(s) URL"),
         ({"devices": None, "group_name": "west", "max_devices": 5}, "account_name: needed to resolve a filter selection"),
+        ({"sms_message": " \n "}, "sms_message: must not be empty or only whitespace"),
+        ({"devices": [{"kind": "mdn", "id": "\u0665" * 10}]}, "devices[0].id: %r is not a valid mdn: expected 10 decimal digits" % ("\u0665" * 10)),
+        ({"account_name": ACCOUNT + " "}, "account_name: %r has leading or trailing whitespace; remove it (names are matched exactly)" % (ACCOUNT + " ")),
+        ({"devices": None, "group_name": " west"}, "group_name: ' west' has leading or trailing whitespace"),
+        ({"devices": None, "service_plan": "m2m-basic\t"}, "service_plan: 'm2m-basic\\t' has leading or trailing whitespace"),
     ],
 )
 def test_send_bad_input_fails_before_any_request(fake, run_module, args, message):
