@@ -36,6 +36,7 @@ SERVICE_NAMES = {entry["name"] for entry in RULES["callback_services"]}
 CALLBACK_PORTS = set(RULES["callback_listener_ports"]["ports"]).union(
     *(range(low, high + 1) for low, high in RULES["callback_listener_ports"]["ranges"]))
 
+
 class FakeResponse(requests.Response):
     def __init__(self, request, status, body=None, headers=None):
         super().__init__()
