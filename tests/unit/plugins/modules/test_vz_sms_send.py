@@ -436,3 +436,9 @@ def test_device_tracking_needs_the_account_before_any_request(fake, run_module):
     assert failed and result["msg"].startswith("account_name: needed to resolve") and fake.calls == []
     result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello", filter_tracking="selection")
     assert not failed and sms_bodies(fake)[0]["groupName"] == "west"
+
+
+def test_timeout_and_validate_certs_go_with_every_request(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", timeout=7.5, validate_certs=False)
+    assert not failed and result["changed"]
+    assert [(settings["timeout"], settings["verify"]) for _request, settings in fake.sent] == [(7.5, False)] * 3
