@@ -246,22 +246,7 @@ class SmsSend:
             try:
                 request_id = self.client.send_sms(self._request(claimed))
             except ThingSpaceError as error:
-                batch["error"] = error.message
-                if error.ambiguous:
-                    self.ledger.settle(claim_id, UNKNOWN)
-                    batch["status"] = "unconfirmed"
-                    if per_device:
-                        result["devices_unconfirmed"].extend(_device(t) for t in claimed)
-                    else:
-                        result["selection_unconfirmed"] = True
-                    result["changed"] = True
-                    failure = ("Batch %d of %d is unconfirmed: %s. The ledger records it as unknown, so a re-run does not send it "
-                               "again; after checking the devices, re-run with resend_unconfirmed: true to send it once more"
-                               % (index + 1, len(chunks), error.message))
-                else:
-                    self.ledger.release(claim_id)
-                    batch["status"] = "failed"
-                    failure = "Batch %d of %d failed, nothing of it was sent: %s" % (index + 1, len(chunks), error.message)
+                failure = self._failed(error, claim_id, claimed, batch, result, "Batch %d of %d" % (index + 1, len(chunks)))
                 if index + 1 < len(chunks):
                     failure += "; %d later batch(es) were not attempted, a re-run sends them" % (len(chunks) - index - 1)
                 break
@@ -283,6 +268,24 @@ class SmsSend:
         result["msg"] = failure or "Sent to %s in %d request(s)" % (_describe(plan, sent if per_device else result["devices_resolved"]),
                                                                     len(result["request_ids"]))
         return result, failure
+
+    def _failed(self, error, claim_id, claimed, batch, result, which):
+        """Record a batch whose request failed: unknown when it may have been processed, else released; the failure
+        message, beginning with ``which`` batch it was."""
+        batch["error"] = error.message
+        if not error.ambiguous:
+            self.ledger.release(claim_id)
+            batch["status"] = "failed"
+            return "%s failed, nothing of it was sent: %s" % (which, error.message)
+        self.ledger.settle(claim_id, UNKNOWN)
+        batch["status"] = "unconfirmed"
+        if self.plan.tracking == TRACK_DEVICE:
+            result["devices_unconfirmed"].extend(_device(t) for t in claimed)
+        else:
+            result["selection_unconfirmed"] = True
+        result["changed"] = True
+        return ("%s is unconfirmed: %s. The ledger records it as unknown, so a re-run does not send it again; after checking the "
+                "devices, re-run with resend_unconfirmed: true to send it once more" % (which, error.message))
 
     def _request(self, claimed):
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import SendSmsRequest
