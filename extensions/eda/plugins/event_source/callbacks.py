@@ -228,7 +228,7 @@ class Receiver:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-recorder")
 
     def refuse(self, request, status, reason):
-        logger.warning("Refused a callback from %s to %s: HTTP %d, %s", request.remote, request.path, status, reason)
+        logger.warning("Refused a callback from %s to %s: HTTP %d, %s", request.remote, request.raw_path, status, reason)
         return web.Response(status=status, text=reason + "\n")
 
     @web.middleware
