@@ -207,6 +207,13 @@ async def test_unknown_services_and_shapes_are_answered_400_and_the_source_keeps
     assert debug_logs.text.count("HTTP 400") == 4
 
 
+async def test_a_refusal_is_logged_on_one_line(debug_logs):
+    async with Source() as source:
+        assert (await source.post("/%s%%0AForged%%20line/DeviceUsage" % ACCOUNT, delivery()))[0] == 400
+    (refusal,) = [record.getMessage() for record in debug_logs.records if "Refused" in record.getMessage()]
+    assert "\n" not in refusal and "/%s%%0AForged%%20line/DeviceUsage" % ACCOUNT in refusal
+
+
 async def test_wrong_paths_and_methods():
     async with Source() as source:
         assert (await source.post("/" + SDC, delivery()))[0] == 404
