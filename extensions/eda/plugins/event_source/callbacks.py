@@ -32,7 +32,7 @@ DOCUMENTATION = r"""
 ---
 short_description: Receive ThingSpace M2M callbacks (SMS sent, request complete, delivery confirmations, device SMS).
 description:
-  - An ansible-rulebook event source: an HTTP(S) listener for the callbacks ThingSpace sends to the URLs registered
+  - An ansible-rulebook event source, an HTTP(S) listener for the callbacks ThingSpace sends to the URLs registered
     with M(thingspace.m2m.vz_callback) or M(thingspace.m2m.vz_sms_start_callbacks).
   - Register C(<scheme>://<host>:<port><path>/<account>/<service>), for example
     C(https://iot.example.com:9002/thingspace/0000123456-00001/SMSDeliveryConfirmation). The callback bodies name
@@ -89,7 +89,7 @@ options:
     type: str
   certfile:
     description:
-      - A PEM certificate (chain) file: the source listens with TLS.
+      - A PEM certificate (chain) file; with it the source listens with TLS.
     type: str
   keyfile:
     description:

@@ -37,7 +37,7 @@ description:
     only after every message of the block is queued, so a source stopped in between gets the block again. The last
     block of the queue (HTTP 200) is removed by ThingSpace once it is returned; a source stopped while that answer is
     on its way loses it.
-  - Repeats (a block read again) are queued once: the source remembers the identities of the last
+  - Repeats (a block read again) are queued once; the source remembers the identities of the last
     O(dedupe_window) messages (account, device identifiers, text and timestamp), in memory.
   - Each event has the keys of the C(thingspace.m2m.callbacks) events, with C(type) C(device_sms), C(via)
     C(history), C(service) and C(request_id) null, C(message) and C(sent_at) (the timestamp ThingSpace gives).
