@@ -99,7 +99,7 @@ class RequestComplete(Wire):
 
 
 class SmsDeliveryResponse(Wire):
-    confirmation: Literal["Delivered", "Undelivered", "Expired", "Rejected"]
+    confirmation: Literal[DELIVERY_STATES]
 
 
 class DeliveryResponse(Wire):

@@ -273,8 +273,8 @@ class Receiver:
 
 async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], recorder) -> None:
     """Serve callbacks with ``settings`` (as ``_settings`` returns them) until cancelled; ``recorder`` is closed then."""
-    receiver = Receiver(queue, settings, recorder)
     context = _ssl_context(settings["certfile"], settings["keyfile"]) if settings["certfile"] else None
+    receiver = Receiver(queue, settings, recorder)
     app = web.Application(middlewares=[receiver.allow_list], client_max_size=settings["max_body_size"])
     app.router.add_post(settings["path"] + "/{account}/{service}", receiver.handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
