@@ -68,13 +68,15 @@ def gateway_fault(code, message):
 
 class FakeThingSpace(requests.adapters.BaseAdapter):
     """A small in-memory ThingSpace behind `requests`: every request is recorded in ``calls`` as
-    (method, path, json body or form). ``script(method, path_regex, *answers)`` makes the next matching calls
+    (method, path, json body or form), and in ``sent`` as (the prepared request, the adapter's keyword arguments:
+    timeout, verify, ...) for the headers, the full URL and the transport settings. ``script(method, path_regex, *answers)`` makes the next matching calls
     answer with the given (status, body, headers) tuples or raise the given exceptions, in place of the fake's own
     answer; ``check_scripts_used()`` fails the test when one was never used (the ``fake`` fixture calls it)."""
 
     def __init__(self):
         super().__init__()
         self.calls = []
+        self.sent = []
         self.scripted = []
         self.clients = {CREDENTIALS["client_id"]: CREDENTIALS["client_secret"]}
         self.passwords = {CREDENTIALS["username"]: CREDENTIALS["password"]}
@@ -108,6 +110,7 @@ class FakeThingSpace(requests.adapters.BaseAdapter):
         json_body = (request.headers.get("Content-Type") or "").startswith("application/json")
         payload = json.loads(body) if body and json_body else parse_qs(body or "")
         self.calls.append((request.method, url.path, payload))
+        self.sent.append((request, kwargs))
         for method, pattern, answers in self.scripted:
             if answers and method == request.method and pattern.search(url.path):
                 answer = answers.pop(0)

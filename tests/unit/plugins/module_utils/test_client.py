@@ -313,12 +313,128 @@ def _page(*ids):
 @pytest.mark.parametrize(
     "answers, error",
     [
-        ([(202, {"devices": [{"deviceIds": [{"kind": "mdn", "id": "5550000001"}]}], "hasMoreData": True})], "no DeviceId extended attribute"),
-        ([(202, _page(5, 6)), (202, _page(4, 6))], r"repeats devices already read \(DeviceId 6\)"),
+        ([(202, {"devices": [{"deviceIds": [{"kind": "mdn", "id": "5550000001"}]}], "hasMoreData": True})],
+         "The device list answer says more data waits but a device has no DeviceId extended attribute to continue from"),
+        ([(202, _page(5, 6)), (202, _page(4, 6))], "The device list answer repeats devices already read (DeviceId 6); stopped"),
     ],
     ids=["no-cursor", "cursor-not-advancing"],
 )
 def test_device_list_paging_stops_on_a_page_it_cannot_continue_from(fake, answers, error):
     fake.script("POST", "devices/actions/list", *answers)
-    with pytest.raises(ThingSpaceError, match=error):
+    with pytest.raises(ThingSpaceError) as caught:
         list(make()[0].iter_devices(DeviceListRequest(account_name=ACCOUNT)))
+    assert caught.value.message == error and caught.value.status == 202
+
+
+def test_a_client_built_without_options_validates_certificates_waits_30_s_and_tries_5_times(fake, monkeypatch):
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # either would stand in for verify=True
+        monkeypatch.delenv(variable, raising=False)
+    sleeps = []
+    client = ThingSpaceClient(API + "/", CREDS, sleep=sleeps.append)
+    fake.script("PUT", r"startCallbacks", *[(503, None)] * 5)
+    with pytest.raises(ThingSpaceError, match=r"; gave up after 5 attempts$"):
+        client.start_callbacks(ACCOUNT)
+    assert len(sleeps) == 4
+    assert {(settings["timeout"], settings["verify"]) for _request, settings in fake.sent} == {(30.0, True)}
+    # The trailing slash of api_url is not doubled into the paths.
+    assert [request.url for request, _settings in fake.sent][:3] == [API + "/api/ts/v1/oauth2/token", API + "/api/m2m/v1/session/login",
+                                                                     API + "/api/m2m/v1/sms/%s/startCallbacks" % ACCOUNT]
+
+
+def test_names_are_one_path_segment_each(fake):
+    client = make()[0]
+    for call in (lambda: client.start_callbacks("a/b c"), lambda: client.delete_callback(ACCOUNT, "x/../y")):
+        with pytest.raises(ThingSpaceError):
+            call()
+    paths = [request.path_url for request, _settings in fake.sent if request.method in ("PUT", "DELETE")]
+    assert paths == ["/api/m2m/v1/sms/a%2Fb%20c/startCallbacks", "/api/m2m/v1/callbacks/%s/name/x%%2F..%%2Fy" % ACCOUNT]
+
+
+LISTENER = "SMSDeliveryConfirmation"
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda client: client.start_callbacks("0000999999-00001"),
+         "Failed to start SMS callbacks for account '0000999999-00001': HTTP 400 UnifiedWebService.REQUEST_FAILED.AccountNotFound: "
+         "Account 0000999999-00001 was not found."),
+        (lambda client: client.list_callbacks("0000999999-00001"),
+         "Failed to list callback listeners of account '0000999999-00001': HTTP 400 UnifiedWebService.REQUEST_FAILED.AccountNotFound: "
+         "Account 0000999999-00001 was not found."),
+        (lambda client: client.register_callback(ACCOUNT, LISTENER, "https://l.example:8080/x"),
+         "Failed to register the SMSDeliveryConfirmation listener of account '%s': HTTP 400 INPUT_INVALID.Url.PortNotAllowed: "
+         "Port 8080 is not allowed." % ACCOUNT),
+        (lambda client: client.delete_callback(ACCOUNT, LISTENER),
+         "Failed to deregister the SMSDeliveryConfirmation listener of account '%s': HTTP 400 REQUEST_FAILED.CallbackNotRegistered: "
+         "No SMSDeliveryConfirmation listener is registered for account %s." % (ACCOUNT, ACCOUNT)),
+        (lambda client: list(client.iter_devices(DeviceListRequest(account_name="0000999999-00001"))),
+         "Failed to list devices of account '0000999999-00001': HTTP 400 UnifiedWebService.REQUEST_FAILED.AccountNotFound: "
+         "Account 0000999999-00001 was not found."),
+        (lambda client: client.sms_history("0000999999-00001"),
+         "Failed to read SMS history of account '0000999999-00001': HTTP 400 UnifiedWebService.REQUEST_FAILED.AccountNotFound: "
+         "Account 0000999999-00001 was not found."),
+    ],
+    ids=["start-callbacks", "list-callbacks", "register-callback", "delete-callback", "list-devices", "sms-history"],
+)
+def test_a_refused_call_says_what_failed(fake, call, message):
+    with pytest.raises(ThingSpaceError) as caught:
+        call(make()[0])
+    assert caught.value.message == message and caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "method, path, call, what",
+    [
+        ("PUT", "startCallbacks", lambda client: client.start_callbacks(ACCOUNT), "the startCallbacks answer"),
+        ("GET", "callbacks", lambda client: client.list_callbacks(ACCOUNT), "the callback list answer"),
+        ("POST", "callbacks", lambda client: client.register_callback(ACCOUNT, LISTENER, "https://l.example:9001/x"),
+         "the callback registration answer"),
+        ("DELETE", "callbacks", lambda client: client.delete_callback(ACCOUNT, LISTENER), "the callback deregistration answer"),
+        ("POST", "devices/actions/list", lambda client: list(client.iter_devices(DeviceListRequest(account_name=ACCOUNT))),
+         "the device list answer"),
+        ("GET", "history", lambda client: client.sms_history(ACCOUNT), "the SMS history answer"),
+    ],
+    ids=["start-callbacks", "list-callbacks", "register-callback", "delete-callback", "list-devices", "sms-history"],
+)
+def test_an_unreadable_answer_names_the_call(fake, method, path, call, what):
+    fake.script(method, path, (200, "unexpected"))
+    with pytest.raises(ThingSpaceError) as caught:
+        call(make()[0])
+    assert caught.value.message.startswith("Unexpected content in %s (HTTP 200): " % what) and caught.value.status == 200
+
+
+QUEUED = {"deviceIds": [{"kind": "mdn", "id": "5551234567"}], "message": "m", "timestamp": "2016-01-01T12:29:49-08:00"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [(202, {"messages": [QUEUED], "hasMoreData": False}), (200, {"messages": [QUEUED], "hasMoreData": True})],
+    ids=["202", "has-more-data"],
+)
+def test_history_continues_on_202_or_more_data_and_takes_the_location_as_it_is(fake, answer):
+    fake.script("GET", "history", (*answer, {"Location": "/sms/%s/history/block-2" % ACCOUNT}))
+    messages, next_path = make()[0].sms_history(ACCOUNT)
+    assert [m.message for m in messages] == ["m"] and next_path == "/sms/%s/history/block-2" % ACCOUNT
+
+
+def test_history_saying_more_waits_without_a_location_fails(fake):
+    fake.script("GET", "history", (202, {"messages": [QUEUED], "hasMoreData": True}))
+    with pytest.raises(ThingSpaceError) as caught:
+        make()[0].sms_history(ACCOUNT)
+    assert caught.value.message == "The SMS history answer says more data waits but has no Location header" and caught.value.status == 202
+
+
+@pytest.mark.parametrize("answer", [(503, None), (502, None), dropped()], ids=["503", "502", "dropped"])
+def test_a_history_next_read_is_never_repeated_but_a_first_read_is(fake, answer):
+    fake.queue = [dict(QUEUED, message="m%d" % n) for n in range(150)]
+    client, sleeps = make()
+    fake.script("GET", "history", answer)
+    messages, next_path = client.sms_history(ACCOUNT)  # a plain read: repeated
+    assert len(messages) == 100 and fake.count("GET", "history") == 2 and len(sleeps) == 1
+    fake.script("GET", "history", answer)
+    with pytest.raises(ThingSpaceError) as caught:
+        client.sms_history(ACCOUNT, next_path)  # the next read acknowledges a block: it may have, so it is not repeated
+    assert caught.value.ambiguous and "may have been processed" in caught.value.message
+    assert caught.value.message.startswith("Failed to read SMS history of account '%s': " % ACCOUNT)
+    assert fake.count("GET", "history") == 3 and len(sleeps) == 1

@@ -24,7 +24,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.errors import Thing
 from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceId, SendSmsRequest
 from ansible_collections.thingspace.m2m.plugins.module_utils.transport import Transport
 
-from fake_api import ACCOUNT
+from fake_api import ACCOUNT, API
 
 PRE_ISSUED = Credentials(None, None, None, None, "access-token", "session-token")
 
@@ -122,3 +122,87 @@ def test_a_redirect_is_not_followed_and_the_tokens_stay(status, call):
         ": HTTP %d redirect to %s, not followed (it would take the tokens along); if the API moved, set api_url to its new address"
         % (status, location))
     assert caught.value.status == status and not caught.value.ambiguous
+
+
+# --- the retry rules, against the fake API ----------------------------------------------------------------------
+
+CREDS = Credentials("cid", "csecret", "user", "pass", None, None)
+SEND = r"/api/m2m/v1/sms$"
+
+
+def client_and_sleeps(retries=2):
+    sleeps = []
+    return ThingSpaceClient(API, CREDS, retries=retries, sleep=sleeps.append), sleeps
+
+
+def test_every_request_names_the_collection_as_user_agent(fake):
+    client_and_sleeps()[0].send_sms(SMS)
+    assert [request.headers["User-Agent"] for request, _settings in fake.sent] == ["thingspace.m2m-ansible"] * 3
+
+
+def test_a_transport_built_without_options_validates_certificates_waits_30_s_and_tries_5_times(fake, monkeypatch):
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+    sleeps = []
+    fake.script("GET", "probe", *[(503, None)] * 5)
+    with pytest.raises(ThingSpaceError, match=r"^Failed to probe: HTTP 503: FAKE; gave up after 5 attempts$"):
+        Transport(API, sleep=sleeps.append).send("GET", "/probe", write=False, what="probe")
+    assert len(sleeps) == 4 and {(settings["timeout"], settings["verify"]) for _request, settings in fake.sent} == {(30.0, True)}
+
+
+def test_a_connect_timeout_on_a_send_is_never_sent_so_it_is_retried(fake):
+    client, sleeps = client_and_sleeps()
+    fake.script("POST", SEND, requests.exceptions.ConnectTimeout("connect timed out"))
+    assert client.send_sms(SMS)
+    assert fake.count("POST", SEND) == 2 and len(sleeps) == 1
+
+
+def test_a_connection_error_without_detail_on_a_send_is_ambiguous(fake):
+    client, sleeps = client_and_sleeps()
+    fake.script("POST", SEND, requests.exceptions.ConnectionError())
+    with pytest.raises(ThingSpaceError) as caught:
+        client.send_sms(SMS)
+    assert caught.value.message == ("Failed to send SMS: no answer from %s after the request was sent (ConnectionError); it may have been "
+                                    "processed" % API)
+    assert caught.value.ambiguous and fake.count("POST", SEND) == 1 and sleeps == []
+
+
+def test_a_read_that_cannot_connect_is_tried_retries_plus_one_times(fake):
+    client, sleeps = client_and_sleeps(retries=2)
+    client.list_callbacks(ACCOUNT)  # logged in
+    fake.script("GET", "callbacks", *[requests.exceptions.ConnectionError("connection refused")] * 3)
+    with pytest.raises(ThingSpaceError) as caught:
+        client.list_callbacks(ACCOUNT)
+    assert caught.value.message == "Failed to list callback listeners of account '%s': cannot reach %s after 3 attempts: connection refused" % (
+        ACCOUNT, API)
+    assert not caught.value.ambiguous and fake.count("GET", "callbacks") == 4 and len(sleeps) == 2
+
+
+def test_a_read_that_keeps_failing_says_it_gave_up(fake):
+    client, sleeps = client_and_sleeps(retries=1)
+    fake.script("PUT", "startCallbacks", (504, {"errorCode": "GATEWAY_TIMEOUT", "errorMessage": "slow"}), (504, None))
+    with pytest.raises(ThingSpaceError) as caught:
+        client.start_callbacks(ACCOUNT)
+    assert caught.value.message == "Failed to start SMS callbacks for account '%s': HTTP 504: FAKE; gave up after 2 attempts" % ACCOUNT
+    assert caught.value.status == 504 and len(sleeps) == 1
+
+
+def test_a_server_error_to_a_send_says_it_may_have_been_processed(fake):
+    client, sleeps = client_and_sleeps()
+    fake.script("POST", SEND, (500, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "boom"}))
+    with pytest.raises(ThingSpaceError) as caught:
+        client.send_sms(SMS)
+    assert caught.value.message == "Failed to send SMS: HTTP 500 REQUEST_FAILED.UnexpectedError: boom; the request may have been processed"
+    assert caught.value.ambiguous and caught.value.status == 500 and sleeps == []
+
+
+@pytest.mark.parametrize("status", [300, 399])
+def test_every_3xx_is_a_redirect_not_followed(fake, status):
+    client = client_and_sleeps()[0]
+    fake.script("PUT", "startCallbacks", (status, None, {"Location": "https://elsewhere.example/x"}))
+    with pytest.raises(ThingSpaceError) as caught:
+        client.start_callbacks(ACCOUNT)
+    assert caught.value.message == ("Failed to start SMS callbacks for account '%s': HTTP %d redirect to https://elsewhere.example/x, not "
+                                    "followed (it would take the tokens along); if the API moved, set api_url to its new address"
+                                    % (ACCOUNT, status))
+    assert fake.count("PUT", "startCallbacks") == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import requests
+from urllib3.exceptions import ProtocolError
+
 from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_receive
 
-from fake_api import ACCOUNT
+from fake_api import ACCOUNT, API
 
 
 def _queue(count):
@@ -42,3 +45,15 @@ def test_receive_failure_returns_every_block_that_may_be_acknowledged(fake, run_
     assert failed and len(result["messages"]) == 200
     assert "the 200 message(s) read before the failure are in 'messages' (the last 100 may be delivered again)" in result["msg"]
     assert fake.count("GET", "history") == 3  # the failed next read is not repeated
+
+
+def test_a_next_read_without_answer_is_not_repeated_and_returns_the_block_in_hand(fake, run_module):
+    fake.queue = _queue(250)
+    fake.script("GET", "history", (200, {"messages": _queue(100), "hasMoreData": True}, {"Location": "/sms/%s/history?next=100" % ACCOUNT}),
+                requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError())))
+    result, failed = run_module(vz_sms_receive.main, account_name=ACCOUNT)
+    assert failed and len(result["messages"]) == 100 and result["more_queued"]
+    assert result["msg"] == ("Failed to read SMS history of account '%s': no answer from %s after the request was sent (ConnectionError); it "
+                             "may have been processed; the 100 message(s) read before the failure are in 'messages' (the last 100 may be "
+                             "delivered again)" % (ACCOUNT, API))
+    assert fake.count("GET", "history") == 2  # the next read may have acknowledged the block: not repeated

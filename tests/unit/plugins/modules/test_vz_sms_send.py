@@ -114,6 +114,7 @@ def test_ambiguous_batch_is_unconfirmed_and_not_resent(fake, run_module):
 
     result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", resend_unconfirmed=True)[0]
     assert result["devices_sent"] == 2 and [d["id"] for d in sms_bodies(fake)[-1]["deviceIds"]] == ["5550000003", "5550000004"]
+    assert result["devices_unconfirmed"] == [] and result["warnings"] == []  # sent again, not skipped
     result = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")[0]
     assert not result["changed"] and result["devices_unconfirmed"] == []
 
@@ -135,7 +136,8 @@ def test_devices_another_run_is_sending_are_left_to_it(fake, run_module, state_d
         for extra, skipped in (({}, 1), ({"resend_unconfirmed": True}, 5)):
             result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", **extra)
             assert not failed and result["devices_skipped"] == skipped and result["devices_unconfirmed"] == []
-            assert "1 target(s) are being sent right now by another run" in result["warnings"][0]
+            assert result["warnings"] == ["1 target(s) are being sent right now by another run under idempotency key %s; this run leaves them "
+                                          "to it" % result["idempotency_key"]]
         assert [d["id"] for d in sms_bodies(fake)[0]["deviceIds"]] == [d["id"] for d in DEVICES[1:]]
         assert len(sms_bodies(fake)) == 1
     finally:
@@ -436,3 +438,238 @@ def test_device_tracking_needs_the_account_before_any_request(fake, run_module):
     assert failed and result["msg"].startswith("account_name: needed to resolve") and fake.calls == []
     result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello", filter_tracking="selection")
     assert not failed and sms_bodies(fake)[0]["groupName"] == "west"
+
+
+def test_timeout_and_validate_certs_go_with_every_request(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", timeout=7.5, validate_certs=False)
+    assert not failed and result["changed"]
+    assert [(settings["timeout"], settings["verify"]) for _request, settings in fake.sent] == [(7.5, False)] * 3
+
+
+# --- what a send returns, records and says (issue 14) ------------------------------------------------------------
+
+OTHER_ACCOUNT = "0000999999-00001"
+
+
+def ledger_records(state_dir):
+    """target → (state, request id) of every send recorded in the task's ledger."""
+    ledger = Ledger(str(state_dir / "ledger.sqlite3"))
+    try:
+        return {target: (state, request_id) for _scope, _key, target, state, request_id, _claim in ledger.records()}
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        ({"devices": DEVICES}, "auto-4ba898ba1c6e5d4a6f766cac36ed2872"),
+        ({"devices": DEVICES, "data_encoding": "8-bit-ASCII"}, "auto-3608771fb850320f1c347aa972b62bb4"),
+        ({"group_name": "west", "filter_tracking": "selection"}, "auto-1ac6a88917224ea71ff69099c01a03d8"),
+        ({"group_name": "west", "data_encoding": "8-bit-ASCII"}, "auto-db3907da6e5d4b692773c313c463938f"),
+    ],
+    ids=["devices", "devices-8-bit", "filters", "filters-8-bit"],
+)
+def test_the_default_idempotency_key_stays_the_same_across_versions(fake, run_module, args, key):
+    """A ledger written by an earlier version is read under the key it derives, or the next version sends everything again."""
+    result, failed = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, sms_message="hello", **args)
+    assert not failed and result["idempotency_key"] == key
+
+
+def test_a_key_used_for_a_device_list_is_refused_for_filters_and_for_another_account(fake, run_module):
+    run_module(vz_sms_send.main, idempotency_key="wave-3", devices=DEVICES, sms_message="hi")
+    result, failed = run_module(vz_sms_send.main, idempotency_key="wave-3", account_name=ACCOUNT, group_name="west", filter_tracking="selection",
+                                sms_message="hi")
+    assert failed and result["msg"] == (
+        "idempotency_key 'wave-3' was used for another send (selection: was \"device list\", now {\"account_name\": \"%s\", \"custom_fields\": [], "
+        "\"group_name\": \"west\", \"service_plan\": null}; tracking: was \"device\", now \"selection\"); nothing was sent. Use a new "
+        "idempotency_key for this send, or force: true to send it under this key to every target again" % ACCOUNT)
+    args = dict(idempotency_key="wave-4", group_name="west", filter_tracking="selection", sms_message="hi")
+    assert not run_module(vz_sms_send.main, account_name=ACCOUNT, **args)[1]
+    result, failed = run_module(vz_sms_send.main, account_name=OTHER_ACCOUNT, **args)
+    assert failed and "selection: was {\"account_name\": \"%s\"" % ACCOUNT in result["msg"] and "now {\"account_name\": \"%s\"" % OTHER_ACCOUNT in result["msg"]
+    assert len(sms_bodies(fake)) == 2
+
+
+def test_request_ids_are_returned_and_recorded(fake, run_module, state_dir):
+    fake.script("POST", SEND, *[(200, {"requestId": "r%d" % n}) for n in (1, 2, 3)])
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=2)
+    assert not failed and result["msg"] == "Sent to 5 device(s) in 3 request(s)"
+    assert result["request_ids"] == ["r1", "r2", "r3"]
+    assert result["batches"] == [{"index": 0, "devices": 2, "status": "sent", "request_id": "r1"},
+                                 {"index": 1, "devices": 2, "status": "sent", "request_id": "r2"},
+                                 {"index": 2, "devices": 1, "status": "sent", "request_id": "r3"}]
+    assert (result["data_encoding"], result["devices_requested"], result["devices_resolved"], result["devices_sent"]) == ("7-bit", 5, None, 5)
+    assert ledger_records(state_dir) == {"mdn:%s" % d["id"]: ("sent", "r%d" % (1 + n // 2)) for n, d in enumerate(DEVICES)}
+
+
+def test_batch_size_and_max_devices_of_one_are_allowed(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=1, max_devices=5)
+    assert not failed and [len(body["deviceIds"]) for body in sms_bodies(fake)] == [1] * 5
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES[:1], sms_message="hello again", max_devices=1)
+    assert not failed and result["devices_sent"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"devices": []}, "devices: the list is empty; give at least one {kind, id} or use a filter"),
+        ({"devices": None, "group_name": ""}, "group_name, service_plan, custom_fields: give at least one non-empty filter, or devices"),
+        ({"batch_size": 0}, "batch_size: 0 is outside 1..10000 (the API takes at most 10000 devices per request)"),
+        ({"max_devices": 0}, "max_devices: must be at least 1"),
+        ({"max_devices": 4}, "max_devices: the device list holds 5 devices, more than max_devices 4; nothing was sent"),
+        ({"devices": None, "group_name": "west", "filter_tracking": "selection", "_check_mode": True},
+         "account_name: needed to resolve a filter selection through the device list (check mode, max_devices, filter_tracking: device); give it, "
+         "or send with filter_tracking: selection"),
+    ],
+    ids=["empty-list", "empty-filter", "batch-size-0", "max-devices-0", "over-max-devices", "check-mode-without-account"],
+)
+def test_input_refused_before_any_request_says_exactly_why(fake, run_module, args, message):
+    args = dict({"devices": DEVICES, "sms_message": "hello"}, **args)
+    result, failed = run_module(vz_sms_send.main, check_mode=args.pop("_check_mode", False), **args)
+    assert failed and result["msg"] == message and fake.calls == []
+
+
+def test_a_selection_over_max_devices_sends_nothing(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", filter_tracking="selection", sms_message="hello",
+                                max_devices=3)
+    assert failed and result["msg"] == "max_devices: the selection holds more than 3 devices (max_devices); nothing was sent"
+    assert sms_bodies(fake) == []
+
+
+def test_check_mode_says_what_would_go_out_in_which_batches(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, check_mode=True, devices=DEVICES, sms_message="hello", batch_size=2)
+    assert not failed and result["msg"] == "Check mode: would send to 5 device(s)"
+    assert result["batches"] == [{"index": 0, "devices": 2, "status": "would_send"}, {"index": 1, "devices": 2, "status": "would_send"},
+                                 {"index": 2, "devices": 1, "status": "would_send"}]
+    result, failed = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, group_name="west", filter_tracking="selection",
+                                sms_message="hello")
+    assert not failed and result["msg"] == "Check mode: would send to the selection group_name=west (4 devices)"
+    assert result["batches"] == [{"index": 0, "devices": 4, "status": "would_send"}]
+    assert (result["devices_requested"], result["devices_resolved"], result["devices_sent"]) == (None, 4, 4)
+
+
+def test_a_selection_goes_out_with_every_filter_and_reports_the_devices_it_resolved(fake, run_module):
+    args = dict(account_name=ACCOUNT, group_name="west", service_plan="m2m-basic", filter_tracking="selection", sms_message="hello", max_devices=10)
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["msg"] == "Sent to the selection group_name=west, service_plan=m2m-basic (4 devices) in 1 request(s)"
+    assert (result["devices_resolved"], result["devices_sent"], result["devices_skipped"]) == (4, 4, None)
+    [body] = sms_bodies(fake)
+    assert (body["groupName"], body["servicePlan"]) == ("west", "m2m-basic") and "deviceIds" not in body
+    assert {body.get("servicePlan") for method, path, body in fake.calls if path.endswith("/devices/actions/list")} == {"m2m-basic"}
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and (result["devices_sent"], result["devices_skipped"]) == (None, None)
+    assert result["msg"] == "Nothing to send: this selection already got this message under idempotency key %s" % result["idempotency_key"]
+
+
+def test_an_ambiguous_send_to_a_selection_is_unconfirmed_and_not_resent(fake, run_module):
+    args = dict(account_name=ACCOUNT, group_name="west", filter_tracking="selection", sms_message="hello")
+    fake.script("POST", SEND, (502, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "boom"}))
+    result, failed = run_module(vz_sms_send.main, **args)
+    error = "Failed to send SMS: HTTP 502 REQUEST_FAILED.UnexpectedError: boom; the request may have been processed"
+    assert failed and result["changed"] and result["selection_unconfirmed"] is True and result["devices_unconfirmed"] == []
+    assert result["batches"] == [{"index": 0, "devices": None, "status": "unconfirmed", "error": error}]
+    assert result["msg"] == ("Batch 1 of 1 is unconfirmed: %s. The ledger records it as unknown, so a re-run does not send it again; after "
+                             "checking the devices, re-run with resend_unconfirmed: true to send it once more" % error)
+    key = result["idempotency_key"]
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and result["selection_unconfirmed"] is True and len(sms_bodies(fake)) == 1
+    assert result["msg"] == "Nothing to send: this selection already got this message (unconfirmed) under idempotency key %s" % key
+    assert result["warnings"] == ["1 target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while "
+                                  "sending); they are not sent again. Check them, then use resend_unconfirmed: true to send them once more" % key]
+    result, failed = run_module(vz_sms_send.main, resend_unconfirmed=True, **args)
+    assert not failed and result["changed"] and result["selection_unconfirmed"] is False and result["warnings"] == []
+    assert len(sms_bodies(fake)) == 2
+
+
+@pytest.mark.parametrize(
+    "answer, status, says",
+    [
+        ((400, {"errorCode": "INPUT_INVALID.X", "errorMessage": "no"}), "failed", "Batch 2 of 3 failed, nothing of it was sent: %s"),
+        ((502, {"errorCode": "INPUT_INVALID.X", "errorMessage": "no"}), "unconfirmed",
+         "Batch 2 of 3 is unconfirmed: %s. The ledger records it as unknown, so a re-run does not send it again; after checking the devices, "
+         "re-run with resend_unconfirmed: true to send it once more"),
+    ],
+    ids=["refused", "ambiguous"],
+)
+def test_a_failed_batch_says_which_one_and_that_later_ones_were_not_attempted(fake, run_module, state_dir, answer, status, says):
+    fake.script("POST", SEND, (200, {"requestId": "r1"}), answer)
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=2)
+    error = "Failed to send SMS: HTTP %d INPUT_INVALID.X: no%s" % (answer[0], "; the request may have been processed" if answer[0] == 502 else "")
+    assert failed and result["msg"] == (says % error) + "; 1 later batch(es) were not attempted, a re-run sends them"
+    assert result["batches"] == [{"index": 0, "devices": 2, "status": "sent", "request_id": "r1"},
+                                 {"index": 1, "devices": 2, "status": status, "error": error}]
+    expected = {"mdn:5550000001": ("sent", "r1"), "mdn:5550000002": ("sent", "r1")}
+    if status == "unconfirmed":
+        expected.update({"mdn:5550000003": ("unknown", None), "mdn:5550000004": ("unknown", None)})
+    assert ledger_records(state_dir) == expected
+
+
+def test_a_failed_last_batch_names_no_later_batches(fake, run_module):
+    fake.script("POST", SEND, (400, {"errorCode": "INPUT_INVALID.X", "errorMessage": "no"}))
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello")
+    assert failed and result["msg"] == "Batch 1 of 1 failed, nothing of it was sent: Failed to send SMS: HTTP 400 INPUT_INVALID.X: no"
+
+
+def test_nothing_to_send_counts_the_unconfirmed_devices(fake, run_module):
+    fake.script("POST", SEND, requests.exceptions.ConnectionError(ProtocolError("Connection aborted.")))
+    run_module(vz_sms_send.main, devices=DEVICES[:2], sms_message="hello")
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES[:2], sms_message="hello")
+    key = result["idempotency_key"]
+    assert not failed and result["msg"] == "Nothing to send: the 2 device(s) already got this message (2 unconfirmed) under idempotency key %s" % key
+    assert result["devices_unconfirmed"] == DEVICES[:2] and len(sms_bodies(fake)) == 1
+
+
+class _LedgerOfARunThatClaimsTheFirstBatchFirst(Ledger):
+    """The real ledger, where another run claims the first two targets right after this run's diff."""
+
+    def diff(self, scope, key, targets, *args):
+        found = super().diff(scope, key, targets, *args)
+        self.other = Ledger(self.path)
+        self.other.claim(scope, key, targets[:2], *args)
+        return found
+
+    def close(self):
+        self.other.close()
+        super().close()
+
+
+def test_a_batch_another_run_claimed_meanwhile_is_skipped_and_the_next_ones_are_sent(fake, run_module, monkeypatch):
+    monkeypatch.setattr(vz_sms_send, "Ledger", _LedgerOfARunThatClaimsTheFirstBatchFirst)
+    fake.script("POST", SEND, (200, {"requestId": "r1"}), (200, {"requestId": "r2"}))
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", batch_size=2)
+    assert not failed and result["changed"] and result["msg"] == "Sent to 3 device(s) in 2 request(s)"
+    assert result["batches"] == [{"index": 0, "devices": 0, "status": "skipped"},
+                                 {"index": 1, "devices": 2, "status": "sent", "request_id": "r1"},
+                                 {"index": 2, "devices": 1, "status": "sent", "request_id": "r2"}]
+    assert (result["devices_sent"], result["devices_skipped"]) == (3, 2)
+    assert [[d["id"] for d in body["deviceIds"]] for body in sms_bodies(fake)] == [["5550000003", "5550000004"], ["5550000005"]]
+
+
+def test_a_resolved_device_without_a_usable_identifier_is_left_out(fake, run_module):
+    fake.devices.insert(0, {"accountName": ACCOUNT, "deviceIds": [{"kind": "serial", "id": "SN-1"}], "groupNames": ["west"],
+                            "extendedAttributes": [{"key": "DeviceId", "value": "999"}]})
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello")
+    assert not failed and result["devices_resolved"] == 4 and result["devices_sent"] == 4
+
+
+def test_a_resolved_device_with_a_malformed_identifier_fails_naming_the_answer(fake, run_module):
+    fake.devices[0]["deviceIds"] = [{"kind": "mdn", "id": "555"}]
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello")
+    assert failed and result["msg"] == "Unexpected content in the device list answer.id: '555' is not a valid mdn: expected 10 decimal digits"
+    assert sms_bodies(fake) == []
+
+
+def test_the_key_of_version_0_1_0_is_taken_only_while_the_current_key_is_unknown(fake, run_module):
+    import hashlib
+
+    old_key = "auto-" + hashlib.sha256(json.dumps(
+        {"account": ACCOUNT, "selection": {"devices": True}, "message": "hello", "encoding": "7-bit"}, sort_keys=True).encode()).hexdigest()[:32]
+    run_module(vz_sms_send.main, idempotency_key=old_key, devices=DEVICES[:1], sms_message="hello")  # as 0.1.0 recorded it
+    result = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES[:1], sms_message="hello")[0]
+    assert not result["changed"] and result["idempotency_key"] == old_key
+    result = run_module(vz_sms_send.main, devices=DEVICES[:3], sms_message="hello")[0]  # no account: the current key, sent to 3
+    current = result["idempotency_key"]
+    assert result["devices_sent"] == 3 and current != old_key
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES[:3], sms_message="hello")
+    assert not failed and not result["changed"] and result["idempotency_key"] == current and len(sms_bodies(fake)) == 2
