@@ -149,7 +149,7 @@ class _LedgerOfARunThatLosesTheRace(Ledger):
 
     def diff(self, scope, key, targets, *args):
         found = super().diff(scope, key, targets, *args)
-        self.other = Ledger(self.path)
+        self.other = Ledger(self.location)
         self.other.claim(scope, key, targets, *args)
         return found
 
