@@ -9,7 +9,7 @@ ledger.py is the protocol; this file is what differs on PostgreSQL (docs/design.
   message: they name the database as ``user@host:port/dbname``, and any error text is cleaned of it.
 - **Schema.** The tables live in one schema (``ledger_schema``, ``thingspace`` by default), the session's
   search_path, created on first use with the tables, versioned in ``schema_version`` and migrated forward in one
-  transaction under a transaction advisory lock, so that runs starting together create it once.
+  transaction under an advisory lock, so that runs starting together create it once.
 - **In flight.** A claim holds a session advisory lock, which the server releases when the session ends, however
   the run died. Its key is a random 64-bit number the claim must acquire itself (``pg_try_advisory_lock``), so a
   number in use, by this collection or anything else in the database, is drawn again; the claim id is
@@ -55,7 +55,7 @@ _STEPS = {
         "CREATE TABLE starts (scope text PRIMARY KEY, started_at double precision NOT NULL)",
     ),
 }
-# The transaction advisory lock under which a schema is created or migrated (a fixed number of this collection).
+# The advisory lock under which a schema is created or migrated (a fixed number of this collection).
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CONNECT_TIMEOUT = 10
@@ -160,21 +160,27 @@ class PostgresqlStore:
         return self.rows("SELECT version FROM schema_version")[0][0]
 
     def _upgrade(self):
-        """Create the schema and its tables, or migrate them forward, once whoever else starts at the same time."""
-        with self.transaction():
-            self.rows("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
-            version = self._version()  # again, under the lock: another run may have done it meanwhile
-            if version is None:
-                if not self.rows("SELECT 1 FROM pg_namespace WHERE nspname = ?", (self._schema,)):
-                    self.execute('CREATE SCHEMA "%s"' % self._schema)
-                self.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-                self.execute("INSERT INTO schema_version VALUES (0)")
-                version = 0
-            for step in sorted(_STEPS):
-                if step > version:
-                    for statement in _STEPS[step]:
-                        self.execute(statement)
-            self.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        """Create the schema and its tables, or migrate them forward, in one transaction, once whoever else starts
+        at the same time. The lock is taken before the transaction starts, so that the transaction sees what a
+        run that held it before created (a transaction reads the catalog as it was when it began)."""
+        self.rows("SELECT pg_advisory_lock(?)", (_SCHEMA_LOCK,))
+        try:
+            with self.transaction():
+                version = self._version()  # again, under the lock: another run may have done it meanwhile
+                if version is None:
+                    if not self.rows("SELECT 1 FROM pg_namespace WHERE nspname = ?", (self._schema,)):
+                        self.execute('CREATE SCHEMA "%s"' % self._schema)
+                    self.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+                    self.execute("INSERT INTO schema_version VALUES (0)")
+                    version = 0
+                for step in sorted(_STEPS):
+                    if step > version:
+                        for statement in _STEPS[step]:
+                            self.execute(statement)
+                self.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        finally:
+            with contextlib.suppress(ThingSpaceError):
+                self.rows("SELECT pg_advisory_unlock(?)", (_SCHEMA_LOCK,))
 
     def _clean(self, exc):
         """The text of a psycopg error on one line, without the password in any spelling."""

@@ -262,7 +262,7 @@ FILTERS = ["group_name", "service_plan", "custom_fields"]
 
 def send(module):
     plan = plan_send(module.params, module.check_mode)
-    ledger = Ledger(module.ledger_path, read_only=module.check_mode)
+    ledger = Ledger(module.ledger_location, read_only=module.check_mode)
     try:
         return SmsSend(
             plan, module.client, ledger, service_scope(module.api_url), check_mode=module.check_mode,
