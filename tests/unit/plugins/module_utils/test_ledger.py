@@ -308,3 +308,30 @@ def test_a_dead_claim_stays_dead_when_another_session_takes_its_lock_number(post
         ledger = Ledger(where)
         assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending"}
         assert ledger.claim(SCOPE, KEY, ["mdn:1"], mode="unconfirmed")[1] == ["mdn:1"]
+
+
+def _resend_in_process(where, targets, barrier, queue, finish):
+    ledger = Ledger(where)
+    barrier.wait(30)
+    queue.put(ledger.claim(SCOPE, KEY, targets, mode="unconfirmed")[1])
+    finish.wait(60)  # alive, its claim in flight, until every run has claimed
+
+
+def test_concurrent_resend_unconfirmed_runs_take_over_each_dead_target_once(where):
+    """A claim that takes over unconfirmed rows must not take over those another run took over a moment before
+    (they are that run's live claim now): claims of one key follow each other."""
+    targets = ["mdn:%010d" % n for n in range(5000)]
+    killed = Ledger(where)
+    killed.claim(SCOPE, KEY, targets)
+    killed.close()
+    barrier, queue, finish = multiprocessing.Barrier(4), multiprocessing.Queue(), multiprocessing.Event()
+    workers = [multiprocessing.Process(target=_resend_in_process, args=(where, targets, barrier, queue, finish)) for _worker in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        results = [queue.get(timeout=60) for _worker in workers]
+    finally:
+        finish.set()
+        for worker in workers:
+            worker.join()
+    assert sorted(target for result in results for target in result) == targets

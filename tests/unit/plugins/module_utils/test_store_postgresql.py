@@ -201,3 +201,16 @@ def test_schemas_created_at_once_by_many_runs_are_created_once(postgresql):
         thread.join(60)
     assert errors == []
     assert postgresql.execute('SELECT version FROM "%s".schema_version' % where.schema) == [(2,)]
+
+
+def test_a_role_with_only_row_rights_runs_a_ledger_its_owner_created(fake, run_module, postgresql, role, database):
+    """The stricter setup of the guide: an owner creates the tables once, the playbooks' role may only read and write rows."""
+    assert not run_module(vz_sms_send.main, devices=DEVICES[:1], sms_message="hello", **database)[1]
+    name, password = role()
+    schema = database["ledger_schema"]
+    for grant in ("USAGE ON SCHEMA %s", "SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s", "USAGE ON ALL SEQUENCES IN SCHEMA %s"):
+        postgresql.execute("GRANT %s TO %s" % (grant % schema, name))
+    args = dict(devices=DEVICES, sms_message="hello", ledger_url=postgresql.url(user=name), ledger_password=password, ledger_schema=schema)
+    assert run_module(vz_sms_send.main, **args)[0]["devices_sent"] == 4
+    assert run_module(vz_sms_send.main, **dict(args, idempotency_key="wave-2"))[0]["devices_sent"] == 5
+    assert run_module(vz_sms_send.main, **args)[0]["devices_skipped"] == 5
