@@ -197,6 +197,8 @@ batches:
     - One entry per batch. V(status) is V(sent), V(would_send) (check mode), V(failed) (nothing of it was sent),
       V(unconfirmed) (sent, but no answer arrived; recorded as unknown and not re-sent) or V(skipped)
       (a concurrent run claimed its devices).
+    - V(error) says why a batch failed or is unconfirmed, or why the ledger could not record a sent batch (it then
+      stays pending in the ledger, reported as unconfirmed by a re-run and not sent again).
   returned: always
   type: list
   elements: dict

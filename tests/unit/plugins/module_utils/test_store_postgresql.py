@@ -12,6 +12,7 @@ import time
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
+from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send, vz_sms_start_callbacks
@@ -19,6 +20,7 @@ from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send, vz_s
 from fake_api import ACCOUNT, API
 
 DEVICES = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 6)]
+SCOPE, KEY = "http://127.0.0.1:9", "wave1"
 
 
 def sms_bodies(fake):
@@ -214,3 +216,121 @@ def test_a_role_with_only_row_rights_runs_a_ledger_its_owner_created(fake, run_m
     assert run_module(vz_sms_send.main, **args)[0]["devices_sent"] == 4
     assert run_module(vz_sms_send.main, **dict(args, idempotency_key="wave-2"))[0]["devices_sent"] == 5
     assert run_module(vz_sms_send.main, **args)[0]["devices_skipped"] == 5
+
+
+@contextlib.contextmanager
+def _restart_after(postgresql, owner, name, call):
+    """While in the context, restart the server (every session dropped) right after ``owner.name``'s ``call``-th
+    call returns or raises."""
+    real, calls = getattr(owner, name), []
+
+    def wrapped(*args, **kwargs):
+        calls.append(name)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            if len(calls) == call:
+                postgresql.restart()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(owner, name, wrapped)
+        yield
+
+
+def test_a_database_restarted_between_claim_and_settle_leaves_the_batch_unconfirmed_and_never_sent_again(fake, run_module, postgresql, database):
+    args = dict(devices=DEVICES, sms_message="hello", batch_size=2, **database)
+    with _restart_after(postgresql, ThingSpaceClient, "send_sms", 2):  # batch 2 is accepted, then the database restarts
+        result, failed = run_module(vz_sms_send.main, **args)
+    request_id = result["request_ids"][1]
+    assert failed and result["msg"].startswith("Batch 2 of 3 was sent (request id %s), but the ledger could not record it: The ledger database %s: "
+                                               % (request_id, _where(postgresql, "postgres", database["ledger_schema"])))
+    assert result["msg"].endswith("It stays pending there, so a re-run reports it unconfirmed and does not send it again; 1 later batch(es) were "
+                                  "not attempted, a re-run sends them")
+    assert [(batch["status"], "error" in batch) for batch in result["batches"]] == [("sent", False), ("sent", True)]
+    assert result["devices_sent"] == 4 and len(sms_bodies(fake)) == 2
+
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["devices_sent"] == 1 and result["devices_unconfirmed"] == DEVICES[2:4]
+    assert [[device["id"] for device in body["deviceIds"]] for body in sms_bodies(fake)] == [[d["id"] for d in DEVICES[i:i + 2]] for i in (0, 2, 4)]
+
+
+def test_a_database_lost_before_a_claim_fails_that_batch_and_keeps_what_was_sent(fake, run_module, postgresql, database):
+    args = dict(devices=DEVICES, sms_message="hello", batch_size=2, **database)
+    with _restart_after(postgresql, Ledger, "settle", 1):  # batch 1 is sent and recorded, then the database restarts
+        result, failed = run_module(vz_sms_send.main, **args)
+    assert failed and result["msg"].startswith("Batch 2 of 3 was not sent: the ledger could not claim it: The ledger database ")
+    assert result["msg"].endswith("; 1 later batch(es) were not attempted, a re-run sends them")
+    assert [batch["status"] for batch in result["batches"]] == ["sent", "failed"] and result["devices_sent"] == 2
+
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["devices_sent"] == 3 and result["devices_skipped"] == 2 and result["devices_unconfirmed"] == []
+    assert sorted(device["id"] for body in sms_bodies(fake) for device in body["deviceIds"]) == sorted(d["id"] for d in DEVICES)
+
+
+def test_a_connection_dropped_mid_claim_claims_nothing(postgresql):
+    """The claim's transaction is cut while it waits inside (on a row another transaction holds): the server rolls
+    back all it wrote, the purpose included, and the claimer gets an error naming the database."""
+    import psycopg
+
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    ledger = Ledger(where)
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:0"])[0], "sent", "r0")
+    outcome = []
+    with psycopg.connect(where.url, password=where.password) as blocker:  # a transaction left open
+        blocker.execute('INSERT INTO "%s".sends (key_id, target, state, updated_at) SELECT id, %%s, %%s, 0 FROM "%s".send_keys'
+                        % (where.schema, where.schema), ("mdn:3", "sent"))
+        claimer = threading.Thread(target=lambda: outcome.append(_claim_or_error(where, ["mdn:1", "mdn:2", "mdn:3"])))
+        claimer.start()
+        waiting = _wait_for(lambda: postgresql.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                                                       "application_name = 'thingspace.m2m'"))
+        postgresql.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+        claimer.join(30)
+        blocker.rollback()
+    assert outcome[0].startswith("The ledger database postgres@127.0.0.1:%d/postgres (schema %s): " % (postgresql.port, where.schema))
+    assert ledger.states(SCOPE, KEY) == {"mdn:0": "sent"}
+    assert postgresql.execute('SELECT purpose FROM "%s".send_keys' % where.schema) == [(None,)]
+    assert ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"])[1] == ["mdn:1", "mdn:2", "mdn:3"]
+
+
+def _claim_or_error(where, targets):
+    ledger = Ledger(where)
+    try:
+        return ledger.claim(SCOPE, KEY, targets, purpose={"message": "m"})
+    except ThingSpaceError as error:
+        return error.message
+    finally:
+        ledger.close()
+
+
+def _wait_for(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not (found := predicate()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "recorded", "rerun"),
+    [
+        ((500, {"errorCode": "SERVER_ERROR", "errorMessage": "boom"}), "unconfirmed",
+         ". The ledger could not record it (The ledger database %s: ",
+         "); it stays pending there, which a re-run also reports as unconfirmed and does not send again; after checking the devices, re-run with "
+         "resend_unconfirmed: true to send it once more"),
+        ((400, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "no"}), "failed",
+         "; the ledger could not forget it (The ledger database %s: ",
+         "), so a re-run reports it unconfirmed and resend_unconfirmed: true sends it"),
+    ],
+)
+def test_a_failed_or_unconfirmed_batch_the_ledger_cannot_record_stays_unconfirmed(fake, run_module, postgresql, database, answer, status, recorded,
+                                                                                   rerun):
+    args = dict(devices=DEVICES, sms_message="hello", **database)
+    fake.script("POST", r"/api/m2m/v1/sms$", answer)
+    with _restart_after(postgresql, ThingSpaceClient, "send_sms", 1):
+        result, failed = run_module(vz_sms_send.main, **args)
+    assert failed and result["batches"][0]["status"] == status
+    assert recorded % _where(postgresql, "postgres", database["ledger_schema"]) in result["msg"] and result["msg"].endswith(rerun)
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["devices_sent"] == 0 and len(result["devices_unconfirmed"]) == 5
+    result, failed = run_module(vz_sms_send.main, resend_unconfirmed=True, **args)
+    assert not failed and result["devices_sent"] == 5 and len(sms_bodies(fake)) == 2
