@@ -221,6 +221,57 @@ class Ledger:
         of the ledger read."""
         return self._store.rows("SELECT k.scope, k.key, s.target, s.state, s.request_id, s.claim FROM sends s JOIN send_keys k ON k.id = s.key_id")
 
+    def starts(self):
+        """Every callbacks start recorded, as (scope, started at) rows."""
+        return self._store.rows("SELECT scope, started_at FROM starts")
+
+    def copy_from(self, source, check_mode=False):
+        """Copy every record of the Ledger ``source`` into this one (or, in check mode, count what would be copied):
+        each key with its purpose, each send with its state, request id, claim and time, each callbacks start.
+
+        What this ledger already holds is kept; a key whose purpose here differs from the source's refuses the whole
+        copy, as does a batch the source has in flight. The source is read in one transaction, so no run writes to
+        it meanwhile. Returns the counts: keys, sends, starts read; sends_copied, starts_copied."""
+        with source._store.transaction():
+            keys = source._store.rows("SELECT id, scope, key, purpose FROM send_keys ORDER BY id")
+            sends = source._store.rows("SELECT key_id, target, state, request_id, claim, updated_at FROM sends")
+            starts = source.starts()
+            in_flight = source._store.live({row[4] for row in sends if row[2] == PENDING})
+        if in_flight:
+            raise ThingSpaceError("The ledger %s has a batch in flight (a run is sending it); nothing was copied. Copy it when no run is sending"
+                                  % source.where)
+        by_key = {}
+        for row in sends:
+            by_key.setdefault(row[0], []).append(row[1:])
+        plan, conflicts = [], []
+        for key_id, scope, key, purpose in keys:
+            recorded, wanted = self._purpose(scope, key), json.loads(purpose) if purpose else None
+            common = set(recorded or ()) & set(wanted or ())
+            if any(recorded[field] != wanted[field] for field in common):
+                conflicts.append(key)
+                continue
+            merged = dict(recorded or {}, **(wanted or {})) or None
+            present = set(self.states(scope, key))
+            plan.append((scope, key, merged if merged != recorded else None, [row for row in by_key.get(key_id, []) if row[0] not in present]))
+        if conflicts:
+            raise ThingSpaceError("The idempotency keys %s were used for other sends in %s than in %s; nothing was copied. Copy into another "
+                                  "ledger_schema, or resolve them by hand" % (", ".join(repr(key) for key in conflicts), self.where, source.where))
+        counts = {"keys": len(keys), "sends": len(sends), "starts": len(starts),
+                  "sends_copied": sum(len(rows) for _scope, _key, _purpose, rows in plan),
+                  "starts_copied": sum(not self.has_started(scope) for scope, _started_at in starts)}
+        if check_mode:
+            return counts
+        with self._store.transaction():
+            copied = 0
+            for scope, key, purpose, rows in plan:
+                key_id = self._key_id(scope, key, create=True)
+                if purpose is not None:
+                    self._store.execute("UPDATE send_keys SET purpose = ? WHERE id = ?", (json.dumps(purpose, sort_keys=True), key_id))
+                copied += self._store.executemany("INSERT INTO sends (key_id, target, state, request_id, claim, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                                                  "ON CONFLICT (key_id, target) DO NOTHING", [(key_id, *row) for row in rows])
+            started = self._store.executemany("INSERT INTO starts (scope, started_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING", starts)
+        return dict(counts, sends_copied=copied, starts_copied=started)
+
 
 def _migrate_from_1(db):
     """Schema 1 → 2: the purpose column; scopes as ``service_scope`` (schema 1 wrote "api_url|account", so

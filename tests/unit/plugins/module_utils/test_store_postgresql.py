@@ -322,8 +322,8 @@ def _wait_for(predicate, timeout=20):
          "), so a re-run reports it unconfirmed and resend_unconfirmed: true sends it"),
     ],
 )
-def test_a_failed_or_unconfirmed_batch_the_ledger_cannot_record_stays_unconfirmed(fake, run_module, postgresql, database, answer, status, recorded,
-                                                                                   rerun):
+def test_a_failed_or_unconfirmed_batch_the_ledger_cannot_record_stays_unconfirmed(fake, run_module, postgresql, database, answer, status,
+                                                                                  recorded, rerun):
     args = dict(devices=DEVICES, sms_message="hello", **database)
     fake.script("POST", r"/api/m2m/v1/sms$", answer)
     with _restart_after(postgresql, ThingSpaceClient, "send_sms", 1):
