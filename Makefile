@@ -100,9 +100,10 @@ sanity: venv ## ansible-test sanity on a copy of the collection
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	cd $(TEST_COLLECTION) && $(BIN)/ansible-test sanity --venv --python $(PYVER)
 
-integration: venv ## ansible-test integration targets against an emulator it starts
+integration: venv ## ansible-test integration targets against an emulator and a PostgreSQL server it starts
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	$(WITH_EMULATOR) --config $(TEST_COLLECTION)/tests/integration/integration_config.yml --emulator-arg=--allow-any-callback-port -- \
+		$(BIN)/python tests/utils/postgresql.py --config $(TEST_COLLECTION)/tests/integration/integration_config.yml -- \
 		sh -c 'cd $(TEST_COLLECTION) && $(BIN)/ansible-test integration --local --python $(PYVER)'
 
 molecule: venv ## The roles' molecule scenarios (installs the collection into ~/.ansible/collections)
