@@ -31,7 +31,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv help lock clean demo test lint unit emulator-test reliability sanity integration molecule build docs bench mutation
+.PHONY: venv help lock clean demo test lint unit emulator-test reliability eda sanity integration molecule build docs bench mutation
 venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
 
 help: ## List the targets
@@ -93,13 +93,17 @@ emulator-test: venv ## The emulator's own tests (tests/emulator)
 reliability: venv ## Faults, kills, concurrency and secrets against the emulator (tests/reliability, about 2 min)
 	$(BIN)/pytest -q tests/reliability
 
+eda: venv ## The rulebook with the event sources under the real ansible-rulebook, against an emulator (tests/eda, about 15 s)
+	$(BIN)/pytest -q tests/eda
+
 sanity: venv ## ansible-test sanity on a copy of the collection
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	cd $(TEST_COLLECTION) && $(BIN)/ansible-test sanity --venv --python $(PYVER)
 
-integration: venv ## ansible-test integration targets against an emulator it starts
+integration: venv ## ansible-test integration targets against an emulator and a PostgreSQL server it starts
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	$(WITH_EMULATOR) --config $(TEST_COLLECTION)/tests/integration/integration_config.yml --emulator-arg=--allow-any-callback-port -- \
+		$(BIN)/python tests/utils/postgresql.py --config $(TEST_COLLECTION)/tests/integration/integration_config.yml -- \
 		sh -c 'cd $(TEST_COLLECTION) && $(BIN)/ansible-test integration --local --python $(PYVER)'
 
 molecule: venv ## The roles' molecule scenarios (installs the collection into ~/.ansible/collections)
@@ -117,4 +121,4 @@ bench: venv ## Measure against the uri playbook a user would write; rewrites doc
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)
 
-test: lint unit emulator-test reliability sanity integration molecule build docs ## Every check but mutation (runs molecule)
+test: lint unit emulator-test reliability eda sanity integration molecule build docs ## Every check but mutation (runs molecule)

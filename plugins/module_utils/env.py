@@ -17,6 +17,9 @@ ENV_VARS = {
         "session_token",
         "state_dir",
         "ledger_path",
+        "ledger_url",
+        "ledger_password",
+        "ledger_schema",
     )
 }
 

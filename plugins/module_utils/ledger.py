@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The ledger: an SQLite record of what was sent, so a re-run sends nothing twice.
+"""The ledger: a record of what was sent, so a re-run sends nothing twice.
 
 A row is (scope, key, target) → state. ``scope`` is the service (``service_scope``: the API URL in one
 spelling), ``key`` the idempotency key, ``target`` one device (``kind:id``, identifiers in one spelling) for
@@ -12,24 +12,27 @@ for (its purpose: message, encoding, selection), and referred to by number. Stat
 
 Targets are claimed (written ``pending``) in one transaction before their request goes out and settled
 after it, so concurrent runs never both send to a target and a killed run leaves a visible trace. While a
-run sends a claimed batch it holds an flock on ``<ledger>.claims/<claim id>``: a pending row whose lock is
-held is in flight (reported as ``in_flight``, never taken over); one whose lock is free belongs to a run
-that died.
+run sends a claimed batch it holds a lock of the claim that goes when the run dies: a pending row whose lock is
+held is in flight (reported as ``in_flight``, never taken over); one whose lock is free belongs to a run that
+died.
+
+This file is that protocol, written once. Where the rows live is a store, one per backend, with the same few
+methods: ``_store_sqlite`` (a file of one controller, the default; its locks are flocks) and
+``_store_postgresql`` (a database every controller reaches; its locks are advisory locks of the session). A store
+brings its schema, transactions, the few statements its dialect writes otherwise, and the locks
+(docs/design.md, "The ledger store").
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import sqlite3
 import time
-import uuid
 from collections import namedtuple
 from urllib.parse import urlsplit
 
+from ansible_collections.thingspace.m2m.plugins.module_utils._store_sqlite import SqliteStore
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS
 
 PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
@@ -49,30 +52,6 @@ RESENDS = {
 # dead run, or unknown) and those another live run is sending.
 Diff = namedtuple("Diff", "to_send unconfirmed in_flight")
 
-SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS send_keys (
-    id INTEGER PRIMARY KEY,
-    scope TEXT NOT NULL,
-    key TEXT NOT NULL,
-    purpose TEXT,
-    UNIQUE (scope, key)
-);
-CREATE TABLE IF NOT EXISTS sends (
-    key_id INTEGER NOT NULL REFERENCES send_keys (id),
-    target TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')),
-    request_id TEXT,
-    claim TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (key_id, target)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
-CREATE TABLE IF NOT EXISTS starts (
-    scope TEXT NOT NULL PRIMARY KEY,
-    started_at REAL NOT NULL
-) WITHOUT ROWID
-"""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -92,37 +71,6 @@ def account_scope(api_url, account):
     return "%s|%s" % (service_scope(api_url), account)
 
 
-def _create(path):
-    """A new ledger: an SQLite file in WAL mode, its tables still to come (``Ledger`` adds them)."""
-    db = sqlite3.connect(path)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-    finally:
-        db.close()
-
-
-def _check_file(path, status):
-    """Refuse a ledger that cannot be read whole, naming the file and what to do. A ledger is never empty: it is
-    created under another name and linked into place (``_create``), so an empty one was truncated or made by
-    something else."""
-    if status.st_size == 0:
-        raise ThingSpaceError("The ledger %s is empty (0 bytes); thingspace.m2m never leaves a ledger empty, so it was truncated or made "
-                              "by something else. Restore it from a backup; delete it only if no earlier send needs to be known "
-                              "(a new ledger knows of none, and a re-run sends again)" % path)
-    try:
-        db = sqlite3.connect(path, timeout=60)
-        try:
-            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        problems = [str(exc)]
-    if problems != ["ok"]:
-        raise ThingSpaceError("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: %s). Restore it from a "
-                              "backup, or salvage what it holds with: sqlite3 %s .recover; delete it only if no earlier send needs to "
-                              "be known (a new ledger knows of none, and a re-run sends again)" % (path, "; ".join(problems[:3]), path))
-
-
 def _on_conflict(mode):
     """The claim's ON CONFLICT clause for ``mode``: take over the stored states RESENDS names. A live run's
     claim is pending too; UNCONFIRMED leaves it alone because ``claim`` drops busy targets first."""
@@ -133,56 +81,38 @@ def _on_conflict(mode):
             "updated_at = excluded.updated_at WHERE sends.state IN (%s)" % ", ".join("'%s'" % state for state in stored))
 
 
+def _open_store(location, read_only):
+    """The store of ``location``: a path is an SQLite file, anything else a ``_store_postgresql.Database``."""
+    if isinstance(location, str):
+        return SqliteStore(os.path.expanduser(location), read_only, _migrate_from_1)
+    from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import PostgresqlStore
+
+    return PostgresqlStore(location, read_only)
+
+
 class Ledger:
-    """One connection to the ledger file. ``read_only`` (check mode) neither creates nor changes it."""
+    """The ledger at ``location``: the path of an SQLite file, or a ``_store_postgresql.Database`` (URL, password,
+    schema). ``read_only`` (check mode) neither creates nor changes it. SQL is written with ``?`` placeholders."""
 
-    def __init__(self, path, read_only=False):
-        self.path = os.path.expanduser(path)
-        self._claims = self.path + ".claims"
-        self._held = {}  # claim id -> open, flocked lock file of a batch this process is sending
-        self._read_only = read_only
-        self._db = None
-        if read_only and not os.path.lexists(self.path):
-            return
-        _check_file(self.path, check_private(self.path) if read_only else private_file(self.path, create=_create))
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._check_version()
-        if not read_only:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            if self._check_version() < SCHEMA_VERSION:
-                with self._transaction():
-                    # Read again under the write lock: another process may have upgraded it meanwhile.
-                    version = self._check_version()
-                    if version == 1:
-                        _migrate_from_1(self._db)
-                    if version < SCHEMA_VERSION:
-                        for statement in _SCHEMA.split(";"):
-                            self._db.execute(statement)
-                        self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+    def __init__(self, location, read_only=False):
+        self.location = location
+        self._store = _open_store(location, read_only)
 
-    def _check_version(self):
-        """The schema version; refused when a newer collection wrote it."""
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ThingSpaceError("The ledger %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (self.path, version))
-        return version
+    @property
+    def where(self):
+        """The ledger as messages name it: the file, or the database without its password."""
+        return self._store.where
 
     def close(self):
-        for claim_id in list(self._held):
-            self._unhold(claim_id)
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._store.close()
 
     def states(self, scope, key):
         """target → state of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT)."""
         key_id = self._key_id(scope, key)
         if key_id is None:
             return {}
-        rows = self._db.execute("SELECT target, state, claim FROM sends WHERE key_id = ?", (key_id,)).fetchall()
-        live = self._live({claim for _target, state, claim in rows if state == PENDING})
+        rows = self._store.rows("SELECT target, state, claim FROM sends WHERE key_id = ?", (key_id,))
+        live = self._store.live({claim for _target, state, claim in rows if state == PENDING})
         return {target: IN_FLIGHT if claim in live else state for target, state, claim in rows}
 
     def check_purpose(self, scope, key, purpose, mode=NEW):
@@ -225,35 +155,35 @@ class Ledger:
         ``mode`` says which already recorded targets are taken over: NEW none (a row means sent, unconfirmed
         or in flight), UNCONFIRMED those neither sent nor in flight, ALL every one (force). ``purpose`` is
         recorded for the key when it has none yet or only part of one, and replaced by ALL."""
-        claim_id = uuid.uuid4().hex
-        self._hold(claim_id)
+        claim_id = self._store.hold()
         now = time.time()
-        with self._transaction():
+        with self._store.transaction():
+            # Locked until the end of the transaction: claims of one key follow each other.
             key_id = self._key_id(scope, key, create=True)
             recorded = self._purpose(scope, key)
             if purpose is not None and (recorded is None or mode == ALL or set(recorded) < set(purpose)):
-                self._db.execute("UPDATE send_keys SET purpose = ? WHERE id = ?", (json.dumps(purpose, sort_keys=True), key_id))
+                self._store.execute("UPDATE send_keys SET purpose = ? WHERE id = ?", (json.dumps(purpose, sort_keys=True), key_id))
             if PENDING in RESENDS[mode] and IN_FLIGHT not in RESENDS[mode]:
                 # Pending rows of live runs are in flight, not unconfirmed: leave them to their run.
-                pending = self._db.execute("SELECT target, claim FROM sends WHERE key_id = ? AND state = 'pending'", (key_id,)).fetchall()
-                live = self._live({claim for _target, claim in pending} - {claim_id})
+                pending = self._store.rows("SELECT target, claim FROM sends WHERE key_id = ? AND state = 'pending'", (key_id,))
+                live = self._store.live({claim for _target, claim in pending} - {claim_id})
                 busy = {target for target, claim in pending if claim in live}
                 targets = [target for target in targets if target not in busy]
-            self._db.executemany(
-                "INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES (?, ?, 'pending', ?, ?) " + _on_conflict(mode),
-                ((key_id, target, claim_id, now) for target in targets),
-            )
-            rows = self._db.execute("SELECT target FROM sends WHERE claim = ?", (claim_id,)).fetchall()
+            self._store.insert_pending(key_id, targets, claim_id, now, _on_conflict(mode))
+            rows = self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
         claimed = {row[0] for row in rows}
         if not claimed:
-            self._unhold(claim_id)
+            self._store.unhold(claim_id)
         return claim_id, [target for target in targets if target in claimed]
 
     def _key_id(self, scope, key, create=False):
-        """The number of (scope, key); None when not recorded (or no ledger yet) unless ``create``."""
-        rows = self._read("SELECT id FROM send_keys WHERE scope = ? AND key = ?", (scope, key))
+        """The number of (scope, key); None when not recorded (or no ledger yet) unless ``create``, which also
+        locks the key's row until the end of the transaction."""
+        select = "SELECT id FROM send_keys WHERE scope = ? AND key = ?" + (self._store.FOR_UPDATE if create else "")
+        rows = self._store.rows(select, (scope, key))
         if not rows and create:
-            return self._db.execute("INSERT INTO send_keys (scope, key) VALUES (?, ?)", (scope, key)).lastrowid
+            self._store.execute("INSERT INTO send_keys (scope, key) VALUES (?, ?) ON CONFLICT (scope, key) DO NOTHING", (scope, key))
+            rows = self._store.rows(select, (scope, key))
         return rows[0][0] if rows else None
 
     def knows(self, scope, key):
@@ -261,85 +191,86 @@ class Ledger:
         return self._key_id(scope, key) is not None
 
     def _purpose(self, scope, key):
-        rows = self._read("SELECT purpose FROM send_keys WHERE scope = ? AND key = ?", (scope, key))
+        rows = self._store.rows("SELECT purpose FROM send_keys WHERE scope = ? AND key = ?", (scope, key))
         return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def settle(self, claim_id, state, request_id=None):
         """Record the outcome (``sent`` or ``unknown``) of a claimed batch."""
-        with self._transaction():
-            self._db.execute(
-                "UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
-                (state, request_id, time.time(), claim_id),
-            )
-        self._unhold(claim_id)
+        with self._store.transaction():
+            self._store.execute("UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
+                                (state, request_id, time.time(), claim_id))
+        self._store.unhold(claim_id)
 
     def release(self, claim_id):
         """Forget a claimed batch that certainly was not sent, so a later run sends it."""
-        with self._transaction():
-            self._db.execute("DELETE FROM sends WHERE claim = ?", (claim_id,))
-        self._unhold(claim_id)
-
-    def _hold(self, claim_id):
-        private_dir(self._claims)
-        handle = os.open(os.path.join(self._claims, claim_id), os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        self._held[claim_id] = handle
-
-    def _unhold(self, claim_id):
-        handle = self._held.pop(claim_id)
-        os.unlink(os.path.join(self._claims, claim_id))
-        os.close(handle)
-
-    def _live(self, claim_ids):
-        """The claims among ``claim_ids`` whose lock a running process holds; stale lock files are removed."""
-        live = set()
-        for claim_id in claim_ids:
-            if claim_id in self._held:
-                live.add(claim_id)
-                continue
-            path = os.path.join(self._claims, claim_id)
-            try:
-                handle = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue  # no lock file: the claimant is gone
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                live.add(claim_id)
-            else:
-                if not self._read_only:
-                    os.unlink(path)
-            finally:
-                os.close(handle)
-        return live
+        with self._store.transaction():
+            self._store.execute("DELETE FROM sends WHERE claim = ?", (claim_id,))
+        self._store.unhold(claim_id)
 
     def record_start(self, scope):
         """Remember that callbacks were started for ``scope``; True the first time."""
-        with self._transaction():
-            cursor = self._db.execute("INSERT OR IGNORE INTO starts (scope, started_at) VALUES (?, ?)", (scope, time.time()))
-        return cursor.rowcount == 1
+        with self._store.transaction():
+            added = self._store.execute("INSERT INTO starts (scope, started_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING", (scope, time.time()))
+        return added == 1
 
     def has_started(self, scope):
-        return bool(self._read("SELECT 1 FROM starts WHERE scope = ?", (scope,)))
+        return bool(self._store.rows("SELECT 1 FROM starts WHERE scope = ?", (scope,)))
 
     def records(self):
         """Every send recorded, as (scope, key, target, state, request id, claim) rows: what reports and copies
         of the ledger read."""
-        return self._read("SELECT k.scope, k.key, s.target, s.state, s.request_id, s.claim FROM sends s JOIN send_keys k ON k.id = s.key_id")
+        return self._store.rows("SELECT k.scope, k.key, s.target, s.state, s.request_id, s.claim FROM sends s JOIN send_keys k ON k.id = s.key_id")
 
-    def _read(self, sql, args=()):
-        """The rows of a read; a ledger that is missing or has no tables yet (read-only) reads as empty."""
-        if self._db is None:
-            return []
-        try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise
+    def starts(self):
+        """Every callbacks start recorded, as (scope, started at) rows."""
+        return self._store.rows("SELECT scope, started_at FROM starts")
 
-    def _transaction(self):
-        return _Transaction(self._db)
+    def copy_from(self, source, check_mode=False):
+        """Copy every record of the Ledger ``source`` into this one (or, in check mode, count what would be copied):
+        each key with its purpose, each send with its state, request id, claim and time, each callbacks start.
+
+        What this ledger already holds is kept; a key whose purpose here differs from the source's refuses the whole
+        copy, as does a batch the source has in flight. The source is read in one transaction, so no run writes to
+        it meanwhile. Returns the counts: keys, sends, starts read; sends_copied, starts_copied."""
+        with source._store.transaction():
+            keys = source._store.rows("SELECT id, scope, key, purpose FROM send_keys ORDER BY id")
+            sends = source._store.rows("SELECT key_id, target, state, request_id, claim, updated_at FROM sends")
+            starts = source.starts()
+            in_flight = source._store.live({row[4] for row in sends if row[2] == PENDING})
+        if in_flight:
+            raise ThingSpaceError("The ledger %s has a batch in flight (a run is sending it); nothing was copied. Copy it when no run is sending"
+                                  % source.where)
+        by_key = {}
+        for row in sends:
+            by_key.setdefault(row[0], []).append(row[1:])
+        plan, conflicts = [], []
+        for key_id, scope, key, purpose in keys:
+            recorded, wanted = self._purpose(scope, key), json.loads(purpose) if purpose else None
+            common = set(recorded or ()) & set(wanted or ())
+            if any(recorded[field] != wanted[field] for field in common):
+                conflicts.append(key)
+                continue
+            merged = dict(recorded or {}, **(wanted or {})) or None
+            present = set(self.states(scope, key))
+            plan.append((scope, key, merged if merged != recorded else None, [row for row in by_key.get(key_id, []) if row[0] not in present]))
+        if conflicts:
+            raise ThingSpaceError("The idempotency keys %s were used for other sends in %s than in %s; nothing was copied. Copy into another "
+                                  "ledger_schema, or resolve them by hand" % (", ".join(repr(key) for key in conflicts), self.where, source.where))
+        counts = {"keys": len(keys), "sends": len(sends), "starts": len(starts),
+                  "sends_copied": sum(len(rows) for _scope, _key, _purpose, rows in plan),
+                  "starts_copied": sum(not self.has_started(scope) for scope, _started_at in starts)}
+        if check_mode:
+            return counts
+        with self._store.transaction():
+            copied = 0
+            for scope, key, purpose, rows in plan:
+                key_id = self._key_id(scope, key, create=True)
+                if purpose is not None:
+                    self._store.execute("UPDATE send_keys SET purpose = ? WHERE id = ?", (json.dumps(purpose, sort_keys=True), key_id))
+                copied += self._store.executemany("INSERT INTO sends (key_id, target, state, request_id, claim, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                                                  "ON CONFLICT (key_id, target) DO NOTHING", [(key_id, *row) for row in rows])
+            started = self._store.executemany("INSERT INTO starts (scope, started_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING", starts)
+        return dict(counts, sends_copied=copied, starts_copied=started)
 
 
 def _migrate_from_1(db):
@@ -366,18 +297,3 @@ def _migrate_from_1(db):
         url, _bar, account = scope.partition("|")
         db.execute("DELETE FROM starts WHERE scope = ?", (scope,))
         db.execute("INSERT OR IGNORE INTO starts (scope, started_at) VALUES (?, ?)", (account_scope(url, account), started_at))
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on error: a claim is all or nothing."""
-
-    def __init__(self, db):
-        self._db = db
-
-    def __enter__(self):
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, exc_type, exc, tb):
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False

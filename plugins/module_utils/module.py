@@ -67,6 +67,10 @@ COMMON_ARGUMENT_SPEC = dict(
 # Documented once in plugins/doc_fragments/ledger.py.
 LEDGER_ARGUMENT_SPEC = dict(
     ledger_path=dict(type="path", fallback=_env("ledger_path")),
+    # no_log: the URL may hold the password.
+    ledger_url=dict(type="str", no_log=True, fallback=_env("ledger_url")),
+    ledger_password=dict(type="str", no_log=True, fallback=_env("ledger_password")),
+    ledger_schema=dict(type="str", default="thingspace", fallback=_env("ledger_schema")),
 )
 
 # Documented once in plugins/doc_fragments/listener.py.
@@ -76,11 +80,38 @@ LISTENER_ARGUMENT_SPEC = dict(
 )
 
 
+def check_ledger_options(module):
+    """The checks of a PostgreSQL ledger at start, before any request: the URL's password joins the values Ansible
+    masks in output, the URL and the schema name are checked, and psycopg looked for (imported only to connect)."""
+    url = module.params.get("ledger_url")
+    if not url:
+        return
+    from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import schema_problem, url_problem, url_secrets
+
+    module.no_log_values.update(url_secrets(url, module.params["ledger_password"]))
+    problem = url_problem(url) or schema_problem(module.params["ledger_schema"])
+    if problem:
+        module.fail_json(msg=problem)
+    if find_spec("psycopg") is None:
+        module.fail_json(msg=missing_required_lib("psycopg", reason="for the PostgreSQL ledger (ledger_url)"))
+
+
+def ledger_location(params):
+    """Where the ledger is, as ``Ledger`` takes it: a ``_store_postgresql.Database`` when ledger_url is set, else
+    the SQLite file (ledger_path, or ledger.sqlite3 in state_dir)."""
+    if params.get("ledger_url"):
+        from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
+
+        return Database(params["ledger_url"], params["ledger_password"], params["ledger_schema"])
+    return params.get("ledger_path") or state_path(params["state_dir"], LEDGER_NAME)
+
+
 class ThingSpaceModule(AnsibleModule):
     def __init__(self, argument_spec, **kwargs):
         spec = dict(COMMON_ARGUMENT_SPEC)
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
+        check_ledger_options(self)
         url = urlsplit(self.params["api_url"])
         if url.scheme not in ("http", "https") or not url.netloc:
             self.fail_json(msg="api_url: %r is not an http(s) URL such as %s" % (self.params["api_url"], DEFAULT_API_URL))
@@ -111,8 +142,8 @@ class ThingSpaceModule(AnsibleModule):
         return self.params["api_url"].rstrip("/")
 
     @property
-    def ledger_path(self):
-        return self.params.get("ledger_path") or state_path(self.params["state_dir"], LEDGER_NAME)
+    def ledger_location(self):
+        return ledger_location(self.params)
 
     def run(self, action):
         """exit_json with ``action(self)``'s result; a ThingSpaceError becomes one fail_json.

@@ -235,7 +235,12 @@ class SmsSend:
         failure = None
         chunks = list(_chunks(to_send, self.batch_size))
         for index, chunk in enumerate(chunks):
-            claim_id, claimed = self.ledger.claim(self.scope, self.key, chunk, self.mode, purpose(plan))
+            try:
+                claim_id, claimed = self.ledger.claim(self.scope, self.key, chunk, self.mode, purpose(plan))
+            except ThingSpaceError as error:
+                result["batches"].append({"index": index, "devices": 0 if per_device else None, "status": "failed", "error": error.message})
+                failure = "Batch %d of %d was not sent: the ledger could not claim it: %s" % (index + 1, len(chunks), error.message)
+                break
             batch = {"index": index, "devices": len(claimed) if per_device else None}
             result["batches"].append(batch)
             if per_device:
@@ -246,30 +251,20 @@ class SmsSend:
             try:
                 request_id = self.client.send_sms(self._request(claimed))
             except ThingSpaceError as error:
-                batch["error"] = error.message
-                if error.ambiguous:
-                    self.ledger.settle(claim_id, UNKNOWN)
-                    batch["status"] = "unconfirmed"
-                    if per_device:
-                        result["devices_unconfirmed"].extend(_device(t) for t in claimed)
-                    else:
-                        result["selection_unconfirmed"] = True
-                    result["changed"] = True
-                    failure = ("Batch %d of %d is unconfirmed: %s. The ledger records it as unknown, so a re-run does not send it "
-                               "again; after checking the devices, re-run with resend_unconfirmed: true to send it once more"
-                               % (index + 1, len(chunks), error.message))
-                else:
-                    self.ledger.release(claim_id)
-                    batch["status"] = "failed"
-                    failure = "Batch %d of %d failed, nothing of it was sent: %s" % (index + 1, len(chunks), error.message)
-                if index + 1 < len(chunks):
-                    failure += "; %d later batch(es) were not attempted, a re-run sends them" % (len(chunks) - index - 1)
+                failure = self._failed(error, claim_id, claimed, batch, result, "Batch %d of %d" % (index + 1, len(chunks)))
                 break
-            self.ledger.settle(claim_id, SENT, request_id)
+            unrecorded = _record(self.ledger.settle, claim_id, SENT, request_id)
             batch.update(status="sent", request_id=request_id)
             result["request_ids"].append(request_id)
             result["changed"] = True
             sent += len(claimed)
+            if unrecorded:
+                batch["error"] = unrecorded
+                failure = ("Batch %d of %d was sent (request id %s), but the ledger could not record it: %s. It stays pending there, so a "
+                           "re-run reports it unconfirmed and does not send it again" % (index + 1, len(chunks), request_id, unrecorded))
+                break
+        if failure and index + 1 < len(chunks):
+            failure += "; %d later batch(es) were not attempted, a re-run sends them" % (len(chunks) - index - 1)
         if per_device:
             result["devices_sent"] = sent
         elif result["request_ids"]:
@@ -284,6 +279,34 @@ class SmsSend:
                                                                     len(result["request_ids"]))
         return result, failure
 
+    def _failed(self, error, claim_id, claimed, batch, result, which):
+        """Record a batch whose request failed: unknown when it may have been processed, else released; the failure
+        message, beginning with ``which`` batch it was. A ledger that cannot record it leaves the batch pending
+        (unconfirmed, never sent again on its own), and the message says so."""
+        batch["error"] = error.message
+        if not error.ambiguous:
+            unrecorded = _record(self.ledger.release, claim_id)
+            batch["status"] = "failed"
+            failure = "%s failed, nothing of it was sent: %s" % (which, error.message)
+            if unrecorded:
+                failure += ("; the ledger could not forget it (%s), so a re-run reports it unconfirmed and resend_unconfirmed: true "
+                            "sends it" % unrecorded)
+            return failure
+        unrecorded = _record(self.ledger.settle, claim_id, UNKNOWN)
+        batch["status"] = "unconfirmed"
+        if self.plan.tracking == TRACK_DEVICE:
+            result["devices_unconfirmed"].extend(_device(t) for t in claimed)
+        else:
+            result["selection_unconfirmed"] = True
+        result["changed"] = True
+        if unrecorded:
+            recorded = ("The ledger could not record it (%s); it stays pending there, which a re-run also reports as unconfirmed and "
+                        "does not send again" % unrecorded)
+        else:
+            recorded = "The ledger records it as unknown, so a re-run does not send it again"
+        return "%s is unconfirmed: %s. %s; after checking the devices, re-run with resend_unconfirmed: true to send it once more" % (
+            which, error.message, recorded)
+
     def _request(self, claimed):
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import SendSmsRequest
 
@@ -295,6 +318,16 @@ class SmsSend:
         """The filters as fields of SendSmsRequest and DeviceListRequest."""
         filters = self.plan.filters
         return {"group_name": filters["group_name"], "service_plan": filters["service_plan"], "custom_fields": filters["custom_fields"] or None}
+
+
+def _record(write, *args):
+    """Write a batch's outcome to the ledger; the error message when it cannot be written (the batch then stays
+    pending under a claim whose run is gone: unconfirmed, never sent again on its own), else None."""
+    try:
+        write(*args)
+    except ThingSpaceError as error:
+        return error.message
+    return None
 
 
 def _chunks(items, size):

@@ -197,6 +197,8 @@ batches:
     - One entry per batch. V(status) is V(sent), V(would_send) (check mode), V(failed) (nothing of it was sent),
       V(unconfirmed) (sent, but no answer arrived; recorded as unknown and not re-sent) or V(skipped)
       (a concurrent run claimed its devices).
+    - V(error) says why a batch failed or is unconfirmed, or why the ledger could not record a sent batch (it then
+      stays pending in the ledger, reported as unconfirmed by a re-run and not sent again).
   returned: always
   type: list
   elements: dict
@@ -262,7 +264,7 @@ FILTERS = ["group_name", "service_plan", "custom_fields"]
 
 def send(module):
     plan = plan_send(module.params, module.check_mode)
-    ledger = Ledger(module.ledger_path, read_only=module.check_mode)
+    ledger = Ledger(module.ledger_location, read_only=module.check_mode)
     try:
         return SmsSend(
             plan, module.client, ledger, service_scope(module.api_url), check_mode=module.check_mode,

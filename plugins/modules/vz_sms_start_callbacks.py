@@ -84,13 +84,14 @@ def start(module):
     p = module.params
     scope = account_scope(module.api_url, p["account_name"])
     registration_changed, diff = False, {"before": {}, "after": {}}
-    if p["callback_url"]:
-        registration_changed, diff = ensure_listener(
-            module.client, p["account_name"], SMS_SERVICE, p["callback_url"], p["callback_username"], p["callback_password"],
-            check_mode=module.check_mode,
-        )
-    ledger = Ledger(module.ledger_path, read_only=module.check_mode)
+    # Opened first: a ledger that cannot be reached fails the task before any request.
+    ledger = Ledger(module.ledger_location, read_only=module.check_mode)
     try:
+        if p["callback_url"]:
+            registration_changed, diff = ensure_listener(
+                module.client, p["account_name"], SMS_SERVICE, p["callback_url"], p["callback_username"], p["callback_password"],
+                check_mode=module.check_mode,
+            )
         if module.check_mode:
             first_start, started = not ledger.has_started(scope), False
         else:

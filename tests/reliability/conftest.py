@@ -1,6 +1,9 @@
 """Fixtures: one emulator for the session (a generated 300-device fleet), reset before every test; an
 ``ansible`` runner with a private state dir per test; ``figures`` that end up in tests/output/reliability.json
-(docs/reliability.md is written from it)."""
+(docs/reliability.md is written from it); one PostgreSQL server for the session (tests/utils/postgresql.py).
+
+A test marked ``both_ledgers`` runs twice: its ``ansible`` keeps the ledger in the state dir's SQLite file, then in
+a fresh schema of the PostgreSQL server (``ledger_backend``)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import time
 
 import pytest
 from harness import ROOT, Ansible, write_fleet
+
+sys.path.insert(0, str(ROOT / "tests" / "utils"))
+from postgresql import postgresql  # noqa: F401  # pylint: disable=unused-import
 
 from thingspace_emulator import __version__ as emulator_version
 from thingspace_emulator.testing import running_emulator
@@ -41,9 +47,33 @@ def fresh_emulator(emulator):
     emulator.config(**{name: config[name] for name in TIMINGS})
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_ledgers: run the test with the ledger in SQLite, then in PostgreSQL")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("both_ledgers"):
+        metafunc.parametrize("ledger_backend", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def ansible(tmp_path, emulator):
-    return Ansible(tmp_path, emulator.url)
+def ledger_backend():
+    """Where the ``ansible`` fixture keeps the ledger; tests marked both_ledgers get both."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database(request):
+    """A fresh ledger schema on the session's PostgreSQL server, as ``Ledger`` takes it."""
+    from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
+
+    server = request.getfixturevalue("postgresql")
+    return Database(server.url(), server.password, server.new_schema())
+
+
+@pytest.fixture
+def ansible(tmp_path, emulator, ledger_backend, request):
+    return Ansible(tmp_path, emulator.url, request.getfixturevalue("database") if ledger_backend == "postgresql" else None)
 
 
 @pytest.fixture

@@ -104,20 +104,20 @@ def statuses(emulator, method, path):
     return [entry["status"] for entry in emulator.requests(method=method, path=path)]
 
 
-def ledger_rows(state_dir):
-    """(target, state, claim) of every row of the ledger in ``state_dir``, read through the collection's Ledger;
-    [] before it exists."""
-    ledger = Ledger(str(Path(state_dir) / LEDGER_NAME), read_only=True)
+def ledger_rows(ansible):
+    """(target, state, claim) of every row of the ledger of ``ansible`` (an Ansible), read through the collection's
+    Ledger; [] before it exists."""
+    ledger = Ledger(ansible.ledger, read_only=True)
     try:
         return [(target, state, claim) for _scope, _key, target, state, _request_id, claim in ledger.records()]
     finally:
         ledger.close()
 
 
-def ledger_states(state_dir):
-    """state → number of targets, in the ledger of ``state_dir``."""
+def ledger_states(ansible):
+    """state → number of targets, in the ledger of ``ansible``."""
     counts = {}
-    for _target, state, _claim in ledger_rows(state_dir):
+    for _target, state, _claim in ledger_rows(ansible):
         counts[state] = counts.get(state, 0) + 1
     return counts
 
@@ -196,12 +196,15 @@ class Running:
 
 
 class Ansible:
-    """Runs playbooks against ``api_url`` with a private state dir (token cache, ledger), temp dirs and home."""
+    """Runs playbooks against ``api_url`` with a private state dir (token cache, ledger), temp dirs and home.
+    ``database`` (a ``_store_postgresql.Database``) puts the ledger there instead, through the THINGSPACE_LEDGER_*
+    variables; ``ledger`` is where the ledger is, as ``Ledger`` takes it."""
 
-    def __init__(self, workdir, api_url):
+    def __init__(self, workdir, api_url, database=None):
         self.workdir = Path(workdir)
         self.api_url = api_url
         self.state_dir = self.workdir / "state"
+        self.ledger = database or str(self.state_dir / LEDGER_NAME)
         self.runs = 0
         if not (COLLECTIONS / "ansible_collections" / "thingspace" / "m2m").exists():
             raise RuntimeError("%s is missing: run `make venv` (it links the checkout there)" % COLLECTIONS)
@@ -220,6 +223,8 @@ class Ansible:
             ANSIBLE_RETRY_FILES_ENABLED="0",
             ANSIBLE_PYTHON_INTERPRETER=sys.executable,
         )
+        if database:
+            env.update(THINGSPACE_LEDGER_URL=database.url, THINGSPACE_LEDGER_PASSWORD=database.password, THINGSPACE_LEDGER_SCHEMA=database.schema)
         self.env = env
 
     def defaults(self, credentials=True):

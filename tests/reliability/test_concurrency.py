@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from harness import ACCOUNT, LOGIN_PATH, SMS_PATH, TokenGate, devices, ledger_rows, ledger_states, receipts, statuses, task, wait_until
 
 KEY = "wave-concurrent"
+
+pytestmark = pytest.mark.both_ledgers
 
 
 def start_together(emulator, ansible, start):
@@ -18,7 +21,7 @@ def start_together(emulator, ansible, start):
     emulator.fault(path="^%s$" % SMS_PATH, method="POST", count=100, latency=0.3)
     with TokenGate(ansible.state_dir):
         runs = start()
-        wait_until(lambda: ledger_states(ansible.state_dir).get("pending") == 20 or any(run.process.poll() is not None for run in runs),
+        wait_until(lambda: ledger_states(ansible).get("pending") == 20 or any(run.process.poll() is not None for run in runs),
                    "both runs to claim their first batch")
     return [run.finish() for run in runs]
 
@@ -86,11 +89,11 @@ def test_resend_unconfirmed_does_not_take_over_a_send_in_flight(emulator, ansibl
 
     with TokenGate(ansible.state_dir):
         first = ansible.start([task("vz_sms_send", "send", **send)])
-        wait_until(lambda: ledger_states(ansible.state_dir) == {"pending": 10}, "the first run to claim its devices")
-        first_claim = {claim for _target, _state, claim in ledger_rows(ansible.state_dir)}
+        wait_until(lambda: ledger_states(ansible) == {"pending": 10}, "the first run to claim its devices")
+        first_claim = {claim for _target, _state, claim in ledger_rows(ansible)}
         # The first run is alive and about to send; a second run with resend_unconfirmed starts meanwhile.
         resend = ansible.start([task("vz_sms_send", "send", resend_unconfirmed=True, **send)])
-        wait_until(lambda: resend.process.poll() is not None or {claim for _target, _state, claim in ledger_rows(ansible.state_dir)} != first_claim,
+        wait_until(lambda: resend.process.poll() is not None or {claim for _target, _state, claim in ledger_rows(ansible)} != first_claim,
                    "the second run to finish or to take over the claim")
     first, resend = first.finish().results["send"], resend.finish().results["send"]
 

@@ -5,9 +5,11 @@ lose messages, and a dropped listener removal must not fail the task."""
 
 from __future__ import annotations
 
+import pytest
 from harness import ACCOUNT, SMS_PATH, devices, ledger_states, receipts, statuses, task
 
 
+@pytest.mark.both_ledgers
 def test_dropped_send_is_unconfirmed_and_never_repeated_without_force(emulator, ansible, figures):
     # Batch 1 passes, batch 2 is processed and its connection dropped, batch 3 is never attempted.
     emulator.fault(path=r"^/api/m2m/v1/sms$", method="POST", count=1, latency=0)
@@ -22,7 +24,7 @@ def test_dropped_send_is_unconfirmed_and_never_repeated_without_force(emulator, 
     assert dropped["devices_unconfirmed"] == wave[10:20]
     assert "Batch 2 of 3 is unconfirmed" in dropped["msg"] and "may have been processed" in dropped["msg"]
     assert statuses(emulator, "POST", SMS_PATH) == [200, None]
-    assert ledger_states(ansible.state_dir) == {"sent": 10, "unknown": 10}
+    assert ledger_states(ansible) == {"sent": 10, "unknown": 10}
     assert receipts(emulator, wave) == [1] * 20 + [0] * 10
 
     play = ansible.run([task("vz_sms_send", "rerun", **send), task("vz_sms_send", "again", **send)])
@@ -38,7 +40,7 @@ def test_dropped_send_is_unconfirmed_and_never_repeated_without_force(emulator, 
 
     forced = ansible.run([task("vz_sms_send", "forced", force=True, **send)]).results["forced"]
     assert forced["devices_sent"] == 30 and receipts(emulator, wave) == [2] * 30, "force sends everything again, by request"
-    assert ledger_states(ansible.state_dir) == {"sent": 30}
+    assert ledger_states(ansible) == {"sent": 30}
 
     figures.update(
         intended_batches=3, post_sms_statuses_first_run=[200, None], devices_unconfirmed=len(dropped["devices_unconfirmed"]),
@@ -47,6 +49,7 @@ def test_dropped_send_is_unconfirmed_and_never_repeated_without_force(emulator, 
     )
 
 
+@pytest.mark.both_ledgers
 def test_dropped_group_send_is_unconfirmed_and_not_repeated(emulator, ansible, figures):
     # A filter send tracked as a selection is one ledger target: the whole selection (here the 300 devices of group "all").
     emulator.fault(path=r"^/api/m2m/v1/sms$", method="POST", count=1, drop=True)
@@ -59,11 +62,11 @@ def test_dropped_group_send_is_unconfirmed_and_not_repeated(emulator, ansible, f
     assert not rerun.get("failed") and not rerun["changed"] and rerun["selection_unconfirmed"]
     assert any("unconfirmed" in warning for warning in rerun["warnings"])
     assert statuses(emulator, "POST", SMS_PATH) == [None]
-    assert ledger_states(ansible.state_dir) == {"unknown": 1}
+    assert ledger_states(ansible) == {"unknown": 1}
     assert set(receipts(emulator, devices(0, 300))) == {1}
 
     figures.update(post_sms_statuses=statuses(emulator, "POST", SMS_PATH), receipts=sorted(set(receipts(emulator, devices(0, 300)))),
-                   devices_reached=300, rerun_changed=rerun["changed"], ledger=ledger_states(ansible.state_dir))
+                   devices_reached=300, rerun_changed=rerun["changed"], ledger=ledger_states(ansible))
 
 
 def test_dropped_history_read_loses_no_message(emulator, ansible, figures):

@@ -9,7 +9,7 @@ import sys
 import pytest
 from harness import ACCOUNT, SMS_PATH, TokenGate, devices, kill_tree, ledger_states, receipts, task, wait_until
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+pytestmark = [pytest.mark.both_ledgers, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")]
 
 
 def kill_when(running, condition, what):
@@ -31,7 +31,7 @@ def test_killed_while_a_batch_is_in_flight_then_rerun_sends_each_device_once(emu
     killed = kill_when(running, lambda: held not in {item["id"] for item in emulator.faults()}, "batch 3 to reach the emulator")
 
     # Batches 1-2 settled, batch 3 claimed and in flight, batches 4-6 untouched.
-    after_kill_ledger = ledger_states(ansible.state_dir)
+    after_kill_ledger = ledger_states(ansible)
     assert after_kill_ledger == {"sent": 20, "pending": 10}
     # The emulator still processes the held request: batch 3 reached the service although its sender died.
     wait_until(lambda: len(emulator.sms(ACCOUNT)) == 3, "the held batch to be processed")
@@ -46,7 +46,7 @@ def test_killed_while_a_batch_is_in_flight_then_rerun_sends_each_device_once(emu
     assert receipts(emulator, wave) == [1] * 60
     assert sum(receipts(emulator, devices(60, 300))) == 0
     assert [message["deviceCount"] for message in emulator.sms(ACCOUNT)] == [10] * 6
-    assert ledger_states(ansible.state_dir) == {"sent": 50, "pending": 10}
+    assert ledger_states(ansible) == {"sent": 50, "pending": 10}
 
     figures.update(
         processes_killed=len(killed), ledger_after_kill=after_kill_ledger, receipts_after_kill={"1": after_kill.count(1), "0": after_kill.count(0)},
@@ -62,9 +62,9 @@ def test_killed_before_the_request_left_then_resend_unconfirmed_sends_it_once(em
     # The client gets its tokens after batch 1 is claimed: stop the run there and kill it.
     with TokenGate(ansible.state_dir):
         running = ansible.start([task("vz_sms_send", "send", **send)])
-        kill_when(running, lambda: ledger_states(ansible.state_dir) == {"pending": 10}, "batch 1 to be claimed")
+        kill_when(running, lambda: ledger_states(ansible) == {"pending": 10}, "batch 1 to be claimed")
 
-    after_kill_ledger = ledger_states(ansible.state_dir)
+    after_kill_ledger = ledger_states(ansible)
     assert after_kill_ledger == {"pending": 10}
     assert emulator.requests(method="POST", path=SMS_PATH) == []
 

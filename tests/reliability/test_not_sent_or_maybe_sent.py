@@ -4,7 +4,10 @@ does not send it again), and an idempotency key reused for another message is re
 
 from __future__ import annotations
 
+import pytest
 from harness import ACCOUNT, SMS_PATH, TOKEN_PATH, devices, ledger_states, receipts, statuses, task
+
+pytestmark = pytest.mark.both_ledgers
 
 
 def test_a_failed_token_request_is_not_sent_and_the_next_run_sends(emulator, ansible, figures):
@@ -18,7 +21,7 @@ def test_a_failed_token_request_is_not_sent_and_the_next_run_sends(emulator, ans
     assert first["failed"] and "nothing of it was sent" in first["msg"] and first["devices_unconfirmed"] == []
     assert not second.get("failed") and second["changed"] and second["devices_sent"] == 10 and not second.get("warnings")
     assert statuses(emulator, "POST", TOKEN_PATH) == [502, 200] and statuses(emulator, "POST", SMS_PATH) == [200]
-    assert receipts(emulator, wave) == [1] * 10 and ledger_states(ansible.state_dir) == {"sent": 10}
+    assert receipts(emulator, wave) == [1] * 10 and ledger_states(ansible) == {"sent": 10}
     figures.update(token_statuses=statuses(emulator, "POST", TOKEN_PATH), post_sms_statuses=statuses(emulator, "POST", SMS_PATH),
                    second_run_devices_sent=second["devices_sent"], receipts=sorted(set(receipts(emulator, wave))))
 
@@ -34,9 +37,9 @@ def test_a_500_after_processing_is_unconfirmed_and_not_sent_again(emulator, ansi
     assert first["failed"] and first["batches"][0]["status"] == "unconfirmed" and first["devices_unconfirmed"] == wave
     assert not rerun.get("failed") and not rerun["changed"] and any("unconfirmed" in warning for warning in rerun["warnings"])
     assert statuses(emulator, "POST", SMS_PATH) == [500] and len(emulator.sms(ACCOUNT)) == 1
-    assert receipts(emulator, wave) == [1] * 10 and ledger_states(ansible.state_dir) == {"unknown": 10}
+    assert receipts(emulator, wave) == [1] * 10 and ledger_states(ansible) == {"unknown": 10}
     figures.update(post_sms_statuses=statuses(emulator, "POST", SMS_PATH), accepted_by_emulator=len(emulator.sms(ACCOUNT)),
-                   rerun_changed=rerun["changed"], receipts=sorted(set(receipts(emulator, wave))), ledger=ledger_states(ansible.state_dir))
+                   rerun_changed=rerun["changed"], receipts=sorted(set(receipts(emulator, wave))), ledger=ledger_states(ansible))
 
 
 def test_a_key_reused_for_another_message_is_refused(emulator, ansible, figures):

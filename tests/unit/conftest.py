@@ -1,5 +1,6 @@
 """Unit-test harness: the collection on sys.path, the fake ThingSpace (fake_api.py) mounted under `requests`,
-and a runner that executes a module's main() with arguments and returns its result."""
+a runner that executes a module's main() with arguments and returns its result, and a PostgreSQL server of the
+session for the ledger (tests/utils/postgresql.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # `make` links the checkout as .collections/ansible_collections/thingspace/m2m.
 sys.path.insert(0, str(ROOT / ".collections"))
+sys.path.insert(0, str(ROOT / "tests" / "utils"))
 
 import requests  # noqa: E402
 from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
+
+# The fixture: one PostgreSQL server per session, started by the first test that needs it.
+from postgresql import postgresql  # noqa: E402, F401  # pylint: disable=unused-import
 
 from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
 

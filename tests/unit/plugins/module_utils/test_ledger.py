@@ -1,4 +1,7 @@
-"""Ledger: claims per mode, settle/release, read-only check mode, file permissions, concurrent claims."""
+"""Ledger: claims per mode, settle/release, read-only check mode, file permissions, concurrent claims.
+
+The protocol's tests run on both stores (``where``: an SQLite file, or a fresh schema of the session's PostgreSQL
+server); the file checks are SQLite's."""
 
 from __future__ import annotations
 
@@ -6,17 +9,29 @@ import multiprocessing
 import os
 import sqlite3
 import stat
+from urllib.parse import urlsplit
 
 import pytest
 
+from ansible_collections.thingspace.m2m.plugins.module_utils import _store_postgresql
+from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
 SCOPE, KEY = "http://127.0.0.1:9|0000123456-00001", "wave1"
 
 
-def test_claim_settle_and_skip(tmp_path):
-    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request, tmp_path):
+    """A new ledger's location: an SQLite file, or a schema of the session's PostgreSQL server no test used yet."""
+    if request.param == "sqlite":
+        return str(tmp_path / "l.sqlite3")
+    server = request.getfixturevalue("postgresql")
+    return Database(server.url(), server.password, server.new_schema())
+
+
+def test_claim_settle_and_skip(where):
+    ledger = Ledger(where)
     claim, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2"])
     assert claimed == ["mdn:1", "mdn:2"]
     assert ledger.states(SCOPE, KEY) == {"mdn:1": "in_flight", "mdn:2": "in_flight"}
@@ -28,8 +43,8 @@ def test_claim_settle_and_skip(tmp_path):
     assert ledger.states("other-scope", KEY) == {}
 
 
-def test_release_forgets_and_unknown_is_kept(tmp_path):
-    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+def test_release_forgets_and_unknown_is_kept(where):
+    ledger = Ledger(where)
     claim = ledger.claim(SCOPE, KEY, ["mdn:1"])[0]
     ledger.release(claim)
     assert ledger.states(SCOPE, KEY) == {}
@@ -38,14 +53,13 @@ def test_release_forgets_and_unknown_is_kept(tmp_path):
     assert ledger.claim(SCOPE, KEY, ["mdn:1"])[1] == []
 
 
-def test_modes_take_over_unconfirmed_or_all(tmp_path):
-    path = str(tmp_path / "l.sqlite3")
-    ledger = Ledger(path)
+def test_modes_take_over_unconfirmed_or_all(where):
+    ledger = Ledger(where)
     sent = ledger.claim(SCOPE, KEY, ["mdn:1"])[0]
     ledger.settle(sent, "sent", "r1")
     unknown = ledger.claim(SCOPE, KEY, ["mdn:2"])[0]
     ledger.settle(unknown, "unknown")
-    killed = Ledger(path)
+    killed = Ledger(where)
     killed.claim(SCOPE, KEY, ["mdn:3"])
     killed.close()  # its lock is free, the row stays pending: a run that died while sending
     assert ledger.states(SCOPE, KEY)["mdn:3"] == "pending"
@@ -154,24 +168,23 @@ def test_a_ledger_in_a_directory_without_write_permission_is_named(tmp_path):
         os.chmod(tmp_path, 0o700)
 
 
-def test_record_start_is_true_once(tmp_path):
-    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+def test_record_start_is_true_once(where):
+    ledger = Ledger(where)
     assert ledger.record_start(SCOPE) is True
     assert ledger.record_start(SCOPE) is False
     assert ledger.has_started(SCOPE) is True
 
 
-def _claim_in_process(path, targets, queue):
-    ledger = Ledger(path)
+def _claim_in_process(where, targets, queue):
+    ledger = Ledger(where)
     queue.put(ledger.claim(SCOPE, KEY, targets)[1])
 
 
-def test_concurrent_claims_never_share_a_target(tmp_path):
-    path = str(tmp_path / "l.sqlite3")
-    Ledger(path).close()
+def test_concurrent_claims_never_share_a_target(where):
+    Ledger(where).close()
     targets = ["mdn:%010d" % n for n in range(5000)]
     queue = multiprocessing.Queue()
-    workers = [multiprocessing.Process(target=_claim_in_process, args=(path, targets, queue)) for _worker in range(4)]
+    workers = [multiprocessing.Process(target=_claim_in_process, args=(where, targets, queue)) for _worker in range(4)]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=60) for _worker in workers]
@@ -181,27 +194,144 @@ def test_concurrent_claims_never_share_a_target(tmp_path):
     assert sorted(claimed) == sorted(targets)
 
 
-def _claim_and_hold(path, started, finish):
-    ledger = Ledger(path)
+def _claim_and_hold(where, started, finish):
+    ledger = Ledger(where)
     ledger.claim(SCOPE, KEY, ["mdn:1"])
     started.set()
     finish.wait(30)
 
 
-def test_a_live_claim_is_in_flight_and_never_taken_over_by_resend_unconfirmed(tmp_path):
-    path = str(tmp_path / "l.sqlite3")
-    Ledger(path).close()
+def test_a_live_claim_is_in_flight_and_never_taken_over_by_resend_unconfirmed(where):
+    Ledger(where).close()
     started, finish = multiprocessing.Event(), multiprocessing.Event()
-    sender = multiprocessing.Process(target=_claim_and_hold, args=(path, started, finish))
+    sender = multiprocessing.Process(target=_claim_and_hold, args=(where, started, finish))
     sender.start()
     try:
         assert started.wait(30)
-        ledger = Ledger(path)
+        ledger = Ledger(where)
         assert ledger.states(SCOPE, KEY) == {"mdn:1": "in_flight"}
-        assert Ledger(path, read_only=True).states(SCOPE, KEY) == {"mdn:1": "in_flight"}
+        assert Ledger(where, read_only=True).states(SCOPE, KEY) == {"mdn:1": "in_flight"}
         assert ledger.claim(SCOPE, KEY, ["mdn:1"], mode="unconfirmed")[1] == []
     finally:
         finish.set()
         sender.join(30)
     assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending"}  # the sender ended without settling
     assert ledger.claim(SCOPE, KEY, ["mdn:1"], mode="unconfirmed")[1] == ["mdn:1"]
+
+
+def _schema_1_ledger(path):
+    """A ledger as version 0.1.0 wrote it (schema 1), with one send."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.touch(mode=0o600)
+    db = sqlite3.connect(str(path))
+    db.executescript("""
+        CREATE TABLE send_keys (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (scope, key));
+        CREATE TABLE sends (key_id INTEGER NOT NULL REFERENCES send_keys (id), target TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id TEXT, claim TEXT,
+            updated_at REAL NOT NULL, PRIMARY KEY (key_id, target)) WITHOUT ROWID;
+        CREATE TABLE starts (scope TEXT NOT NULL PRIMARY KEY, started_at REAL NOT NULL) WITHOUT ROWID;
+        PRAGMA user_version = 1;
+        INSERT INTO send_keys VALUES (1, 'http://127.0.0.1:9|0000123456-00001', 'wave1');
+        INSERT INTO sends VALUES (1, 'mdn:1', 'sent', 'r1', NULL, 0);
+    """)
+    db.close()
+
+
+def test_check_mode_on_a_ledger_of_0_1_0_is_refused_naming_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "state" / "l.sqlite3"
+    _schema_1_ledger(path)
+    with pytest.raises(ThingSpaceError) as caught:
+        Ledger(str(path), read_only=True)
+    assert caught.value.message == ("The ledger %s was written by an older thingspace.m2m (schema 1), and check mode does not change it; a run "
+                                    "without check mode migrates it" % path)
+    assert Ledger(str(path)).states("http://127.0.0.1:9", KEY) == {"mdn:1": "sent"}
+
+
+def _set_version(where, version):
+    """Mark the ledger at ``where`` (created here) as written with schema ``version``."""
+    Ledger(where).close()
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        db.execute("PRAGMA user_version = %d" % version)
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        db.execute('UPDATE "%s".schema_version SET version = %%s' % where.schema, (version,))
+
+
+def _named(where):
+    """The ledger as messages name it."""
+    if isinstance(where, str):
+        return where
+    return "database postgres@127.0.0.1:%d/postgres (schema %s)" % (urlsplit(where.url).port, where.schema)
+
+
+def test_a_ledger_of_a_newer_collection_is_refused(where):
+    _set_version(where, 3)
+    for read_only in (False, True):
+        with pytest.raises(ThingSpaceError) as caught:
+            Ledger(where, read_only=read_only)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 3); upgrade the collection" % _named(where)
+
+
+def test_check_mode_never_creates_the_schema(postgresql):
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    ledger = Ledger(where, read_only=True)
+    assert ledger.states(SCOPE, KEY) == {} and ledger.has_started(SCOPE) is False and ledger.records() == []
+    ledger.close()
+    assert postgresql.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (where.schema,)) == []
+
+
+def test_a_claim_draws_another_lock_number_when_its_number_is_in_use(postgresql, monkeypatch):
+    """Advisory lock numbers are shared with everything else in the database: a claim takes only a free one."""
+    ledger = Ledger(Database(postgresql.url(), postgresql.password, postgresql.new_schema()))
+    with postgresql.connect() as other:
+        other.execute("SELECT pg_advisory_lock(42)")  # another application's lock
+        numbers = iter([(1 << 63) + 42, (1 << 63) + 43])  # drawn as randbits(64) - 2**63: 42, then 43
+        monkeypatch.setattr(_store_postgresql.secrets, "randbits", lambda bits: next(numbers))
+        claim_id, claimed = ledger.claim(SCOPE, KEY, ["mdn:1"])
+    holder = postgresql.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = 43 AND objsubid = 1")
+    assert claim_id == "%d:43" % holder[0][0] and claimed == ["mdn:1"]
+
+
+def test_a_dead_claim_stays_dead_when_another_session_takes_its_lock_number(postgresql):
+    """A claim is live only while its own session holds its number: another holder of the number later does not
+    keep a dead claim in flight."""
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    killed = Ledger(where)
+    claim_id = killed.claim(SCOPE, KEY, ["mdn:1"])[0]
+    killed.close()
+    with postgresql.connect() as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (int(claim_id.split(":")[1]),))
+        ledger = Ledger(where)
+        assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending"}
+        assert ledger.claim(SCOPE, KEY, ["mdn:1"], mode="unconfirmed")[1] == ["mdn:1"]
+
+
+def _resend_in_process(where, targets, barrier, queue, finish):
+    ledger = Ledger(where)
+    barrier.wait(30)
+    queue.put(ledger.claim(SCOPE, KEY, targets, mode="unconfirmed")[1])
+    finish.wait(60)  # alive, its claim in flight, until every run has claimed
+
+
+def test_concurrent_resend_unconfirmed_runs_take_over_each_dead_target_once(where):
+    """A claim that takes over unconfirmed rows must not take over those another run took over a moment before
+    (they are that run's live claim now): claims of one key follow each other."""
+    targets = ["mdn:%010d" % n for n in range(5000)]
+    killed = Ledger(where)
+    killed.claim(SCOPE, KEY, targets)
+    killed.close()
+    barrier, queue, finish = multiprocessing.Barrier(4), multiprocessing.Queue(), multiprocessing.Event()
+    workers = [multiprocessing.Process(target=_resend_in_process, args=(where, targets, barrier, queue, finish)) for _worker in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        results = [queue.get(timeout=60) for _worker in workers]
+    finally:
+        finish.set()
+        for worker in workers:
+            worker.join()
+    assert sorted(target for result in results for target in result) == targets

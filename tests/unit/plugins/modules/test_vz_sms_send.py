@@ -151,7 +151,7 @@ class _LedgerOfARunThatLosesTheRace(Ledger):
 
     def diff(self, scope, key, targets, *args):
         found = super().diff(scope, key, targets, *args)
-        self.other = Ledger(self.path)
+        self.other = Ledger(self.location)
         self.other.claim(scope, key, targets, *args)
         return found
 
@@ -625,7 +625,7 @@ class _LedgerOfARunThatClaimsTheFirstBatchFirst(Ledger):
 
     def diff(self, scope, key, targets, *args):
         found = super().diff(scope, key, targets, *args)
-        self.other = Ledger(self.path)
+        self.other = Ledger(self.location)
         self.other.claim(scope, key, targets[:2], *args)
         return found
 

@@ -1,0 +1,297 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""thingspace.m2m.callbacks: an ansible-rulebook event source that receives ThingSpace's callbacks over HTTP(S)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# ansible-rulebook runs this file with runpy, outside any package: the collection's own code is importable once
+# the directory that holds ansible_collections/ is on sys.path (seven levels up from here in an installed collection).
+_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 7))
+if os.path.isdir(os.path.join(_ROOT, "ansible_collections", "thingspace", "m2m")) and _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import REQUIRED, source_options
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackError, MemoryRecorder, callback_event, device_host
+from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import _loopback
+
+DOCUMENTATION = r"""
+---
+short_description: Receive ThingSpace M2M callbacks (SMS sent, request complete, delivery confirmations, device SMS).
+description:
+  - An ansible-rulebook event source, an HTTP(S) listener for the callbacks ThingSpace sends to the URLs registered
+    with M(thingspace.m2m.vz_callback) or M(thingspace.m2m.vz_sms_start_callbacks).
+  - Register C(<scheme>://<host>:<port><path>/<account>/<service>), for example
+    C(https://iot.example.com:9002/thingspace/0000123456-00001/SMSDeliveryConfirmation). The callback bodies name
+    neither the account nor the service, so the URL does. The services taken are C(EnhancedConnectivityService)
+    and C(SMSDeliveryConfirmation); another service, a body that is not JSON or not one of the vendor's shapes
+    for the service is answered 400 and logged, and the source keeps serving.
+  - Every body carries the C(username) and C(password) given at registration. When O(username) and O(password)
+    are set, both are compared in constant time and a callback without them, or with others, is answered 401.
+    They are removed from every body before anything else reads it, so they are in no event and no log line.
+  - Each callback is recorded before it is answered 2xx. ThingSpace sends a callback again (up to 4 attempts in
+    all) when it gets no 2xx; a repeat of a recorded callback is answered 200 and not queued again. The identity
+    of a callback is its type, account, request id, device identifiers and state, status or message text (never
+    C(callbackCount)); the recorder of this version keeps the identities of the last O(dedupe_window) callbacks
+    in memory, so repeats are found until the source restarts.
+  - One event per callback, with the keys C(event_id), C(type) (C(sms_sent), C(request_complete),
+    C(sms_delivery), C(device_sms)), C(service), C(via) (C(callback)), C(account), C(request_id), C(devices)
+    (C([{kind, id}]), kinds in lower case), C(state), C(status), C(comment), C(devices_requested), C(message),
+    C(sent_at) and C(received_at); keys that do not apply to the type are null.
+options:
+  host:
+    description:
+      - The address to listen on. Plain HTTP on an address that is not loopback is refused unless
+        O(allow_insecure_http) is set, because ThingSpace puts the listener credentials in every body.
+    type: str
+    default: 127.0.0.1
+  port:
+    description:
+      - The TCP port to listen on. ThingSpace accepts listener URLs on the ports 80, 443, 9001-9006, 50551-50559 and
+        28200-28220 only; another port is refused unless O(check_port=false) (behind a reverse proxy that listens
+        on an accepted port).
+    type: int
+    required: true
+  check_port:
+    description:
+      - Refuse a O(port) ThingSpace does not accept. Set it to false when ThingSpace reaches the source through a
+        reverse proxy (or a test emulator that takes any port).
+    type: bool
+    default: true
+  path:
+    description:
+      - The URL path under which the source takes callbacks; a callback goes to C(<path>/<account>/<service>).
+    type: str
+    default: /
+  username:
+    description:
+      - The callback username given at registration. Falls back to the environment variable
+        E(THINGSPACE_CALLBACK_USERNAME).
+      - Set both O(username) and O(password), or neither (then any client that reaches the port can post callbacks).
+    type: str
+  password:
+    description:
+      - The callback password given at registration. Falls back to the environment variable
+        E(THINGSPACE_CALLBACK_PASSWORD).
+    type: str
+  certfile:
+    description:
+      - A PEM certificate (chain) file; with it the source listens with TLS.
+    type: str
+  keyfile:
+    description:
+      - The PEM private key of O(certfile), when the certificate file does not hold it.
+    type: str
+  allow_insecure_http:
+    description:
+      - Listen with plain HTTP on an address that is not loopback, for a TLS reverse proxy on a network you trust.
+    type: bool
+    default: false
+  allowed_networks:
+    description:
+      - Networks (C(192.0.2.0/24), C(2001:db8::/32), or single addresses) the source takes callbacks from; a client
+        from elsewhere is answered 403 before its body is read. Behind a reverse proxy the client is the proxy.
+    type: list
+    elements: str
+  max_body_size:
+    description:
+      - The largest body taken, in bytes; a larger one is answered 413. Callback bodies are under 2 KiB.
+    type: int
+    default: 65536
+  meta_hosts:
+    description:
+      - Identifier kinds, in order of preference (for example C([mdn, iccid])); when set, the event's
+        C(meta.hosts) is the device's identifier of the first of these kinds it has, so a rule's action runs on
+        that inventory host. Delivery confirmations name the device by its MDN only. A C(request_complete) event
+        has no device and no C(meta.hosts).
+    type: list
+    elements: str
+  dedupe_window:
+    description:
+      - How many callback identities the source remembers to find repeats.
+    type: int
+    default: 100000
+"""
+
+EXAMPLES = r"""
+- name: Delivery states and device SMS of the demo account
+  hosts: all
+  sources:
+    - thingspace.m2m.callbacks:
+        host: 0.0.0.0
+        port: 9002
+        certfile: /etc/pki/tls/certs/iot.example.com.pem
+        keyfile: /etc/pki/tls/private/iot.example.com.key
+        allowed_networks: [192.0.2.0/24]
+        meta_hosts: [mdn]
+        # username and password from THINGSPACE_CALLBACK_USERNAME and THINGSPACE_CALLBACK_PASSWORD
+  rules:
+    - name: Report an undelivered SMS
+      condition: event.type == "sms_delivery" and event.state != "Delivered"
+      action:
+        debug:
+          msg: "{{ event.devices[0].id }}: {{ event.state }}"
+"""
+
+SOURCE = "thingspace.m2m.callbacks"
+OPTIONS = {
+    "host": (str, "127.0.0.1"),
+    "port": (int, REQUIRED),
+    "check_port": (bool, True),
+    "path": (str, "/"),
+    "username": (str, None),
+    "password": (str, None),
+    "certfile": (str, None),
+    "keyfile": (str, None),
+    "allow_insecure_http": (bool, False),
+    "allowed_networks": (list, None),
+    "max_body_size": (int, 65536),
+    "meta_hosts": (list, None),
+    "dedupe_window": (int, 100000),
+}
+ENV = {"username": "THINGSPACE_CALLBACK_USERNAME", "password": "THINGSPACE_CALLBACK_PASSWORD"}
+
+logger = logging.getLogger(SOURCE)
+
+
+def _settings(args):
+    """The checked options; ValueError naming the argument that is wrong."""
+    options = source_options(SOURCE, args, OPTIONS, ENV)
+    if not 0 < options["port"] < 65536:
+        raise ValueError("%s: port %d is not a TCP port" % (SOURCE, options["port"]))
+    if options["check_port"] and options["port"] not in LISTENER_PORTS:
+        raise ValueError("%s: ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220, "
+                         "not %d; behind a reverse proxy that listens on one of them, set check_port: false" % (SOURCE, options["port"]))
+    if (options["username"] is None) != (options["password"] is None):
+        raise ValueError("%s: set both username and password (the callback credentials given at registration), or neither" % SOURCE)
+    if options["keyfile"] and not options["certfile"]:
+        raise ValueError("%s: keyfile needs certfile" % SOURCE)
+    if not options["certfile"] and not _loopback(options["host"]) and not options["allow_insecure_http"]:
+        raise ValueError("%s: plain HTTP on %s, which is not loopback: ThingSpace puts the listener username and password in every "
+                         "body, in clear. Set certfile (and keyfile), or allow_insecure_http: true behind a TLS reverse proxy on a "
+                         "network you trust" % (SOURCE, options["host"]))
+    path = "/" + options["path"].strip("/")
+    if "{" in path or "}" in path:
+        raise ValueError("%s: path %r must not contain braces" % (SOURCE, options["path"]))
+    options["path"] = path.rstrip("/")
+    try:
+        options["allowed_networks"] = [ipaddress.ip_network(network, strict=False) for network in options["allowed_networks"] or ()] or None
+    except ValueError as exc:
+        raise ValueError("%s: allowed_networks: %s" % (SOURCE, exc))
+    if options["max_body_size"] < 1:
+        raise ValueError("%s: max_body_size must be 1 or more bytes" % SOURCE)
+    options["meta_hosts"] = [kind.lower() for kind in options["meta_hosts"] or ()]
+    return options
+
+
+def _ssl_context(certfile, keyfile):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+def _peer_address(request):
+    address = ipaddress.ip_address(request.remote)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def _matches(given, expected):
+    """Constant-time comparison of a credential from the body with the configured one (missing: no match)."""
+    given = given.encode("utf-8") if isinstance(given, str) else b""
+    return hmac.compare_digest(given, expected.encode("utf-8"))
+
+
+class Receiver:
+    """The HTTP side: checks each callback, records it through ``recorder`` (a callback_events.CallbackRecorder)
+    and queues its event; answers 2xx only once the recorder has returned."""
+
+    def __init__(self, queue, settings, recorder):
+        self.queue = queue
+        self.settings = settings
+        self.recorder = recorder
+        # One thread: the recorder is called one call at a time, in arrival order, and may block.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-recorder")
+
+    def refuse(self, request, status, reason):
+        logger.warning("Refused a callback from %s to %s: HTTP %d, %s", request.remote, request.raw_path, status, reason)
+        return web.Response(status=status, text=reason + "\n")
+
+    @web.middleware
+    async def allow_list(self, request, handler):
+        networks = self.settings["allowed_networks"]
+        if networks is not None and not any(_peer_address(request) in network for network in networks):
+            return self.refuse(request, 403, "the client address is not in allowed_networks")
+        return await handler(request)
+
+    async def handle(self, request):
+        try:
+            body = json.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return self.refuse(request, 413, "the body is over max_body_size (%d bytes)" % self.settings["max_body_size"])
+        except ValueError:
+            return self.refuse(request, 400, "the body is not JSON")
+        if not isinstance(body, dict):
+            return self.refuse(request, 400, "the body is not a JSON object")
+        username, password = body.pop("username", None), body.pop("password", None)
+        if self.settings["username"] is not None:
+            # Both compared every time: how long the check takes says nothing about which one differs.
+            matched = [_matches(username, self.settings["username"]), _matches(password, self.settings["password"])]
+            if not all(matched):
+                return self.refuse(request, 401, "wrong or missing username or password")
+        del username, password
+        try:
+            event = callback_event(request.match_info["service"], request.match_info["account"], body)
+        except CallbackError as exc:
+            return self.refuse(request, 400, str(exc))
+        try:
+            new = await asyncio.get_running_loop().run_in_executor(self.executor, self.recorder.record, event)
+        except Exception as exc:
+            logger.error("Could not record a %s callback of request %s (answered 503, ThingSpace sends it again): %s: %s",
+                         event["type"], event["request_id"], type(exc).__name__, exc)
+            return web.Response(status=503, text="not recorded\n")
+        if new:
+            host = device_host(event, self.settings["meta_hosts"])
+            await self.queue.put(dict(event, meta={"hosts": host}) if host else event)
+        logger.debug("%s %s callback %s of request %s", "Queued" if new else "Repeated", event["type"], event["event_id"], event["request_id"])
+        return web.Response(status=200)
+
+
+async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], recorder) -> None:
+    """Serve callbacks with ``settings`` (as ``_settings`` returns them) until cancelled; ``recorder`` is closed then."""
+    context = _ssl_context(settings["certfile"], settings["keyfile"]) if settings["certfile"] else None
+    receiver = Receiver(queue, settings, recorder)
+    app = web.Application(middlewares=[receiver.allow_list], client_max_size=settings["max_body_size"])
+    app.router.add_post(settings["path"] + "/{account}/{service}", receiver.handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings["host"], settings["port"], ssl_context=context).start()
+        logger.info("Listening for ThingSpace callbacks on %s://%s:%d%s/<account>/<service>%s", "https" if context else "http",
+                    settings["host"], settings["port"], settings["path"],
+                    "" if settings["username"] is not None else " (no username and password set: any client that reaches it is taken)")
+        await asyncio.Future()
+    finally:
+        await runner.cleanup()
+        receiver.executor.submit(recorder.close)
+        receiver.executor.shutdown(wait=True)
+
+
+async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
+    """The ansible-rulebook entry point."""
+    settings = _settings(args)
+    await serve(queue, settings, MemoryRecorder(settings["dedupe_window"]))

@@ -1,0 +1,275 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal use only, not an API of the collection: the PostgreSQL store of the ledger, for ledgers that every
+controller reaches (AWX and Automation Platform jobs, CI runners, several hosts).
+
+ledger.py is the protocol; this file is what differs on PostgreSQL (docs/design.md, "The ledger store"):
+
+- **Connection.** ``ledger_url`` is a libpq URL (its parameters such as ``sslmode`` go to libpq as they are); the
+  password comes from the URL, ``ledger_password`` or libpq's own PGPASSWORD/PGPASSFILE. It never appears in a
+  message: they name the database as ``user@host:port/dbname``, and any error text is cleaned of it.
+- **Schema.** The tables live in one schema (``ledger_schema``, ``thingspace`` by default), the session's
+  search_path, created on first use with the tables, versioned in ``schema_version`` and migrated forward in one
+  transaction under an advisory lock, so that runs starting together create it once.
+- **In flight.** A claim holds a session advisory lock, which the server releases when the session ends, however
+  the run died. Its key is a random 64-bit number the claim must acquire itself (``pg_try_advisory_lock``), so a
+  number in use, by this collection or anything else in the database, is drawn again; the claim id is
+  ``<backend pid>:<key>``, and a claim is live only while that backend holds that key (``pg_locks``), so a later
+  holder of the same number does not keep a dead claim alive.
+- **Transactions.** Read committed; a claim locks its key's row (``FOR UPDATE``), so claims of one key follow
+  each other as SQLite's single writer does, and claims of other keys run side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+from collections import namedtuple
+from urllib.parse import unquote, urlsplit
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+
+try:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+except ImportError:  # module.py fails with missing_required_lib before a PostgreSQL ledger is opened
+    psycopg = None
+
+# Where a PostgreSQL ledger is: the libpq URL, the password (None: from the URL, PGPASSWORD or PGPASSFILE) and
+# the schema of its tables.
+Database = namedtuple("Database", "url password schema")
+
+DEFAULT_SCHEMA = "thingspace"
+SCHEMES = ("postgresql", "postgres")
+SCHEMA_VERSION = 2
+# What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
+# first: the tables of the SQLite schema 2.
+_STEPS = {
+    2: (
+        "CREATE TABLE send_keys (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, scope text NOT NULL, key text NOT NULL, purpose text, "
+        "UNIQUE (scope, key))",
+        "CREATE TABLE sends (key_id bigint NOT NULL REFERENCES send_keys (id), target text NOT NULL, "
+        "state text NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id text, claim text, "
+        "updated_at double precision NOT NULL, PRIMARY KEY (key_id, target))",
+        "CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL",
+        "CREATE TABLE starts (scope text PRIMARY KEY, started_at double precision NOT NULL)",
+    ),
+}
+# The advisory lock under which a schema is created or migrated (a fixed number of this collection).
+_SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+CONNECT_TIMEOUT = 10
+_MASK = "********"
+_PRIVILEGE_HINT = ("; the role needs the schema and its tables, or the right to create them: see \"The ledger on PostgreSQL\" in the "
+                   "idempotency guide for the SQL an administrator runs once")
+
+
+def url_problem(url):
+    """Why ``url`` is not a PostgreSQL ledger URL (None when it is one), without naming its password; checked at
+    module start, before psycopg is needed."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        return "ledger_url: %s is not a PostgreSQL URL; write postgresql://user@host:5432/dbname (libpq parameters such as sslmode after ?)" % (
+            "the scheme %r" % scheme if scheme else "the value")
+    return None
+
+
+def schema_problem(schema):
+    if not _SCHEMA_NAME.match(schema or ""):
+        return ("ledger_schema: %r is not a schema name thingspace.m2m uses; use lower-case letters, digits and _ (at most 63, not starting "
+                "with a digit)" % schema)
+    return None
+
+
+def url_secrets(url, password=None):
+    """The password of a ledger URL (as written and decoded, in its user part or its ``password`` parameter) and
+    ``password``: what output must never show."""
+    found = {password}
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(url)
+        found.add(parts.password)
+        for piece in parts.query.split("&"):
+            name, _equals, value = piece.partition("=")
+            if name == "password":
+                found.add(value)
+    found.discard(None)
+    found.discard("")
+    return {form for value in found for form in (value, unquote(value))}
+
+
+def _where(params, schema):
+    """``user@host:port/dbname (schema s)``: the database in messages, never with its password."""
+    return "%s@%s:%s/%s (schema %s)" % (params.get("user") or "(default user)", params.get("host") or "(default host)",
+                                        params.get("port") or "5432", params.get("dbname") or "(default database)", schema)
+
+
+class PostgresqlStore:
+    """One session with the ledger's database. ``read_only`` (check mode) creates nothing: a schema not made yet
+    reads as an empty ledger."""
+
+    NAME = "postgresql"
+    # A claim locks its key's row: claims of one key follow each other.
+    FOR_UPDATE = " FOR UPDATE"
+
+    def __init__(self, database, read_only):
+        problem = url_problem(database.url) or schema_problem(database.schema)
+        if problem:
+            raise ThingSpaceError(problem)
+        self._secrets = url_secrets(database.url, database.password)
+        self._schema = database.schema
+        self._held = {}  # claim id -> advisory lock key, for the batches this session is sending
+        self._db = None
+        self._ready = True  # False: read-only, and the schema is not made yet
+        try:
+            params = conninfo_to_dict(database.url)
+        except psycopg.Error as exc:
+            raise ThingSpaceError("ledger_url is not a URL libpq accepts: %s" % self._clean(exc))
+        self.where = _where(params, database.schema)
+        options = {"autocommit": True}
+        if "application_name" not in params:
+            options["application_name"] = "thingspace.m2m"
+        if "connect_timeout" not in params:
+            options["connect_timeout"] = CONNECT_TIMEOUT
+        if database.password:
+            options["password"] = database.password
+        try:
+            self._db = psycopg.connect(database.url, **options)
+        except psycopg.Error as exc:
+            raise ThingSpaceError("Cannot connect to the ledger database %s: %s; nothing was sent" % (self.where, self._clean(exc)))
+        info = self._db.info
+        self.where = _where({"user": info.user, "host": info.host, "port": info.port, "dbname": info.dbname}, database.schema)
+        self._pid = info.backend_pid
+        self.rows("SELECT set_config('search_path', ?, false)", ('"%s"' % self._schema,))
+        version = self._version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise ThingSpaceError("The ledger database %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (self.where, version))
+        if read_only:
+            if version is not None and version < SCHEMA_VERSION:
+                raise ThingSpaceError("The ledger database %s was written by an older thingspace.m2m (schema %d), and check mode does not change "
+                                      "it; a run without check mode migrates it" % (self.where, version))
+            self._ready = version is not None
+            return
+        if version != SCHEMA_VERSION:
+            self._upgrade()
+        self._ready = True
+
+    def _version(self):
+        """The schema version, None when the schema or its version table does not exist yet."""
+        if self.rows("SELECT to_regclass(?)", ('"%s".schema_version' % self._schema,))[0][0] is None:
+            return None
+        return self.rows("SELECT version FROM schema_version")[0][0]
+
+    def _upgrade(self):
+        """Create the schema and its tables, or migrate them forward, in one transaction, once whoever else starts
+        at the same time. The lock is taken before the transaction starts, so that the transaction sees what a
+        run that held it before created (a transaction reads the catalog as it was when it began)."""
+        self.rows("SELECT pg_advisory_lock(?)", (_SCHEMA_LOCK,))
+        try:
+            with self.transaction():
+                version = self._version()  # again, under the lock: another run may have done it meanwhile
+                if version is None:
+                    if not self.rows("SELECT 1 FROM pg_namespace WHERE nspname = ?", (self._schema,)):
+                        self.execute('CREATE SCHEMA "%s"' % self._schema)
+                    self.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+                    self.execute("INSERT INTO schema_version VALUES (0)")
+                    version = 0
+                for step in sorted(_STEPS):
+                    if step > version:
+                        for statement in _STEPS[step]:
+                            self.execute(statement)
+                self.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        finally:
+            with contextlib.suppress(ThingSpaceError):
+                self.rows("SELECT pg_advisory_unlock(?)", (_SCHEMA_LOCK,))
+
+    def _clean(self, exc):
+        """The text of a psycopg error on one line, without the password in any spelling."""
+        text = " ".join(str(exc).split())
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, _MASK)
+        return text
+
+    def _error(self, exc):
+        hint = _PRIVILEGE_HINT if isinstance(exc, psycopg.errors.InsufficientPrivilege) else ""
+        return ThingSpaceError("The ledger database %s: %s%s" % (self.where, self._clean(exc), hint))
+
+    def close(self):
+        """End the session. Its claim locks are released first, so that they are free when this returns; the
+        server releases them anyway when a session ends, only a moment later."""
+        if self._db is not None:
+            if self._held and not self._db.broken:
+                with contextlib.suppress(ThingSpaceError):
+                    self.rows("SELECT pg_advisory_unlock_all()")
+            self._held.clear()
+            self._db.close()
+            self._db = None
+
+    def _execute(self, sql, args):
+        try:
+            return self._db.execute(sql.replace("?", "%s"), args)
+        except psycopg.Error as exc:
+            raise self._error(exc)
+
+    def rows(self, sql, args=()):
+        """The rows of a query; a ledger not created yet (read-only) reads as empty."""
+        if self._db is not None and self._ready:
+            return self._execute(sql, args).fetchall()
+        return []
+
+    def execute(self, sql, args=()):
+        """Run a write; the number of rows it changed."""
+        return self._execute(sql, args).rowcount
+
+    def executemany(self, sql, rows):
+        cursor = self._db.cursor()
+        try:
+            cursor.executemany(sql.replace("?", "%s"), list(rows))
+        except psycopg.Error as exc:
+            raise self._error(exc)
+        return cursor.rowcount
+
+    def insert_pending(self, key_id, targets, claim_id, now, on_conflict):
+        """Write ``targets`` pending for ``claim_id`` in one statement; ``on_conflict`` says which recorded rows are
+        taken over."""
+        self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT DISTINCT ?, target, 'pending', ?, ? "
+                      "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(targets)))
+
+    @contextlib.contextmanager
+    def transaction(self):
+        try:
+            with self._db.transaction():
+                yield
+        except psycopg.Error as exc:
+            raise self._error(exc)
+
+    def hold(self):
+        """A new claim id, its advisory lock held by this session until ``unhold`` or the end of the session."""
+        while True:
+            key = secrets.randbits(64) - (1 << 63)
+            claim_id = "%d:%d" % (self._pid, key)
+            if claim_id not in self._held and self.rows("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
+                self._held[claim_id] = key
+                return claim_id
+
+    def unhold(self, claim_id):
+        self.rows("SELECT pg_advisory_unlock(?)", (self._held.pop(claim_id),))
+
+    def live(self, claim_ids):
+        """The claims among ``claim_ids`` whose backend still holds their advisory lock. A claim id of another form
+        (copied from an SQLite ledger) belongs to a run that is gone."""
+        live, wanted = set(), {}
+        for claim_id in claim_ids:
+            if claim_id in self._held:
+                live.add(claim_id)
+                continue
+            pid, _colon, key = (claim_id or "").partition(":")
+            if pid.isdigit() and key.lstrip("-").isdigit():
+                wanted[claim_id] = (int(pid), int(key))
+        if wanted:
+            held = set()
+            for pid, high, low in self.rows("SELECT pid, classid, objid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted "
+                                            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"):
+                key = (high << 32) | low
+                held.add((pid, key - (1 << 64) if key >= 1 << 63 else key))
+            live.update(claim_id for claim_id, lock in wanted.items() if lock in held)
+        return live

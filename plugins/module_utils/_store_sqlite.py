@@ -1,0 +1,208 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal use only, not an API of the collection: the SQLite store of the ledger, the embedded default.
+
+ledger.py is the protocol (states, resend rule, claim → send → settle); this file is what differs for a file on
+one controller: the file itself (created whole, checked at every open; docs/design.md, "State files"), its schema
+and version (``PRAGMA user_version``), transactions (``BEGIN IMMEDIATE``: one writer at a time, so a claim never
+runs beside another) and in-flight locks: while a run sends a claimed batch it holds an flock on
+``<ledger>.claims/<claim id>``, which the kernel drops when the process dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import uuid
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
+
+SCHEMA_VERSION = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS send_keys (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    purpose TEXT,
+    UNIQUE (scope, key)
+);
+CREATE TABLE IF NOT EXISTS sends (
+    key_id INTEGER NOT NULL REFERENCES send_keys (id),
+    target TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')),
+    request_id TEXT,
+    claim TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (key_id, target)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
+CREATE TABLE IF NOT EXISTS starts (
+    scope TEXT NOT NULL PRIMARY KEY,
+    started_at REAL NOT NULL
+) WITHOUT ROWID
+"""
+
+
+def _create(path):
+    """A new ledger: an SQLite file in WAL mode, its tables still to come (``SqliteStore`` adds them)."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+
+
+def _check_file(path, status):
+    """Refuse a ledger that cannot be read whole, naming the file and what to do. A ledger is never empty: it is
+    created under another name and linked into place (``_create``), so an empty one was truncated or made by
+    something else."""
+    if status.st_size == 0:
+        raise ThingSpaceError("The ledger %s is empty (0 bytes); thingspace.m2m never leaves a ledger empty, so it was truncated or made "
+                              "by something else. Restore it from a backup; delete it only if no earlier send needs to be known "
+                              "(a new ledger knows of none, and a re-run sends again)" % path)
+    try:
+        db = sqlite3.connect(path, timeout=60)
+        try:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise ThingSpaceError("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: %s). Restore it from a "
+                              "backup, or salvage what it holds with: sqlite3 %s .recover; delete it only if no earlier send needs to "
+                              "be known (a new ledger knows of none, and a re-run sends again)" % (path, "; ".join(problems[:3]), path))
+
+
+class SqliteStore:
+    """One connection to the ledger file. ``read_only`` (check mode) neither creates nor changes it.
+    ``migrate_from_1(db)`` brings a version 0.1.0 ledger (schema 1) to schema 2 inside the upgrade's transaction."""
+
+    NAME = "sqlite"
+    # A claim's transaction already holds the database's only write lock (BEGIN IMMEDIATE).
+    FOR_UPDATE = ""
+
+    def __init__(self, path, read_only, migrate_from_1):
+        self.where = path
+        self._claims = path + ".claims"
+        self._held = {}  # claim id -> open, flocked lock file of a batch this process is sending
+        self._read_only = read_only
+        self._db = None
+        if read_only and not os.path.lexists(path):
+            return
+        _check_file(path, check_private(path) if read_only else private_file(path, create=_create))
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        version = self._check_version()
+        if read_only:
+            if 0 < version < SCHEMA_VERSION:
+                raise ThingSpaceError("The ledger %s was written by an older thingspace.m2m (schema %d), and check mode does not change it; "
+                                      "a run without check mode migrates it" % (path, version))
+            return
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        if version < SCHEMA_VERSION:
+            with self.transaction():
+                # Read again under the write lock: another process may have upgraded it meanwhile.
+                version = self._check_version()
+                if version == 1:
+                    migrate_from_1(self._db)
+                if version < SCHEMA_VERSION:
+                    for statement in _SCHEMA.split(";"):
+                        self._db.execute(statement)
+                    self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+
+    def _check_version(self):
+        """The schema version; refused when a newer collection wrote it."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ThingSpaceError("The ledger %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (self.where, version))
+        return version
+
+    def close(self):
+        for claim_id in list(self._held):
+            self.unhold(claim_id)
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def rows(self, sql, args=()):
+        """The rows of a read; a ledger that is missing or has no tables yet (read-only) reads as empty."""
+        if self._db is None:
+            return []
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+
+    def execute(self, sql, args=()):
+        """Run a write; the number of rows it changed."""
+        return self._db.execute(sql, args).rowcount
+
+    def executemany(self, sql, rows):
+        return self._db.executemany(sql, rows).rowcount
+
+    def insert_pending(self, key_id, targets, claim_id, now, on_conflict):
+        """Write ``targets`` pending for ``claim_id``; ``on_conflict`` says which recorded rows are taken over."""
+        self._db.executemany(
+            "INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES (?, ?, 'pending', ?, ?) " + on_conflict,
+            ((key_id, target, claim_id, now) for target in targets),
+        )
+
+    def transaction(self):
+        return _Transaction(self._db)
+
+    def hold(self):
+        """A new claim id, its lock held until ``unhold`` or the end of the process."""
+        claim_id = uuid.uuid4().hex
+        private_dir(self._claims)
+        handle = os.open(os.path.join(self._claims, claim_id), os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        self._held[claim_id] = handle
+        return claim_id
+
+    def unhold(self, claim_id):
+        handle = self._held.pop(claim_id)
+        os.unlink(os.path.join(self._claims, claim_id))
+        os.close(handle)
+
+    def live(self, claim_ids):
+        """The claims among ``claim_ids`` whose lock a running process holds; stale lock files are removed."""
+        live = set()
+        for claim_id in claim_ids:
+            if claim_id in self._held:
+                live.add(claim_id)
+                continue
+            path = os.path.join(self._claims, claim_id)
+            try:
+                handle = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # no lock file: the claimant is gone
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live.add(claim_id)
+            else:
+                if not self._read_only:
+                    os.unlink(path)
+            finally:
+                os.close(handle)
+        return live
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on error: a claim is all or nothing."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def __enter__(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type, exc, tb):
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

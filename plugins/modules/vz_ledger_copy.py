@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vz_ledger_copy
+short_description: Copy an SQLite ledger into a PostgreSQL ledger, so that its history moves with it
+version_added: 0.2.0
+description:
+  - Copies every record of the SQLite ledger that M(thingspace.m2m.vz_sms_send) and
+    M(thingspace.m2m.vz_sms_start_callbacks) wrote (each idempotency key with what it was used for, each device or
+    selection with its state and request id, each callbacks start) into the PostgreSQL ledger of O(ledger_url).
+    After the copy, runs that use O(ledger_url) send nothing that the SQLite ledger knew was sent, and report what
+    it knew was unconfirmed as unconfirmed.
+  - Records the PostgreSQL ledger already holds are kept; running the copy again copies nothing more and reports
+    no change. The PostgreSQL ledger is created when it does not exist yet.
+  - Nothing is copied, and the task fails, when an idempotency key was used for another send in the PostgreSQL
+    ledger than in the SQLite one, when a run is sending from the SQLite ledger (a batch in flight), or when there
+    is no SQLite ledger at the path.
+  - Makes no ThingSpace request and takes no ThingSpace credentials; it is not in the action group
+    C(thingspace.m2m.thingspace).
+author:
+  - thingspace.m2m maintainers (@thingspace-m2m)
+extends_documentation_fragment:
+  - thingspace.m2m.ledger
+attributes:
+  check_mode:
+    description: Counts what would be copied; writes neither ledger and creates nothing.
+    support: full
+  diff_mode:
+    description: No diff.
+    support: none
+options:
+  ledger_path:
+    description:
+      - The SQLite ledger to copy.
+      - If not set, the environment variable E(THINGSPACE_LEDGER_PATH) is used, then C(ledger.sqlite3) in O(state_dir),
+        which is the ledger the modules used before O(ledger_url) was set.
+      - It is checked as the modules check it (a link, another owner, a loose mode, an empty or damaged file fail
+        the task), and a ledger of version 0.1.0 is migrated first, as any module run would do.
+    type: path
+  state_dir:
+    description:
+      - The directory of the SQLite ledger when O(ledger_path) is not set.
+      - If not set, the environment variable E(THINGSPACE_STATE_DIR) is used, then C(~/.ansible/thingspace).
+    type: path
+    default: ~/.ansible/thingspace
+  ledger_url:
+    description:
+      - The PostgreSQL database to copy into, as the modules' O(thingspace.m2m.vz_sms_send#module:ledger_url).
+      - If not set, the environment variable E(THINGSPACE_LEDGER_URL) is used.
+      - Copy into the O(ledger_schema) that the playbooks will use.
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Move the ledger of this controller into PostgreSQL (THINGSPACE_LEDGER_URL and THINGSPACE_LEDGER_PASSWORD set)
+  thingspace.m2m.vz_ledger_copy:
+  register: copied
+
+- name: Copy a ledger kept on an AWX persistent volume
+  thingspace.m2m.vz_ledger_copy:
+    ledger_path: /runner/ledger/thingspace/ledger.sqlite3
+    ledger_url: "postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full"
+    ledger_password: "{{ vault_ledger_password }}"
+"""
+
+RETURN = r"""
+keys:
+  description: Idempotency keys in the SQLite ledger.
+  returned: success
+  type: int
+  sample: 12
+sends:
+  description: Send records (one per device, or per selection) in the SQLite ledger.
+  returned: success
+  type: int
+  sample: 48210
+sends_copied:
+  description: Send records copied (in check mode, that would be copied); the others were in the PostgreSQL ledger already.
+  returned: success
+  type: int
+  sample: 48210
+starts:
+  description: Callbacks starts in the SQLite ledger.
+  returned: success
+  type: int
+  sample: 2
+starts_copied:
+  description: Callbacks starts copied (in check mode, that would be copied).
+  returned: success
+  type: int
+  sample: 2
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, check_ledger_options, ledger_location
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import LEDGER_NAME, state_path
+
+
+def copy(module):
+    source_path = module.params["ledger_path"] or state_path(module.params["state_dir"], LEDGER_NAME)
+    if not os.path.lexists(source_path):
+        raise ThingSpaceError("There is no SQLite ledger at %s; nothing was copied. Set ledger_path to the ledger to copy" % source_path)
+    source = Ledger(source_path, read_only=module.check_mode)
+    try:
+        destination = Ledger(ledger_location(module.params), read_only=module.check_mode)
+        try:
+            counts = destination.copy_from(source, check_mode=module.check_mode)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    copied = counts["sends_copied"] + counts["starts_copied"]
+    verb = "Would copy" if module.check_mode else "Copied"
+    msg = "%s %d of %d send record(s) and %d of %d callbacks start(s) from %s into %s" % (
+        verb, counts["sends_copied"], counts["sends"], counts["starts_copied"], counts["starts"], source_path, destination.where)
+    return dict(counts, changed=copied > 0, msg=msg)
+
+
+def main():
+    argument_spec = dict(LEDGER_ARGUMENT_SPEC, state_dir=COMMON_ARGUMENT_SPEC["state_dir"])
+    argument_spec["ledger_url"] = dict(argument_spec["ledger_url"], required=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_ledger_options(module)
+    try:
+        result = copy(module)
+    except ThingSpaceError as error:
+        module.fail_json(msg=error.message, **error.to_result())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+"""thingspace.m2m.callbacks: main() runs as an asyncio task on a loopback port, callbacks are posted with aiohttp,
+the task is cancelled at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import logging
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source import callbacks
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackRecorder, MemoryRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
+
+from callback_bodies import ACCOUNT, ICCID, LISTENER, MDN, SEED, delivery, device_sms, request_complete, sms_sent
+
+pytestmark = pytest.mark.asyncio
+ECS = "EnhancedConnectivityService"
+SDC = "SMSDeliveryConfirmation"
+WRONG_PASSWORD = "wrong-pw-91c2"
+
+
+def free_port(candidates=(0,)):
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    return None
+
+
+class Source:
+    """The source as a task, and a client for it. ``events`` drains what it queued so far."""
+
+    def __init__(self, args=None, recorder=None, scheme="http", client_ssl=None):
+        self.port = (args or {}).get("port") or free_port()
+        self.args = dict({"port": self.port, "check_port": False, **LISTENER}, **(args or {}))
+        self.recorder = recorder
+        self.base = "%s://127.0.0.1:%d" % (scheme, self.port)
+        self.client_ssl = client_ssl
+        self.queue = asyncio.Queue()
+
+    async def __aenter__(self):
+        if self.recorder is None:
+            self.task = asyncio.create_task(callbacks.main(self.queue, self.args))
+        else:
+            self.task = asyncio.create_task(callbacks.serve(self.queue, callbacks._settings(self.args), self.recorder))
+        for _attempt in range(200):
+            if self.task.done():
+                self.task.result()
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.client_ssl) if self.client_ssl else None)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.session.close()
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+    async def post(self, path, body=None, data=None, method="POST"):
+        kwargs = {"data": data} if data is not None else {"json": body}
+        async with self.session.request(method, self.base + path, **kwargs) as response:
+            return response.status, await response.text()
+
+    def events(self):
+        found = []
+        while not self.queue.empty():
+            found.append(self.queue.get_nowait())
+        return found
+
+
+def path(service, account=ACCOUNT):
+    return "/%s/%s" % (account, service)
+
+
+@pytest.fixture(autouse=True)
+def debug_logs(caplog, monkeypatch):
+    """Every test logs at DEBUG and no test's log shows a listener password, the configured or a wrong one."""
+    monkeypatch.delenv("THINGSPACE_CALLBACK_USERNAME", raising=False)
+    monkeypatch.delenv("THINGSPACE_CALLBACK_PASSWORD", raising=False)
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    for secret in (LISTENER["password"], WRONG_PASSWORD, "user's password"):
+        assert secret not in caplog.text
+
+
+def assert_no_credentials(events):
+    text = json.dumps(events)
+    assert LISTENER["password"] not in text and "password" not in text and "username" not in text
+
+
+@pytest.mark.parametrize("name", sorted(SEED))
+async def test_each_shape_of_the_vendor_is_answered_200_and_queued_once(name):
+    service = SDC if name.startswith("sms_delivery") else ECS
+    async with Source({"username": "user's login (callback registration)", "password": "user's password"}) as source:
+        assert await source.post(path(service), SEED[name]) == (200, "")
+        events = source.events()
+    assert len(events) == 1 and events[0]["account"] == ACCOUNT and events[0]["service"] == service and "meta" not in events[0]
+    assert_no_credentials(events)
+
+
+async def test_a_send_s_callbacks_become_events_in_order():
+    bodies = [(ECS, sms_sent()), (ECS, request_complete(devices=1)), (SDC, delivery("Undelivered")), (ECS, device_sms("YES"))]
+    async with Source() as source:
+        for service, body in bodies:
+            assert (await source.post(path(service), body))[0] == 200
+        events = source.events()
+    assert [(event["type"], event["state"], event["message"]) for event in events] == [
+        ("sms_sent", None, None), ("request_complete", None, None), ("sms_delivery", "Undelivered", None), ("device_sms", None, "YES")]
+    assert events[0]["devices"][:3] == [{"kind": "iccid", "id": ICCID}, {"kind": "imei", "id": "351234560000013"}, {"kind": "mdn", "id": MDN}]
+    assert_no_credentials(events)
+
+
+async def test_a_path_prefix_and_an_account_from_the_url():
+    async with Source({"path": "/thingspace/callbacks/"}) as source:
+        assert (await source.post("/thingspace/callbacks/0000999999-00001/" + SDC, delivery()))[0] == 200
+        assert (await source.post(path(SDC), delivery()))[0] == 404
+        assert [event["account"] for event in source.events()] == ["0000999999-00001"]
+
+
+@pytest.mark.parametrize("credentials", [
+    {"username": LISTENER["username"], "password": WRONG_PASSWORD},
+    {"username": "someone", "password": LISTENER["password"]},
+    {"username": LISTENER["username"]},
+    {"password": LISTENER["password"]},
+    {},
+    {"username": LISTENER["username"], "password": None},
+    {"username": LISTENER["username"], "password": 7},
+    {"username": LISTENER["username"], "password": LISTENER["password"] + " "},
+], ids=["wrong password", "wrong username", "no password", "no username", "neither", "null", "number", "trailing space"])
+async def test_wrong_or_missing_credentials_are_answered_401_and_queue_nothing(credentials, debug_logs):
+    body = {name: value for name, value in delivery().items() if name not in ("username", "password")}
+    async with Source() as source:
+        assert await source.post(path(SDC), dict(body, **credentials)) == (401, "wrong or missing username or password\n")
+        assert source.events() == []
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+    assert "Refused a callback from 127.0.0.1 to /%s/%s: HTTP 401" % (ACCOUNT, SDC) in debug_logs.text
+
+
+async def test_without_configured_credentials_any_are_taken_and_none_kept(monkeypatch):
+    async with Source({"username": None, "password": None}) as source:
+        assert (await source.post(path(SDC), delivery(username="", password="")))[0] == 200
+        assert (await source.post(path(ECS), sms_sent(username="x", password=WRONG_PASSWORD)))[0] == 200
+        events = source.events()
+    assert len(events) == 2
+    assert WRONG_PASSWORD not in json.dumps(events) and "password" not in json.dumps(events)
+
+
+async def test_credentials_from_the_environment(monkeypatch):
+    monkeypatch.setenv("THINGSPACE_CALLBACK_USERNAME", LISTENER["username"])
+    monkeypatch.setenv("THINGSPACE_CALLBACK_PASSWORD", LISTENER["password"])
+    async with Source({"username": None, "password": None}) as source:
+        assert (await source.post(path(SDC), delivery(username=LISTENER["username"], password=WRONG_PASSWORD)))[0] == 401
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b'{"requestId": "x", ', "the body is not JSON"),
+    (b"\xff\xfe{}", "the body is not JSON"),
+    (b"", "the body is not JSON"),
+    (b"[1, 2]", "the body is not a JSON object"),
+    (b'"text"', "the body is not a JSON object"),
+])
+async def test_a_body_that_is_not_a_json_object_is_answered_400(data, reason, debug_logs):
+    async with Source() as source:
+        assert await source.post(path(SDC), data=data) == (400, reason + "\n")
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+    assert reason in debug_logs.text
+
+
+async def test_unknown_services_and_shapes_are_answered_400_and_the_source_keeps_serving(debug_logs):
+    async with Source() as source:
+        status, text = await source.post(path("DeviceUsage"), delivery())
+        assert (status, text) == (400, "'DeviceUsage' is not a callback service this source takes; it takes %s, %s\n" % (ECS, SDC))
+        assert (await source.post(path(ECS), delivery()))[0] == 400
+        assert await source.post(path(SDC), delivery("Pending")) == (
+            400, "the body is not a valid sms_delivery callback (deviceResponse.smsDeliveryResponse.confirmation: "
+                 "Input should be 'Delivered', 'Undelivered', 'Expired' or 'Rejected')\n")
+        assert (await source.post(path(SDC), {**LISTENER, "hello": "world"}))[0] == 400
+        assert source.events() == []
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+    assert debug_logs.text.count("HTTP 400") == 4
+
+
+async def test_a_refusal_is_logged_on_one_line(debug_logs):
+    async with Source() as source:
+        assert (await source.post("/%s%%0AForged%%20line/DeviceUsage" % ACCOUNT, delivery()))[0] == 400
+    (refusal,) = [record.getMessage() for record in debug_logs.records if "Refused" in record.getMessage()]
+    assert "\n" not in refusal and "/%s%%0AForged%%20line/DeviceUsage" % ACCOUNT in refusal
+
+
+async def test_wrong_paths_and_methods():
+    async with Source() as source:
+        assert (await source.post("/" + SDC, delivery()))[0] == 404
+        assert (await source.post(path(SDC) + "/more", delivery()))[0] == 404
+        assert (await source.post(path(SDC), method="GET"))[0] == 405
+        assert source.events() == []
+
+
+async def test_a_body_over_max_body_size_is_answered_413():
+    body = delivery()
+    size = len(json.dumps(body).encode())
+    async with Source({"max_body_size": size}) as source:
+        assert (await source.post(path(SDC), data=json.dumps(body).encode()))[0] == 200
+        padded = json.dumps(dict(body, padding="")).encode()
+        assert await source.post(path(SDC), data=padded) == (413, "the body is over max_body_size (%d bytes)\n" % size)
+        assert (await source.post(path(SDC), data=b"x" * (10 * size)))[0] == 413
+        assert len(source.events()) == 1
+
+
+async def test_repeats_are_answered_200_and_queued_once():
+    async with Source() as source:
+        for attempt in (1, 2, 3, 4):
+            assert await source.post(path(ECS), sms_sent(count=attempt)) == (200, "")
+        for _attempt in (1, 2):
+            assert (await source.post(path(SDC), delivery("Delivered")))[0] == 200
+            assert (await source.post(path(ECS), request_complete()))[0] == 200
+            assert (await source.post(path(ECS, "0000123456-00002"), request_complete()))[0] == 200
+            assert (await source.post(path(ECS), device_sms("YES", request_id="resent-%d" % _attempt)))[0] == 200
+        assert (await source.post(path(SDC), delivery("Expired")))[0] == 200
+        events = source.events()
+    assert [(event["type"], event["account"][-5:], event["state"]) for event in events] == [
+        ("sms_sent", "00001", None), ("sms_delivery", "00001", "Delivered"), ("request_complete", "00001", None),
+        ("request_complete", "00002", None), ("device_sms", "00001", None), ("sms_delivery", "00001", "Expired")]
+
+
+async def test_the_dedupe_window_bounds_what_is_remembered():
+    async with Source({"dedupe_window": 1}) as source:
+        for state in ("Delivered", "Delivered", "Expired", "Delivered"):
+            assert (await source.post(path(SDC), delivery(state)))[0] == 200
+        assert [event["state"] for event in source.events()] == ["Delivered", "Expired", "Delivered"]
+
+
+async def test_meta_hosts_names_the_device_by_the_first_kind_it_has():
+    async with Source({"meta_hosts": ["iccid", "MDN"]}) as source:
+        for service, body in ((ECS, sms_sent()), (SDC, delivery()), (ECS, request_complete())):
+            assert (await source.post(path(service), body))[0] == 200
+        events = source.events()
+    assert [event.get("meta") for event in events] == [{"hosts": ICCID}, {"hosts": MDN}, None]
+
+
+class BlockingRecorder(MemoryRecorder):
+    """Records only once ``release`` is set, and counts the calls."""
+
+    def __init__(self):
+        super().__init__(100)
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def record(self, event):
+        self.started.set()
+        assert self.release.wait(10)
+        return super().record(event)
+
+
+async def test_the_answer_comes_only_after_the_callback_is_recorded():
+    recorder = BlockingRecorder()
+    async with Source(recorder=recorder) as source:
+        post = asyncio.create_task(source.post(path(SDC), delivery()))
+        assert await asyncio.to_thread(recorder.started.wait, 10)
+        await asyncio.sleep(0.2)
+        assert not post.done() and source.events() == []
+        recorder.release.set()
+        assert await post == (200, "")
+        assert len(source.events()) == 1
+
+
+class FlakyRecorder(CallbackRecorder):
+    """Fails the first ``failures`` calls, as a store that is down would; remembers what it recorded."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        self.recorded = []
+        self.closed = False
+
+    def record(self, event):
+        if self.failures:
+            self.failures -= 1
+            raise OSError("the store is down")
+        new = event["event_id"] not in self.recorded
+        self.recorded.append(event["event_id"])
+        return new
+
+    def close(self):
+        self.closed = True
+
+
+async def test_a_callback_the_recorder_refuses_is_answered_503_and_queued_when_sent_again(debug_logs):
+    recorder = FlakyRecorder(failures=1)
+    async with Source(recorder=recorder) as source:
+        assert await source.post(path(SDC), delivery()) == (503, "not recorded\n")
+        assert source.events() == []
+        assert await source.post(path(SDC), delivery()) == (200, "")
+        assert await source.post(path(SDC), delivery()) == (200, "")
+        assert len(source.events()) == 1
+    assert recorder.closed and len(recorder.recorded) == 2
+    assert "Could not record a sms_delivery callback of request" in debug_logs.text and "OSError: the store is down" in debug_logs.text
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    directory = tmp_path_factory.mktemp("tls")
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(certfile), str(keyfile)
+
+
+async def test_tls(certificate):
+    certfile, keyfile = certificate
+    trusting = ssl.create_default_context(cafile=certfile)
+    async with Source({"certfile": certfile, "keyfile": keyfile}, scheme="https", client_ssl=trusting) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ClientError):
+                await plain.post("http://127.0.0.1:%d%s" % (source.port, path(SDC)), json=delivery())
+        async with aiohttp.ClientSession() as untrusting:
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await untrusting.post(source.base + path(SDC), json=delivery())
+        assert source.events() == []
+
+
+async def test_a_certificate_with_its_key_in_one_file(certificate, tmp_path):
+    certfile, keyfile = certificate
+    both = tmp_path / "both.pem"
+    both.write_bytes(Path(certfile).read_bytes() + Path(keyfile).read_bytes())
+    async with Source({"certfile": str(both)}, scheme="https", client_ssl=ssl.create_default_context(cafile=certfile)) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+
+
+async def test_the_allow_list(debug_logs):
+    async with Source({"allowed_networks": ["192.0.2.0/24", "10.0.0.1"]}) as source:
+        assert await source.post(path(SDC), delivery()) == (403, "the client address is not in allowed_networks\n")
+        assert await source.post("/nowhere", delivery()) == (403, "the client address is not in allowed_networks\n")
+    async with Source({"allowed_networks": "192.0.2.0/24, 127.0.0.0/8"}) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+    assert "Refused a callback from 127.0.0.1 to /%s/%s: HTTP 403" % (ACCOUNT, SDC) in debug_logs.text
+
+
+async def test_a_port_thingspace_does_not_accept_is_refused_unless_told_otherwise():
+    port = free_port()
+    assert port not in LISTENER_PORTS
+    with pytest.raises(ValueError, match="ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220, "
+                                         "not %d; behind a reverse proxy that listens on one of them, set check_port: false" % port):
+        await callbacks.main(asyncio.Queue(), {"port": port})
+    async with Source({"port": port, "check_port": "false"}) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+
+
+async def test_a_port_thingspace_accepts_is_taken():
+    port = free_port(sorted(port for port in LISTENER_PORTS if port > 1024))
+    if port is None:
+        pytest.skip("every unprivileged port ThingSpace accepts is in use on this machine")
+    async with Source({"port": port, "check_port": True}) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"host": "0.0.0.0"}, "plain HTTP on 0.0.0.0, which is not loopback"),
+    ({"host": "192.0.2.10"}, "plain HTTP on 192.0.2.10, which is not loopback"),
+    ({"username": "listener", "password": None}, "set both username and password"),
+    ({"keyfile": "/k.pem"}, "keyfile needs certfile"),
+    ({"port": 70000}, "port 70000 is not a TCP port"),
+    ({"allowed_networks": ["10.0.0.0/33"]}, "allowed_networks: '10.0.0.0/33' does not appear to be an IPv4 or IPv6 network"),
+    ({"path": "/a/{account}"}, "must not contain braces"),
+    ({"max_body_size": 0}, "max_body_size must be 1 or more bytes"),
+    ({"dedupe_window": 0}, "the dedupe window must be 1 or more events"),
+    ({"prot": 9001}, "unknown argument(s) prot"),
+])
+async def test_wrong_settings_stop_the_source_before_it_listens(args, message):
+    settings = dict({"port": 9001, "check_port": False, **LISTENER}, **args)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        await callbacks.main(asyncio.Queue(), settings)
+
+
+async def test_plain_http_on_an_address_that_is_not_loopback_is_an_explicit_choice():
+    settings = callbacks._settings({"host": "0.0.0.0", "port": 9001, "allow_insecure_http": True})
+    assert (settings["host"], settings["allow_insecure_http"], settings["path"]) == ("0.0.0.0", True, "")
+    assert callbacks._settings({"host": "::1", "port": 9001})["host"] == "::1"
+    assert callbacks._settings({"host": "localhost", "port": 9001})["host"] == "localhost"
+
+
+async def test_cancelling_stops_listening_and_closes_the_recorder():
+    recorder = FlakyRecorder(failures=0)
+    async with Source(recorder=recorder) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+    assert recorder.closed
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", source.port)

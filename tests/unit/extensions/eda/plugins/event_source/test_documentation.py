@@ -1,0 +1,39 @@
+"""Each source's DOCUMENTATION and EXAMPLES are YAML, and the documented options are those the source takes, with
+their types, defaults and environment variables."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source import callbacks, sms_history
+from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import REQUIRED
+
+SOURCES = [callbacks, sms_history]
+TYPES = {str: "str", int: "int", float: "float", bool: "bool", list: "list"}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda source: source.SOURCE)
+def test_the_documented_options_are_the_options(source):
+    documented = yaml.safe_load(source.DOCUMENTATION)["options"]
+    assert list(documented) == list(source.OPTIONS)
+    for name, (kind, default) in source.OPTIONS.items():
+        doc = documented[name]
+        assert doc["type"] == TYPES[kind], name
+        assert doc.get("required", False) is (default is REQUIRED), name
+        if default not in (None, REQUIRED):
+            assert doc["default"] == default, name
+        else:
+            assert "default" not in doc, name
+        text = " ".join(doc["description"]) if isinstance(doc["description"], list) else doc["description"]
+        if name in source.ENV:
+            assert "E(%s)" % source.ENV[name] in text, name
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda source: source.SOURCE)
+def test_the_examples_are_rulebooks_of_the_source(source):
+    (ruleset,) = yaml.safe_load(source.EXAMPLES)
+    (used,) = ruleset["sources"]
+    assert list(used) == [source.SOURCE]
+    credentials = {"client_id": "c", "client_secret": "s", "username": "u", "password": "p"} if source is sms_history else {}
+    source._settings(dict(used[source.SOURCE], **credentials))

@@ -1,0 +1,148 @@
+"""vz_ledger_copy: an SQLite ledger written by the modules, copied into the session's PostgreSQL server; the sends
+and starts it knew are then neither repeated nor lost, and a second copy changes nothing."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+import yaml
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.modules import vz_ledger_copy, vz_sms_send, vz_sms_start_callbacks
+
+from fake_api import ACCOUNT, API, CREDENTIALS
+
+DEVICES = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 7)]
+# The options run_module adds for the ThingSpace modules, which vz_ledger_copy does not take.
+NO_API = dict.fromkeys([*CREDENTIALS, "api_url", "retries"])
+SEND = r"/api/m2m/v1/sms$"
+
+
+def sms_bodies(fake):
+    return [body for method, path, body in fake.calls if method == "POST" and path == "/api/m2m/v1/sms"]
+
+
+def _write_sqlite_history(fake, run_module):
+    """What a controller's SQLite ledger holds after some work: 3 devices sent, 1 unknown (a 500), 1 pending of a
+    run that died, a filter send tracked as a selection, and a callbacks start."""
+    assert run_module(vz_sms_send.main, devices=DEVICES[:3], sms_message="hello", idempotency_key="wave-1")[0]["devices_sent"] == 3
+    fake.script("POST", SEND, (500, {"errorCode": "SERVER_ERROR", "errorMessage": "boom"}))
+    assert run_module(vz_sms_send.main, devices=DEVICES[3:4], sms_message="hello", idempotency_key="wave-1")[1]
+    assert not run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hi", filter_tracking="selection",
+                          idempotency_key="group-1")[1]
+    assert not run_module(vz_sms_start_callbacks.main, account_name=ACCOUNT)[1]
+
+
+def _die_while_sending(path, target):
+    ledger = Ledger(path)
+    ledger.claim("http://127.0.0.1:9", "wave-1", [target])
+
+
+def test_a_copied_ledger_is_not_repeated_nor_lost(fake, run_module, postgresql, state_dir):
+    _write_sqlite_history(fake, run_module)
+    killed = multiprocessing.Process(target=_die_while_sending, args=(str(state_dir / "ledger.sqlite3"), "mdn:%s" % DEVICES[4]["id"]))
+    killed.start()
+    killed.join(30)
+    sqlite_records = sorted(Ledger(str(state_dir / "ledger.sqlite3"), read_only=True).records())
+    database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
+
+    preview, failed = run_module(vz_ledger_copy.main, check_mode=True, **NO_API, **database)
+    assert not failed and preview["changed"] and (preview["sends_copied"], preview["starts_copied"]) == (6, 1)
+    assert postgresql.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (database["ledger_schema"],)) == []
+
+    copied, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
+    assert not failed and copied["changed"], copied["msg"]
+    assert {name: copied[name] for name in ("keys", "sends", "sends_copied", "starts", "starts_copied")} == {
+        "keys": 2, "sends": 6, "sends_copied": 6, "starts": 1, "starts_copied": 1}
+    assert copied["msg"] == "Copied 6 of 6 send record(s) and 1 of 1 callbacks start(s) from %s into postgres@127.0.0.1:%d/postgres (schema %s)" % (
+        state_dir / "ledger.sqlite3", postgresql.port, database["ledger_schema"])
+    from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
+
+    assert sorted(Ledger(Database(database["ledger_url"], database["ledger_password"], database["ledger_schema"])).records()) == sqlite_records
+
+    again, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
+    assert not failed and not again["changed"] and (again["sends_copied"], again["starts_copied"]) == (0, 0)
+
+    # On PostgreSQL: the sent devices are not sent again, the unknown and dead-pending ones are unconfirmed, the
+    # purpose is known, the selection and the start are remembered.
+    sent_before = len(sms_bodies(fake))
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", idempotency_key="wave-1", **database)
+    assert not failed and result["devices_sent"] == 1 and result["devices_unconfirmed"] == DEVICES[3:5]
+    assert run_module(vz_sms_send.main, devices=DEVICES, sms_message="other", idempotency_key="wave-1", **database)[1]
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hi", filter_tracking="selection",
+                                idempotency_key="group-1", **database)
+    assert not failed and not result["changed"]
+    assert not run_module(vz_sms_start_callbacks.main, account_name=ACCOUNT, **database)[0]["first_start"]
+    assert len(sms_bodies(fake)) == sent_before + 1
+
+
+def test_a_key_used_for_another_send_in_postgresql_refuses_the_whole_copy(fake, run_module, postgresql, state_dir):
+    database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
+    assert not run_module(vz_sms_send.main, devices=DEVICES[5:], sms_message="another text", idempotency_key="wave-1", **database)[1]
+    _write_sqlite_history(fake, run_module)
+    result, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
+    assert failed and result["msg"] == ("The idempotency keys 'wave-1' were used for other sends in postgres@127.0.0.1:%d/postgres (schema %s) than in "
+                                        "%s; nothing was copied. Copy into another ledger_schema, or resolve them by hand"
+                                        % (postgresql.port, database["ledger_schema"], state_dir / "ledger.sqlite3"))
+    assert postgresql.execute('SELECT count(*) FROM "%s".sends' % database["ledger_schema"]) == [(1,)]
+    assert postgresql.execute('SELECT count(*) FROM "%s".starts' % database["ledger_schema"]) == [(0,)]
+
+
+def _claim_and_hold(path, started, finish):
+    ledger = Ledger(path)
+    ledger.claim("http://127.0.0.1:9", "wave-9", ["mdn:1"])
+    started.set()
+    finish.wait(30)
+
+
+def test_a_ledger_with_a_batch_in_flight_is_not_copied(fake, run_module, postgresql, state_dir):
+    path = str(state_dir / "ledger.sqlite3")
+    _write_sqlite_history(fake, run_module)
+    started, finish = multiprocessing.Event(), multiprocessing.Event()
+    sender = multiprocessing.Process(target=_claim_and_hold, args=(path, started, finish))
+    sender.start()
+    try:
+        assert started.wait(30)
+        result, failed = run_module(vz_ledger_copy.main, **NO_API, ledger_url=postgresql.url(), ledger_password=postgresql.password)
+    finally:
+        finish.set()
+        sender.join(30)
+    assert failed and result["msg"] == "The ledger %s has a batch in flight (a run is sending it); nothing was copied. Copy it when no run is sending" % path
+
+
+def test_a_missing_sqlite_ledger_is_named(run_module, postgresql, state_dir):
+    result, failed = run_module(vz_ledger_copy.main, **NO_API, ledger_url=postgresql.url(), ledger_password=postgresql.password)
+    assert failed and result["msg"] == ("There is no SQLite ledger at %s; nothing was copied. Set ledger_path to the ledger to copy"
+                                        % (state_dir / "ledger.sqlite3"))
+
+
+def test_a_ledger_of_0_1_0_is_migrated_then_copied(run_module, postgresql, state_dir, tmp_path):
+    path = tmp_path / "old" / "ledger.sqlite3"
+    path.parent.mkdir(mode=0o700)
+    path.touch(mode=0o600)
+    db = sqlite3.connect(str(path))
+    db.executescript("""
+        CREATE TABLE send_keys (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (scope, key));
+        CREATE TABLE sends (key_id INTEGER NOT NULL REFERENCES send_keys (id), target TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id TEXT, claim TEXT,
+            updated_at REAL NOT NULL, PRIMARY KEY (key_id, target)) WITHOUT ROWID;
+        CREATE TABLE starts (scope TEXT NOT NULL PRIMARY KEY, started_at REAL NOT NULL) WITHOUT ROWID;
+        PRAGMA user_version = 1;
+    """)
+    db.execute("INSERT INTO send_keys VALUES (1, ?, 'wave-0')", ("%s/|%s" % (API.upper(), ACCOUNT),))
+    db.execute("INSERT INTO sends VALUES (1, 'meid:a10000009296f2', 'sent', 'r1', NULL, 0)")
+    db.commit()
+    db.close()
+    database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
+    result, failed = run_module(vz_ledger_copy.main, **NO_API, ledger_path=str(path), **database)
+    assert not failed and result["sends_copied"] == 1
+    assert postgresql.execute('SELECT k.scope, s.target FROM "{0}".sends s JOIN "{0}".send_keys k ON k.id = s.key_id'.format(database["ledger_schema"])) == [
+        (API, "meid:A10000009296F2")]
+
+
+def test_its_options_name_the_environment_variables_of_env_py():
+    options = yaml.safe_load(vz_ledger_copy.DOCUMENTATION)["options"]
+    for option, doc in options.items():
+        assert "E(%s)" % ENV_VARS[option] in " ".join(doc["description"])
