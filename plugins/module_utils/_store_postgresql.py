@@ -139,6 +139,14 @@ class PostgresqlStore:
         info = self._db.info
         self.where = _where({"user": info.user, "host": info.host, "port": info.port, "dbname": info.dbname}, database.schema)
         self._pid = info.backend_pid
+        try:
+            self._open(read_only)
+        except ThingSpaceError:
+            self.close()
+            raise
+
+    def _open(self, read_only):
+        """Check the schema's version; create or migrate it unless ``read_only``."""
         self.rows("SELECT set_config('search_path', ?, false)", ('"%s"' % self._schema,))
         version = self._version()
         if version is not None and version > SCHEMA_VERSION:
@@ -148,10 +156,8 @@ class PostgresqlStore:
                 raise ThingSpaceError("The ledger database %s was written by an older thingspace.m2m (schema %d), and check mode does not change "
                                       "it; a run without check mode migrates it" % (self.where, version))
             self._ready = version is not None
-            return
-        if version != SCHEMA_VERSION:
+        elif version != SCHEMA_VERSION:
             self._upgrade()
-        self._ready = True
 
     def _version(self):
         """The schema version, None when the schema or its version table does not exist yet."""
