@@ -344,3 +344,12 @@ def test_a_ledger_refused_after_connecting_leaves_no_session_open(postgresql):
         Ledger(where)
     assert "newer thingspace.m2m" in caught.value.message  # the error, and the store it came from, still referenced here
     assert postgresql.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refused_ledger'") == [(0,)]
+
+
+def test_identifiers_compare_byte_by_byte_whatever_the_database_collation(postgresql):
+    schema = postgresql.new_schema()
+    Ledger(Database(postgresql.url(), postgresql.password, schema)).close()
+    collations = postgresql.execute("SELECT table_name, column_name, collation_name FROM information_schema.columns WHERE table_schema = %s "
+                                    "AND data_type = 'text' AND column_name IN ('scope', 'key', 'target', 'claim') ORDER BY 1, 2", (schema,))
+    assert collations == [("send_keys", "key", "C"), ("send_keys", "scope", "C"), ("sends", "claim", "C"), ("sends", "target", "C"),
+                          ("starts", "scope", "C")]
