@@ -16,6 +16,9 @@ REPO = os.path.dirname(BENCH_DIR)
 COLLECTIONS = os.path.join(REPO, ".collections")
 PYTHON = sys.executable
 
+# tests/utils/postgresql.py: the PostgreSQL server the ledger benchmarks start, as the tests do.
+sys.path.insert(0, os.path.join(REPO, "tests", "utils"))
+
 CREDENTIALS = {
     "THINGSPACE_CLIENT_ID": "emulator-client",
     "THINGSPACE_CLIENT_SECRET": "emulator-secret",

@@ -1,9 +1,11 @@
 """Ledger scaling: the ledger work of vz_sms_send for 1,000, 10,000 and 100,000 devices, with the collection's own
 code (module_utils from this checkout): checking the device list (``plan_send``), the diff against an empty ledger
 (first run, ``SmsSend.run`` in check mode), claiming and settling the 10 batches (``Ledger.claim``/``settle``) and
-the diff of a re-run where every device is recorded as sent (``SmsSend.run``, nothing to send). No HTTP.
+the diff of a re-run where every device is recorded as sent (``SmsSend.run``, nothing to send). No HTTP. On a new
+SQLite file per size and round, or with ``--postgresql`` in a new schema of a PostgreSQL server it starts
+(tests/utils/postgresql.py, fsync on).
 
-    python benchmarks/ledger_scaling.py [--rounds N]
+    python benchmarks/ledger_scaling.py [--rounds N] [--postgresql]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import uuid
 
 from common import COLLECTIONS
+from postgresql import running_postgresql
 
 SIZES = (1000, 10000, 100000)
 BATCHES = 10
@@ -56,8 +59,8 @@ class _NoClient:
         raise AssertionError("the ledger benchmark must not reach the client")
 
 
-def measure(count, workdir):
-    """Seconds of each phase for ``count`` devices, in a fresh ledger file."""
+def measure(count, location):
+    """Seconds of each phase for ``count`` devices, in the new ledger at ``location`` (a path or a Database)."""
     ledger_mod, send_mod = _import()
     params = _params(count)
     scope = "http://127.0.0.1|%s" % params["account_name"]
@@ -67,7 +70,7 @@ def measure(count, workdir):
     plan = send_mod.plan_send(params)
     times["plan"] = time.perf_counter() - started
 
-    ledger = ledger_mod.Ledger(os.path.join(workdir, "ledger-%d-%s.sqlite3" % (count, uuid.uuid4().hex[:8])))
+    ledger = ledger_mod.Ledger(location)
     try:
         started = time.perf_counter()
         result, failure = send_mod.SmsSend(plan, _NoClient(), ledger, scope, check_mode=True, batch_size=params["batch_size"]).run()
@@ -92,14 +95,24 @@ def measure(count, workdir):
     return times
 
 
-def run(rounds=3, sizes=SIZES):
-    """Median seconds per phase and size, and the growth factor of each phase from one size to the next."""
+def run(rounds=3, sizes=SIZES, server=None):
+    """Median seconds per phase and size, and the growth factor of each phase from one size to the next: on SQLite
+    files, or in new schemas of ``server`` (a running tests/utils/postgresql.py Server)."""
     workdir = tempfile.mkdtemp(prefix="bench-ledger-")
+    if server is None:
+        def location(count):
+            return os.path.join(workdir, "ledger-%d-%s.sqlite3" % (count, uuid.uuid4().hex[:8]))
+    else:
+        _import()
+        from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
+
+        def location(count):
+            return Database(server.url(), server.password, server.new_schema())
     try:
         runs = {count: {phase: [] for phase in PHASES} for count in sizes}
         for _round in range(rounds):
             for count in sizes:
-                for phase, seconds in measure(count, workdir).items():
+                for phase, seconds in measure(count, location(count)).items():
                     runs[count][phase].append(seconds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -114,8 +127,13 @@ def run(rounds=3, sizes=SIZES):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgresql", action="store_true", help="measure the PostgreSQL ledger (starts a server)")
     args = parser.parse_args()
-    print(json.dumps(run(args.rounds), indent=2))
+    if not args.postgresql:
+        print(json.dumps(run(args.rounds), indent=2))
+        return
+    with running_postgresql(durable=True) as server:
+        print(json.dumps(run(args.rounds, server=server), indent=2))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from module_profile import IMPORT_STAGES, STAGES
 
 GOAL_MODULE_VS_URI = 1.1
 GOAL_DIFF_SECONDS = 1.0
+GOAL_CLAIM_SETTLE_SECONDS = 3.0
 # "Linear or better": each x10 step in devices may cost at most x12 in time (x10 plus 20 % for the noise of
 # these shared machines).
 GOAL_GROWTH = 12.0
@@ -70,6 +71,11 @@ def goals(results):
         steps = ", ".join(_step(step) for step in ledger["growth"])
         rows.append(("4", "growth per x10 devices (%s): %s" % (steps, label), ", ".join("x%.1f" % f for f in factors),
                      "≤ x%.0f (linear)" % GOAL_GROWTH if met is not None else "reported", met))
+    postgresql = results["ledger_postgresql"]
+    for phase, goal in (("rerun_diff", GOAL_DIFF_SECONDS), ("claim_settle", GOAL_CLAIM_SETTLE_SECONDS), ("first_diff", None)):
+        seconds = postgresql["seconds"][largest][phase]
+        label = "ledger on PostgreSQL, %s devices: %s" % (_n(int(largest)), dict(LEDGER_PHASES)[phase])
+        rows.append(("4", label, _s(seconds), "< %.0f s" % goal if goal else "reported", seconds < goal if goal else None))
     for name, label in (("sms_10k_seconds", "emulator: POST /sms with 10,000 devices (slowest of 5)"),
                         ("sms_100k_in_10_seconds", "emulator: 100,000 devices in 10 POST /sms"),
                         ("callbacks_per_second", "emulator: callback fan-out")):
@@ -77,6 +83,10 @@ def goals(results):
         figure = "%.0f callbacks/s" % emulator[name] if name == "callbacks_per_second" else _s(emulator[name])
         target = "≥ %.0f/s" % goal["goal"] if name == "callbacks_per_second" else "< %.0f s" % goal["goal"]
         rows.append(("5", label, figure, target, goal["met"]))
+    controllers = results["controllers"]
+    rows.append(("6", "%d controllers x %s devices / 1 controller x %s, ledger in PostgreSQL (wall)" % (
+        controllers["controllers"], _n(controllers["devices"] // controllers["controllers"]), _n(controllers["devices"])),
+        _x(controllers["wall"]["four"]["median"] / controllers["wall"]["one"]["median"]), "reported", None))
     return rows
 
 
@@ -127,8 +137,9 @@ def markdown(results, plot_name):
         "Measured by `make bench` (`benchmarks/run.py`) against the emulator on loopback (127.0.0.1), with a generated",
         "fleet of %s devices. **All figures below are from one run** on %s: %s CPU(s) (%s), %s, Python %s, ansible-core %s,"
         % (_n(bulk["devices"]), machine["date"], machine["nproc"], machine["cpu"], machine["os"], machine["python"], machine["ansible_core"]),
-        "requests %s, pydantic %s, SQLite %s, checkout `%s`. The run took %.0f s."
-        % (machine["requests"], machine["pydantic"], machine["sqlite"], machine["git"], results["runtime_seconds"]),
+        "requests %s, pydantic %s, SQLite %s, PostgreSQL %s (psycopg %s, a server on loopback started by the run, fsync on),"
+        % (machine["requests"], machine["pydantic"], machine["sqlite"], machine["postgresql"], machine["psycopg"]),
+        "checkout `%s`. The run took %.0f s." % (machine["git"], results["runtime_seconds"]),
         "",
         "These machines are shared and noisy: absolute times vary from run to run, so every comparison is made side by",
         "side in the same run, repeated %d times with the order reversed every other round. Tables give the median, the" % rounds,
@@ -225,28 +236,43 @@ def markdown(results, plot_name):
         lines.append("- Requests of the %s, per round (OAuth %s, session %s, POST /sms): %s." % (
             label, OAUTH_PATH, LOGIN_PATH, "; ".join("%d, %d, %d" % (e["oauth"], e["session"], e["sms"]) for e in tasks["logins"][key])))
 
+    postgresql = results["ledger_postgresql"]
+    largest = str(ledger["sizes"][-1])
     lines += [
         "",
         "## 4. Ledger scaling",
         "",
-        "The collection's own code (`plan_send`, `SmsSend.run`, `Ledger`) on a new SQLite file per size, no HTTP; the",
-        "median of %d rounds. Claim + settle is the ledger work of a first run (10 batches); the re-run diff is what a" % ledger["rounds"],
-        "re-run does before it finds that nothing is left to send.",
+        "The collection's own code (`plan_send`, `SmsSend.run`, `Ledger`), no HTTP, on a new SQLite file per size and",
+        "round, then on PostgreSQL (a new schema per size and round, one connection as a module has); the median of %d" % ledger["rounds"],
+        "rounds. Claim + settle is the ledger work of a first run (10 batches, each a claim transaction and a settle",
+        "transaction); the re-run diff is what a re-run does before it finds that nothing is left to send.",
         "",
         "Linear growth is x10 per step; the goal in the summary allows x%.0f (20 %% for noise)." % GOAL_GROWTH,
         "",
-        "| phase | " + " | ".join("%s devices" % format(size, ",") for size in ledger["sizes"]) + " | "
-        + " | ".join("growth %s" % _step(step) for step in ledger["growth"]) + " |",
-        "| --- | " + " | ".join("---:" for _size in ledger["sizes"]) + " | " + " | ".join("---:" for _step in ledger["growth"]) + " |",
     ]
-    for phase, label in LEDGER_PHASES:
-        cells = [_ms(ledger["seconds"][str(size)][phase]) for size in ledger["sizes"]]
-        factors = ["x%.1f" % ledger["growth"][step][phase] for step in ledger["growth"]]
-        lines.append("| %s | %s | %s |" % (label, " | ".join(cells), " | ".join(factors)))
-    largest = str(ledger["sizes"][-1])
+    for name, figures in (("SQLite", ledger), ("PostgreSQL", postgresql)):
+        lines += [
+            "| %s: phase | " % name + " | ".join("%s devices" % format(size, ",") for size in figures["sizes"]) + " | "
+            + " | ".join("growth %s" % _step(step) for step in figures["growth"]) + " |",
+            "| --- | " + " | ".join("---:" for _size in figures["sizes"]) + " | " + " | ".join("---:" for _step in figures["growth"]) + " |",
+        ]
+        for phase, label in LEDGER_PHASES:
+            cells = [_ms(figures["seconds"][str(size)][phase]) for size in figures["sizes"]]
+            factors = ["x%.1f" % figures["growth"][step][phase] for step in figures["growth"]]
+            lines.append("| %s | %s | %s |" % (label, " | ".join(cells), " | ".join(factors)))
+        lines.append("")
+    lines += [
+        "At %s devices, side by side:" % format(int(largest), ","),
+        "",
+        "| phase | SQLite | PostgreSQL | PostgreSQL / SQLite | per device on PostgreSQL |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for phase, label in LEDGER_PHASES[1:]:
+        lite, pg = ledger["seconds"][largest][phase], postgresql["seconds"][largest][phase]
+        lines.append("| %s | %s | %s | %s | %.2f µs |" % (label, _ms(lite), _ms(pg), _x(pg / lite), 1e6 * pg / int(largest)))
     lines += [
         "",
-        "Per device at %s devices: diff %.2f µs (first run), %.2f µs (re-run); claim + settle %.2f µs." % (
+        "Per device at %s devices on SQLite: diff %.2f µs (first run), %.2f µs (re-run); claim + settle %.2f µs." % (
             format(int(largest), ","), 1e6 * ledger["seconds"][largest]["first_diff"] / int(largest),
             1e6 * ledger["seconds"][largest]["rerun_diff"] / int(largest), 1e6 * ledger["seconds"][largest]["claim_settle"] / int(largest)),
         "",
@@ -265,6 +291,31 @@ def markdown(results, plot_name):
         % (emulator["api_during_fan_out_ms"]["median"], emulator["api_during_fan_out_ms"]["max"]),
         "| health call during the fan-out, median / max | %.1f / %.1f ms |"
         % (emulator["health_during_fan_out_ms"]["median"], emulator["health_during_fan_out_ms"]["max"]),
+    ]
+
+    controllers = results["controllers"]
+    cwall, ccpu, count = controllers["wall"], controllers["cpu"], controllers["controllers"]
+    share = controllers["devices"] // count
+    lines += [
+        "",
+        "## 6. Several controllers, one PostgreSQL ledger",
+        "",
+        "`benchmarks/bench_controllers.py`: %d `ansible-playbook` processes started together, each with its own state dir" % count,
+        "(token cache, so %d logins), each sending to its own %s devices of the fleet under one idempotency key, against" % (count, _n(share)),
+        "one process sending to all %s; the ledger in PostgreSQL, a new schema per round. Wall from the first start to" % _n(controllers["devices"]),
+        "the last end; CPU of all the processes. Each round was checked: every device once in the emulator, every device",
+        "recorded `sent` in the ledger. These machines have %s CPU(s), which the %d processes share." % (results["machine"]["nproc"], count),
+        "",
+        "| variant | wall (median) | wall (min - max) | CPU (median) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += _timing_rows(controllers, (("one", "1 controller x %s devices" % _n(controllers["devices"])),
+                                        ("four", "%d controllers x %s devices" % (count, _n(share)))))
+    lines += [
+        "",
+        "- %d controllers / 1 controller: %s (wall), %s (CPU). The single controller with the SQLite ledger is section 1's"
+        % (count, _x(cwall["four"]["median"] / cwall["one"]["median"]), _x(ccpu["four"]["median"] / ccpu["one"]["median"])),
+        "  vz_sms_send first run: %s wall (median)." % _s(results["bulk"]["wall"]["module"]["median"]),
     ]
 
     one, big = profile["one"], profile["bulk"]
@@ -325,7 +376,8 @@ def markdown(results, plot_name):
         "",
         "`make bench` (about %.0f minutes here). `benchmarks/run.py --rounds N --tasks N --keep --json-out FILE` keeps the" % (results["runtime_seconds"] / 60),
         "playbooks, logs and payloads of a run and writes every figure as JSON. `benchmarks/bench_emulator.py`,",
-        "`benchmarks/ledger_scaling.py` and `benchmarks/module_profile.py --driver DEBUG_DIR` also run alone.",
+        "`benchmarks/ledger_scaling.py [--postgresql]` and `benchmarks/module_profile.py --driver DEBUG_DIR` also run alone.",
+        "The run starts its own PostgreSQL server (tests/utils/postgresql.py: the binaries of PostgreSQL must be installed).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -383,12 +435,16 @@ def plot(results, path):
         axis.plot(ledger["sizes"], [ledger["seconds"][str(size)][phase] for size in ledger["sizes"]], marker="o", label=label)
     axis.plot(ledger["sizes"], [ledger["seconds"][str(ledger["sizes"][0])]["claim_settle"] * size / ledger["sizes"][0] for size in ledger["sizes"]],
               linestyle=":", color="grey", label="linear (from claim + settle at %s)" % format(ledger["sizes"][0], ","))
+    postgresql = results["ledger_postgresql"]
+    for phase, label in LEDGER_PHASES[1:]:
+        axis.plot(postgresql["sizes"], [postgresql["seconds"][str(size)][phase] for size in postgresql["sizes"]], marker="s", linestyle="--",
+                  label="PostgreSQL: " + label)
     axis.axhline(GOAL_DIFF_SECONDS, color="red", linewidth=0.8, linestyle="--", label="diff goal (1 s)")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("devices")
     axis.set_ylabel("seconds")
-    axis.set_title("4. Ledger scaling (median of %d)" % ledger["rounds"], fontsize=10)
+    axis.set_title("4. Ledger scaling, SQLite (solid) and PostgreSQL (dashed), median of %d" % ledger["rounds"], fontsize=10)
     axis.legend(fontsize=7)
 
     axis = axes[1][1]

@@ -8,9 +8,12 @@ process tree) next to the wall time because these machines are shared and noisy.
    requests script (the floor);
 2. the re-run of the same vz_sms_send (nothing to send);
 3. a play of N vz_sms_send tasks (1 device each) vs the uri playbook doing the same, with the logins counted;
-4. ledger scaling at 1k / 10k / 100k devices (ledger_scaling.py);
+4. ledger scaling at 1k / 10k / 100k devices (ledger_scaling.py), on SQLite and on PostgreSQL side by side;
 5. the emulator itself (bench_emulator.py);
-and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py).
+6. four controllers sending 4 x 25,000 distinct devices against one sending 100,000, the ledger in PostgreSQL
+   (bench_controllers.py);
+and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
+its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
     python benchmarks/run.py --report docs/performance.md [--rounds 3] [--json-out FILE] [--keep]
 """
@@ -18,6 +21,7 @@ and a profile of one vz_sms_send task and of the 100,000-device run (module_prof
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -32,6 +36,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_controllers
 import bench_emulator
 import bench_playbooks as playbooks
 import ledger_scaling
@@ -51,6 +56,7 @@ from common import (
     timed_run,
     write_inventory,
 )
+from postgresql import running_postgresql
 
 from thingspace_emulator.testing import running_emulator
 
@@ -92,6 +98,7 @@ def machine():
         "requests": package("requests"),
         "pydantic": package("pydantic"),
         "sqlite": sqlite3.sqlite_version,
+        "psycopg": package("psycopg"),
         "git": version(["git", "-C", BENCH_DIR, "describe", "--always", "--dirty"]),
     }
 
@@ -212,6 +219,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="thingspace-bench-")
     os.makedirs(os.path.join(workdir, "logs"))
     results = {"machine": machine(), "rounds": args.rounds}
+    stack = contextlib.ExitStack()
     try:
         fleet = os.path.join(workdir, "fleet.json")
         bench_emulator.write_fleet(fleet)
@@ -219,8 +227,12 @@ def main():
         write_devices(devices)
         plays = playbooks.write_all(workdir, args.tasks)
         inventory = write_inventory(workdir)
-        print("ledger scaling ...", flush=True)
+        print("starting PostgreSQL ...", flush=True)
+        server = stack.enter_context(running_postgresql(durable=True))
+        results["machine"]["postgresql"] = server.execute("SHOW server_version")[0][0]
+        print("4. ledger scaling, SQLite and PostgreSQL ...", flush=True)
         results["ledger"] = ledger_scaling.run(rounds=max(5, args.rounds))
+        results["ledger_postgresql"] = ledger_scaling.run(rounds=max(5, args.rounds), server=server)
         print("starting the emulator with %d devices ..." % DEVICES, flush=True)
         emulator_args = ("--fleet", fleet, "--quiet", "--allow-any-callback-port", "--delivery-delay", "0")
         with running_emulator(*emulator_args, timeout=300) as emulator:
@@ -236,12 +248,15 @@ def main():
             results["bulk"] = bench_bulk(ctx, args.rounds)
             print("3. %d tasks per play, %d rounds ..." % (args.tasks, args.rounds), flush=True)
             results["tasks"] = bench_tasks(ctx, args.rounds, args.tasks)
+            print("6. four controllers and one, ledger in PostgreSQL, %d rounds ..." % args.rounds, flush=True)
+            results["controllers"] = bench_controllers.run(ctx, server, args.rounds, DEVICES)
             print("profile of the module ...", flush=True)
             results["profile"] = bench_profile(ctx, args.profile_rounds)
             print("5. emulator ...", flush=True)
             results["emulator"] = bench_emulator.run_on(emulator, workdir)
             bench_emulator.check_goals(results["emulator"])
     finally:
+        stack.close()
         if args.keep:
             print("work directory kept: %s" % workdir)
         else:

@@ -43,16 +43,17 @@ DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
 SCHEMA_VERSION = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
-# first: the tables of the SQLite schema 2.
+# first: the tables of the SQLite schema 2. Identifiers compare byte by byte (COLLATE "C") whatever the database's
+# collation: the same order as SQLite's, and cheaper than a language's.
 _STEPS = {
     2: (
-        "CREATE TABLE send_keys (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, scope text NOT NULL, key text NOT NULL, purpose text, "
-        "UNIQUE (scope, key))",
-        "CREATE TABLE sends (key_id bigint NOT NULL REFERENCES send_keys (id), target text NOT NULL, "
-        "state text NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id text, claim text, "
+        'CREATE TABLE send_keys (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, scope text COLLATE "C" NOT NULL, '
+        'key text COLLATE "C" NOT NULL, purpose text, UNIQUE (scope, key))',
+        'CREATE TABLE sends (key_id bigint NOT NULL REFERENCES send_keys (id), target text COLLATE "C" NOT NULL, '
+        "state text NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id text, claim text COLLATE \"C\", "
         "updated_at double precision NOT NULL, PRIMARY KEY (key_id, target))",
         "CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL",
-        "CREATE TABLE starts (scope text PRIMARY KEY, started_at double precision NOT NULL)",
+        'CREATE TABLE starts (scope text COLLATE "C" PRIMARY KEY, started_at double precision NOT NULL)',
     ),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
@@ -139,6 +140,14 @@ class PostgresqlStore:
         info = self._db.info
         self.where = _where({"user": info.user, "host": info.host, "port": info.port, "dbname": info.dbname}, database.schema)
         self._pid = info.backend_pid
+        try:
+            self._open(read_only)
+        except ThingSpaceError:
+            self.close()
+            raise
+
+    def _open(self, read_only):
+        """Check the schema's version; create or migrate it unless ``read_only``."""
         self.rows("SELECT set_config('search_path', ?, false)", ('"%s"' % self._schema,))
         version = self._version()
         if version is not None and version > SCHEMA_VERSION:
@@ -148,10 +157,8 @@ class PostgresqlStore:
                 raise ThingSpaceError("The ledger database %s was written by an older thingspace.m2m (schema %d), and check mode does not change "
                                       "it; a run without check mode migrates it" % (self.where, version))
             self._ready = version is not None
-            return
-        if version != SCHEMA_VERSION:
+        elif version != SCHEMA_VERSION:
             self._upgrade()
-        self._ready = True
 
     def _version(self):
         """The schema version, None when the schema or its version table does not exist yet."""
@@ -230,9 +237,9 @@ class PostgresqlStore:
 
     def insert_pending(self, key_id, targets, claim_id, now, on_conflict):
         """Write ``targets`` pending for ``claim_id`` in one statement; ``on_conflict`` says which recorded rows are
-        taken over."""
-        self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT DISTINCT ?, target, 'pending', ?, ? "
-                      "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(targets)))
+        taken over. Each target goes in once: one statement may not update a row twice."""
+        self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
+                      "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets))))
 
     @contextlib.contextmanager
     def transaction(self):

@@ -335,3 +335,12 @@ def test_concurrent_resend_unconfirmed_runs_take_over_each_dead_target_once(wher
         for worker in workers:
             worker.join()
     assert sorted(target for result in results for target in result) == targets
+
+
+def test_a_target_given_twice_is_claimed_once(where):
+    ledger = Ledger(where)
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:1"])[0], "sent", "r1")
+    claim, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:1"], mode="all")
+    assert sorted(set(claimed)) == ["mdn:1", "mdn:2"]
+    ledger.settle(claim, "sent", "r2")
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "sent"}

@@ -334,3 +334,22 @@ def test_a_failed_or_unconfirmed_batch_the_ledger_cannot_record_stays_unconfirme
     assert not failed and result["devices_sent"] == 0 and len(result["devices_unconfirmed"]) == 5
     result, failed = run_module(vz_sms_send.main, resend_unconfirmed=True, **args)
     assert not failed and result["devices_sent"] == 5 and len(sms_bodies(fake)) == 2
+
+
+def test_a_ledger_refused_after_connecting_leaves_no_session_open(postgresql):
+    where = Database(postgresql.url(application_name="refused_ledger"), postgresql.password, postgresql.new_schema())
+    Ledger(where).close()
+    postgresql.execute('UPDATE "%s".schema_version SET version = 3' % where.schema)
+    with pytest.raises(ThingSpaceError) as caught:
+        Ledger(where)
+    assert "newer thingspace.m2m" in caught.value.message  # the error, and the store it came from, still referenced here
+    assert postgresql.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refused_ledger'") == [(0,)]
+
+
+def test_identifiers_compare_byte_by_byte_whatever_the_database_collation(postgresql):
+    schema = postgresql.new_schema()
+    Ledger(Database(postgresql.url(), postgresql.password, schema)).close()
+    collations = postgresql.execute("SELECT table_name, column_name, collation_name FROM information_schema.columns WHERE table_schema = %s "
+                                    "AND data_type = 'text' AND column_name IN ('scope', 'key', 'target', 'claim') ORDER BY 1, 2", (schema,))
+    assert collations == [("send_keys", "key", "C"), ("send_keys", "scope", "C"), ("sends", "claim", "C"), ("sends", "target", "C"),
+                          ("starts", "scope", "C")]
