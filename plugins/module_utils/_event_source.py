@@ -1,5 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Internal use only: the arguments of the collection's event sources (extensions/eda/plugins/event_source/).
+"""Internal use only: what the collection's event sources (extensions/eda/plugins/event_source/) share: their
+arguments, and the order in which an event is recorded and queued (``Recording``).
 
 ansible-rulebook hands a source its arguments as the rulebook wrote them, after templating: a number may come as a
 string (``port: "{{ PORT }}"`` with PORT from the environment), an unset variable as None. ``source_options``
@@ -9,7 +10,13 @@ naming the argument.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from importlib.util import find_spec
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import MemoryRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import DEFAULT_STATE_DIR
 
 REQUIRED = object()
 # ansible-rulebook adds this argument itself when it runs with a feedback queue.
@@ -71,3 +78,111 @@ def source_options(source, args, spec, env=None):
             # The value is not shown: it may be a secret.
             raise ValueError("%s: the argument %s has the wrong type: %s" % (source, name, exc))
     return options
+
+
+LEDGER, MEMORY = "ledger", "memory"
+# The arguments that choose where a source records events: the ledger's store, found as the modules find it, or
+# memory. Each source documents them.
+STORE_OPTIONS = {
+    "store": (str, LEDGER),
+    "state_dir": (str, DEFAULT_STATE_DIR),
+    "ledger_path": (str, None),
+    "ledger_url": (str, None),
+    "ledger_password": (str, None),
+    "ledger_schema": (str, "thingspace"),
+    "dedupe_window": (int, 100000),
+}
+STORE_ENV = {name: ENV_VARS[name] for name in ("state_dir", "ledger_path", "ledger_url", "ledger_password", "ledger_schema")}
+
+
+def check_store(source, options):
+    """ValueError naming the store argument of ``options`` that is wrong; a PostgreSQL ledger is checked as the modules
+    check it, before anything connects."""
+    if options["store"] not in (LEDGER, MEMORY):
+        raise ValueError("%s: store must be %s or %s, not %r" % (source, LEDGER, MEMORY, options["store"]))
+    if options["dedupe_window"] < 1:
+        raise ValueError("%s: dedupe_window must be 1 or more" % source)
+    if options["store"] == LEDGER and options["ledger_url"]:
+        from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import schema_problem, url_problem
+
+        problem = url_problem(options["ledger_url"]) or schema_problem(options["ledger_schema"])
+        if problem:
+            raise ValueError("%s: %s" % (source, problem))
+        if find_spec("psycopg") is None:
+            raise ValueError("%s: ledger_url needs the Python library psycopg (pip install psycopg)" % source)
+
+
+def make_recorder(options):
+    """The recorder ``options`` choose. Call it in the thread that uses it: an SQLite connection stays in its thread."""
+    if options["store"] == MEMORY:
+        return MemoryRecorder(options["dedupe_window"])
+    from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
+    from ansible_collections.thingspace.m2m.plugins.module_utils.module import ledger_location
+
+    return StoreRecorder(ledger_location(options))
+
+
+class Recording:
+    """Records events through ``recorder`` (a callback_events.CallbackRecorder, called in ``executor``, a
+    one-thread pool) and puts the new ones on the rulebook's ``queue``: an event is queued only after it is
+    recorded, and ``put`` returns only after that, so what a source acknowledges is recorded.
+
+    Events arriving while the recorder is busy are recorded together in its next call (one transaction for
+    many callbacks). Which events were queued is told to the recorder in its next call, so a callback recorded
+    but never queued (the source died in between, and ThingSpace sends it again) is queued when it comes again."""
+
+    def __init__(self, queue, recorder, executor):
+        self.queue = queue
+        self.recorder = recorder
+        self.executor = executor
+        self._waiting = []  # (event, future) not handed to the recorder yet
+        self._queued = []  # identities queued since the recorder's last call
+        self._unmarked = set()  # identities queued that the recorder does not know to be queued yet
+        self._flusher = None
+
+    async def put(self, event, host=None):
+        """Record ``event`` and queue it (with ``meta.hosts`` = ``host`` when given) when new; True when queued.
+        Raises what the recorder raised."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((event, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        new = await future
+        event_id = event["event_id"]
+        if not new or event_id in self._unmarked:  # in the recorder's call with the first copy, or queued but not marked yet
+            return False
+        self._unmarked.add(event_id)
+        await self.queue.put(dict(event, meta={"hosts": host}) if host else event)
+        self._queued.append(event_id)
+        return True
+
+    async def _flush(self):
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            queued, self._queued = self._queued, []
+            try:
+                found = await loop.run_in_executor(self.executor, self.recorder.record, [event for event, _future in batch], queued)
+            except Exception as exc:  # the recorder's own errors, reported to each caller
+                self._queued[:0] = queued
+                for _event, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self._unmarked.difference_update(queued)
+            for (_event, future), new in zip(batch, found):
+                if not future.done():
+                    future.set_result(new)
+
+    def close(self):
+        """Tell the recorder what was queued since its last call, then close it, in the executor after any call in
+        flight; the concurrent future of that."""
+        queued, self._queued = self._queued, []
+        return self.executor.submit(self._close, queued)
+
+    def _close(self, queued):
+        try:
+            if queued:
+                self.recorder.record([], queued)
+        finally:
+            self.recorder.close()

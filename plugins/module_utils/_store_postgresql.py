@@ -41,10 +41,13 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# The oldest schema read as it is in check mode: later versions only add tables, which read as empty until then.
+READABLE_FROM = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
-# first: the tables of the SQLite schema 2. Identifiers compare byte by byte (COLLATE "C") whatever the database's
-# collation: the same order as SQLite's, and cheaper than a language's.
+# first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py).
+# Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
+# and cheaper than a language's.
 _STEPS = {
     2: (
         'CREATE TABLE send_keys (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, scope text COLLATE "C" NOT NULL, '
@@ -54,6 +57,14 @@ _STEPS = {
         "updated_at double precision NOT NULL, PRIMARY KEY (key_id, target))",
         "CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL",
         'CREATE TABLE starts (scope text COLLATE "C" PRIMARY KEY, started_at double precision NOT NULL)',
+    ),
+    3: (
+        'CREATE TABLE callbacks (event_id text COLLATE "C" PRIMARY KEY, type text NOT NULL, account text, request_id text COLLATE "C", '
+        "event text NOT NULL, received_at double precision NOT NULL, queued_at double precision)",
+        "CREATE INDEX callbacks_complete ON callbacks (request_id) WHERE type = 'request_complete'",
+        'CREATE TABLE deliveries (request_id text COLLATE "C" NOT NULL, device text COLLATE "C" NOT NULL, '
+        "state text NOT NULL CHECK (state IN ('sent', 'Delivered', 'Undelivered', 'Expired', 'Rejected')), aliases text NOT NULL, "
+        "updated_at double precision NOT NULL, PRIMARY KEY (request_id, device))",
     ),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
@@ -121,6 +132,7 @@ class PostgresqlStore:
         self._held = {}  # claim id -> advisory lock key, for the batches this session is sending
         self._db = None
         self._ready = True  # False: read-only, and the schema is not made yet
+        self._older = False  # True: read-only, and the schema lacks the tables of later versions
         try:
             params = conninfo_to_dict(database.url)
         except psycopg.Error as exc:
@@ -153,10 +165,11 @@ class PostgresqlStore:
         if version is not None and version > SCHEMA_VERSION:
             raise ThingSpaceError("The ledger database %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (self.where, version))
         if read_only:
-            if version is not None and version < SCHEMA_VERSION:
+            if version is not None and version < READABLE_FROM:
                 raise ThingSpaceError("The ledger database %s was written by an older thingspace.m2m (schema %d), and check mode does not change "
                                       "it; a run without check mode migrates it" % (self.where, version))
             self._ready = version is not None
+            self._older = version is not None and version < SCHEMA_VERSION
         elif version != SCHEMA_VERSION:
             self._upgrade()
 
@@ -218,10 +231,17 @@ class PostgresqlStore:
             raise self._error(exc)
 
     def rows(self, sql, args=()):
-        """The rows of a query; a ledger not created yet (read-only) reads as empty."""
-        if self._db is not None and self._ready:
-            return self._execute(sql, args).fetchall()
-        return []
+        """The rows of a query; a ledger not created yet, or a table a later version adds (read-only), reads as empty."""
+        if self._db is None or not self._ready:
+            return []
+        if self._older:
+            try:
+                return self._db.execute(sql.replace("?", "%s"), args).fetchall()
+            except psycopg.errors.UndefinedTable:
+                return []
+            except psycopg.Error as exc:
+                raise self._error(exc)
+        return self._execute(sql, args).fetchall()
 
     def execute(self, sql, args=()):
         """Run a write; the number of rows it changed."""

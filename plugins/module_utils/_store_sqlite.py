@@ -18,7 +18,10 @@ import uuid
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
-SCHEMA_VERSION = 2
+# 3: the callbacks and the delivery states (deliveries.py).
+SCHEMA_VERSION = 3
+# The oldest schema read as it is in check mode: later versions only add tables, which read as empty until then.
+READABLE_FROM = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS send_keys (
     id INTEGER PRIMARY KEY,
@@ -40,6 +43,24 @@ CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
 CREATE TABLE IF NOT EXISTS starts (
     scope TEXT NOT NULL PRIMARY KEY,
     started_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS callbacks (
+    event_id TEXT NOT NULL PRIMARY KEY,
+    type TEXT NOT NULL,
+    account TEXT,
+    request_id TEXT,
+    event TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    queued_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS callbacks_complete ON callbacks (request_id) WHERE type = 'request_complete';
+CREATE TABLE IF NOT EXISTS deliveries (
+    request_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('sent', 'Delivered', 'Undelivered', 'Expired', 'Rejected')),
+    aliases TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (request_id, device)
 ) WITHOUT ROWID
 """
 
@@ -77,7 +98,8 @@ def _check_file(path, status):
 
 class SqliteStore:
     """One connection to the ledger file. ``read_only`` (check mode) neither creates nor changes it.
-    ``migrate_from_1(db)`` brings a version 0.1.0 ledger (schema 1) to schema 2 inside the upgrade's transaction."""
+    ``migrate_from_1(db)`` brings a version 0.1.0 ledger (schema 1) to schema 2 inside the upgrade's transaction;
+    the tables later versions add are created by the schema's CREATE ... IF NOT EXISTS."""
 
     NAME = "sqlite"
     # A claim's transaction already holds the database's only write lock (BEGIN IMMEDIATE).
@@ -96,7 +118,7 @@ class SqliteStore:
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
         version = self._check_version()
         if read_only:
-            if 0 < version < SCHEMA_VERSION:
+            if 0 < version < READABLE_FROM:
                 raise ThingSpaceError("The ledger %s was written by an older thingspace.m2m (schema %d), and check mode does not change it; "
                                       "a run without check mode migrates it" % (path, version))
             return

@@ -237,14 +237,19 @@ def device_host(event, kinds):
 class CallbackRecorder(abc.ABC):
     """Where a source records each event before it acknowledges it: ``thingspace.m2m.callbacks`` answers
     ThingSpace 2xx, and ``thingspace.m2m.sms_history`` asks for the next history block, only once ``record``
-    has returned. The source calls ``record`` and ``close`` from one thread, one call at a time, outside its
-    event loop, so an implementation may block (a database commit) and need not be thread-safe."""
+    has returned (``_event_source.Recording`` owns that order). The source calls ``record`` and ``close`` from one
+    thread, one call at a time, outside its event loop, so an implementation may block (a database commit) and
+    need not be thread-safe. ``where`` names the place in log lines."""
+
+    where = None
 
     @abc.abstractmethod
-    def record(self, event):
-        """Record ``event`` (keyed by ``event["event_id"]``) for good; return True when it was not recorded before,
-        False for a repeat. The source queues the event only when True. Raise to refuse it: the callback source
-        answers 503, so ThingSpace sends it again, and the history source reads the block again."""
+    def record(self, events, queued=()):
+        """Record ``events`` (each keyed by its ``event_id``) for good, and that the events of the identities
+        ``queued`` are on the rulebook's queue now; return, per event, True when the source is to queue it: not
+        recorded before, or recorded but never queued. An event given twice is True once. Raise to refuse them
+        all: the callback source answers 503, so ThingSpace sends them again, and the history source reads the
+        block again."""
 
     @abc.abstractmethod
     def close(self):
@@ -253,22 +258,24 @@ class CallbackRecorder(abc.ABC):
 
 class MemoryRecorder(CallbackRecorder):
     """Remembers the identities of the last ``window`` events, in memory: repeats within the window are found,
-    nothing survives the process."""
+    nothing survives the process (nor does the rulebook's queue, so ``queued`` adds nothing)."""
 
     def __init__(self, window):
         if window < 1:
             raise ValueError("the dedupe window must be 1 or more events, not %r" % window)
         self.window = window
+        self.where = "memory (the last %d identities)" % window
         self._seen = OrderedDict()
 
-    def record(self, event):
-        key = event["event_id"]
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self.window:
-            self._seen.popitem(last=False)
-        return True
+    def record(self, events, queued=()):
+        found = []
+        for event in events:
+            key = event["event_id"]
+            found.append(key not in self._seen)
+            self._seen[key] = None
+            if len(self._seen) > self.window:
+                self._seen.popitem(last=False)
+        return found
 
     def close(self):
         """Nothing to release: the identities go with the process."""

@@ -106,14 +106,23 @@ class Ledger:
     def close(self):
         self._store.close()
 
+    @property
+    def store(self):
+        """The store the ledger is in, for the records that share it (deliveries.py)."""
+        return self._store
+
     def states(self, scope, key):
         """target → state of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT)."""
+        return {target: state for target, (state, _request_id) in self.sends(scope, key).items()}
+
+    def sends(self, scope, key):
+        """target → (state, request id) of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT)."""
         key_id = self._key_id(scope, key)
         if key_id is None:
             return {}
-        rows = self._store.rows("SELECT target, state, claim FROM sends WHERE key_id = ?", (key_id,))
-        live = self._store.live({claim for _target, state, claim in rows if state == PENDING})
-        return {target: IN_FLIGHT if claim in live else state for target, state, claim in rows}
+        rows = self._store.rows("SELECT target, state, request_id, claim FROM sends WHERE key_id = ?", (key_id,))
+        live = self._store.live({claim for _target, state, _request_id, claim in rows if state == PENDING})
+        return {target: (IN_FLIGHT if claim in live else state, request_id) for target, state, request_id, claim in rows}
 
     def check_purpose(self, scope, key, purpose, mode=NEW):
         """Refuse a key recorded for another ``purpose`` (a dict: message, encoding, selection, tracking) unless

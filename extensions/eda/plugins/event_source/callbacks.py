@@ -23,8 +23,16 @@ from typing import Any
 
 from aiohttp import web
 
-from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import REQUIRED, source_options
-from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackError, MemoryRecorder, callback_event, device_host
+from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import (
+    REQUIRED,
+    STORE_ENV,
+    STORE_OPTIONS,
+    Recording,
+    check_store,
+    make_recorder,
+    source_options,
+)
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackError, callback_event, device_host
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import _loopback
 
@@ -42,11 +50,13 @@ description:
   - Every body carries the C(username) and C(password) given at registration. When O(username) and O(password)
     are set, both are compared in constant time and a callback without them, or with others, is answered 401.
     They are removed from every body before anything else reads it, so they are in no event and no log line.
-  - Each callback is recorded before it is answered 2xx. ThingSpace sends a callback again (up to 4 attempts in
-    all) when it gets no 2xx; a repeat of a recorded callback is answered 200 and not queued again. The identity
-    of a callback is its type, account, request id, device identifiers and state, status or message text (never
-    C(callbackCount)); the recorder of this version keeps the identities of the last O(dedupe_window) callbacks
-    in memory, so repeats are found until the source restarts.
+  - Each callback is recorded before it is answered 2xx, by default in the ledger the modules use (O(store)), with
+    the delivery state of each device that M(thingspace.m2m.vz_sms_delivery_info) and the O(thingspace.m2m.vz_sms_send#module:wait)
+    of M(thingspace.m2m.vz_sms_send) read. A callback that cannot be recorded is answered 503, so ThingSpace sends it
+    again (up to 4 attempts in all, whenever it gets no 2xx); a repeat of a recorded callback is answered 200 and not
+    queued again, unless the source stopped before queuing it. The identity of a callback is its type, account,
+    request id, device identifiers and state, status or message text (never C(callbackCount)).
+  - Callbacks that arrive while the store is writing are recorded together, in one transaction.
   - One event per callback, with the keys C(event_id), C(type) (C(sms_sent), C(request_complete),
     C(sms_delivery), C(device_sms)), C(service), C(via) (C(callback)), C(account), C(request_id), C(devices)
     (C([{kind, id}]), kinds in lower case), C(state), C(status), C(comment), C(devices_requested), C(message),
@@ -119,9 +129,38 @@ options:
         has no device and no C(meta.hosts).
     type: list
     elements: str
+  store:
+    description:
+      - Where callbacks are recorded. V(ledger) is the ledger's store (the SQLite file of O(ledger_path) or O(state_dir),
+        or the PostgreSQL database of O(ledger_url)), where repeats are found whenever they come and delivery states
+        are kept. V(memory) keeps only the identities of the last O(dedupe_window) callbacks, until the source stops;
+        it records no delivery state.
+    type: str
+    choices: [ledger, memory]
+    default: ledger
+  state_dir:
+    description:
+      - The directory of the default ledger file, C(ledger.sqlite3) (E(THINGSPACE_STATE_DIR)), as for the modules.
+    type: str
+    default: ~/.ansible/thingspace
+  ledger_path:
+    description: The SQLite ledger file instead of the one in O(state_dir) (E(THINGSPACE_LEDGER_PATH)).
+    type: str
+  ledger_url:
+    description:
+      - A PostgreSQL ledger, as a libpq URL such as C(postgresql://thingspace@db.example.com:5432/thingspace?sslmode=verify-full)
+        (E(THINGSPACE_LEDGER_URL)). Needs the Python library psycopg. The sources and the modules must use the same one.
+    type: str
+  ledger_password:
+    description: The password of O(ledger_url) (E(THINGSPACE_LEDGER_PASSWORD)); else from the URL, PGPASSWORD or PGPASSFILE.
+    type: str
+  ledger_schema:
+    description: The schema of the PostgreSQL ledger's tables (E(THINGSPACE_LEDGER_SCHEMA)).
+    type: str
+    default: thingspace
   dedupe_window:
     description:
-      - How many callback identities the source remembers to find repeats.
+      - With O(store=memory), how many callback identities the source remembers to find repeats.
     type: int
     default: 100000
 """
@@ -160,9 +199,9 @@ OPTIONS = {
     "allowed_networks": (list, None),
     "max_body_size": (int, 65536),
     "meta_hosts": (list, None),
-    "dedupe_window": (int, 100000),
+    **STORE_OPTIONS,
 }
-ENV = {"username": "THINGSPACE_CALLBACK_USERNAME", "password": "THINGSPACE_CALLBACK_PASSWORD"}
+ENV = {"username": "THINGSPACE_CALLBACK_USERNAME", "password": "THINGSPACE_CALLBACK_PASSWORD", **STORE_ENV}
 
 logger = logging.getLogger(SOURCE)
 
@@ -194,6 +233,7 @@ def _settings(args):
     if options["max_body_size"] < 1:
         raise ValueError("%s: max_body_size must be 1 or more bytes" % SOURCE)
     options["meta_hosts"] = [kind.lower() for kind in options["meta_hosts"] or ()]
+    check_store(SOURCE, options)
     return options
 
 
@@ -217,15 +257,12 @@ def _matches(given, expected):
 
 
 class Receiver:
-    """The HTTP side: checks each callback, records it through ``recorder`` (a callback_events.CallbackRecorder)
-    and queues its event; answers 2xx only once the recorder has returned."""
+    """The HTTP side: checks each callback, then has ``recording`` (an _event_source.Recording) record and queue it;
+    answers 2xx only once it is recorded."""
 
-    def __init__(self, queue, settings, recorder):
-        self.queue = queue
+    def __init__(self, settings, recording):
         self.settings = settings
-        self.recorder = recorder
-        # One thread: the recorder is called one call at a time, in arrival order, and may block.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-recorder")
+        self.recording = recording
 
     def refuse(self, request, status, reason):
         logger.warning("Refused a callback from %s to %s: HTTP %d, %s", request.remote, request.raw_path, status, reason)
@@ -259,39 +296,45 @@ class Receiver:
         except CallbackError as exc:
             return self.refuse(request, 400, str(exc))
         try:
-            new = await asyncio.get_running_loop().run_in_executor(self.executor, self.recorder.record, event)
+            queued = await self.recording.put(event, device_host(event, self.settings["meta_hosts"]))
         except Exception as exc:
             logger.error("Could not record a %s callback of request %s (answered 503, ThingSpace sends it again): %s: %s",
                          event["type"], event["request_id"], type(exc).__name__, exc)
             return web.Response(status=503, text="not recorded\n")
-        if new:
-            host = device_host(event, self.settings["meta_hosts"])
-            await self.queue.put(dict(event, meta={"hosts": host}) if host else event)
-        logger.debug("%s %s callback %s of request %s", "Queued" if new else "Repeated", event["type"], event["event_id"], event["request_id"])
+        logger.debug("%s %s callback %s of request %s", "Queued" if queued else "Repeated", event["type"], event["event_id"], event["request_id"])
         return web.Response(status=200)
 
 
-async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], recorder) -> None:
-    """Serve callbacks with ``settings`` (as ``_settings`` returns them) until cancelled; ``recorder`` is closed then."""
+async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorder) -> None:
+    """Serve callbacks with ``settings`` (as ``_settings`` returns them) until cancelled, recording them through the
+    recorder ``new_recorder()`` makes (in the recorder's thread, before listening), which is closed at the end."""
     context = _ssl_context(settings["certfile"], settings["keyfile"]) if settings["certfile"] else None
-    receiver = Receiver(queue, settings, recorder)
+    # One thread: the recorder is called one call at a time, in arrival order, and may block.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-recorder")
+    try:
+        recorder = await asyncio.get_running_loop().run_in_executor(executor, new_recorder)
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
+    recording = Recording(queue, recorder, executor)
+    receiver = Receiver(settings, recording)
     app = web.Application(middlewares=[receiver.allow_list], client_max_size=settings["max_body_size"])
     app.router.add_post(settings["path"] + "/{account}/{service}", receiver.handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
     try:
+        await runner.setup()
         await web.TCPSite(runner, settings["host"], settings["port"], ssl_context=context).start()
-        logger.info("Listening for ThingSpace callbacks on %s://%s:%d%s/<account>/<service>%s", "https" if context else "http",
-                    settings["host"], settings["port"], settings["path"],
+        logger.info("Listening for ThingSpace callbacks on %s://%s:%d%s/<account>/<service>, recording them in %s%s",
+                    "https" if context else "http", settings["host"], settings["port"], settings["path"], recorder.where,
                     "" if settings["username"] is not None else " (no username and password set: any client that reaches it is taken)")
         await asyncio.Future()
     finally:
         await runner.cleanup()
-        receiver.executor.submit(recorder.close)
-        receiver.executor.shutdown(wait=True)
+        recording.close()
+        executor.shutdown(wait=True)
 
 
 async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
     """The ansible-rulebook entry point."""
     settings = _settings(args)
-    await serve(queue, settings, MemoryRecorder(settings["dedupe_window"]))
+    await serve(queue, settings, lambda: make_recorder(settings))

@@ -18,14 +18,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import REQUIRED, source_options
+from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import (
+    REQUIRED,
+    STORE_ENV,
+    STORE_OPTIONS,
+    Recording,
+    check_store,
+    make_recorder,
+    source_options,
+)
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials, TokenCache, credentials_problem
-from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import MemoryRecorder, device_host, history_event
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import device_host, history_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import DEFAULT_API_URL, _loopback
-from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import DEFAULT_STATE_DIR, TOKEN_CACHE_NAME, state_path
+from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import TOKEN_CACHE_NAME, state_path
 
 DOCUMENTATION = r"""
 ---
@@ -37,8 +45,9 @@ description:
     only after every message of the block is queued, so a source stopped in between gets the block again. The last
     block of the queue (HTTP 200) is removed by ThingSpace once it is returned; a source stopped while that answer is
     on its way loses it.
-  - Repeats (a block read again) are queued once; the source remembers the identities of the last
-    O(dedupe_window) messages (account, device identifiers, text and timestamp), in memory.
+  - Each message is recorded before the next block is asked for, by default in the ledger the modules use
+    (O(store)), where the same message sent by callback to M(thingspace.m2m.callbacks) is found too. Repeats (a block
+    read again) are queued once. The identity of a message is its account, device identifiers, text and timestamp.
   - Each event has the keys of the C(thingspace.m2m.callbacks) events, with C(type) C(device_sms), C(via)
     C(history), C(service) and C(request_id) null, C(message) and C(sent_at) (the timestamp ThingSpace gives).
   - A refused login, unknown account or wrong O(api_url) (any 4xx to the first read) stops the source; a login is
@@ -97,18 +106,39 @@ options:
     description: Share tokens with the modules through the token cache in O(state_dir).
     type: bool
     default: true
-  state_dir:
-    description: Where the token cache is (E(THINGSPACE_STATE_DIR)).
-    type: str
-    default: ~/.ansible/thingspace
   meta_hosts:
     description:
       - Identifier kinds, in order of preference; when set, the event's C(meta.hosts) is the device's identifier of
         the first of these kinds it has.
     type: list
     elements: str
+  store:
+    description:
+      - Where messages are recorded. V(ledger) is the ledger's store (the SQLite file of O(ledger_path) or O(state_dir),
+        or the PostgreSQL database of O(ledger_url)), where repeats are found whenever they come. V(memory) keeps only
+        the identities of the last O(dedupe_window) messages, until the source stops.
+    type: str
+    choices: [ledger, memory]
+    default: ledger
+  state_dir:
+    description: Where the token cache and the default ledger file are (E(THINGSPACE_STATE_DIR)).
+    type: str
+    default: ~/.ansible/thingspace
+  ledger_path:
+    description: The SQLite ledger file instead of the one in O(state_dir) (E(THINGSPACE_LEDGER_PATH)).
+    type: str
+  ledger_url:
+    description: A PostgreSQL ledger, as a libpq URL (E(THINGSPACE_LEDGER_URL)). Needs the Python library psycopg.
+    type: str
+  ledger_password:
+    description: The password of O(ledger_url) (E(THINGSPACE_LEDGER_PASSWORD)); else from the URL, PGPASSWORD or PGPASSFILE.
+    type: str
+  ledger_schema:
+    description: The schema of the PostgreSQL ledger's tables (E(THINGSPACE_LEDGER_SCHEMA)).
+    type: str
+    default: thingspace
   dedupe_window:
-    description: How many message identities the source remembers to find repeats.
+    description: With O(store=memory), how many message identities the source remembers to find repeats.
     type: int
     default: 100000
 """
@@ -141,11 +171,11 @@ OPTIONS = {
     "timeout": (float, 30.0),
     "retries": (int, 4),
     "token_cache": (bool, True),
-    "state_dir": (str, DEFAULT_STATE_DIR),
     "meta_hosts": (list, None),
-    "dedupe_window": (int, 100000),
+    **STORE_OPTIONS,
 }
-ENV = {name: ENV_VARS[name] for name in ("api_url", "state_dir", *CREDENTIALS)}
+ENV = {name: ENV_VARS[name] for name in ("api_url", *CREDENTIALS)}
+ENV.update(STORE_ENV)
 
 logger = logging.getLogger(SOURCE)
 
@@ -167,6 +197,7 @@ def _settings(args):
         raise ValueError("%s: missing credentials: %s" % (SOURCE, problem))
     options["credentials"] = credentials
     options["meta_hosts"] = [kind.lower() for kind in options["meta_hosts"] or ()]
+    check_store(SOURCE, options)
     return options
 
 
@@ -176,14 +207,20 @@ def _client(settings):
                             retries=settings["retries"], validate_certs=settings["validate_certs"])
 
 
-async def poll(queue: asyncio.Queue[Any], settings: dict[str, Any], client, recorder) -> None:
+async def poll(queue: asyncio.Queue[Any], settings: dict[str, Any], client, new_recorder) -> None:
     """Read the history of the account with ``client`` (a ThingSpaceClient) until cancelled or refused; each
-    message is recorded through ``recorder`` (a callback_events.CallbackRecorder) and, when new, queued, before
-    the next block is asked for. ``recorder`` is closed at the end."""
+    message is recorded through the recorder ``new_recorder()`` makes (in the recorder's thread) and, when new,
+    queued, before the next block is asked for. The recorder is closed at the end."""
     account = settings["account_name"]
     loop = asyncio.get_running_loop()
     # One thread for the client and the recorder: neither is called concurrently, and the event loop never waits on them.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-history")
+    try:
+        recorder = await loop.run_in_executor(executor, new_recorder)
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
+    recording = Recording(queue, recorder, executor)
     next_path = None
     try:
         while True:
@@ -201,10 +238,7 @@ async def poll(queue: asyncio.Queue[Any], settings: dict[str, Any], client, reco
             queued = 0
             for message in messages:
                 event = history_event(account, message)
-                if await loop.run_in_executor(executor, recorder.record, event):
-                    host = device_host(event, settings["meta_hosts"])
-                    await queue.put(dict(event, meta={"hosts": host}) if host else event)
-                    queued += 1
+                queued += await recording.put(event, device_host(event, settings["meta_hosts"]))
             if messages:
                 logger.info("Read %d SMS of account %r from the history, %d new", len(messages), account, queued)
             # Asking for the next block acknowledges this one, whose events are queued now.
@@ -213,11 +247,11 @@ async def poll(queue: asyncio.Queue[Any], settings: dict[str, Any], client, reco
                 await asyncio.sleep(settings["interval"])
     finally:
         # After the call in flight, if any: a read may take up to timeout, which a stopping rulebook does not wait for.
-        executor.submit(recorder.close)
+        recording.close()
         executor.shutdown(wait=False)
 
 
 async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
     """The ansible-rulebook entry point."""
     settings = _settings(args)
-    await poll(queue, settings, _client(settings), MemoryRecorder(settings["dedupe_window"]))
+    await poll(queue, settings, _client(settings), lambda: make_recorder(settings))

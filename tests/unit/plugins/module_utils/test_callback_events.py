@@ -123,10 +123,12 @@ def test_the_host_of_an_event_is_its_identifier_of_the_first_kind_it_has():
 def test_the_memory_recorder_finds_repeats_within_its_window():
     recorder = MemoryRecorder(window=2)
     assert isinstance(recorder, CallbackRecorder)
-    events = [{"event_id": name} for name in "abc"]
-    assert [recorder.record(event) for event in events[:2]] == [True, True]
-    assert recorder.record(events[0]) is False
-    assert recorder.record(events[2]) is True  # a falls out of the window
-    assert [recorder.record(events[1]), recorder.record(events[2]), recorder.record(events[0])] == [False, False, True]
+    a, b, c = ({"event_id": name} for name in "abc")
+    assert recorder.record([a, b]) == [True, True]
+    assert recorder.record([a]) == [False]
+    assert recorder.record([c]) == [True]  # a falls out of the window
+    assert recorder.record([b, c, a]) == [False, False, True]
+    assert recorder.record([c, c], queued=["c"]) == [False, False]
+    assert MemoryRecorder(window=5).record([a, b, a]) == [True, True, False]
     with pytest.raises(ValueError, match="1 or more"):
         MemoryRecorder(window=0)

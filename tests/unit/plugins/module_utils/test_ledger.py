@@ -269,11 +269,39 @@ def _named(where):
 
 
 def test_a_ledger_of_a_newer_collection_is_refused(where):
-    _set_version(where, 3)
+    _set_version(where, 4)
     for read_only in (False, True):
         with pytest.raises(ThingSpaceError) as caught:
             Ledger(where, read_only=read_only)
-        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 3); upgrade the collection" % _named(where)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 4); upgrade the collection" % _named(where)
+
+
+def _as_schema_2(where):
+    """Make the ledger at ``where`` what version 0.2.0 wrote: schema 2, without the callbacks and deliveries tables."""
+    ledger = Ledger(where)
+    ledger.claim(SCOPE, KEY, ["mdn:1"])
+    ledger.close()
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        db.executescript("DROP TABLE callbacks; DROP TABLE deliveries; PRAGMA user_version = 2")
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        db.execute(f'DROP TABLE "{where.schema}".callbacks; DROP TABLE "{where.schema}".deliveries; UPDATE "{where.schema}".schema_version SET version = 2')
+
+
+def test_a_schema_2_ledger_is_read_in_check_mode_and_migrated_by_a_run(where):
+    _as_schema_2(where)
+    ledger = Ledger(where, read_only=True)
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending"}
+    assert ledger.store.rows("SELECT count(*) FROM deliveries") == []  # a table of schema 3 reads as empty
+    ledger.close()
+    ledger = Ledger(where)
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending"}
+    assert ledger.store.rows("SELECT count(*) FROM deliveries") == [(0,)] and ledger.store.rows("SELECT count(*) FROM callbacks") == [(0,)]
+    ledger.close()
 
 
 def test_check_mode_never_creates_the_schema(postgresql):

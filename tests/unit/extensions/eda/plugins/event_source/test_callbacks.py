@@ -43,6 +43,13 @@ def free_port(candidates=(0,)):
     return None
 
 
+@pytest.fixture(autouse=True)
+def ledger_dir(state_dir, monkeypatch):
+    """The default ledger, where the source records callbacks, in the test's own state directory."""
+    monkeypatch.setenv("THINGSPACE_STATE_DIR", str(state_dir))
+    return state_dir
+
+
 class Source:
     """The source as a task, and a client for it. ``events`` drains what it queued so far."""
 
@@ -58,7 +65,7 @@ class Source:
         if self.recorder is None:
             self.task = asyncio.create_task(callbacks.main(self.queue, self.args))
         else:
-            self.task = asyncio.create_task(callbacks.serve(self.queue, callbacks._settings(self.args), self.recorder))
+            self.task = asyncio.create_task(callbacks.serve(self.queue, callbacks._settings(self.args), lambda: self.recorder))
         for _attempt in range(200):
             if self.task.done():
                 self.task.result()
@@ -250,7 +257,7 @@ async def test_repeats_are_answered_200_and_queued_once():
 
 
 async def test_the_dedupe_window_bounds_what_is_remembered():
-    async with Source({"dedupe_window": 1}) as source:
+    async with Source({"store": "memory", "dedupe_window": 1}) as source:
         for state in ("Delivered", "Delivered", "Expired", "Delivered"):
             assert (await source.post(path(SDC), delivery(state)))[0] == 200
         assert [event["state"] for event in source.events()] == ["Delivered", "Expired", "Delivered"]
@@ -272,10 +279,10 @@ class BlockingRecorder(MemoryRecorder):
         self.release = threading.Event()
         self.started = threading.Event()
 
-    def record(self, event):
+    def record(self, events, queued=()):
         self.started.set()
         assert self.release.wait(10)
-        return super().record(event)
+        return super().record(events, queued)
 
 
 async def test_the_answer_comes_only_after_the_callback_is_recorded():
@@ -298,13 +305,15 @@ class FlakyRecorder(CallbackRecorder):
         self.recorded = []
         self.closed = False
 
-    def record(self, event):
+    def record(self, events, queued=()):
         if self.failures:
             self.failures -= 1
             raise OSError("the store is down")
-        new = event["event_id"] not in self.recorded
-        self.recorded.append(event["event_id"])
-        return new
+        found = []
+        for event in events:
+            found.append(event["event_id"] not in self.recorded)
+            self.recorded.append(event["event_id"])
+        return found
 
     def close(self):
         self.closed = True
@@ -400,7 +409,10 @@ async def test_a_port_thingspace_accepts_is_taken():
     ({"allowed_networks": ["10.0.0.0/33"]}, "allowed_networks: '10.0.0.0/33' does not appear to be an IPv4 or IPv6 network"),
     ({"path": "/a/{account}"}, "must not contain braces"),
     ({"max_body_size": 0}, "max_body_size must be 1 or more bytes"),
-    ({"dedupe_window": 0}, "the dedupe window must be 1 or more events"),
+    ({"dedupe_window": 0}, "dedupe_window must be 1 or more"),
+    ({"store": "redis"}, "store must be ledger or memory, not 'redis'"),
+    ({"ledger_url": "mysql://db/x"}, "ledger_url: the scheme 'mysql' is not a PostgreSQL URL"),
+    ({"ledger_url": "postgresql://db/x", "ledger_schema": "Bad-Name"}, "ledger_schema: 'Bad-Name' is not a schema name"),
     ({"prot": 9001}, "unknown argument(s) prot"),
 ])
 async def test_wrong_settings_stop_the_source_before_it_listens(args, message):

@@ -1,0 +1,274 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Delivery states: what ThingSpace's callbacks said of the devices a send reached, kept in the ledger's store.
+
+Recording (``StoreRecorder``, the recorder of the event sources):
+
+- each callback event once, by its identity (``callback_events.event_identity``), as the normalized event (no
+  listener credentials), with the time the source queued it. A repeat of an event that was recorded but never
+  queued (the source died in between, so ThingSpace got no 2xx and sent it again) is queued then.
+- per (request id, device) a state that only moves forward: ``sent`` (EnhancedConnectivityService, status
+  Success: the network sent the SMS to the device), then ``Delivered``, ``Undelivered``, ``Expired`` or
+  ``Rejected`` (SMSDeliveryConfirmation); the first of those is kept for good, and a late or repeated callback
+  never moves it back.
+
+A device's identity: a delivery confirmation names the device by its MDN only, while the ``sent`` callback names
+each of its identifiers (ICCID, MDN, IMEI, MSISDN), and the ledger records a device by the identifier it was sent
+to. A row is keyed by the callback's first identifier in ``DEVICE_KEY_ORDER`` and keeps the identifiers seen with
+it (``aliases``); reading joins the rows of one request that share an identifier, so the confirmation of an MDN
+reaches the ICCID the ledger sent to.
+
+Reading (``delivery_report``): each target the ledger holds under a key, or each device of given request ids, with
+its state. ``wait_for_delivery`` reads it until enough devices are Delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_STATES, CallbackRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import SENT, Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTION
+
+DELIVERED = "Delivered"
+# The network sent the SMS to the device; its delivery is not confirmed yet.
+SENT_TO_DEVICE = "sent"
+# A target no callback has named yet, whose request ThingSpace took (the ledger has it sent).
+ACCEPTED = "accepted"
+# A target the ledger does not know to be sent (pending, unknown or in flight): no callback will name it.
+UNCONFIRMED = "unconfirmed"
+FINAL_STATES = DELIVERY_STATES
+REPORT_STATES = (*FINAL_STATES, SENT_TO_DEVICE, ACCEPTED, UNCONFIRMED)
+# The identifier a device's row is keyed by: the first of these kinds the callback names.
+DEVICE_KEY_ORDER = ("mdn", "msisdn", "iccid", "imei", "eid", "meid", "esn", "imsi")
+# The status of an EnhancedConnectivityService callback that says the SMS went to the device.
+SENT_STATUS = "Success"
+# Request ids per query (well under both databases' limits on parameters).
+_CHUNK = 500
+
+_INSERT_CALLBACK = ("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (event_id) DO NOTHING")
+# Forward only: a row leaves ``sent`` once, for the state of the first confirmation; the longest list of
+# identifiers (the ``sent`` callback's) is kept.
+_UPSERT_DELIVERY = (
+    "INSERT INTO deliveries (request_id, device, state, aliases, updated_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (request_id, device) DO UPDATE SET "
+    "state = CASE WHEN deliveries.state = 'sent' THEN excluded.state ELSE deliveries.state END, "
+    "updated_at = CASE WHEN deliveries.state = 'sent' AND excluded.state <> 'sent' THEN excluded.updated_at ELSE deliveries.updated_at END, "
+    "aliases = CASE WHEN length(excluded.aliases) > length(deliveries.aliases) THEN excluded.aliases ELSE deliveries.aliases END"
+)
+
+
+def _identifiers(event):
+    return sorted("%s:%s" % (device["kind"], device["id"]) for device in event["devices"])
+
+
+def _delivery_row(event, now):
+    """The deliveries row of a ``sms_sent`` (status Success) or ``sms_delivery`` event; None for other events."""
+    if event["type"] == "sms_delivery":
+        state = event["state"]
+    elif event["type"] == "sms_sent" and event["status"] == SENT_STATUS:
+        state = SENT_TO_DEVICE
+    else:
+        return None
+    aliases = _identifiers(event)
+    by_kind = dict(alias.split(":", 1) for alias in reversed(aliases))
+    kind = next((kind for kind in DEVICE_KEY_ORDER if kind in by_kind), None)
+    device = "%s:%s" % (kind, by_kind[kind]) if kind else aliases[0]
+    return (event["request_id"], device, state, json.dumps(aliases, separators=(",", ":")), now)
+
+
+class StoreRecorder(CallbackRecorder):
+    """Records events in the ledger's store at ``location`` (a path or a ``_store_postgresql.Database``, as
+    ``Ledger`` takes it), creating or migrating its schema. One call at a time; each call is one transaction."""
+
+    def __init__(self, location):
+        self._ledger = Ledger(location)
+        self.where = self._ledger.where
+
+    def record(self, events, queued=()):
+        store = self._ledger.store
+        now = time.time()
+        found, seen = [], set()
+        with store.transaction():
+            if queued:
+                store.executemany("UPDATE callbacks SET queued_at = ? WHERE event_id = ?", [(now, event_id) for event_id in queued])
+            for event in events:
+                event_id = event["event_id"]
+                if event_id in seen:
+                    found.append(False)
+                    continue
+                seen.add(event_id)
+                body = json.dumps({name: value for name, value in event.items() if value is not None and name != "event_id"},
+                                  sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                if store.execute(_INSERT_CALLBACK, (event_id, event["type"], event["account"], event["request_id"], body, now)):
+                    row = _delivery_row(event, now)
+                    if row is not None:
+                        store.execute(_UPSERT_DELIVERY, row)
+                    found.append(True)
+                else:
+                    found.append(store.rows("SELECT queued_at FROM callbacks WHERE event_id = ?", (event_id,))[0][0] is None)
+        return found
+
+    def close(self):
+        self._ledger.close()
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def _split(target):
+    kind, ident = target.split(":", 1)
+    return {"kind": kind, "id": ident}
+
+
+class _Request:
+    """The devices the callbacks of one request named: rows that share an identifier are one device."""
+
+    def __init__(self, rows):
+        parent = {}
+
+        def root(alias):
+            while parent.setdefault(alias, alias) != alias:
+                parent[alias] = parent[parent[alias]]
+                alias = parent[alias]
+            return alias
+
+        for _device, _state, aliases, _updated_at in rows:
+            aliases = json.loads(aliases)
+            for alias in aliases[1:]:
+                parent[root(alias)] = root(aliases[0])
+        groups = {}
+        for device, state, aliases, updated_at in rows:
+            group = groups.setdefault(root(device), {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set()})
+            group["aliases"].update(json.loads(aliases))
+            group["device"] = min(group["device"], device, key=_key_rank)
+            # A device named twice (its MDN by one callback, its MSISDN by another) takes its first final state.
+            if state != SENT_TO_DEVICE and updated_at < group["at"]:
+                group.update(state=state, at=updated_at)
+        self.groups = list(groups.values())
+        self.by_alias = {alias: group for group in self.groups for alias in group["aliases"]}
+        self.devices_requested = None
+
+
+def _key_rank(device):
+    kind = device.split(":", 1)[0]
+    return (DEVICE_KEY_ORDER.index(kind) if kind in DEVICE_KEY_ORDER else len(DEVICE_KEY_ORDER), device)
+
+
+def _requests(store, request_ids):
+    """request id → _Request, for ``request_ids``."""
+    found = {}
+    for start in range(0, len(request_ids), _CHUNK):
+        chunk = request_ids[start:start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        rows = {}
+        for row in store.rows("SELECT request_id, device, state, aliases, updated_at FROM deliveries WHERE request_id IN (%s)" % marks, chunk):
+            rows.setdefault(row[0], []).append(row[1:])
+        for request_id in chunk:
+            found[request_id] = _Request(rows.get(request_id, []))
+        for request_id, event in store.rows("SELECT request_id, event FROM callbacks WHERE type = 'request_complete' AND request_id IN (%s)" % marks, chunk):
+            found[request_id].devices_requested = json.loads(event).get("devices_requested")
+    return found
+
+
+def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
+    """The delivery state of each target recorded under ``key`` (limited to ``targets`` when given) and of each device
+    the callbacks of ``request_ids`` named, in ``ledger`` (a Ledger). A dict:
+
+    ``devices``: state → the devices in it (``{kind, id}``), for each of REPORT_STATES; a target the ledger records
+    by an identifier no callback named is matched through the identifiers the ``sent`` callback lists;
+    ``states``: state → how many (``accepted`` also counts the devices of a whole request, per its Request Complete
+    callback, that no callback named yet); ``total``; ``requests``: ``[{request_id, devices_requested}]`` (the count of the
+    Request Complete callback, None before it came); ``devices_unmatched``: devices the callbacks of a key's
+    device requests named that match none of its targets (without the ``sent`` callbacks, a confirmation naming an
+    MDN cannot be matched to a device sent to by ICCID)."""
+    sends = ledger.sends(scope, key) if key is not None else {}
+    if targets is not None:
+        wanted = set(targets)
+        sends = {target: value for target, value in sends.items() if target in wanted}
+    whole = list(dict.fromkeys(list(request_ids) + [request_id for target, (_state, request_id) in sends.items() if target == SELECTION and request_id]))
+    every = list(dict.fromkeys(whole + [request_id for _state, request_id in sends.values() if request_id]))
+    requests = _requests(ledger.store, every)
+    devices = {state: [] for state in REPORT_STATES}
+    matched = set()
+    for target, (state, request_id) in sends.items():
+        if state != SENT or not request_id:
+            devices[UNCONFIRMED].append({"kind": SELECTION, "id": key} if target == SELECTION else _split(target))
+            continue
+        if target == SELECTION:
+            continue
+        group = requests[request_id].by_alias.get(target)
+        devices[group["state"] if group else ACCEPTED].append(_split(target))
+        if group:
+            matched.add(id(group))
+    unmatched = 0
+    for request_id in every:
+        request = requests[request_id]
+        for group in request.groups:
+            if request_id in whole:
+                devices[group["state"]].append(_split(group["device"]))
+            elif id(group) not in matched:
+                unmatched += 1
+    states = {state: len(listed) for state, listed in devices.items()}
+    # Devices of a whole request that no callback named yet are counted, not listed: only ThingSpace knows them.
+    states[ACCEPTED] += sum(max(0, requests[request_id].devices_requested - len(requests[request_id].groups))
+                            for request_id in whole if requests[request_id].devices_requested is not None)
+    return {
+        "devices": devices,
+        "states": states,
+        "total": sum(states.values()),
+        "requests": [{"request_id": request_id, "devices_requested": requests[request_id].devices_requested} for request_id in every],
+        "devices_unmatched": unmatched,
+    }
+
+
+def required_delivered(min_delivered, total):
+    """How many devices of ``total`` must be Delivered for ``min_delivered`` (a count such as ``"10"`` or a percentage
+    such as ``"95%"``); ValueError naming the option for another value."""
+    text = str(min_delivered).strip()
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 < percent <= 100:
+                raise ValueError
+            return math.ceil(total * percent / 100 - 1e-9)
+        count = int(text)
+        if count < 1:
+            raise ValueError
+        return count
+    except ValueError:
+        raise ValueError("min_delivered: %r is neither a count of 1 or more nor a percentage such as 95%% (more than 0, at most 100)" % min_delivered)
+
+
+def wait_for_delivery(ledger, scope, key, targets, min_delivered, timeout, interval=1.0, clock=time.monotonic, sleep=time.sleep):
+    """Read the delivery report of ``targets`` under ``key`` until ``min_delivered`` of them are Delivered; (report,
+    failure message or None). It fails at ``timeout`` seconds, and at once when the devices still waiting for a
+    callback could not make up the count. It never sends."""
+    deadline = clock() + timeout
+    while True:
+        report = delivery_report(ledger, scope, key, targets=targets)
+        states = report["states"]
+        required = required_delivered(min_delivered, report["total"])
+        waiting = states[SENT_TO_DEVICE] + states[ACCEPTED]
+        if states[DELIVERED] >= required:
+            return report, None
+        summary = "%d of %d device(s) Delivered, %d needed (min_delivered %s)" % (states[DELIVERED], report["total"], required, min_delivered)
+        if states[DELIVERED] + waiting < required:
+            return report, "Delivery wait: %s, and only %d more await a delivery callback: %s" % (summary, waiting, _not_delivered(states))
+        now = clock()
+        if now >= deadline:
+            return report, "Delivery wait timed out after %g s: %s; %s" % (timeout, summary, _not_delivered(states))
+        sleep(min(interval, deadline - now))
+
+
+def _not_delivered(states):
+    listed = ["%d %s" % (states[state], state) for state in REPORT_STATES if state != DELIVERED and states[state]]
+    return "not delivered: %s (devices_undelivered lists them)" % ", ".join(listed) if listed else "none is waiting"
+
+
+def undelivered(report):
+    """The devices of ``report`` not Delivered, each ``{kind, id, state}``."""
+    return [dict(device, state=state) for state in REPORT_STATES if state != DELIVERED for device in report["devices"][state]]
+
