@@ -29,7 +29,7 @@ import time
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_STATES, CallbackRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import SENT, Ledger
-from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTION
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTION, device_of
 
 DELIVERED = "Delivered"
 # The network sent the SMS to the device; its delivery is not confirmed yet.
@@ -118,11 +118,6 @@ class StoreRecorder(CallbackRecorder):
 # --- reading ------------------------------------------------------------------------------------------------
 
 
-def _split(target):
-    kind, ident = target.split(":", 1)
-    return {"kind": kind, "id": ident}
-
-
 class _Request:
     """The devices the callbacks of one request named: rows that share an identifier are one device."""
 
@@ -180,7 +175,8 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
     ``devices``: state → the devices in it (``{kind, id}``), for each of REPORT_STATES; a target the ledger records
     by an identifier no callback named is matched through the identifiers the ``sent`` callback lists;
     ``states``: state → how many (``accepted`` also counts the devices of a whole request, per its Request Complete
-    callback, that no callback named yet); ``total``; ``requests``: ``[{request_id, devices_requested}]`` (the count of the
+    callback, that no callback named yet); ``total``; ``total_known``: False while a whole request (``request_ids``, a
+    selection) lacks its Request Complete callback, so more of its devices may come; ``requests``: ``[{request_id, devices_requested}]`` (the count of the
     Request Complete callback, None before it came); ``devices_unmatched``: devices the callbacks of a key's
     device requests named that match none of its targets (without the ``sent`` callbacks, a confirmation naming an
     MDN cannot be matched to a device sent to by ICCID)."""
@@ -195,12 +191,12 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
     matched = set()
     for target, (state, request_id) in sends.items():
         if state != SENT or not request_id:
-            devices[UNCONFIRMED].append({"kind": SELECTION, "id": key} if target == SELECTION else _split(target))
+            devices[UNCONFIRMED].append({"kind": SELECTION, "id": key} if target == SELECTION else device_of(target))
             continue
         if target == SELECTION:
             continue
         group = requests[request_id].by_alias.get(target)
-        devices[group["state"] if group else ACCEPTED].append(_split(target))
+        devices[group["state"] if group else ACCEPTED].append(device_of(target))
         if group:
             matched.add(id(group))
     unmatched = 0
@@ -208,7 +204,7 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
         request = requests[request_id]
         for group in request.groups:
             if request_id in whole:
-                devices[group["state"]].append(_split(group["device"]))
+                devices[group["state"]].append(device_of(group["device"]))
             elif id(group) not in matched:
                 unmatched += 1
     states = {state: len(listed) for state, listed in devices.items()}
@@ -219,6 +215,7 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
         "devices": devices,
         "states": states,
         "total": sum(states.values()),
+        "total_known": all(requests[request_id].devices_requested is not None for request_id in whole),
         "requests": [{"request_id": request_id, "devices_requested": requests[request_id].devices_requested} for request_id in every],
         "devices_unmatched": unmatched,
     }
@@ -247,25 +244,36 @@ def wait_for_delivery(ledger, scope, key, targets, min_delivered, timeout, inter
     failure message or None). It fails at ``timeout`` seconds, and at once when the devices still waiting for a
     callback could not make up the count. It never sends."""
     deadline = clock() + timeout
+    # A percentage of a selection needs its size, which its Request Complete callback tells.
+    sized = not str(min_delivered).strip().endswith("%")
     while True:
         report = delivery_report(ledger, scope, key, targets=targets)
         states = report["states"]
-        required = required_delivered(min_delivered, report["total"])
+        required = max(1, required_delivered(min_delivered, report["total"]))
         waiting = states[SENT_TO_DEVICE] + states[ACCEPTED]
-        if states[DELIVERED] >= required:
+        known = sized or report["total_known"]
+        if states[DELIVERED] >= required and known:
             return report, None
         summary = "%d of %d device(s) Delivered, %d needed (min_delivered %s)" % (states[DELIVERED], report["total"], required, min_delivered)
-        if states[DELIVERED] + waiting < required:
-            return report, "Delivery wait: %s, and only %d more await a delivery callback: %s" % (summary, waiting, _not_delivered(states))
+        if states[DELIVERED] + waiting < required and known:
+            return report, "Delivery wait: %s, and only %d more await a delivery callback; %s" % (summary, waiting, _not_delivered(report))
         now = clock()
         if now >= deadline:
-            return report, "Delivery wait timed out after %g s: %s; %s" % (timeout, summary, _not_delivered(states))
+            return report, "Delivery wait timed out after %g s: %s; %s" % (timeout, summary, _not_delivered(report))
         sleep(min(interval, deadline - now))
 
 
-def _not_delivered(states):
-    listed = ["%d %s" % (states[state], state) for state in REPORT_STATES if state != DELIVERED and states[state]]
-    return "not delivered: %s (devices_undelivered lists them)" % ", ".join(listed) if listed else "none is waiting"
+def _not_delivered(report):
+    states = report["states"]
+    listed = ", ".join("%d %s" % (states[state], state) for state in REPORT_STATES if state != DELIVERED and states[state])
+    text = "not delivered: %s (devices_undelivered lists them)" % (listed or "none")
+    if report["devices_unmatched"]:
+        text += ("; %d device(s) named by callbacks match none of the send's devices: register EnhancedConnectivityService too, whose "
+                 "callbacks list each identifier of a device" % report["devices_unmatched"])
+    elif not any(states[state] for state in (*FINAL_STATES, SENT_TO_DEVICE)):
+        text += ("; no callback of these requests is recorded in the ledger: is the event source thingspace.m2m.callbacks running with "
+                 "this ledger, and registered for EnhancedConnectivityService and SMSDeliveryConfirmation?")
+    return text
 
 
 def undelivered(report):

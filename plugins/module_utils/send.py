@@ -94,11 +94,13 @@ def purpose(plan):
             "tracking": plan.tracking}
 
 
-def _target(device):
+def target_of(device):
+    """The ledger target of a device ``(kind, id)`` as sms.normalize_devices gives it."""
     return "%s:%s" % device
 
 
-def _device(target):
+def device_of(target):
+    """The device ``{kind, id}`` of a ledger target."""
     kind, ident = target.split(":", 1)
     return {"kind": kind, "id": ident}
 
@@ -119,13 +121,14 @@ class SmsSend:
         self.max_devices = max_devices
         self.batch_size = batch_size
         self.resolved = None  # the devices a filter selects, when resolved
+        self.targets = None  # the ledger targets of this send, once run
 
     def run(self):
         """(result, failure message or None)."""
         plan = self.plan
         self.key = self._key()
         self.ledger.check_purpose(self.scope, self.key, purpose(plan), self.mode)
-        targets = self._targets()
+        targets = self.targets = self._targets()
         diff = self.ledger.diff(self.scope, self.key, targets, self.mode)
         result = self._result(targets, diff)
         if not diff.to_send:
@@ -142,10 +145,10 @@ class SmsSend:
             if self.max_devices is not None and len(plan.devices) > self.max_devices:
                 raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                       % (len(plan.devices), self.max_devices))
-            return [_target(d) for d in plan.devices]
+            return [target_of(d) for d in plan.devices]
         if plan.tracking == TRACK_DEVICE:
             self.resolved = self._resolve()
-            return [_target(d) for d in self.resolved]
+            return [target_of(d) for d in self.resolved]
         if self.check_mode or self.max_devices is not None:
             self.resolved = self._resolve()
         return [SELECTION]
@@ -174,13 +177,13 @@ class SmsSend:
             "devices_resolved": None if self.resolved is None else len(self.resolved),
             "devices_sent": 0 if per_device else None,
             "devices_skipped": len(targets) - len(diff.to_send) if per_device else None,
-            "devices_unconfirmed": [_device(t) for t in skipped_unconfirmed if t != SELECTION],
+            "devices_unconfirmed": [device_of(t) for t in skipped_unconfirmed if t != SELECTION],
             "selection_unconfirmed": SELECTION in skipped_unconfirmed,
             "warnings": [],
         }
         if self.check_mode and diff.to_send:
-            preview = diff.to_send if per_device else [_target(d) for d in self.resolved]
-            result["devices_preview"] = [_device(t) for t in preview[:PREVIEW_LIMIT]]
+            preview = diff.to_send if per_device else [target_of(d) for d in self.resolved]
+            result["devices_preview"] = [device_of(t) for t in preview[:PREVIEW_LIMIT]]
         if skipped_unconfirmed:
             result["warnings"].append(
                 "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
@@ -295,7 +298,7 @@ class SmsSend:
         unrecorded = _record(self.ledger.settle, claim_id, UNKNOWN)
         batch["status"] = "unconfirmed"
         if self.plan.tracking == TRACK_DEVICE:
-            result["devices_unconfirmed"].extend(_device(t) for t in claimed)
+            result["devices_unconfirmed"].extend(device_of(t) for t in claimed)
         else:
             result["selection_unconfirmed"] = True
         result["changed"] = True
@@ -311,7 +314,7 @@ class SmsSend:
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import SendSmsRequest
 
         plan = self.plan
-        selection = {"device_ids": [_device(t) for t in claimed]} if plan.tracking == TRACK_DEVICE else self._filters()
+        selection = {"device_ids": [device_of(t) for t in claimed]} if plan.tracking == TRACK_DEVICE else self._filters()
         return SendSmsRequest(sms_message=plan.message, data_encoding=plan.encoding, account_name=plan.account, **selection)
 
     def _filters(self):

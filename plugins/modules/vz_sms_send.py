@@ -118,9 +118,33 @@ options:
       - Devices per request, at most 10,000 (the API's limit).
     type: int
     default: 10000
+  wait:
+    description:
+      - V(delivered) waits, after the send (or on a re-run that has nothing left to send), until O(min_delivered) of
+        the devices are Delivered, reading the delivery states the event source C(thingspace.m2m.callbacks) records in
+        the ledger. It never sends again.
+      - The task fails at O(wait_timeout), or as soon as the devices still waiting for a callback could not make up
+        O(min_delivered), with RV(devices_undelivered) listing each device not Delivered and its state.
+      - Needs the source running with the same ledger, and C(EnhancedConnectivityService) and C(SMSDeliveryConfirmation)
+        callbacks registered to it (M(thingspace.m2m.vz_callback)); see the callbacks guide.
+      - In check mode nothing is sent, so nothing is waited for.
+    type: str
+    choices: [none, delivered]
+    default: none
+  wait_timeout:
+    description: Seconds O(wait=delivered) waits at most.
+    type: int
+    default: 300
+  min_delivered:
+    description:
+      - With O(wait=delivered), how many of the send's devices must be Delivered, as a count (V(10)) or a
+        percentage of them (V(95%)).
+    type: str
+    default: 100%
 notes:
   - Delivery is asynchronous. Register C(EnhancedConnectivityService) and C(SMSDeliveryConfirmation) listeners
-    (M(thingspace.m2m.vz_callback)) to learn when each device got the message.
+    (M(thingspace.m2m.vz_callback)) to the event source C(thingspace.m2m.callbacks) to learn when each device got the
+    message (O(wait), M(thingspace.m2m.vz_sms_delivery_info)).
   - The ledger identifies a device by the kind and identifier given; the same device addressed by another
     identifier kind under the same key is a new target.
   - With O(filter_tracking=device) a selection of N devices costs ceil(N / page size) device list calls and
@@ -128,6 +152,7 @@ notes:
 seealso:
   - module: thingspace.m2m.vz_callback
   - module: thingspace.m2m.vz_sms_start_callbacks
+  - module: thingspace.m2m.vz_sms_delivery_info
 """
 
 EXAMPLES = r"""
@@ -158,6 +183,22 @@ EXAMPLES = r"""
     sms_message: "Réglage: intervalle 15 min"
     data_encoding: 8-bit-UTF-8
     max_devices: 500
+
+- name: Send a wave and wait until 95 % of its devices confirm delivery (the callbacks source records them)
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    group_name: east-wave
+    sms_message: "APN=iot.example;MODE=2"
+    idempotency_key: east-wave-provisioning-v1
+    wait: delivered
+    min_delivered: 95%
+    wait_timeout: 900
+  register: wave
+  ignore_errors: true
+
+- name: Act on the devices that did not get it
+  ansible.builtin.debug:
+    msg: "{{ wave.devices_undelivered | default([]) }}"
 
 - name: Set credentials once for every module of the collection
   module_defaults:
@@ -252,6 +293,20 @@ data_encoding:
   returned: always
   type: str
   sample: 7-bit
+delivery:
+  description:
+    - With O(wait=delivered), the delivery of the send's devices when the wait ended, as
+      M(thingspace.m2m.vz_sms_delivery_info) returns it (C(states), C(devices), C(total), C(requests),
+      C(devices_unmatched)).
+  returned: when O(wait=delivered), not in check mode
+  type: dict
+  sample: {states: {Delivered: 10, Undelivered: 2, Expired: 0, Rejected: 0, sent: 0, accepted: 0, unconfirmed: 0}, total: 12}
+devices_undelivered:
+  description: With O(wait=delivered), each device not Delivered when the wait ended, with its state.
+  returned: when O(wait=delivered), not in check mode
+  type: list
+  elements: dict
+  sample: [{kind: mdn, id: "5550000011", state: Undelivered}]
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
@@ -262,17 +317,48 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.sms import ENCODING
 FILTERS = ["group_name", "service_plan", "custom_fields"]
 
 
+WAIT_NONE, WAIT_DELIVERED = "none", "delivered"
+
+
 def send(module):
-    plan = plan_send(module.params, module.check_mode)
+    params = module.params
+    plan = plan_send(params, module.check_mode)
+    if params["wait"] == WAIT_DELIVERED:
+        _check_wait(module)
     ledger = Ledger(module.ledger_location, read_only=module.check_mode)
     try:
-        return SmsSend(
-            plan, module.client, ledger, service_scope(module.api_url), check_mode=module.check_mode,
-            force=module.params["force"], resend_unconfirmed=module.params["resend_unconfirmed"],
-            max_devices=module.params["max_devices"], batch_size=module.params["batch_size"],
-        ).run()
+        scope = service_scope(module.api_url)
+        sms_send = SmsSend(
+            plan, module.client, ledger, scope, check_mode=module.check_mode,
+            force=params["force"], resend_unconfirmed=params["resend_unconfirmed"],
+            max_devices=params["max_devices"], batch_size=params["batch_size"],
+        )
+        result, failure = sms_send.run()
+        if params["wait"] != WAIT_DELIVERED or failure:
+            return result, failure
+        if module.check_mode:
+            result["msg"] += "; would wait for delivery"
+            return result, None
+        from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import DELIVERED, undelivered, wait_for_delivery
+
+        report, failure = wait_for_delivery(ledger, scope, sms_send.key, sms_send.targets, params["min_delivered"], params["wait_timeout"])
+        result.update(delivery=report, devices_undelivered=undelivered(report))
+        result["msg"] += "; %d of %d device(s) Delivered" % (report["states"][DELIVERED], report["total"])
+        return result, failure
     finally:
         ledger.close()
+
+
+def _check_wait(module):
+    """The wait options, checked before any request (deliveries.py is imported only by a task that waits)."""
+    from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import required_delivered
+
+    try:
+        required_delivered(module.params["min_delivered"], 1)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if module.params["wait_timeout"] < 0:
+        module.fail_json(msg="wait_timeout must be 0 or more seconds")
 
 
 def main():
@@ -290,6 +376,9 @@ def main():
         resend_unconfirmed=dict(type="bool", default=False),
         max_devices=dict(type="int"),
         batch_size=dict(type="int", default=MAX_DEVICES_PER_REQUEST),
+        wait=dict(type="str", choices=[WAIT_NONE, WAIT_DELIVERED], default=WAIT_NONE),
+        wait_timeout=dict(type="int", default=300),
+        min_delivered=dict(type="str", default="100%"),
         **LEDGER_ARGUMENT_SPEC,
     )
     module = ThingSpaceModule(

@@ -25,6 +25,18 @@ from postgresql import postgresql  # noqa: E402, F401  # pylint: disable=unused-
 from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request, tmp_path):
+    """A new ledger's location, for the tests that run on both stores: an SQLite file, or a schema of the session's
+    PostgreSQL server no test used yet."""
+    if request.param == "sqlite":
+        return str(tmp_path / "l.sqlite3")
+    from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
+
+    server = request.getfixturevalue("postgresql")
+    return Database(server.url(), server.password, server.new_schema())
+
+
 @pytest.fixture
 def fake(monkeypatch):
     """The fake ThingSpace under every requests.Session; a test that leaves a scripted answer unused fails."""

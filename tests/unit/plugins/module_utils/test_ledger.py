@@ -21,15 +21,6 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledge
 SCOPE, KEY = "http://127.0.0.1:9|0000123456-00001", "wave1"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def where(request, tmp_path):
-    """A new ledger's location: an SQLite file, or a schema of the session's PostgreSQL server no test used yet."""
-    if request.param == "sqlite":
-        return str(tmp_path / "l.sqlite3")
-    server = request.getfixturevalue("postgresql")
-    return Database(server.url(), server.password, server.new_schema())
-
-
 def test_claim_settle_and_skip(where):
     ledger = Ledger(where)
     claim, claimed = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2"])

@@ -1,0 +1,246 @@
+"""Delivery states in the ledger's store, on both stores: callbacks recorded once, states that only move forward,
+the report per key or request id (devices matched across their identifiers), and the delivery wait."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
+from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import (
+    StoreRecorder,
+    delivery_report,
+    required_delivered,
+    undelivered,
+    wait_for_delivery,
+)
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+
+from callback_bodies import ACCOUNT, ICCID, IMEI, MDN, MSISDN, REQUEST_ID, delivery, device_sms, request_complete, sms_sent
+
+SCOPE, KEY = "http://127.0.0.1:9", "wave1"
+OTHER_REQUEST = "7c0e8a51-1111-4222-8333-444455556666"
+
+
+def sent(iccid=ICCID, mdn=MDN, request_id=REQUEST_ID):
+    body = sms_sent()
+    imei = IMEI if iccid == ICCID else "35123456%s" % iccid[-7:]
+    body.update(requestId=request_id, deviceIds=[{"kind": "Iccid", "id": iccid}, {"kind": "Mdn", "id": mdn}, {"kind": "Imei", "id": imei}])
+    return callback_event(SMS_SERVICE, ACCOUNT, body)
+
+
+def confirmed(state="Delivered", mdn=MDN, request_id=REQUEST_ID):
+    return callback_event(DELIVERY_SERVICE, ACCOUNT, dict(delivery(state, mdn), requestId=request_id))
+
+
+def completed(devices, request_id=REQUEST_ID):
+    return callback_event(SMS_SERVICE, ACCOUNT, dict(request_complete(devices), requestId=request_id))
+
+
+def device(number):
+    """The identifiers of fleet device ``number``: (ICCID, MDN)."""
+    return "8914800000000000%04d" % number, "555010%04d" % number
+
+
+def send_recorded(where, targets, request_id=REQUEST_ID, key=KEY, state="sent"):
+    """Record in the ledger that ``targets`` were sent under ``key`` with ``request_id`` (or left ``state``)."""
+    ledger = Ledger(where)
+    claim, _claimed = ledger.claim(SCOPE, key, targets)
+    ledger.settle(claim, state, request_id if state == "sent" else None)
+    ledger.close()
+
+
+def record(where, *batches):
+    recorder = StoreRecorder(where)
+    try:
+        return [recorder.record(batch) for batch in batches]
+    finally:
+        recorder.close()
+
+
+def report(where, **kwargs):
+    ledger = Ledger(where, read_only=True)
+    try:
+        return delivery_report(ledger, SCOPE, **kwargs)
+    finally:
+        ledger.close()
+
+
+def test_each_callback_is_recorded_once_and_a_repeat_is_found_after_a_restart(where):
+    first, second, third = sent(), confirmed(), completed(1)
+    recorder = StoreRecorder(where)
+    assert recorder.record([first, second, first]) == [True, True, False]
+    # Recorded but not queued yet (as when the source died before queuing them): queued when they come again.
+    assert recorder.record([second]) == [True]
+    assert recorder.record([first, third], queued=[first["event_id"], second["event_id"]]) == [False, True]
+    recorder.close()
+    assert record(where, [second, first, third]) == [[False, False, True]]
+    rows = Ledger(where).store.rows("SELECT type, account, request_id, queued_at IS NULL FROM callbacks ORDER BY type")
+    assert rows == [("request_complete", ACCOUNT, REQUEST_ID, True), ("sms_delivery", ACCOUNT, REQUEST_ID, False), ("sms_sent", ACCOUNT, REQUEST_ID, False)]
+
+
+def test_a_recorded_event_keeps_no_listener_credential_and_its_fields(where):
+    event = callback_event(SMS_SERVICE, ACCOUNT, device_sms("RESTARTED"))
+    record(where, [event])
+    (stored,) = Ledger(where).store.rows("SELECT event FROM callbacks")
+    assert '"message":"RESTARTED"' in stored[0] and "listener" not in stored[0] and "password" not in stored[0]
+    assert '"event_id"' not in stored[0] and "null" not in stored[0]
+
+
+def test_a_state_only_moves_forward(where):
+    iccid2, mdn2 = device(2)
+    send_recorded(where, ["iccid:%s" % ICCID, "iccid:%s" % iccid2])
+    record(where, [confirmed("Undelivered")], [sent()], [confirmed("Delivered")], [sent(iccid2, mdn2)], [confirmed("Expired", mdn2)],
+           [confirmed("Delivered", mdn2)], [sent(iccid2, mdn2)])
+    found = report(where, key=KEY)
+    # The first confirmation of each device stands; a later "sent" or another confirmation does not move it back.
+    assert found["devices"]["Undelivered"] == [{"kind": "iccid", "id": ICCID}]
+    assert found["devices"]["Expired"] == [{"kind": "iccid", "id": iccid2}]
+    assert found["states"]["Delivered"] == 0 and found["devices_unmatched"] == 0
+    rows = Ledger(where).store.rows("SELECT device, state FROM deliveries ORDER BY device")
+    assert rows == [("mdn:%s" % MDN, "Undelivered"), ("mdn:%s" % mdn2, "Expired")]
+
+
+def test_a_device_sent_to_by_iccid_gets_the_state_its_mdn_was_confirmed_with(where):
+    send_recorded(where, ["iccid:%s" % device(n)[0] for n in range(4)])
+    send_recorded(where, ["iccid:%s" % device(9)[0]], key=KEY, state="unknown")
+    record(where, [sent(*device(0)), confirmed("Delivered", device(0)[1])],  # sent, then confirmed
+           [confirmed("Delivered", device(1)[1]), sent(*device(1))],  # confirmed before "sent" came
+           [sent(*device(2))])  # sent, no confirmation yet; device 3: no callback
+    found = report(where, key=KEY)
+    assert found["devices"]["Delivered"] == [{"kind": "iccid", "id": device(0)[0]}, {"kind": "iccid", "id": device(1)[0]}]
+    assert found["devices"]["sent"] == [{"kind": "iccid", "id": device(2)[0]}]
+    assert found["devices"]["accepted"] == [{"kind": "iccid", "id": device(3)[0]}]
+    assert found["devices"]["unconfirmed"] == [{"kind": "iccid", "id": device(9)[0]}]
+    assert found["states"] == {"Delivered": 2, "Undelivered": 0, "Expired": 0, "Rejected": 0, "sent": 1, "accepted": 1, "unconfirmed": 1}
+    assert found["total"] == 5 and found["requests"] == [{"request_id": REQUEST_ID, "devices_requested": None}]
+    assert report(where, key=KEY, targets=["iccid:%s" % device(1)[0], "iccid:%s" % device(8)[0]])["states"]["Delivered"] == 1
+    assert report(where, key="another")["total"] == 0
+
+
+def test_a_confirmation_no_sent_callback_ties_to_a_device_is_counted_unmatched(where):
+    send_recorded(where, ["iccid:%s" % ICCID])
+    record(where, [confirmed("Delivered")])
+    found = report(where, key=KEY)
+    assert found["devices"]["accepted"] == [{"kind": "iccid", "id": ICCID}] and found["devices_unmatched"] == 1
+
+
+def test_a_device_named_by_its_msisdn_and_by_its_mdn_is_one_device(where):
+    body = sms_sent()
+    body["deviceIds"] = [{"kind": "Iccid", "id": ICCID}, {"kind": "Msisdn", "id": MSISDN}]
+    send_recorded(where, ["iccid:%s" % ICCID])
+    msisdn_confirmation = callback_event(DELIVERY_SERVICE, ACCOUNT, dict(delivery("Rejected"), deviceIds=[{"kind": "Msisdn", "id": MSISDN}]))
+    record(where, [callback_event(SMS_SERVICE, ACCOUNT, body)], [msisdn_confirmation])
+    assert report(where, key=KEY)["devices"]["Rejected"] == [{"kind": "iccid", "id": ICCID}]
+
+
+def test_the_devices_of_a_request_id_are_those_its_callbacks_named(where):
+    record(where, [sent(*device(1)), sent(*device(2)), confirmed("Delivered", device(1)[1]), confirmed("Rejected", device(5)[1])],
+           [sent(*device(3), request_id=OTHER_REQUEST)])
+    found = report(where, request_ids=[REQUEST_ID])
+    assert found["devices"]["Delivered"] == [{"kind": "mdn", "id": device(1)[1]}]
+    assert found["devices"]["sent"] == [{"kind": "mdn", "id": device(2)[1]}]
+    assert found["devices"]["Rejected"] == [{"kind": "mdn", "id": device(5)[1]}]
+    assert found["total"] == 3 and found["total_known"] is False
+    # The Request Complete callback tells how many devices the request had: the others are accepted, not listed.
+    record(where, [completed(5)])
+    found = report(where, request_ids=[REQUEST_ID])
+    assert found["states"]["accepted"] == 2 and found["devices"]["accepted"] == [] and found["total"] == 5 and found["total_known"] is True
+    assert found["requests"] == [{"request_id": REQUEST_ID, "devices_requested": 5}]
+
+
+def test_a_selection_send_reports_the_devices_of_its_request(where):
+    send_recorded(where, ["selection"])
+    send_recorded(where, ["selection"], key="lost", state="unknown")
+    record(where, [sent(*device(1)), confirmed("Undelivered", device(1)[1]), completed(2)])
+    found = report(where, key=KEY)
+    assert found["devices"]["Undelivered"] == [{"kind": "mdn", "id": device(1)[1]}] and found["states"]["accepted"] == 1
+    assert report(where, key="lost")["devices"]["unconfirmed"] == [{"kind": "selection", "id": "lost"}]
+
+
+@pytest.mark.parametrize("given, total, required", [("100%", 12, 12), ("80%", 12, 10), ("83.4%", 12, 11), ("1%", 12, 1), ("5", 12, 5), (" 7 ", 3, 7)])
+def test_min_delivered_is_a_count_or_a_percentage(given, total, required):
+    assert required_delivered(given, total) == required
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "0%", "101%", "ten", "%", "5.5"])
+def test_a_wrong_min_delivered_is_refused(given):
+    with pytest.raises(ValueError, match="min_delivered: %r is neither a count" % given):
+        required_delivered(given, 10)
+
+
+class Clock:
+    """A clock the wait reads and advances by sleeping; ``on_sleep(now)`` runs at each sleep (callbacks arriving)."""
+
+    def __init__(self, on_sleep=None):
+        self.now = 1000.0
+        self.sleeps = []
+        self.on_sleep = on_sleep
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep(self.now)
+
+
+def wait(where, min_delivered, timeout, clock, targets=None, key=KEY):
+    ledger = Ledger(where)
+    try:
+        return wait_for_delivery(ledger, SCOPE, key, targets, min_delivered, timeout, interval=1.0, clock=clock, sleep=clock.sleep)
+    finally:
+        ledger.close()
+
+
+def test_the_wait_returns_once_enough_devices_are_delivered(where):
+    targets = ["iccid:%s" % device(n)[0] for n in range(3)]
+    send_recorded(where, targets)
+    recorder = StoreRecorder(where)
+    arrivals = {1001.0: [sent(*device(0)), confirmed("Delivered", device(0)[1])], 1003.0: [sent(*device(1)), confirmed("Delivered", device(1)[1])]}
+    clock = Clock(lambda now: recorder.record(arrivals.get(now, [])))
+    found, failure = wait(where, "60%", 30, clock, targets)
+    recorder.close()
+    assert failure is None and clock.sleeps == [1.0, 1.0, 1.0] and found["states"]["Delivered"] == 2
+    assert undelivered(found) == [{"kind": "iccid", "id": device(2)[0], "state": "accepted"}]
+
+
+def test_the_wait_times_out_listing_the_devices_not_delivered(where):
+    targets = ["iccid:%s" % device(n)[0] for n in range(2)]
+    send_recorded(where, targets)
+    record(where, [sent(*device(0)), confirmed("Delivered", device(0)[1]), sent(*device(1))])
+    clock = Clock()
+    found, failure = wait(where, "100%", 2.5, clock, targets)
+    assert clock.sleeps == [1.0, 1.0, 0.5]
+    assert failure == ("Delivery wait timed out after 2.5 s: 1 of 2 device(s) Delivered, 2 needed (min_delivered 100%); "
+                       "not delivered: 1 sent (devices_undelivered lists them)")
+    assert undelivered(found) == [{"kind": "iccid", "id": device(1)[0], "state": "sent"}]
+
+
+def test_the_wait_fails_at_once_when_the_devices_still_waiting_cannot_make_up_the_count(where):
+    targets = ["iccid:%s" % device(n)[0] for n in range(3)]
+    send_recorded(where, targets)
+    record(where, [sent(*device(n)) for n in range(3)] + [confirmed("Undelivered", device(0)[1]), confirmed("Expired", device(1)[1])])
+    clock = Clock()
+    found, failure = wait(where, "2", 600, clock, targets)
+    assert clock.sleeps == [] and failure.startswith("Delivery wait: 0 of 3 device(s) Delivered, 2 needed (min_delivered 2), and only 1 more await")
+    assert [entry["state"] for entry in undelivered(found)] == ["Undelivered", "Expired", "sent"]
+
+
+def test_the_wait_says_when_no_callback_is_recorded(where):
+    send_recorded(where, ["mdn:%s" % MDN])
+    _found, failure = wait(where, "1", 0, Clock())
+    assert failure.endswith("not delivered: 1 accepted (devices_undelivered lists them); no callback of these requests is recorded in the ledger: "
+                            "is the event source thingspace.m2m.callbacks running with this ledger, and registered for "
+                            "EnhancedConnectivityService and SMSDeliveryConfirmation?")
+
+
+def test_a_percentage_of_a_selection_waits_for_its_size(where):
+    send_recorded(where, ["selection"])
+    recorder = StoreRecorder(where)
+    recorder.record([sent(*device(0)), confirmed("Delivered", device(0)[1])])  # 1 of 1 known device: not enough to know
+    clock = Clock(lambda now: recorder.record([completed(2)] if now == 1002.0 else []))
+    found, failure = wait(where, "50%", 30, clock)
+    recorder.close()
+    assert failure is None and clock.sleeps == [1.0, 1.0] and found["total"] == 2
