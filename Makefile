@@ -75,10 +75,12 @@ clean: ## Remove the venvs, .collections, build output, tests/output, .ansible, 
 	rm -rf .venv .venv-* .collections .ansible build dist docs/build tests/output .pytest_cache .ruff_cache emulator/*.egg-info $(TEST_TREE)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-demo: venv ## Run playbooks/demo.yml against an emulator on loopback
+demo: venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
 	rm -rf $(CURDIR)/.ansible/demo
+	mkdir -p $(CURDIR)/.ansible/demo
 	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
-		$(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- $(BIN)/ansible-playbook playbooks/demo.yml
+		$(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- \
+		$(BIN)/python tests/utils/with_rulebook.py --log $(CURDIR)/.ansible/demo/rulebook.log -- $(BIN)/ansible-playbook playbooks/demo.yml
 
 lint: venv ## ruff and ansible-lint
 	$(BIN)/ruff check .

@@ -279,4 +279,3 @@ def _not_delivered(report):
 def undelivered(report):
     """The devices of ``report`` not Delivered, each ``{kind, id, state}``."""
     return [dict(device, state=state) for state in REPORT_STATES if state != DELIVERED for device in report["devices"][state]]
-

@@ -96,7 +96,7 @@ devices:
   description:
     - The devices in each state, each C({kind, id}) as the ledger records it (for O(request_ids) and
       selections, the identifier the callbacks gave, the MDN first).
-    - An O(idempotency_key) sent with C(filter_tracking=selection) that is unconfirmed is listed as C({kind: selection, id: <key>}).
+    - A selection send (C(filter_tracking=selection)) of O(idempotency_key) that is unconfirmed is listed with the kind C(selection) and the key as its id.
   returned: success
   type: dict
   sample: {Delivered: [{kind: iccid, id: "89148000000800000001"}], Undelivered: [], Expired: [], Rejected: [], sent: [], accepted: [], unconfirmed: []}

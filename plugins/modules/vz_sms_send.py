@@ -317,7 +317,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.sms import ENCODING
 FILTERS = ["group_name", "service_plan", "custom_fields"]
 
 
-WAIT_NONE, WAIT_DELIVERED = "none", "delivered"
+WAIT_NONE = "none"
+WAIT_DELIVERED = "delivered"
 
 
 def send(module):

@@ -3,12 +3,14 @@ against the emulator.
 
 A device SMS queued before any listener exists reaches the rulebook through thingspace.m2m.sms_history; then a
 playbook registers the source's URL (vz_sms_start_callbacks, vz_callback) and sends the demo group east-wave an
-SMS, whose callbacks the rulebook reports; a device SMS injected through the emulator's admin API reaches it
+SMS, waits for its delivery and reads it from the ledger (vz_sms_delivery_info: 10 Delivered, 2 Undelivered),
+while the rulebook reports the callbacks; a device SMS injected through the emulator's admin API reaches it
 through thingspace.m2m.callbacks. Both device SMS run the reply playbook thingspace.m2m.device_reply, which answers
 each device once."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -110,6 +112,9 @@ def test_the_rulebook_reports_a_wave_and_answers_devices_once(tmp_path):
             play = subprocess.run([str(BIN / "ansible-playbook"), str(ROOT / "tests" / "eda" / "listen_and_send.yml"), "-i", str(inventory),
                                    "-e", "listener_base=http://127.0.0.1:%d" % port], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
             assert play.returncode == 0, play.stdout + play.stderr
+            (summary,) = re.findall(r"Wave delivery: (\{.*\})", play.stdout)
+            wanted = {"Delivered": 10, "Undelivered": 2, "Expired": 0, "Rejected": 0, "sent": 0, "accepted": 0, "unconfirmed": 0}
+            assert json.loads(summary.replace('\\"', '"')) == wanted
             (wave,) = [sms for sms in emulator.sms(ACCOUNT) if sms["smsMessage"] == "APN=iot.example;MODE=2"]
             delivered = output.wait_for(r"Delivery: request %s, mdn (\d+): (\w+)" % wave["requestId"], count=12)
             output.wait_for(r"Request %s of account %s processed: 12 devices" % (wave["requestId"], ACCOUNT))

@@ -27,11 +27,11 @@ def callbacks_arrive(state_dir, request_id, states):
     events = []
     for device, state in zip(DEVICES, states):
         ids = [{"kind": "Mdn", "id": device["id"]}, {"kind": "Iccid", "id": "8914800000%s" % device["id"]}]
-        events.append(callback_event(SMS_SERVICE, ACCOUNT, dict(LISTENER, requestId=request_id, deviceIds=ids, status="Success",
-                                                                 comment="SendSmsMessage,Performed action on device.")))
+        sent = dict(LISTENER, requestId=request_id, deviceIds=ids, status="Success", comment="SendSmsMessage,Performed action on device.")
+        events.append(callback_event(SMS_SERVICE, ACCOUNT, sent))
         if state:
-            events.append(callback_event(DELIVERY_SERVICE, ACCOUNT, dict(LISTENER, requestId=request_id, deviceIds=ids[:1],
-                                                                          deviceResponse={"smsDeliveryResponse": {"confirmation": state}})))
+            confirmation = dict(LISTENER, requestId=request_id, deviceIds=ids[:1], deviceResponse={"smsDeliveryResponse": {"confirmation": state}})
+            events.append(callback_event(DELIVERY_SERVICE, ACCOUNT, confirmation))
     recorder.record(events)
     recorder.close()
 

@@ -1,0 +1,82 @@
+"""Run a command while ansible-rulebook runs the rulebook thingspace.m2m.sms_callbacks on loopback:
+`with_rulebook.py [--log FILE] -- CMD...` (inside with_emulator.py, whose THINGSPACE_* variables both use).
+
+The rulebook's callbacks source listens on a free port of 127.0.0.1 (any port: the emulator takes it) and records
+into the ledger of THINGSPACE_STATE_DIR. The command gets THINGSPACE_CALLBACKS_URL (the source's base URL, to
+which <account>/<service> is appended) and the listener credentials THINGSPACE_CALLBACK_USERNAME and
+THINGSPACE_CALLBACK_PASSWORD. The rulebook stops when the command ends; its output goes to --log. The command's
+exit status is returned."""
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+BIN = os.path.dirname(sys.executable)
+START_TIMEOUT = 60
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port, rulebook, log_path):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if rulebook.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        sys.exit("with_rulebook.py: the callbacks source did not listen on port %d; ansible-rulebook wrote:\n%s" % (port, log.read()[-4000:]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--log", default="rulebook.log", help="where ansible-rulebook's output goes")
+    parser.add_argument("--account", default="0000123456-00001", help="the account whose queued device SMS the rulebook reads")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    options = parser.parse_args()
+    command = options.command[1:] if options.command[:1] == ["--"] else options.command
+    if not command:
+        parser.error("no command given")
+    port = free_port()
+    listener = {"THINGSPACE_CALLBACK_USERNAME": "rulebook", "THINGSPACE_CALLBACK_PASSWORD": secrets.token_urlsafe(16)}
+    # ansible-rulebook runs ansible-galaxy, and the reply playbook, from PATH.
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], **listener)
+    with tempfile.TemporaryDirectory(prefix="thingspace-rulebook-") as work:
+        inventory, variables = os.path.join(work, "inventory.yml"), os.path.join(work, "vars.yml")
+        with open(inventory, "w", encoding="utf-8") as handle:
+            yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}, handle)
+        with open(variables, "w", encoding="utf-8") as handle:
+            yaml.safe_dump({"callbacks_port": port, "callbacks_check_port": False, "thingspace_account": options.account,
+                            "history_interval": 5, "reply_keyword": "YES"}, handle)
+        with open(options.log, "w", encoding="utf-8") as log:
+            rulebook = subprocess.Popen([os.path.join(BIN, "ansible-rulebook"), "-r", "thingspace.m2m.sms_callbacks", "-i", inventory,
+                                         "--vars", variables, "-v"], env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, rulebook, options.log)
+            code = subprocess.call(command, env=dict(env, THINGSPACE_CALLBACKS_URL="http://127.0.0.1:%d" % port))
+        finally:
+            rulebook.terminate()
+            try:
+                rulebook.wait(20)
+            except subprocess.TimeoutExpired:
+                rulebook.kill()
+                rulebook.wait()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
