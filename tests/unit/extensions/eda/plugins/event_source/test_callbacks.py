@@ -21,10 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source import callbacks
-from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackRecorder, MemoryRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackRecorder, MemoryRecorder, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
+from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
-from callback_bodies import ACCOUNT, ICCID, LISTENER, MDN, SEED, delivery, device_sms, request_complete, sms_sent
+from callback_bodies import ACCOUNT, ICCID, LISTENER, MDN, SEED, delivery, device_sms, request_complete, sms_sent, without
 
 pytestmark = pytest.mark.asyncio
 ECS = "EnhancedConnectivityService"
@@ -435,3 +438,60 @@ async def test_cancelling_stops_listening_and_closes_the_recorder():
     assert recorder.closed
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", source.port)
+
+
+async def test_the_ledger_finds_a_repeat_after_the_source_restarted(ledger_dir):
+    async with Source() as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+    async with Source() as source:
+        assert await source.post(path(SDC), delivery()) == (200, "")
+        assert await source.post(path(SDC), delivery("Expired")) == (200, "")
+        assert [event["state"] for event in source.events()] == ["Expired"]
+    rows = Ledger(str(ledger_dir / "ledger.sqlite3")).store.rows("SELECT type, queued_at IS NOT NULL FROM callbacks")
+    assert rows == [("sms_delivery", True), ("sms_delivery", True)]
+
+
+async def test_a_callback_recorded_but_never_queued_is_queued_when_sent_again(ledger_dir):
+    """As when the source died between the commit and the queue: ThingSpace got no 2xx and sends it again."""
+    event = callback_event(SDC, ACCOUNT, without(delivery(), "username", "password"))
+    recorder = StoreRecorder(str(ledger_dir / "ledger.sqlite3"))
+    assert recorder.record([event]) == [True]
+    recorder.close()
+    async with Source() as source:
+        assert await source.post(path(SDC), delivery()) == (200, "")
+        assert await source.post(path(SDC), delivery()) == (200, "")
+        assert [queued["event_id"] for queued in source.events()] == [event["event_id"]]
+
+
+async def test_callbacks_posted_together_are_each_recorded_and_queued_once(ledger_dir):
+    bodies = [(SDC, delivery(mdn="555020%04d" % n)) for n in range(40)] + [(ECS, sms_sent())]
+    async with Source() as source:
+        answers = await asyncio.gather(*(source.post(path(service), body) for service, body in bodies + bodies))
+        events = source.events()
+    assert {status for status, _text in answers} == {200} and len(events) == len(bodies)
+    assert len({event["event_id"] for event in events}) == len(bodies)
+    ledger = Ledger(str(ledger_dir / "ledger.sqlite3"))
+    assert ledger.store.rows("SELECT count(*), count(queued_at) FROM callbacks") == [(41, 41)]
+    assert ledger.store.rows("SELECT count(*) FROM deliveries") == [(41,)]
+
+
+async def test_the_source_records_into_a_postgresql_ledger(postgresql):
+    schema = postgresql.new_schema()
+    args = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": schema}
+    for _restart in range(2):
+        async with Source(args) as source:
+            assert (await source.post(path(SDC), delivery("Rejected")))[0] == 200
+            assert (await source.post(path(ECS), sms_sent()))[0] == 200
+            events = source.events()
+    assert events == []  # the second source found both in the database
+    assert postgresql.execute('SELECT device, state FROM "%s".deliveries' % schema) == [("mdn:%s" % MDN, "Rejected")]
+
+
+async def test_a_store_that_cannot_be_opened_stops_the_source_before_it_listens(ledger_dir):
+    ledger_dir.mkdir(mode=0o700)
+    (ledger_dir / "ledger.sqlite3").write_bytes(b"")
+    (ledger_dir / "ledger.sqlite3").chmod(0o600)
+    with pytest.raises(ThingSpaceError, match="is empty"):
+        async with Source():
+            pass

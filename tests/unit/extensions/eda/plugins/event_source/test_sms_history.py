@@ -154,3 +154,19 @@ async def test_credentials_from_the_environment(fake, args, monkeypatch, caplog)
         (event,) = await poller.events(1)
     assert event["message"] == "m0"
     assert CREDENTIALS["client_secret"] not in caplog.text
+
+
+async def test_a_message_read_again_after_a_restart_is_queued_once(fake, args):
+    """The ledger (the default store) remembers what was queued, as the block comes again after a restart."""
+    fake.queue = queued(3)
+    async with Poller(args) as poller:
+        first = await poller.events(3)
+    fake.queue = queued(4)
+    async with Poller(args) as poller:
+        (fourth,) = await poller.events(1)
+        await asyncio.sleep(0.2)
+        assert poller.queue.empty()
+    assert [event["message"] for event in first + [fourth]] == ["m0", "m1", "m2", "m3"]
+    fake.queue = queued(4)
+    async with Poller(dict(args, store="memory")) as poller:
+        assert len(await poller.events(4)) == 4  # memory forgets with the process
