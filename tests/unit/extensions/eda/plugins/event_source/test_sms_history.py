@@ -166,7 +166,7 @@ async def test_a_message_read_again_after_a_restart_is_queued_once(fake, args):
         (fourth,) = await poller.events(1)
         await asyncio.sleep(0.2)
         assert poller.queue.empty()
-    assert [event["message"] for event in first + [fourth]] == ["m0", "m1", "m2", "m3"]
+    assert [event["message"] for event in [*first, fourth]] == ["m0", "m1", "m2", "m3"]
     fake.queue = queued(4)
     async with Poller(dict(args, store="memory")) as poller:
         assert len(await poller.events(4)) == 4  # memory forgets with the process
