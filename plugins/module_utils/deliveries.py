@@ -115,6 +115,24 @@ class StoreRecorder(CallbackRecorder):
         self._ledger.close()
 
 
+def copy_deliveries(source, destination, check_mode=False):
+    """Copy the callbacks and delivery states of the Ledger ``source`` into the Ledger ``destination`` (or, in check
+    mode, count what would be copied): each callback it lacks, and each device's state merged by the forward-only
+    rule, as if the callbacks had come to it. Returns (callbacks read, callbacks copied)."""
+    with source.store.transaction():
+        callbacks = source.store.rows("SELECT event_id, type, account, request_id, event, received_at, queued_at FROM callbacks")
+        deliveries = source.store.rows("SELECT request_id, device, state, aliases, updated_at FROM deliveries")
+    present = {row[0] for row in destination.store.rows("SELECT event_id FROM callbacks")}
+    missing = [row for row in callbacks if row[0] not in present]
+    if check_mode or not missing:
+        return len(callbacks), len(missing)
+    with destination.store.transaction():
+        destination.store.executemany("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, queued_at) "
+                                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING", missing)
+        destination.store.executemany(_UPSERT_DELIVERY, deliveries)
+    return len(callbacks), len(missing)
+
+
 # --- reading ------------------------------------------------------------------------------------------------
 
 

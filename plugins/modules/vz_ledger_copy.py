@@ -10,7 +10,9 @@ version_added: 0.2.0
 description:
   - Copies every record of the SQLite ledger that M(thingspace.m2m.vz_sms_send) and
     M(thingspace.m2m.vz_sms_start_callbacks) wrote (each idempotency key with what it was used for, each device or
-    selection with its state and request id, each callbacks start) into the PostgreSQL ledger of O(ledger_url).
+    selection with its state and request id, each callbacks start), and the callbacks the event source
+    C(thingspace.m2m.callbacks) recorded in it with the delivery state of each device, into the PostgreSQL ledger of
+    O(ledger_url).
     After the copy, runs that use O(ledger_url) send nothing that the SQLite ledger knew was sent, and report what
     it knew was unconfirmed as unconfirmed.
   - Records the PostgreSQL ledger already holds are kept; running the copy again copies nothing more and reports
@@ -93,12 +95,25 @@ starts_copied:
   returned: success
   type: int
   sample: 2
+callbacks:
+  description: Callbacks the event source recorded in the SQLite ledger.
+  returned: success
+  type: int
+  sample: 96420
+callbacks_copied:
+  description:
+    - Callbacks copied (in check mode, that would be copied). The delivery states are merged as the callbacks would
+      have moved them, so a state the PostgreSQL ledger has already reached is kept.
+  returned: success
+  type: int
+  sample: 96420
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import copy_deliveries
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, check_ledger_options, ledger_location
@@ -114,14 +129,16 @@ def copy(module):
         destination = Ledger(ledger_location(module.params), read_only=module.check_mode)
         try:
             counts = destination.copy_from(source, check_mode=module.check_mode)
+            counts["callbacks"], counts["callbacks_copied"] = copy_deliveries(source, destination, check_mode=module.check_mode)
         finally:
             destination.close()
     finally:
         source.close()
-    copied = counts["sends_copied"] + counts["starts_copied"]
+    copied = counts["sends_copied"] + counts["starts_copied"] + counts["callbacks_copied"]
     verb = "Would copy" if module.check_mode else "Copied"
-    msg = "%s %d of %d send record(s) and %d of %d callbacks start(s) from %s into %s" % (
-        verb, counts["sends_copied"], counts["sends"], counts["starts_copied"], counts["starts"], source_path, destination.where)
+    msg = "%s %d of %d send record(s), %d of %d callbacks start(s) and %d of %d callback(s) from %s into %s" % (
+        verb, counts["sends_copied"], counts["sends"], counts["starts_copied"], counts["starts"], counts["callbacks_copied"], counts["callbacks"],
+        source_path, destination.where)
     return dict(counts, changed=copied > 0, msg=msg)
 
 

@@ -8,9 +8,11 @@ import sqlite3
 
 import yaml
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import callback_event
+from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
-from ansible_collections.thingspace.m2m.plugins.modules import vz_ledger_copy, vz_sms_send, vz_sms_start_callbacks
+from ansible_collections.thingspace.m2m.plugins.modules import vz_ledger_copy, vz_sms_delivery_info, vz_sms_send, vz_sms_start_callbacks
 
 from fake_api import ACCOUNT, API, CREDENTIALS
 
@@ -24,10 +26,19 @@ def sms_bodies(fake):
     return [body for method, path, body in fake.calls if method == "POST" and path == "/api/m2m/v1/sms"]
 
 
-def _write_sqlite_history(fake, run_module):
-    """What a controller's SQLite ledger holds after some work: 3 devices sent, 1 unknown (a 500), 1 pending of a
-    run that died, a filter send tracked as a selection, and a callbacks start."""
-    assert run_module(vz_sms_send.main, devices=DEVICES[:3], sms_message="hello", idempotency_key="wave-1")[0]["devices_sent"] == 3
+def _write_sqlite_history(fake, run_module, state_dir):
+    """What a controller's SQLite ledger holds after some work: 3 devices sent, of which the callbacks source recorded
+    one Delivered and one sent, 1 unknown (a 500), 1 pending of a run that died, a filter send tracked as a selection,
+    and a callbacks start."""
+    result = run_module(vz_sms_send.main, devices=DEVICES[:3], sms_message="hello", idempotency_key="wave-1")[0]
+    assert result["devices_sent"] == 3
+    recorder = StoreRecorder(str(state_dir / "ledger.sqlite3"))
+    ids = [[{"kind": "Mdn", "id": device["id"]}] for device in DEVICES[:2]]
+    recorder.record([callback_event("EnhancedConnectivityService", ACCOUNT, dict(requestId=result["request_ids"][0], deviceIds=ids[0], status="Success")),
+                     callback_event("EnhancedConnectivityService", ACCOUNT, dict(requestId=result["request_ids"][0], deviceIds=ids[1], status="Success")),
+                     callback_event("SMSDeliveryConfirmation", ACCOUNT, dict(requestId=result["request_ids"][0], deviceIds=ids[0],
+                                                                              deviceResponse={"smsDeliveryResponse": {"confirmation": "Delivered"}}))])
+    recorder.close()
     fake.script("POST", SEND, (500, {"errorCode": "SERVER_ERROR", "errorMessage": "boom"}))
     assert run_module(vz_sms_send.main, devices=DEVICES[3:4], sms_message="hello", idempotency_key="wave-1")[1]
     assert not run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hi", filter_tracking="selection",
@@ -41,7 +52,7 @@ def _die_while_sending(path, target):
 
 
 def test_a_copied_ledger_is_not_repeated_nor_lost(fake, run_module, postgresql, state_dir):
-    _write_sqlite_history(fake, run_module)
+    _write_sqlite_history(fake, run_module, state_dir)
     killed = multiprocessing.Process(target=_die_while_sending, args=(str(state_dir / "ledger.sqlite3"), "mdn:%s" % DEVICES[4]["id"]))
     killed.start()
     killed.join(30)
@@ -49,21 +60,23 @@ def test_a_copied_ledger_is_not_repeated_nor_lost(fake, run_module, postgresql, 
     database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
 
     preview, failed = run_module(vz_ledger_copy.main, check_mode=True, **NO_API, **database)
-    assert not failed and preview["changed"] and (preview["sends_copied"], preview["starts_copied"]) == (6, 1)
+    assert not failed and preview["changed"] and (preview["sends_copied"], preview["starts_copied"], preview["callbacks_copied"]) == (6, 1, 3)
     assert postgresql.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (database["ledger_schema"],)) == []
 
     copied, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
     assert not failed and copied["changed"], copied["msg"]
-    assert {name: copied[name] for name in ("keys", "sends", "sends_copied", "starts", "starts_copied")} == {
-        "keys": 2, "sends": 6, "sends_copied": 6, "starts": 1, "starts_copied": 1}
-    assert copied["msg"] == "Copied 6 of 6 send record(s) and 1 of 1 callbacks start(s) from %s into postgres@127.0.0.1:%d/postgres (schema %s)" % (
-        state_dir / "ledger.sqlite3", postgresql.port, database["ledger_schema"])
+    assert {name: copied[name] for name in ("keys", "sends", "sends_copied", "starts", "starts_copied", "callbacks", "callbacks_copied")} == {
+        "keys": 2, "sends": 6, "sends_copied": 6, "starts": 1, "starts_copied": 1, "callbacks": 3, "callbacks_copied": 3}
+    assert copied["msg"] == ("Copied 6 of 6 send record(s), 1 of 1 callbacks start(s) and 3 of 3 callback(s) from %s into "
+                             "postgres@127.0.0.1:%d/postgres (schema %s)" % (state_dir / "ledger.sqlite3", postgresql.port, database["ledger_schema"]))
     from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 
     assert sorted(Ledger(Database(database["ledger_url"], database["ledger_password"], database["ledger_schema"])).records()) == sqlite_records
 
     again, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
-    assert not failed and not again["changed"] and (again["sends_copied"], again["starts_copied"]) == (0, 0)
+    assert not failed and not again["changed"] and (again["sends_copied"], again["starts_copied"], again["callbacks_copied"]) == (0, 0, 0)
+    delivery = run_module(vz_sms_delivery_info.main, **dict(NO_API, api_url=API), idempotency_key="wave-1", **database)[0]
+    assert delivery["devices"]["Delivered"] == DEVICES[:1] and delivery["devices"]["sent"] == DEVICES[1:2] and delivery["states"]["accepted"] == 1
 
     # On PostgreSQL: the sent devices are not sent again, the unknown and dead-pending ones are unconfirmed, the
     # purpose is known, the selection and the start are remembered.
@@ -81,7 +94,7 @@ def test_a_copied_ledger_is_not_repeated_nor_lost(fake, run_module, postgresql, 
 def test_a_key_used_for_another_send_in_postgresql_refuses_the_whole_copy(fake, run_module, postgresql, state_dir):
     database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
     assert not run_module(vz_sms_send.main, devices=DEVICES[5:], sms_message="another text", idempotency_key="wave-1", **database)[1]
-    _write_sqlite_history(fake, run_module)
+    _write_sqlite_history(fake, run_module, state_dir)
     result, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
     assert failed and result["msg"] == ("The idempotency keys 'wave-1' were used for other sends in postgres@127.0.0.1:%d/postgres (schema %s) than in "
                                         "%s; nothing was copied. Copy into another ledger_schema, or resolve them by hand"
@@ -99,7 +112,7 @@ def _claim_and_hold(path, started, finish):
 
 def test_a_ledger_with_a_batch_in_flight_is_not_copied(fake, run_module, postgresql, state_dir):
     path = str(state_dir / "ledger.sqlite3")
-    _write_sqlite_history(fake, run_module)
+    _write_sqlite_history(fake, run_module, state_dir)
     started, finish = multiprocessing.Event(), multiprocessing.Event()
     sender = multiprocessing.Process(target=_claim_and_hold, args=(path, started, finish))
     sender.start()
