@@ -4,8 +4,9 @@
 Reads and other repeatable calls (GET/PUT/DELETE, the device list POST) retry on connection errors, 429 and
 502/503/504 with jittered backoff, honouring Retry-After. Writes (POST /sms, logins, a history ``next`` read)
 retry only where the request certainly was not processed: connection never established, 429, 503 with
-Retry-After. A 4xx answer proves a write was refused, not processed. A 5xx answer (but 503 with Retry-After)
-or no answer after the request was sent leaves a write ambiguous, since a server can fail after processing:
+Retry-After. A 4xx answer proves a write was refused, not processed. A 5xx answer (but 503 with Retry-After),
+no answer after the request was sent, or a TLS error other than a refused certificate (it may come while the
+answer is read) leaves a write ambiguous, since a server can fail after processing:
 ThingSpaceError with ``ambiguous=True``; the caller records it and never repeats it on its own
 (docs/design.md, "Retries").
 
@@ -17,6 +18,7 @@ because requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE override a session's 
 from __future__ import annotations
 
 import random
+import ssl
 import time
 
 try:
@@ -41,6 +43,22 @@ def _retry_after(response):
         return max(0.0, float(response.headers.get("Retry-After")))
     except (TypeError, ValueError):
         return None
+
+
+def _certificate_refused(exc):
+    """True when a TLS error is the server's certificate failing verification, which happens in the handshake,
+    before any byte of the request. Any other TLS error may come while the answer is read."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(link for link in linked if isinstance(link, BaseException))
+    return False
 
 
 def _never_sent(exc):
@@ -73,6 +91,9 @@ class Transport:
                 response = self._http.request(method, url, headers=headers, timeout=self.timeout, verify=self._verify, allow_redirects=False,
                                               **kwargs)
             except requests.exceptions.SSLError as exc:
+                if write and not _certificate_refused(exc):
+                    raise ThingSpaceError("Failed to %s: TLS error talking to %s, perhaps after the request was sent: %s; it may have been processed"
+                                          % (what, self.api_url, exc), ambiguous=True)
                 raise ThingSpaceError("Failed to %s: TLS error talking to %s: %s (validate_certs)" % (what, self.api_url, exc))
             except requests.exceptions.RequestException as exc:
                 if write and not _never_sent(exc):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import socket
 import ssl
 import threading
 from contextlib import contextmanager
@@ -105,6 +106,47 @@ def test_validate_certs_holds_when_a_ca_bundle_variable_is_set(monkeypatch, self
 
 
 SMS = SendSmsRequest(sms_message="hi", device_ids=[DeviceId(kind="mdn", id="5551234567")])
+
+
+@contextmanager
+def garbling_after_the_request(tls):
+    """A TLS server on a free loopback port that reads one request, then answers with a record that cannot be decrypted:
+    the client's TLS error comes after the request reached the server. Yields (base URL, requests received)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def serve():
+        connection = tls.wrap_socket(listener.accept()[0], server_side=True)
+        received.append(connection.recv(65536))
+        raw = socket.socket(fileno=connection.detach())
+        raw.sendall(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+        raw.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield "https://127.0.0.1:%d" % listener.getsockname()[1], received
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_a_tls_error_after_the_sms_was_sent_is_ambiguous_not_never_sent(self_signed):
+    """Before the fix any TLS error of POST /sms read as "not sent", so the next run sent the devices again."""
+    with garbling_after_the_request(self_signed[0]) as (url, received):
+        with pytest.raises(ThingSpaceError) as caught:
+            ThingSpaceClient(url, PRE_ISSUED, retries=2, validate_certs=False).send_sms(SMS)
+    assert len(received) == 1 and received[0].startswith(b"POST /api/m2m/v1/sms ")
+    assert caught.value.ambiguous
+    assert caught.value.message.startswith("Failed to send SMS: TLS error talking to %s, perhaps after the request was sent: " % url)
+
+
+def test_a_refused_certificate_is_never_sent(self_signed):
+    with serving(tls=self_signed[0]) as (url, received):
+        with pytest.raises(ThingSpaceError) as caught:
+            ThingSpaceClient(url, PRE_ISSUED, retries=2).send_sms(SMS)
+    assert received == [] and not caught.value.ambiguous and caught.value.message.endswith("(validate_certs)")
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
