@@ -134,18 +134,16 @@ def garbling_after_the_request(tls):
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_a_tls_error_after_the_sms_was_sent_is_ambiguous_not_never_sent(self_signed):
     """Before the fix any TLS error of POST /sms read as "not sent", so the next run sent the devices again."""
-    with garbling_after_the_request(self_signed[0]) as (url, received):
-        with pytest.raises(ThingSpaceError) as caught:
-            ThingSpaceClient(url, PRE_ISSUED, retries=2, validate_certs=False).send_sms(SMS)
+    with garbling_after_the_request(self_signed[0]) as (url, received), pytest.raises(ThingSpaceError) as caught:
+        ThingSpaceClient(url, PRE_ISSUED, retries=2, validate_certs=False).send_sms(SMS)
     assert len(received) == 1 and received[0].startswith(b"POST /api/m2m/v1/sms ")
     assert caught.value.ambiguous
     assert caught.value.message.startswith("Failed to send SMS: TLS error talking to %s, perhaps after the request was sent: " % url)
 
 
 def test_a_refused_certificate_is_never_sent(self_signed):
-    with serving(tls=self_signed[0]) as (url, received):
-        with pytest.raises(ThingSpaceError) as caught:
-            ThingSpaceClient(url, PRE_ISSUED, retries=2).send_sms(SMS)
+    with serving(tls=self_signed[0]) as (url, received), pytest.raises(ThingSpaceError) as caught:
+        ThingSpaceClient(url, PRE_ISSUED, retries=2).send_sms(SMS)
     assert received == [] and not caught.value.ambiguous and caught.value.message.endswith("(validate_certs)")
 
 
