@@ -96,6 +96,17 @@ def check_ledger_options(module):
         module.fail_json(msg=missing_required_lib("psycopg", reason="for the PostgreSQL ledger (ledger_url)"))
 
 
+def run_ledger_module(module, action):
+    """exit_json with ``action(module)``'s result, for a module that uses only the ledger (an AnsibleModule without
+    ThingSpace options): its ledger options are checked first, and a ThingSpaceError becomes one fail_json."""
+    check_ledger_options(module)
+    try:
+        result = action(module)
+    except ThingSpaceError as error:
+        module.fail_json(msg=error.message, **error.to_result())
+    module.exit_json(**result)
+
+
 def ledger_location(params):
     """Where the ledger is, as ``Ledger`` takes it: a ``_store_postgresql.Database`` when ledger_url is set, else
     the SQLite file (ledger_path, or ledger.sqlite3 in state_dir)."""

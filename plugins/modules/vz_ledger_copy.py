@@ -116,7 +116,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import copy_deliveries
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, check_ledger_options, ledger_location
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, ledger_location, run_ledger_module
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import LEDGER_NAME, state_path
 
 
@@ -146,12 +146,7 @@ def main():
     argument_spec = dict(LEDGER_ARGUMENT_SPEC, state_dir=COMMON_ARGUMENT_SPEC["state_dir"])
     argument_spec["ledger_url"] = dict(argument_spec["ledger_url"], required=True)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    check_ledger_options(module)
-    try:
-        result = copy(module)
-    except ThingSpaceError as error:
-        module.fail_json(msg=error.message, **error.to_result())
-    module.exit_json(**result)
+    run_ledger_module(module, copy)
 
 
 if __name__ == "__main__":

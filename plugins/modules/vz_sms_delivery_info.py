@@ -126,7 +126,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import REPORT_STATES, delivery_report
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, check_ledger_options, ledger_location
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, ledger_location, run_ledger_module
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import target_of
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import normalize_devices
 
@@ -160,12 +160,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_one_of=[["idempotency_key", "request_ids"]],
                            required_by={"devices": "idempotency_key"})
-    check_ledger_options(module)
-    try:
-        result = report(module)
-    except ThingSpaceError as error:
-        module.fail_json(msg=error.message, **error.to_result())
-    module.exit_json(**result)
+    run_ledger_module(module, report)
 
 
 if __name__ == "__main__":
