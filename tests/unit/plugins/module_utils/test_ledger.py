@@ -12,6 +12,7 @@ import stat
 from urllib.parse import urlsplit
 
 import pytest
+from ledger_0_1_0 import schema_1_ledger
 
 from ansible_collections.thingspace.m2m.plugins.module_utils import _store_postgresql
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
@@ -212,20 +213,7 @@ def test_a_live_claim_is_in_flight_and_never_taken_over_by_resend_unconfirmed(wh
 
 def _schema_1_ledger(path):
     """A ledger as version 0.1.0 wrote it (schema 1), with one send."""
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.touch(mode=0o600)
-    db = sqlite3.connect(str(path))
-    db.executescript("""
-        CREATE TABLE send_keys (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (scope, key));
-        CREATE TABLE sends (key_id INTEGER NOT NULL REFERENCES send_keys (id), target TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id TEXT, claim TEXT,
-            updated_at REAL NOT NULL, PRIMARY KEY (key_id, target)) WITHOUT ROWID;
-        CREATE TABLE starts (scope TEXT NOT NULL PRIMARY KEY, started_at REAL NOT NULL) WITHOUT ROWID;
-        PRAGMA user_version = 1;
-        INSERT INTO send_keys VALUES (1, 'http://127.0.0.1:9|0000123456-00001', 'wave1');
-        INSERT INTO sends VALUES (1, 'mdn:1', 'sent', 'r1', NULL, 0);
-    """)
-    db.close()
+    schema_1_ledger(path, [(1, "http://127.0.0.1:9|0000123456-00001", "wave1")], [(1, "mdn:1", "r1")])
 
 
 def test_check_mode_on_a_ledger_of_0_1_0_is_refused_naming_the_file_and_the_fix(tmp_path):

@@ -4,9 +4,9 @@ and starts it knew are then neither repeated nor lost, and a second copy changes
 from __future__ import annotations
 
 import multiprocessing
-import sqlite3
 
 import yaml
+from ledger_0_1_0 import schema_1_ledger
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
@@ -133,21 +133,7 @@ def test_a_missing_sqlite_ledger_is_named(run_module, postgresql, state_dir):
 
 def test_a_ledger_of_0_1_0_is_migrated_then_copied(run_module, postgresql, state_dir, tmp_path):
     path = tmp_path / "old" / "ledger.sqlite3"
-    path.parent.mkdir(mode=0o700)
-    path.touch(mode=0o600)
-    db = sqlite3.connect(str(path))
-    db.executescript("""
-        CREATE TABLE send_keys (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (scope, key));
-        CREATE TABLE sends (key_id INTEGER NOT NULL REFERENCES send_keys (id), target TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id TEXT, claim TEXT,
-            updated_at REAL NOT NULL, PRIMARY KEY (key_id, target)) WITHOUT ROWID;
-        CREATE TABLE starts (scope TEXT NOT NULL PRIMARY KEY, started_at REAL NOT NULL) WITHOUT ROWID;
-        PRAGMA user_version = 1;
-    """)
-    db.execute("INSERT INTO send_keys VALUES (1, ?, 'wave-0')", ("%s/|%s" % (API.upper(), ACCOUNT),))
-    db.execute("INSERT INTO sends VALUES (1, 'meid:a10000009296f2', 'sent', 'r1', NULL, 0)")
-    db.commit()
-    db.close()
+    schema_1_ledger(path, [(1, "%s/|%s" % (API.upper(), ACCOUNT), "wave-0")], [(1, "meid:a10000009296f2", "r1")])
     database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
     result, failed = run_module(vz_ledger_copy.main, **NO_API, ledger_path=str(path), **database)
     assert not failed and result["sends_copied"] == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from ledger_0_1_0 import schema_1_ledger
 from urllib3.exceptions import ProtocolError
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
@@ -379,28 +380,12 @@ def test_the_same_device_and_service_under_another_spelling_is_not_sent_again(fa
 
 def test_a_ledger_of_version_0_1_0_is_migrated_and_nothing_is_sent_again(fake, run_module, state_dir):
     import hashlib
-    import sqlite3
 
     # The schema and derived key of version 0.1.0 (schema 1): scope "api_url|account", hex identifiers as given.
     old_key = "auto-" + hashlib.sha256(json.dumps(
         {"account": ACCOUNT, "selection": {"devices": True}, "message": "hello", "encoding": "7-bit"}, sort_keys=True).encode()).hexdigest()[:32]
-    state_dir.mkdir(mode=0o700)
-    (state_dir / "ledger.sqlite3").touch(mode=0o600)  # as 0.1.0 created it
-    db = sqlite3.connect(str(state_dir / "ledger.sqlite3"))
-    db.executescript("""
-        CREATE TABLE send_keys (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (scope, key));
-        CREATE TABLE sends (key_id INTEGER NOT NULL REFERENCES send_keys (id), target TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')), request_id TEXT, claim TEXT,
-            updated_at REAL NOT NULL, PRIMARY KEY (key_id, target)) WITHOUT ROWID;
-        CREATE TABLE starts (scope TEXT NOT NULL PRIMARY KEY, started_at REAL NOT NULL) WITHOUT ROWID;
-        PRAGMA user_version = 1;
-    """)
-    db.execute("INSERT INTO send_keys VALUES (1, ?, ?)", ("%s/|%s" % (API, ACCOUNT), old_key))
-    db.execute("INSERT INTO send_keys VALUES (2, ?, ?)", ("%s|%s" % (API.upper(), ACCOUNT), "wave-1"))
-    db.executemany("INSERT INTO sends VALUES (1, ?, 'sent', 'r1', NULL, 0)", [("mdn:%s" % d["id"],) for d in DEVICES] + [("meid:" + MEID,)])
-    db.execute("INSERT INTO sends VALUES (2, 'mdn:5550000001', 'sent', 'r2', NULL, 0)")
-    db.commit()
-    db.close()
+    schema_1_ledger(state_dir / "ledger.sqlite3", [(1, "%s/|%s" % (API, ACCOUNT), old_key), (2, "%s|%s" % (API.upper(), ACCOUNT), "wave-1")],
+                    [(1, "mdn:%s" % d["id"], "r1") for d in DEVICES] + [(1, "meid:" + MEID, "r1"), (2, "mdn:5550000001", "r2")])
     devices = [*DEVICES, {"kind": "meid", "id": MEID.upper()}]
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=devices, sms_message="hello")
     assert not failed and not result["changed"] and result["idempotency_key"] == old_key and result["devices_skipped"] == 6
