@@ -28,6 +28,7 @@ import math
 import time
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_STATES, CallbackRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import SENT, Ledger
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTION, device_of
 
@@ -81,14 +82,26 @@ def _delivery_row(event, now):
 
 class StoreRecorder(CallbackRecorder):
     """Records events in the ledger's store at ``location`` (a path or a ``_store_postgresql.Database``, as
-    ``Ledger`` takes it), creating or migrating its schema. One call at a time; each call is one transaction."""
+    ``Ledger`` takes it), creating or migrating its schema. One call at a time; each call is one transaction. After a
+    failed call the store is opened again at the next one, so a source outlives a database restart."""
 
     def __init__(self, location):
+        self._location = location
         self._ledger = Ledger(location)
         self.where = self._ledger.where
 
     def record(self, events, queued=()):
-        store = self._ledger.store
+        if self._ledger is None:
+            self._ledger = Ledger(self._location)
+        try:
+            return self._record(self._ledger.store, events, queued)
+        except ThingSpaceError:
+            self._ledger.close()
+            self._ledger = None
+            raise
+
+    @staticmethod
+    def _record(store, events, queued):
         now = time.time()
         found, seen = [], set()
         with store.transaction():
@@ -112,7 +125,8 @@ class StoreRecorder(CallbackRecorder):
         return found
 
     def close(self):
-        self._ledger.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
 
 def copy_deliveries(source, destination, check_mode=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import (
     StoreRecorder,
@@ -13,6 +14,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import (
     undelivered,
     wait_for_delivery,
 )
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
 from callback_bodies import ACCOUNT, ICCID, IMEI, MDN, MSISDN, REQUEST_ID, delivery, device_sms, request_complete, sms_sent
@@ -76,6 +78,19 @@ def test_each_callback_is_recorded_once_and_a_repeat_is_found_after_a_restart(wh
     assert record(where, [second, first, third]) == [[False, False, True]]
     rows = Ledger(where).store.rows("SELECT type, account, request_id, queued_at IS NULL FROM callbacks ORDER BY type")
     assert rows == [("request_complete", ACCOUNT, REQUEST_ID, True), ("sms_delivery", ACCOUNT, REQUEST_ID, False), ("sms_sent", ACCOUNT, REQUEST_ID, False)]
+
+
+def test_the_recorder_outlives_a_database_restart(postgresql):
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    recorder = StoreRecorder(where)
+    first = sent()
+    assert recorder.record([first]) == [True]
+    postgresql.restart()
+    with pytest.raises(ThingSpaceError, match="The ledger database"):
+        recorder.record([confirmed()], queued=[first["event_id"]])  # the dropped connection: answered 503, ThingSpace sends it again
+    assert recorder.record([confirmed(), first], queued=[first["event_id"]]) == [True, False]
+    recorder.close()
+    assert report(where, request_ids=[REQUEST_ID])["devices"]["Delivered"] == [{"kind": "mdn", "id": MDN}]
 
 
 def test_a_recorded_event_keeps_no_listener_credential_and_its_fields(where):
