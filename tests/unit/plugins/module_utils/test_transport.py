@@ -117,9 +117,20 @@ def garbling_after_the_request(tls):
 
     def serve():
         connection = tls.wrap_socket(listener.accept()[0], server_side=True)
-        received.append(connection.recv(65536))
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += connection.recv(65536)
+        head, _blank, body = request.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")))
+        while len(body) < length:
+            body += connection.recv(65536)
+        received.append(request)
         raw = socket.socket(fileno=connection.detach())
         raw.sendall(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+        # Close only once the client has: closing with its bytes unread would reset the connection first.
+        raw.settimeout(10)
+        while raw.recv(65536):
+            pass
         raw.close()
 
     thread = threading.Thread(target=serve, daemon=True)
