@@ -204,12 +204,12 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
     """The delivery state of each target recorded under ``key`` (limited to ``targets`` when given) and of each device
     the callbacks of ``request_ids`` named, in ``ledger`` (a Ledger). A dict:
 
-    ``devices``: state → the devices in it (``{kind, id}``), for each of REPORT_STATES; a target the ledger records
+    ``devices``: state → the devices in it (``{kind, id}``, sorted), for each of REPORT_STATES; a target the ledger records
     by an identifier no callback named is matched through the identifiers the ``sent`` callback lists;
     ``states``: state → how many (``accepted`` also counts the devices of a whole request, per its Request Complete
     callback, that no callback named yet); ``total``; ``total_known``: False while a whole request (``request_ids``, a
-    selection) lacks its Request Complete callback, so more of its devices may come; ``requests``: ``[{request_id, devices_requested}]`` (the count of the
-    Request Complete callback, None before it came); ``devices_unmatched``: devices the callbacks of a key's
+    selection) lacks its Request Complete callback, so more of its devices may come; ``requests``: ``[{request_id,
+    devices_requested}]`` (the count of the Request Complete callback, None before it came); ``devices_unmatched``: devices the callbacks of a key's
     device requests named that match none of its targets (without the ``sent`` callbacks, a confirmation naming an
     MDN cannot be matched to a device sent to by ICCID)."""
     sends = ledger.sends(scope, key) if key is not None else {}
@@ -239,6 +239,8 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
                 devices[group["state"]].append(device_of(group["device"]))
             elif id(group) not in matched:
                 unmatched += 1
+    for listed in devices.values():
+        listed.sort(key=lambda device: (device["kind"], device["id"]))
     states = {state: len(listed) for state, listed in devices.items()}
     # Devices of a whole request that no callback named yet are counted, not listed: only ThingSpace knows them.
     states[ACCEPTED] += sum(max(0, requests[request_id].devices_requested - len(requests[request_id].groups))
