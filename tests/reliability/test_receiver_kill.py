@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from harness import ACCOUNT, FLEET_SIZE, ROOT, devices, task, wait_until
@@ -121,8 +120,8 @@ def test_receiver_killed_while_callbacks_flow_then_restarted_records_each_callba
         killed_at = datetime.datetime.now(datetime.timezone.utc)
         at_kill = stored()
         queued_before = events.read_text().split()
-        # Down long enough that callbacks sent meanwhile find the port closed.
-        time.sleep(0.5)
+        # Down until a callback found the port closed.
+        wait_until(lambda: any("ConnectionRefused" in (attempt["error"] or "") for attempt in emulator.callbacks()), "an attempt to be refused")
         restarted_at = datetime.datetime.now(datetime.timezone.utc)
         receiver.start()
         listening_at = datetime.datetime.now(datetime.timezone.utc)
