@@ -39,20 +39,25 @@ class Receiver:
     """The receiver process on ``port``, recording into the ledger of ``ansible`` (its SQLite file, or its PostgreSQL
     schema through the THINGSPACE_LEDGER_* variables of its environment)."""
 
-    def __init__(self, ansible, port, events):
+    def __init__(self, ansible, port, events, log):
         self.args = {"port": port, "check_port": False, "username": USERNAME, "password": PASSWORD}
         if isinstance(ansible.ledger, str):
             self.args["ledger_path"] = ansible.ledger
         self.env = ansible.env
         self.port = port
         self.events = events
+        self.log = log
         self.process = None
 
     def start(self):
-        self.process = subprocess.Popen([sys.executable, str(RUNNER), json.dumps(self.args), "--events", str(self.events)], env=self.env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, str(RUNNER), json.dumps(self.args), "--events", str(self.events)], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: self._listening() or self.process.poll() is not None, "the receiver to listen")
-        assert self.process.poll() is None, "the receiver stopped:\n%s" % self.process.communicate()[0]
+        assert self.process.poll() is None, "the receiver stopped:\n%s" % self.output()
+
+    def output(self):
+        return self.log.read_text(errors="replace")
 
     def _listening(self):
         try:
@@ -63,14 +68,11 @@ class Receiver:
 
     def kill(self):
         self.process.send_signal(signal.SIGKILL)
-        self.process.communicate(timeout=10)
+        self.process.wait(10)
 
     def stop(self):
-        """SIGTERM; what it printed."""
         self.process.send_signal(signal.SIGTERM)
-        output = self.process.communicate(timeout=20)[0]
-        assert self.process.returncode == 0, output
-        return output
+        assert self.process.wait(20) == 0, self.output()
 
 
 def free_port():
@@ -107,7 +109,7 @@ def test_receiver_killed_while_callbacks_flow_then_restarted_records_each_callba
     emulator.config(callbackRetryDelays=RETRY_DELAYS)
     port = free_port()
     events = tmp_path / "events"
-    receiver = Receiver(ansible, port, events)
+    receiver = Receiver(ansible, port, events, tmp_path / "receiver.log")
     receiver.start()
     try:
         register = [task("vz_callback", "register_" + service, account_name=ACCOUNT, service_name=service,
