@@ -87,7 +87,53 @@ def goals(results):
     rows.append(("6", "%d controllers x %s devices / 1 controller x %s, ledger in PostgreSQL (wall)" % (
         controllers["controllers"], _n(controllers["devices"] // controllers["controllers"]), _n(controllers["devices"])),
         _x(controllers["wall"]["four"]["median"] / controllers["wall"]["one"]["median"]), "reported", None))
+    rows += callback_goals(results)
     return rows
+
+
+CALLBACK_STORES = (("memory", "in memory"), ("sqlite", "into the SQLite ledger"), ("postgresql", "into the PostgreSQL ledger"))
+
+
+def callback_goals(results):
+    """The summary rows of section 7 (none for figures from before it existed)."""
+    rows = []
+    for store, label in CALLBACK_STORES:
+        figures = results.get("callbacks", {}).get(store)
+        if figures:
+            goal = figures["goal_callbacks_per_second"]
+            rows.append(("7", "callbacks source, %s: callbacks/s (median), none lost" % label, "%s/s" % _n(round(figures["callbacks_per_second"])),
+                         "≥ %s/s" % _n(round(goal)) if goal else "reported, none lost", figures["met"]))
+    return rows
+
+
+def callback_section(results):
+    """Section 7 of the report: the callbacks source into each store (no lines for figures from before it existed)."""
+    callbacks = results.get("callbacks")
+    if not callbacks:
+        return []
+    first = next(iter(callbacks.values()))
+    lines = [
+        "",
+        "## 7. The callbacks event source",
+        "",
+        "`benchmarks/bench_callbacks.py`: the source `thingspace.m2m.callbacks` in a process of its own with a consumer that",
+        "drains its queue, as ansible-rulebook runs it; another process posts %s distinct callbacks (half delivery" % _n(first["callbacks"]),
+        "confirmations, half per-device \"sent\" messages) over %d keep-alive connections, then every one again (ThingSpace's" % first["connections"],
+        "retries). Each callback is recorded before it is answered: in memory, in the SQLite ledger (the default ledger file of a",
+        "new state_dir; WAL, synchronous=FULL) or in the PostgreSQL ledger (a new schema). The stores took turns, %d rounds;" % len(first["rounds"]),
+        "every round was checked: every callback answered 200 and queued once, its repeat answered 200 and not queued, and the",
+        "ledger's `callbacks` table holding each callback posted exactly once and nothing else.",
+        "",
+        "| store | callbacks/s (median) | min - max | per CPU second of the source (median) | repeats/s (median) | none lost |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for store, label in CALLBACK_STORES:
+        figures = callbacks.get(store)
+        if figures:
+            lines.append("| %s | %s | %s - %s | %s | %s | %s |" % (
+                label, _n(round(figures["callbacks_per_second"])), _n(figures["callbacks_per_second_min"]), _n(figures["callbacks_per_second_max"]),
+                _n(round(figures["callbacks_per_source_cpu_second"])), _n(round(figures["repeats_per_second"])), _yes(figures["none_lost"])))
+    return lines
 
 
 def _timing_rows(section, names):
@@ -317,6 +363,8 @@ def markdown(results, plot_name):
         % (count, _x(cwall["four"]["median"] / cwall["one"]["median"]), _x(ccpu["four"]["median"] / ccpu["one"]["median"])),
         "  vz_sms_send first run: %s wall (median)." % _s(results["bulk"]["wall"]["module"]["median"]),
     ]
+
+    lines += callback_section(results)
 
     one, big = profile["one"], profile["bulk"]
     walls, cpus = one["walls"], one["cpus"]

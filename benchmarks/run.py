@@ -12,6 +12,8 @@ process tree) next to the wall time because these machines are shared and noisy.
 5. the emulator itself (bench_emulator.py);
 6. four controllers sending 4 x 25,000 distinct devices against one sending 100,000, the ledger in PostgreSQL
    (bench_controllers.py);
+7. the callbacks event source taking callbacks into memory, the SQLite ledger and the PostgreSQL ledger
+   (bench_callbacks.py);
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -36,6 +38,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_callbacks
 import bench_controllers
 import bench_emulator
 import bench_playbooks as playbooks
@@ -255,6 +258,8 @@ def main():
             print("5. emulator ...", flush=True)
             results["emulator"] = bench_emulator.run_on(emulator, workdir)
             bench_emulator.check_goals(results["emulator"])
+        print("7. the callbacks source into memory, SQLite and PostgreSQL, %d rounds ..." % args.rounds, flush=True)
+        results["callbacks"] = bench_callbacks.run(rounds=args.rounds, server=server)
     finally:
         stack.close()
         if args.keep:

@@ -44,6 +44,7 @@ CONFIG_FIELDS = {
     "smsExpiry": "sms_expiry",
     "deliveryDelay": "delivery_delay",
     "devicePageSize": "device_page_size",
+    "callbackRetryDelays": "callback_retry_delays",
 }
 
 

@@ -1,6 +1,6 @@
 """The admin API's JSON shapes (pydantic), under /_emulator/."""
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
@@ -13,6 +13,9 @@ class Health(BaseModel):
     status: str
 
 
+RetryDelay = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class ConfigUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     accessTokenTtl: Optional[float] = Field(default=None, gt=0)
@@ -20,6 +23,8 @@ class ConfigUpdate(BaseModel):
     smsExpiry: Optional[float] = Field(default=None, gt=0)
     deliveryDelay: Optional[float] = Field(default=None, ge=0)
     devicePageSize: Optional[int] = Field(default=None, ge=1)
+    # Seconds before attempts 2, 3 and 4 of a callback.
+    callbackRetryDelays: Optional[tuple[RetryDelay, RetryDelay, RetryDelay]] = None
 
 
 class ConfigView(BaseModel):
@@ -28,6 +33,7 @@ class ConfigView(BaseModel):
     smsExpiry: float
     deliveryDelay: float
     devicePageSize: int
+    callbackRetryDelays: tuple[float, float, float]
     allowAnyCallbackPort: bool
     allowRemote: bool
 

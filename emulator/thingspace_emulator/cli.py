@@ -11,12 +11,23 @@ import yaml
 
 from . import __version__
 from .core import Config, Emulator
-from .fanout import is_loopback_host
+from .fanout import MAX_ATTEMPTS, is_loopback_host
 from .fleet import load_fleet
 from .persistence import write_atomically
 from .server import serve, shutdown
 
 DEFAULT_PORT = 8780
+
+
+def retry_delays(text: str) -> tuple:
+    """--callback-retry-delays: three comma-separated seconds, each 0 or more."""
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        delays = ()
+    if len(delays) != MAX_ATTEMPTS - 1 or not all(0 <= delay < float("inf") for delay in delays):
+        raise argparse.ArgumentTypeError(f"expected {MAX_ATTEMPTS - 1} comma-separated seconds, each 0 or more, such as 60,300,900; not {text!r}")
+    return delays
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--delivery-delay", type=float, default=defaults.delivery_delay, help="seconds before SMSDeliveryConfirmation (default %(default)s)")
     parser.add_argument("--device-page-size", type=int, default=defaults.device_page_size, help="devices per device-list page (default %(default)s)")
     parser.add_argument("--callback-workers", type=int, default=defaults.callback_workers, help="callback sender threads (default %(default)s)")
+    default_delays = ",".join("%g" % delay for delay in defaults.callback_retry_delays)
+    parser.add_argument("--callback-retry-delays", type=retry_delays, default=defaults.callback_retry_delays, metavar="S,S,S",
+                        help=f"seconds before attempts 2, 3 and 4 of a callback (default {default_delays})")
     parser.add_argument("--log-size", type=int, default=defaults.log_size, help="entries kept in the request and callback logs (default %(default)s)")
     parser.add_argument("--allow-any-callback-port", action="store_true", help="accept any port for loopback callback URLs")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host and non-loopback callback URLs")
@@ -66,6 +80,7 @@ def main(argv: Optional[list] = None) -> int:
         allow_remote=args.allow_remote,
         callback_workers=args.callback_workers,
         log_size=args.log_size,
+        callback_retry_delays=args.callback_retry_delays,
     )
     try:
         server = serve(Emulator(config, fleet, args.state), args.host, args.port, args.verbose)

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 from .ao_sms import Outbox
 from .clock import now_iso
-from .fanout import CallbackLog, Dispatcher
+from .fanout import RETRY_DELAYS, CallbackLog, Dispatcher
 from .faults import FaultRegistry
 from .fleet import Fleet
 from .mo_sms import Inbox
@@ -29,6 +29,7 @@ class Config:
     allow_remote: bool = False
     callback_workers: int = 8
     log_size: int = 100_000
+    callback_retry_delays: tuple = RETRY_DELAYS
 
 
 class Emulator:
@@ -38,7 +39,7 @@ class Emulator:
         self.fleet = fleet
         self.tokens = TokenStore(fleet, config, clock)
         self.callback_log = CallbackLog(config.log_size)
-        self.dispatcher = Dispatcher(self.callback_log, config.callback_workers, config.allow_remote)
+        self.dispatcher = Dispatcher(self.callback_log, config)
         self.faults = FaultRegistry()
         self.requests: deque = deque(maxlen=config.log_size)
         self.registrations = Registrations(self.changed, fleet.portal_listeners)

@@ -19,7 +19,7 @@ from .admin_models import CallbackAttempt
 from .clock import now_iso
 
 MAX_ATTEMPTS = 4  # the vendor's maxCallbackThreshold
-RETRY_DELAYS = (0.05, 0.1, 0.2)  # before attempts 2, 3 and 4 (the vendor waits minutes)
+RETRY_DELAYS = (0.05, 0.1, 0.2)  # the default waits before attempts 2, 3 and 4 (the vendor waits minutes)
 HTTP_TIMEOUT = 5.0
 
 
@@ -69,9 +69,11 @@ class CallbackLog:
 
 
 class Dispatcher:
-    def __init__(self, log: CallbackLog, workers: int, allow_remote: bool):
+    def __init__(self, log: CallbackLog, config):
+        """config: the emulator's Config (callback_workers, allow_remote; callback_retry_delays is read at each retry)."""
         self.log = log
-        self.allow_remote = allow_remote
+        self.config = config
+        self.allow_remote = config.allow_remote
         self.generation = 0
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.timers: list = []
@@ -79,7 +81,7 @@ class Dispatcher:
         self.timer_cond = threading.Condition()
         self.stopping = False
         self.local = threading.local()
-        self.threads = [threading.Thread(target=self._work, name=f"callback-{n}", daemon=True) for n in range(workers)]
+        self.threads = [threading.Thread(target=self._work, name=f"callback-{n}", daemon=True) for n in range(config.callback_workers)]
         self.threads.append(threading.Thread(target=self._timer, name="callback-timer", daemon=True))
 
     def start(self) -> None:
@@ -124,7 +126,7 @@ class Dispatcher:
             if ok or final:
                 return ok
             if attempt < MAX_ATTEMPTS:
-                time.sleep(RETRY_DELAYS[attempt - 1])
+                time.sleep(self.config.callback_retry_delays[attempt - 1])
         return False
 
     # ---- threads ------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ class Dispatcher:
             if delivery.on_done is not None:
                 delivery.on_done(ok)
             return
-        delay = RETRY_DELAYS[delivery.attempt - 1]
+        delay = self.config.callback_retry_delays[delivery.attempt - 1]
         delivery.attempt += 1
         with self.timer_cond:
             heapq.heappush(self.timers, (time.monotonic() + delay, next(self.timer_seq), delivery))

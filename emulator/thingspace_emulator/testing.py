@@ -41,7 +41,7 @@ class AdminClient:
         self.call("POST", "reset")
 
     def config(self, **changes) -> dict:
-        """Change timings (accessTokenTtl, sessionIdleTtl, smsExpiry, deliveryDelay, devicePageSize); returns all."""
+        """Change timings (accessTokenTtl, sessionIdleTtl, smsExpiry, deliveryDelay, devicePageSize, callbackRetryDelays); returns all."""
         return self.call("POST", "config", changes)
 
     def expire(self, kind: str = "all") -> int:

@@ -15,13 +15,15 @@ def test_health_and_config(emu):
         "smsExpiry": 432000.0,
         "deliveryDelay": 0.5,
         "devicePageSize": 7,
+        "callbackRetryDelays": [0.05, 0.1, 0.2],
         "allowAnyCallbackPort": True,
         "allowRemote": False,
     }
     assert emu.admin.call("GET", "config") == config
 
 
-@pytest.mark.parametrize("change", [{"devicePageSize": 0}, {"accessTokenTtl": -1}, {"unknown": 1}])
+@pytest.mark.parametrize("change", [{"devicePageSize": 0}, {"accessTokenTtl": -1}, {"unknown": 1}, {"callbackRetryDelays": [1, 2]},
+                                    {"callbackRetryDelays": [1, 2, -4]}, {"callbackRetryDelays": [1, 2, 1e999]}])
 def test_config_refuses_bad_values(emu, change):
     with pytest.raises(RuntimeError, match="HTTP 400"):
         emu.admin.config(**change)

@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import time
+from datetime import datetime
 
 import pytest
 from vendor_client import ACCOUNT, DATA, error_code
@@ -212,6 +213,22 @@ def test_connection_errors_are_attempts(emu, api):
     attempts = wait_attempts(emu, 8)
     assert [a["attempt"] for a in attempts[:4]] == [1, 2, 3, 4]
     assert all(a["status"] is None and "Connection" in a["error"] for a in attempts)
+
+
+def test_retry_delays_from_the_config(emu, api):
+    """POST /_emulator/config callbackRetryDelays: the attempts of a callback are that far apart."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    assert emu.admin.config(callbackRetryDelays=[0.3, 0.6, 0.9])["callbackRetryDelays"] == [0.3, 0.6, 0.9]
+    api.register(ECS, f"http://127.0.0.1:{closed_port}/")
+    api.send(deviceIds=[mdn(1)], smsMessage="hi")
+    attempts = wait_attempts(emu, 4)[:4]
+    assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
+    times = [datetime.fromisoformat(a["time"]) for a in attempts]
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
+    # The timer never fires early; a refused connection takes milliseconds.
+    assert all(delay - 0.002 <= gap < delay + 0.25 for delay, gap in zip([0.3, 0.6, 0.9], gaps)), gaps
 
 
 # ---- mobile-originated SMS ----------------------------------------------------------------------

@@ -44,6 +44,14 @@ def test_non_loopback_host_refused():
     assert result.stdout == ""
 
 
+def test_callback_retry_delays():
+    with running_emulator("--quiet", "--callback-retry-delays", "1,2.5,4") as emu:
+        assert emu.call("GET", "config")["callbackRetryDelays"] == [1, 2.5, 4]
+    for wrong in ("1,2", "1,2,-3", "1,2,x"):
+        result = subprocess.run([*COMMAND, "--port", "0", "--callback-retry-delays", wrong], capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode == 2 and "--callback-retry-delays: expected 3 comma-separated seconds" in result.stderr, result.stderr
+
+
 def test_bad_fleet_refused(tmp_path):
     fleet = tmp_path / "fleet.yml"
     fleet.write_text("accounts: []\n")

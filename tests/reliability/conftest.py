@@ -23,7 +23,7 @@ from thingspace_emulator import __version__ as emulator_version
 from thingspace_emulator.testing import running_emulator
 
 FIGURES_PATH = ROOT / "tests" / "output" / "reliability.json"
-TIMINGS = ("accessTokenTtl", "sessionIdleTtl", "smsExpiry", "deliveryDelay", "devicePageSize")
+TIMINGS = ("accessTokenTtl", "sessionIdleTtl", "smsExpiry", "deliveryDelay", "devicePageSize", "callbackRetryDelays")
 _figures = {}
 _outcomes = {}
 _started = time.monotonic()
