@@ -270,9 +270,10 @@ class Ansible:
         assert "reserved name" not in play.stderr, "a register name is reserved by Ansible:\n%s" % play.stderr
         return play
 
-    def run_playbook(self, playbook, args=(), env=None):
-        """Run an existing playbook (its own inventory: localhost) to its end, whatever its exit status."""
-        command = [str(BIN / "ansible-playbook"), *args, str(playbook)]
+    def run_playbook(self, playbook, args=(), env=None, wrapper=()):
+        """Run an existing playbook (its own inventory: localhost) to its end, whatever its exit status; ``wrapper`` is a
+        command that runs it (``with_rulebook.py ... --``)."""
+        command = [*wrapper, str(BIN / "ansible-playbook"), *args, str(playbook)]
         return self._spawn(command, env, -1, None, ()).finish()
 
     def _spawn(self, command, env, umask, results_prefix, hosts):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import sys
 import uuid
 from pathlib import Path
 
@@ -132,19 +133,25 @@ def test_no_secret_in_any_output_and_state_files_are_private(emulator, ansible, 
 
 
 def test_no_secret_in_the_demo_playbook_output(ansible, figures):
-    """playbooks/demo.yml (roles, loops, check mode, callbacks) with -vvv --diff and the credentials in the
-    environment, as `make demo` runs it."""
+    """playbooks/demo.yml (roles, loops, check mode, callbacks to the rulebook, the delivery wait) with -vvv --diff and
+    the credentials in the environment, as `make demo` runs it: not in its output, the rulebook's, or the ledger the
+    callbacks source wrote."""
     state_dir = ansible.workdir / "demo-state"
     log = ansible.workdir / "demo.log"
+    rulebook_log = ansible.workdir / "rulebook.log"
+    listener_password = "demo-listener-password-3e9a"
     with running_emulator("--allow-any-callback-port", "--quiet") as demo_emulator:
         env = {"THINGSPACE_" + name.upper(): value for name, value in CREDENTIALS.items()}
-        env.update(THINGSPACE_API_URL=demo_emulator.url, THINGSPACE_STATE_DIR=str(state_dir), ANSIBLE_LOG_PATH=str(log))
-        demo = ansible.run_playbook(ROOT / "playbooks" / "demo.yml", args=("-vvv", "--diff"), env=env)
+        env.update(THINGSPACE_API_URL=demo_emulator.url, THINGSPACE_STATE_DIR=str(state_dir), ANSIBLE_LOG_PATH=str(log),
+                   THINGSPACE_CALLBACK_PASSWORD=listener_password)
+        demo = ansible.run_playbook(ROOT / "playbooks" / "demo.yml", args=("-vvv", "--diff"), env=env,
+                                    wrapper=(sys.executable, str(ROOT / "tests" / "utils" / "with_rulebook.py"), "--log", str(rulebook_log), "--"))
         tokens = secret_values(demo_emulator, state_dir)
 
     assert demo.returncode == 0, demo.describe()
-    assert tokens and log.stat().st_size > 0
-    values = tokens | {CREDENTIALS["password"], CREDENTIALS["client_secret"]}
+    assert tokens and log.stat().st_size > 0 and "Delivery: request" in rulebook_log.read_text()
+    assert "12 device(s): 10 Delivered, 2 Undelivered" in demo.stdout
+    values = tokens | {CREDENTIALS["password"], CREDENTIALS["client_secret"], listener_password}
     found = leaks(ansible.workdir, values, {"demo stdout": demo.stdout, "demo stderr": demo.stderr})
     assert not found, "secret values found: %r" % found
 

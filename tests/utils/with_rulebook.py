@@ -4,7 +4,7 @@
 The rulebook's callbacks source listens on a free port of 127.0.0.1 (any port: the emulator takes it) and records
 into the ledger of THINGSPACE_STATE_DIR. The command gets THINGSPACE_CALLBACKS_URL (the source's base URL, to
 which <account>/<service> is appended) and the listener credentials THINGSPACE_CALLBACK_USERNAME and
-THINGSPACE_CALLBACK_PASSWORD. The rulebook stops when the command ends; its output goes to --log. The command's
+THINGSPACE_CALLBACK_PASSWORD: those of the environment, else a new password. The rulebook stops when the command ends; its output goes to --log. The command's
 exit status is returned."""
 
 import argparse
@@ -52,7 +52,8 @@ def main():
     if not command:
         parser.error("no command given")
     port = free_port()
-    listener = {"THINGSPACE_CALLBACK_USERNAME": "rulebook", "THINGSPACE_CALLBACK_PASSWORD": secrets.token_urlsafe(16)}
+    listener = {"THINGSPACE_CALLBACK_USERNAME": os.environ.get("THINGSPACE_CALLBACK_USERNAME") or "rulebook",
+                "THINGSPACE_CALLBACK_PASSWORD": os.environ.get("THINGSPACE_CALLBACK_PASSWORD") or secrets.token_urlsafe(16)}
     # ansible-rulebook runs ansible-galaxy, and the reply playbook, from PATH.
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], **listener)
     with tempfile.TemporaryDirectory(prefix="thingspace-rulebook-") as work:
