@@ -275,7 +275,8 @@ def send(module):
         ledger.close()
 
 
-def main():
+def main(module_class=ThingSpaceModule):
+    """``module_class`` is ThingSpaceModule, or the action plugin's stand-in when the task runs in the controller."""
     argument_spec = dict(
         account_name=dict(type="str"),
         devices=dict(type="list", elements="dict"),
@@ -292,7 +293,7 @@ def main():
         batch_size=dict(type="int", default=MAX_DEVICES_PER_REQUEST),
         **LEDGER_ARGUMENT_SPEC,
     )
-    module = ThingSpaceModule(
+    module = module_class(
         argument_spec,
         supports_check_mode=True,
         mutually_exclusive=[["devices", f] for f in FILTERS],
