@@ -34,7 +34,7 @@ STAGES = (
     # name, what it is
     ("import_basic", "import ansible.module_utils.basic (and the AnsiballZ loader)"),
     ("import_requests", "import requests"),
-    ("import_pydantic", "import pydantic"),
+    ("import_pydantic", "import pydantic (BaseModel, RootModel)"),
     ("import_models", "collection models.py: building the pydantic model classes"),
     ("import_sqlite3", "import sqlite3"),
     ("import_collection", "the other collection module_utils and the module"),
@@ -123,7 +123,7 @@ def driver(debug_dir, plain, controller=False):
         for stage, names in (
             ("import_basic", ["ansible.module_utils.basic"] + ([] if controller else ["ansible.module_utils._internal._ansiballz._loader"])),
             ("import_requests", ["requests"]),
-            ("import_pydantic", ["pydantic"]),
+            ("import_pydantic", ["pydantic", "pydantic.main", "pydantic.root_model", "pydantic.alias_generators"]),
             ("import_models", [UTILS + ".models"]),
             ("import_sqlite3", ["sqlite3"]),
             ("import_collection", [UTILS + "." + name for name in COLLECTION_UTILS]),

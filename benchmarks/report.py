@@ -21,6 +21,7 @@ LEDGER_PHASES = (
     ("first_diff", "diff against an empty ledger (first run)"),
     ("claim_settle", "claim + settle, 10 batches"),
     ("rerun_diff", "diff against a full ledger (re-run)"),
+    ("open_full", "open the full ledger (SQLite: PRAGMA quick_check, every task)"),
 )
 
 
