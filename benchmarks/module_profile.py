@@ -265,10 +265,12 @@ def _driver_run(debug_dir, env, plain, out, controller=False):
         return timing, json.load(handle)
 
 
-def profile(payload, env, rounds, plain=True):
-    """Median wall times of the module process and the instrumented stages over ``rounds`` runs. Every run gets a
-    new ledger file (so it sends) and the token cache of the capturing play (warm, as for every task of a play
-    but the first). ``plain``: also time the exploded module without timers."""
+def profile(payload, env, rounds, plain=True, in_controller=True):
+    """Median wall times of the module process and the instrumented stages over ``rounds`` runs, and (``in_controller``)
+    the stages of the same arguments run as the action plugin runs them in the controller (``controller``), in the same
+    rounds so that the machine's load falls on both alike. Every run gets a new ledger file (so it sends) and the token cache of the
+    capturing play (warm, as for every task of a play but the first). ``plain``: also time the exploded module without
+    timers."""
     work = os.path.dirname(payload)
     debug_dir = os.path.join(work, "debug_dir")
 
@@ -279,6 +281,7 @@ def profile(payload, env, rounds, plain=True):
     walls = defaultdict(list)
     cpus = defaultdict(list)
     stages = defaultdict(list)
+    controller = defaultdict(list)
     detail = {}
 
     def record(name, timing):
@@ -295,7 +298,12 @@ def profile(payload, env, rounds, plain=True):
         for stage, seconds in detail["stages"].items():
             stages[stage].append(seconds)
         stages["module_run"].append(detail["module_run"])
-    return {
+        if in_controller:
+            _timing, run = _driver_run(debug_dir, run_env(), False, os.path.join(work, "controller.json"), controller=True)
+            for stage, seconds in run["stages"].items():
+                controller[stage].append(seconds)
+            controller["module_run"].append(run["module_run"])
+    result = {
         "rounds": rounds,
         "walls": {name: statistics.median(values) for name, values in walls.items()},
         "cpus": {name: statistics.median(values) for name, values in cpus.items()},
@@ -307,22 +315,9 @@ def profile(payload, env, rounds, plain=True):
         "payload_bytes": os.path.getsize(payload),
         "args_bytes": os.path.getsize(os.path.join(debug_dir, "args")),
     }
-
-
-def controller_profile(payload, env, rounds):
-    """Median stages of the payload's arguments run as the action plugin runs them in the controller, over ``rounds``
-    runs, each with a new ledger and the capturing play's token cache; ``env`` names the collection."""
-    work = os.path.dirname(payload)
-    stages = defaultdict(list)
-    detail = {}
-    for _round in range(rounds):
-        run_env = dict(env, THINGSPACE_STATE_DIR=os.path.join(work, "state"), THINGSPACE_LEDGER_PATH=os.path.join(work, "ledger-%s.sqlite3" % uuid.uuid4().hex))
-        _timing, detail = _driver_run(os.path.join(work, "debug_dir"), run_env, False, os.path.join(work, "controller.json"), controller=True)
-        for stage, seconds in detail["stages"].items():
-            stages[stage].append(seconds)
-        stages["module_run"].append(detail["module_run"])
-    return {"rounds": rounds, "stages": {name: statistics.median(values) for name, values in stages.items()}, "devices_sent": detail["devices_sent"],
-            "request_ids": detail["request_ids"], "result_bytes": detail["result_bytes"], "missing_timers": detail["missing_timers"]}
+    if in_controller:
+        result["controller"] = {"rounds": rounds, "stages": {name: statistics.median(values) for name, values in controller.items()}}
+    return result
 
 
 def main():

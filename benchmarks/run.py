@@ -220,11 +220,12 @@ def bench_profile(ctx, rounds):
         ctx["emulator"].reset()
         payload = module_profile.capture_payload(ctx["plays"][as_module], ctx["env"], ctx["inventory"], ctx["workdir"], "profile-" + name)
         result[name] = module_profile.profile(payload, ctx["env"], count, plain=name == "one")
-        result[name + "_controller"] = module_profile.controller_profile(payload, ctx["env"], count)
+        result[name + "_controller"] = result[name].pop("controller")
         if "env_before" in ctx:
             ctx["emulator"].reset()
             payload = module_profile.capture_payload(ctx["plays"][before_play], ctx["env_before"], ctx["inventory"], ctx["workdir"], "profile-%s-before" % name)
-            result[name + "_before"] = module_profile.profile(payload, ctx["env_before"], count, plain=name == "one")
+            # The collection at --before has no action plugin.
+            result[name + "_before"] = module_profile.profile(payload, ctx["env_before"], count, plain=name == "one", in_controller=False)
     ctx["emulator"].reset()
     return result
 

@@ -25,6 +25,12 @@ extends_documentation_fragment:
   - thingspace.m2m.ledger
   - thingspace.m2m.attributes
 attributes:
+  action:
+    description:
+      - On the controller (connection C(local), without become, async or a task C(environment)) an action plugin runs
+        the module's code in Ansible's own process, with the same checks and result, when the Python running Ansible
+        has the requirements. Elsewhere the module runs on the host.
+    support: full
   check_mode:
     description: Reports what would be sent, never sends. With filters, it reads the device list API.
     support: full

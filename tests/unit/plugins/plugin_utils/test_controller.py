@@ -52,3 +52,11 @@ def test_without_a_library_here_the_module_runs(monkeypatch):
     assert not action(args={"ledger_url": "postgresql://ledger@db.example/ops"})._in_controller()
     monkeypatch.setenv("THINGSPACE_LEDGER_URL", "postgresql://ledger@db.example/ops")
     assert not action()._in_controller()
+
+
+def test_check_mode_of_a_module_without_it_is_skipped_as_ansible_skips_it():
+    from ansible_collections.thingspace.m2m.plugins.plugin_utils.controller import ControllerModule, TaskExit
+
+    with pytest.raises(TaskExit) as done:
+        ControllerModule({}, True, "thingspace.m2m.example", {}, supports_check_mode=False)
+    assert done.value.result["skipped"] and done.value.result["msg"] == "remote module (thingspace.m2m.example) does not support check mode"
