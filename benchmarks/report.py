@@ -226,8 +226,8 @@ def markdown(results, plot_name):
     lines += _timing_rows(bulk, variants)
     ratios = [("module", "uri", "vz_sms_send / uri playbook"), ("module", "floor", "vz_sms_send / requests script")]
     if "before" in wall:
-        ratios += [("before", "floor", "vz_sms_send at `%s` / requests script" % results["before"]), ("module", "before", "vz_sms_send / vz_sms_send at `%s`"
-                                                                                                   % results["before"])]
+        ratios += [("before", "floor", "vz_sms_send at `%s` / requests script" % results["before"]),
+                   ("module", "before", "vz_sms_send / vz_sms_send at `%s`" % results["before"])]
     ratios += [("uri", "floor", "uri playbook / requests script"), ("ansible", "floor", "Ansible alone / requests script")]
     lines += ["", "| ratio | wall | CPU |", "| --- | ---: | ---: |"]
     for top, bottom, label in ratios:
