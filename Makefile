@@ -117,8 +117,10 @@ build: venv ## The collection tarball in build/
 docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
 	sh docs/build.sh
 
-bench: venv ## Measure against the uri playbook a user would write; rewrites docs/performance.md
-	$(BIN)/python benchmarks/run.py --report docs/performance.md
+# The collection before issue 13's changes, measured in the same rounds (benchmarks/run.py --before).
+BENCH_BEFORE ?= 9b533bc
+bench: venv ## Measure against the uri playbook a user would write, and BENCH_BEFORE side by side; rewrites docs/performance.md
+	$(BIN)/python benchmarks/run.py --report docs/performance.md --before $(BENCH_BEFORE)
 
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)

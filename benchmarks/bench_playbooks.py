@@ -101,6 +101,33 @@ BULK_URI = (
 )
 
 
+# A task environment makes the action plugin hand the task to the module (plugins/plugin_utils/controller.py): the
+# module path, for the profile.
+_AS_MODULE = """\
+      environment:
+        THINGSPACE_BENCH_RUN: as a module
+"""
+
+# What Ansible does for the bulk task before vz_sms_send runs: load the list and template it into a task argument. The
+# task is skipped at the default verbosity, after Ansible has templated its arguments, so its result is small.
+BULK_ANSIBLE = (
+    """\
+- name: Load the fleet and template it into a task argument, nothing sent
+  hosts: localhost
+  gather_facts: false
+  vars:
+"""
+    + _FLEET_VAR
+    + """\
+  tasks:
+    - name: The device list as the vz_sms_send task gets it
+      ansible.builtin.debug:
+        msg: "{{ fleet.devices }}"
+        verbosity: 1
+"""
+)
+
+
 def mdn(index):
     """The MDN of fleet device ``index`` (bench_emulator.write_fleet gives device n the MDN 7000000000 + n)."""
     return "%d" % (7000000000 + index)
@@ -139,6 +166,9 @@ def write_all(workdir, task_count):
         "tasks_module.yml": tasks_module(task_count),
         "tasks_uri.yml": tasks_uri(task_count),
         "one_task.yml": tasks_module(1),
+        "one_task_as_module.yml": tasks_module(1) + _AS_MODULE,
+        "bulk_as_module.yml": BULK_MODULE + _AS_MODULE,
+        "bulk_ansible.yml": BULK_ANSIBLE,
     }
     paths = {}
     for name, text in texts.items():

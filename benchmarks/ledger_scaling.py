@@ -25,7 +25,7 @@ from postgresql import running_postgresql
 
 SIZES = (1000, 10000, 100000)
 BATCHES = 10
-PHASES = ("plan", "first_diff", "claim_settle", "rerun_diff")
+PHASES = ("plan", "first_diff", "claim_settle", "rerun_diff", "open_full")
 
 
 def _import():
@@ -90,6 +90,10 @@ def measure(count, location):
         result, failure = send_mod.SmsSend(plan, _NoClient(), ledger, scope, batch_size=params["batch_size"]).run()
         times["rerun_diff"] = time.perf_counter() - started
         assert failure is None and result["devices_sent"] == 0 and result["devices_skipped"] == count, result.get("msg")
+
+        started = time.perf_counter()
+        ledger_mod.Ledger(location).close()
+        times["open_full"] = time.perf_counter() - started
     finally:
         ledger.close()
     return times

@@ -17,7 +17,10 @@ process tree) next to the wall time because these machines are shared and noisy.
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
-    python benchmarks/run.py --report docs/performance.md [--rounds 3] [--json-out FILE] [--keep]
+``--before REF`` also measures the collection as it was at REF (``git archive``, its own collections path) in the
+same rounds: the bulk send, the per-task play and the profile, so a change is compared side by side in one run.
+
+    python benchmarks/run.py --report docs/performance.md [--rounds 3] [--before REF] [--json-out FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from common import (
     LOGIN_PATH,
     OAUTH_PATH,
     PYTHON,
+    REPO,
     SMS_PATH,
     ansible_env,
     delta,
@@ -111,6 +115,17 @@ def write_devices(path):
         json.dump({"devices": [{"kind": "mdn", "id": playbooks.mdn(n)} for n in range(DEVICES)]}, handle)
 
 
+def before_collection(workdir, ref):
+    """The collection at ``ref`` under WORKDIR/before/ansible_collections/thingspace/m2m: (collections path, commit)."""
+    root = os.path.join(workdir, "before")
+    dest = os.path.join(root, "ansible_collections", "thingspace", "m2m")
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref], capture_output=True, text=True, check=True).stdout.strip()
+    return root, commit
+
+
 def check_sent(emulator, requests_expected):
     """The emulator accepted every device once, in ``requests_expected`` requests."""
     messages = emulator.sms()
@@ -121,10 +136,13 @@ def check_sent(emulator, requests_expected):
 
 def bench_bulk(ctx, rounds):
     """Items 1 and 2."""
-    runs = {"module": [], "uri": [], "floor": [], "rerun": []}
+    runs = {"module": [], "uri": [], "floor": [], "rerun": [], "ansible": []}
     requests = {}
     rerun_requests = []
-    order = ["module", "uri", "floor"]
+    order = ["module", "uri", "floor", "ansible"]
+    if "env_before" in ctx:
+        runs["before"] = []
+        order.append("before")
     floor_command = [PYTHON, os.path.join(BENCH_DIR, "requests_floor.py"), ctx["devices"], playbooks.ACCOUNT, playbooks.MESSAGE]
     for index in range(rounds):
         for variant in order if index % 2 == 0 else order[::-1]:
@@ -141,6 +159,14 @@ def bench_bulk(ctx, rounds):
                 runs["uri"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_uri.yml"], ctx["env"], name))
                 before = request_counts(ctx["emulator"])
                 check_sent(ctx["emulator"], DEVICES // BATCH)
+            elif variant == "before":
+                env = dict(ctx["env_before"], THINGSPACE_STATE_DIR=os.path.join(ctx["workdir"], "state-" + uuid.uuid4().hex))
+                runs["before"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_module.yml"], env, name))
+                before = request_counts(ctx["emulator"])
+                check_sent(ctx["emulator"], DEVICES // BATCH)
+            elif variant == "ansible":
+                runs["ansible"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_ansible.yml"], ctx["env"], name))
+                before = request_counts(ctx["emulator"])
             else:
                 runs["floor"].append(timed_run(floor_command, ctx["env"], ctx["workdir"], os.path.join(ctx["workdir"], "logs", name + ".log")))
                 before = request_counts(ctx["emulator"])
@@ -165,14 +191,14 @@ def _count_text(counts):
 
 def bench_tasks(ctx, rounds, tasks):
     """Item 3."""
-    runs = {"module": [], "uri": []}
-    logins = {"module": [], "uri": []}
-    order = ["module", "uri"]
+    order = ["module", "uri"] + (["before"] if "env_before" in ctx else [])
+    runs = {name: [] for name in order}
+    logins = {name: [] for name in order}
     for index in range(rounds):
         for variant in order if index % 2 == 0 else order[::-1]:
             ctx["emulator"].reset()
-            env = dict(ctx["env"], THINGSPACE_STATE_DIR=os.path.join(ctx["workdir"], "state-" + uuid.uuid4().hex))
-            play = ctx["plays"]["tasks_%s.yml" % variant]
+            env = dict(ctx["env_before" if variant == "before" else "env"], THINGSPACE_STATE_DIR=os.path.join(ctx["workdir"], "state-" + uuid.uuid4().hex))
+            play = ctx["plays"]["tasks_%s.yml" % ("module" if variant == "before" else variant)]
             runs[variant].append(playbook(ctx["workdir"], ctx["inventory"], play, env, "tasks-%s-%d" % (variant, index)))
             counts = request_counts(ctx["emulator"])
             sms = counts.get(("POST", SMS_PATH), 0)
@@ -189,13 +215,20 @@ def bench_tasks(ctx, rounds, tasks):
 
 
 def bench_profile(ctx, rounds):
-    """Where one task's time goes (1 device, token cache warm) and where the 100,000-device run's goes."""
-    ctx["emulator"].reset()
-    one = module_profile.capture_payload(ctx["plays"]["one_task.yml"], ctx["env"], ctx["inventory"], ctx["workdir"], "profile-one")
-    result = {"one": module_profile.profile(one, ctx["env"], rounds)}
-    ctx["emulator"].reset()
-    bulk = module_profile.capture_payload(ctx["plays"]["bulk_module.yml"], ctx["env"], ctx["inventory"], ctx["workdir"], "profile-bulk")
-    result["bulk"] = module_profile.profile(bulk, ctx["env"], 1, plain=False)
+    """Where one task's time goes (1 device, token cache warm) and where the 100,000-device run's goes: as a module, as
+    the action plugin runs it in the controller, and as a module of the collection at --before."""
+    result = {}
+    profiles = (("one", "one_task_as_module.yml", "one_task.yml", rounds), ("bulk", "bulk_as_module.yml", "bulk_module.yml", 1))
+    for name, as_module, before_play, count in profiles:
+        ctx["emulator"].reset()
+        payload = module_profile.capture_payload(ctx["plays"][as_module], ctx["env"], ctx["inventory"], ctx["workdir"], "profile-" + name)
+        result[name] = module_profile.profile(payload, ctx["env"], count, plain=name == "one")
+        result[name + "_controller"] = result[name].pop("controller")
+        if "env_before" in ctx:
+            ctx["emulator"].reset()
+            payload = module_profile.capture_payload(ctx["plays"][before_play], ctx["env_before"], ctx["inventory"], ctx["workdir"], "profile-%s-before" % name)
+            # The collection at --before has no action plugin.
+            result[name + "_before"] = module_profile.profile(payload, ctx["env_before"], count, plain=name == "one", in_controller=False)
     ctx["emulator"].reset()
     return result
 
@@ -208,6 +241,7 @@ def main():
     parser.add_argument("--tasks", type=int, default=50, help="tasks in the per-task play (default %(default)s)")
     parser.add_argument("--profile-rounds", type=int, default=5, help="repetitions of the one-task profile (default %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (playbooks, logs, payloads)")
+    parser.add_argument("--before", metavar="REF", help="also measure the collection at this git ref, side by side")
     parser.add_argument("--from-json", metavar="FILE", help="measure nothing: write the report from the figures of an earlier --json-out")
     args = parser.parse_args()
     if args.from_json:
@@ -230,6 +264,8 @@ def main():
         write_devices(devices)
         plays = playbooks.write_all(workdir, args.tasks)
         inventory = write_inventory(workdir)
+        if args.before:
+            before_path, results["before"] = before_collection(workdir, args.before)
         print("starting PostgreSQL ...", flush=True)
         server = stack.enter_context(running_postgresql(durable=True))
         results["machine"]["postgresql"] = server.execute("SHOW server_version")[0][0]
@@ -247,6 +283,8 @@ def main():
                 "devices": devices,
                 "env": ansible_env(workdir, emulator.url),
             }
+            if args.before:
+                ctx["env_before"] = ansible_env(workdir, emulator.url, collections=before_path)
             print("1-2. bulk send and re-run, %d rounds ..." % args.rounds, flush=True)
             results["bulk"] = bench_bulk(ctx, args.rounds)
             print("3. %d tasks per play, %d rounds ..." % (args.tasks, args.rounds), flush=True)

@@ -1,7 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ThingSpaceModule: the base of every module. It owns the common options (auth, transport, token cache),
 checks the options, the credentials and the Python requirements when it starts, builds the client, and
-turns a ThingSpaceError into one fail_json.
+turns a ThingSpaceError into one fail_json. Those steps are ThingSpaceTask's, which the controller's stand-in for
+a module (plugins/plugin_utils/controller.py) shares.
 
 requests and pydantic are only looked for at the start; the client imports them on its first request, so a
 task that makes none (a re-run with nothing to send, a check-mode preview of a device list) does not pay
@@ -117,11 +118,20 @@ def ledger_location(params):
     return params.get("ledger_path") or state_path(params["state_dir"], LEDGER_NAME)
 
 
-class ThingSpaceModule(AnsibleModule):
-    def __init__(self, argument_spec, **kwargs):
-        spec = dict(COMMON_ARGUMENT_SPEC)
-        spec.update(argument_spec)
-        super().__init__(argument_spec=spec, **kwargs)
+def full_argument_spec(argument_spec):
+    """A module's argument spec with the common options."""
+    spec = dict(COMMON_ARGUMENT_SPEC)
+    spec.update(argument_spec)
+    return spec
+
+
+class ThingSpaceTask:
+    """What a task of the collection does however it runs: the checks at start, the client, the result. The
+    subclass provides what AnsibleModule does: ``params`` (validated), ``check_mode``, ``no_log_values``, ``warn``,
+    ``exit_json`` and ``fail_json`` (neither returns)."""
+
+    def _start(self):
+        """The checks at start, after the argument spec; builds ``self.client``."""
         check_ledger_options(self)
         url = urlsplit(self.params["api_url"])
         if url.scheme not in ("http", "https") or not url.netloc:
@@ -181,3 +191,9 @@ class ThingSpaceModule(AnsibleModule):
                 value = [*value[:INVOCATION_LIST_LIMIT], "... %d more" % (len(value) - INVOCATION_LIST_LIMIT)]
             args[name] = value
         return {"module_args": remove_values(args, self.no_log_values)}
+
+
+class ThingSpaceModule(ThingSpaceTask, AnsibleModule):
+    def __init__(self, argument_spec, **kwargs):
+        super().__init__(argument_spec=full_argument_spec(argument_spec), **kwargs)
+        self._start()

@@ -25,6 +25,12 @@ extends_documentation_fragment:
   - thingspace.m2m.ledger
   - thingspace.m2m.attributes
 attributes:
+  action:
+    description:
+      - On the controller (connection C(local), without become, async or a task C(environment)) an action plugin runs
+        the module's code in Ansible's own process, with the same checks and result, when the Python running Ansible
+        has the requirements. Elsewhere the module runs on the host.
+    support: full
   check_mode:
     description: Reports what would be sent, never sends. With filters, it reads the device list API.
     support: full
@@ -362,7 +368,8 @@ def _check_wait(module):
         module.fail_json(msg="wait_timeout must be 0 or more seconds")
 
 
-def main():
+def main(module_class=ThingSpaceModule):
+    """``module_class`` is ThingSpaceModule, or the action plugin's stand-in when the task runs in the controller."""
     argument_spec = dict(
         account_name=dict(type="str"),
         devices=dict(type="list", elements="dict"),
@@ -382,7 +389,7 @@ def main():
         min_delivered=dict(type="str", default="100%"),
         **LEDGER_ARGUMENT_SPEC,
     )
-    module = ThingSpaceModule(
+    module = module_class(
         argument_spec,
         supports_check_mode=True,
         mutually_exclusive=[["devices", f] for f in FILTERS],

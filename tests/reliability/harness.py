@@ -33,6 +33,9 @@ CREDENTIALS = {"client_id": "emulator-client", "client_secret": "emulator-secret
 # How plays pass them, as users do: variables (from an extra-vars file here, a vault in real life), never literals.
 CREDENTIAL_ARGS = {name: "{{ thingspace_%s }}" % name for name in CREDENTIALS}
 
+# A task environment makes the action plugin hand the task to the module (plugins/plugin_utils/controller.py).
+AS_MODULE = {"environment": {"THINGSPACE_TEST_RUN": "as a module"}}
+
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
 SMS_PATH = "/api/m2m/v1/sms"

@@ -1,34 +1,44 @@
-"""SIGKILL in the middle of a multi-batch send (ansible-playbook, its workers and the module process),
-then a re-run: the ledger, written in a transaction before and after each batch, shows what was in flight,
-and every device ends up with the message exactly once, counted on the emulator."""
+"""SIGKILL in the middle of a multi-batch send (ansible-playbook, its workers and the module process, or the worker
+that runs the task in the controller), then a re-run: the ledger, written in a transaction before and after each
+batch, shows what was in flight, and every device ends up with the message exactly once, counted on the emulator."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
-from harness import ACCOUNT, SMS_PATH, TokenGate, devices, kill_tree, ledger_states, receipts, task, wait_until
+from harness import ACCOUNT, AS_MODULE, SMS_PATH, TokenGate, devices, kill_tree, ledger_states, receipts, task, wait_until
 
-pytestmark = [pytest.mark.both_ledgers, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")]
+pytestmark = [
+    pytest.mark.both_ledgers,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc"),
+    pytest.mark.parametrize("run_as", ["controller", "module"]),
+]
 
 
-def kill_when(running, condition, what):
+def killed_send(run_as, **send):
+    """The task killed mid-send: run in the controller's worker, or as a module."""
+    return dict(task("vz_sms_send", "send", **send), **(AS_MODULE if run_as == "module" else {}))
+
+
+def kill_when(running, condition, what, run_as):
     """SIGKILL the run (its whole process tree) as soon as ``condition()`` holds."""
     wait_until(lambda: condition() or running.process.poll() is not None, what)
     assert running.process.poll() is None, "the run ended before the kill:\n%s" % running.finish().describe()
     killed, output = kill_tree(running)
-    assert any("AnsiballZ_vz_sms_send" in line for line in killed), "the module process was among those killed:\n%s\n%s" % (killed, output)
+    module_killed = any("AnsiballZ_vz_sms_send" in line for line in killed)
+    assert module_killed == (run_as == "module"), "a module process was killed: %s\n%s\n%s" % (module_killed, killed, output)
     return killed
 
 
-def test_killed_while_a_batch_is_in_flight_then_rerun_sends_each_device_once(emulator, ansible, figures):
+def test_killed_while_a_batch_is_in_flight_then_rerun_sends_each_device_once(emulator, ansible, figures, run_as):
     wave = devices(0, 60)
     send = {"account_name": ACCOUNT, "devices": wave, "sms_message": "FW=3.0 REBOOT", "idempotency_key": "wave-kill", "batch_size": 10}
     emulator.fault(path=r"^/api/m2m/v1/sms$", method="POST", count=2, latency=0)
     held = emulator.fault(path=r"^/api/m2m/v1/sms$", method="POST", count=1, latency=3)
 
-    running = ansible.start([task("vz_sms_send", "send", **send)])
-    killed = kill_when(running, lambda: held not in {item["id"] for item in emulator.faults()}, "batch 3 to reach the emulator")
+    running = ansible.start([killed_send(run_as, **send)])
+    killed = kill_when(running, lambda: held not in {item["id"] for item in emulator.faults()}, "batch 3 to reach the emulator", run_as)
 
     # Batches 1-2 settled, batch 3 claimed and in flight, batches 4-6 untouched.
     after_kill_ledger = ledger_states(ansible)
@@ -56,13 +66,13 @@ def test_killed_while_a_batch_is_in_flight_then_rerun_sends_each_device_once(emu
     )
 
 
-def test_killed_before_the_request_left_then_resend_unconfirmed_sends_it_once(emulator, ansible, figures):
+def test_killed_before_the_request_left_then_resend_unconfirmed_sends_it_once(emulator, ansible, figures, run_as):
     wave = devices(100, 130)
     send = {"account_name": ACCOUNT, "devices": wave, "sms_message": "FW=3.0 REBOOT", "idempotency_key": "wave-kill-early", "batch_size": 10}
     # The client gets its tokens after batch 1 is claimed: stop the run there and kill it.
     with TokenGate(ansible.state_dir):
-        running = ansible.start([task("vz_sms_send", "send", **send)])
-        kill_when(running, lambda: ledger_states(ansible) == {"pending": 10}, "batch 1 to be claimed")
+        running = ansible.start([killed_send(run_as, **send)])
+        kill_when(running, lambda: ledger_states(ansible) == {"pending": 10}, "batch 1 to be claimed", run_as)
 
     after_kill_ledger = ledger_states(ansible)
     assert after_kill_ledger == {"pending": 10}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from harness import ACCOUNT, ROOT, SMS_PATH, Ansible, TokenGate, devices, kill_tree, ledger_rows, ledger_states, receipts, statuses, task, wait_until
+from harness import ACCOUNT, AS_MODULE, ROOT, SMS_PATH, Ansible, TokenGate, devices, kill_tree, ledger_rows, ledger_states, receipts, statuses, task, wait_until
 from test_concurrency import send_window
 from test_secrets import leaks
 
@@ -79,11 +79,13 @@ def live_states(ansible):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
-def test_a_controller_killed_mid_send_keeps_its_claim_while_alive_then_resend_unconfirmed_sends_exactly_it(emulator, controllers, figures):
+@pytest.mark.parametrize("run_as", ["controller", "module"])
+def test_a_controller_killed_mid_send_keeps_its_claim_while_alive_then_resend_unconfirmed_sends_exactly_it(emulator, controllers, figures, run_as):
     victim, *others = controllers(4)
     with TokenGate(victim.state_dir):
-        # The victim claims devices 0-9 (its first batch) and stops before its request, alive.
-        running = victim.start([send(devices(0, 100))])
+        # The victim claims devices 0-9 (its first batch) and stops before its request, alive: in the controller's
+        # worker, or in a module process.
+        running = victim.start([dict(send(devices(0, 100)), **(AS_MODULE if run_as == "module" else {}))])
         wait_until(lambda: ledger_states(victim) == {"pending": 10}, "the victim's first claim", timeout=60)
         # Three controllers send overlapping lists meanwhile, taking over whatever is unconfirmed: never a live claim.
         waves = [devices(0, 60), list(reversed(devices(0, 90))), devices(0, 100)]
@@ -91,7 +93,7 @@ def test_a_controller_killed_mid_send_keeps_its_claim_while_alive_then_resend_un
         plays = [play.finish() for play in plays]
         in_flight = sorted(target for target, state in live_states(victim).items() if state == "in_flight")
         killed, _output = kill_tree(running)
-    assert any("AnsiballZ_vz_sms_send" in line for line in killed)
+    assert any("AnsiballZ_vz_sms_send" in line for line in killed) == (run_as == "module")
 
     results = [play.results["send"] for play in plays]
     for play, result in zip(plays, results):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,13 @@ def state_dir(tmp_path, monkeypatch):
     return tmp_path / "state"
 
 
+def module_params(state_dir, args):
+    """A task's arguments: the fake's auth options and api_url, then ``args`` (None leaves an option out)."""
+    params = dict(CREDENTIALS, api_url=API, state_dir=str(state_dir), retries=2)
+    params.update(args)
+    return {k: v for k, v in params.items() if v is not None}
+
+
 class ModuleExit(Exception):
     def __init__(self, result, failed):
         super().__init__(result.get("msg"))
@@ -79,13 +87,28 @@ def run_module(monkeypatch, state_dir):
 
     def run(main, check_mode=False, **args):
         warnings.clear()
-        params = dict(CREDENTIALS, api_url=API, state_dir=str(state_dir), retries=2)
-        params.update(args)
-        params = {k: v for k, v in params.items() if v is not None}
+        params = module_params(state_dir, args)
         if check_mode:
             params["_ansible_check_mode"] = True
         with patch_module_args(params), pytest.raises(ModuleExit) as caught:
             main()
         return caught.value.result, caught.value.failed
+
+    return run
+
+
+@pytest.fixture
+def run_in_controller(state_dir):
+    """run_in_controller(main, **args) → (result, failed), as run_module, with the task run as the action plugin runs it in
+    the controller (ControllerModule): the result as Ansible gets it, warnings in result["warnings"]."""
+    from ansible_collections.thingspace.m2m.plugins.plugin_utils.controller import ControllerModule, TaskExit
+
+    def run(main, check_mode=False, **args):
+        with pytest.raises(TaskExit) as caught:
+            main(partial(ControllerModule, module_params(state_dir, args), check_mode, "thingspace.m2m.vz_sms_send"))
+        result = dict(caught.value.result)
+        failed = result.pop("failed", False)
+        result.setdefault("warnings", [])
+        return result, failed
 
     return run

@@ -13,13 +13,13 @@ from ansible_collections.thingspace.m2m.plugins.module_utils import auth
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Authenticator, Credentials, TokenCache, credentials_problem
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceId, SendSmsRequest
+from ansible_collections.thingspace.m2m.plugins.module_utils.models import SendSmsRequest
 from ansible_collections.thingspace.m2m.plugins.module_utils.transport import Transport
 
 from fake_api import ACCOUNT, API
 
 CREDS = Credentials("cid", "csecret", "user", "pass", None, None)
-SMS = SendSmsRequest(sms_message="hi", device_ids=[DeviceId(kind="mdn", id="5551234567")])
+SMS = SendSmsRequest(sms_message="hi", device_ids=[{"kind": "mdn", "id": "5551234567"}])
 TOKEN_PATH, LOGIN_PATH, SMS_PATH = "/api/ts/v1/oauth2/token", "/api/m2m/v1/session/login", "/api/m2m/v1/sms"
 TOKEN, LOGIN, SEND = TOKEN_PATH + "$", LOGIN_PATH + "$", SMS_PATH + "$"
 # The fake's bearer tokens live an hour; one with a minute or less left is replaced before use.

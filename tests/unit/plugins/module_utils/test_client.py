@@ -13,12 +13,12 @@ from urllib3.exceptions import NewConnectionError, ProtocolError
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials, TokenCache
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceId, DeviceListRequest, SendSmsRequest
+from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceListRequest, SendSmsRequest
 
 from fake_api import ACCOUNT, API
 
 CREDS = Credentials("cid", "csecret", "user", "pass", None, None)
-SMS = SendSmsRequest(sms_message="hi", device_ids=[DeviceId(kind="mdn", id="5551234567")])
+SMS = SendSmsRequest(sms_message="hi", device_ids=[{"kind": "mdn", "id": "5551234567"}])
 LOGIN, TOKEN, SEND = r"/session/login$", r"/oauth2/token$", r"/api/m2m/v1/sms$"
 
 

@@ -351,3 +351,21 @@ def test_a_target_given_twice_is_claimed_once(where):
     assert sorted(set(claimed)) == ["mdn:1", "mdn:2"]
     ledger.settle(claim, "sent", "r2")
     assert ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "sent"}
+
+
+@pytest.mark.parametrize(("mode", "first"), [("new", 300), ("unconfirmed", 100), ("all", 0)])
+def test_a_claim_of_several_inserts_takes_over_exactly_what_its_mode_allows(where, mode, first):
+    """450 targets: more than one INSERT of the SQLite store (200 rows each), the first 300 already recorded."""
+    targets = ["mdn:%010d" % n for n in range(450)]
+    ledger = Ledger(where)
+    ledger.settle(ledger.claim(SCOPE, KEY, targets[:100])[0], "sent", "r1")
+    ledger.settle(ledger.claim(SCOPE, KEY, targets[100:200])[0], "unknown")
+    killed = Ledger(where)
+    killed.claim(SCOPE, KEY, targets[200:300])
+    killed.close()
+    claim, claimed = ledger.claim(SCOPE, KEY, targets, mode=mode)
+    assert claimed == targets[first:]
+    ledger.settle(claim, "sent", "r2")
+    states = ledger.states(SCOPE, KEY)
+    assert [states[target] for target in targets] == ["sent"] * 100 + ["unknown" if first > 100 else "sent"] * 100 + \
+        ["pending" if first > 200 else "sent"] * 100 + ["sent"] * 150

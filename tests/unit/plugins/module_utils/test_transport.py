@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceId, SendSmsRequest
+from ansible_collections.thingspace.m2m.plugins.module_utils.models import SendSmsRequest
 from ansible_collections.thingspace.m2m.plugins.module_utils.transport import Transport
 
 from fake_api import ACCOUNT, API
@@ -105,7 +105,7 @@ def test_validate_certs_holds_when_a_ca_bundle_variable_is_set(monkeypatch, self
     assert len(received) == 2
 
 
-SMS = SendSmsRequest(sms_message="hi", device_ids=[DeviceId(kind="mdn", id="5551234567")])
+SMS = SendSmsRequest(sms_message="hi", device_ids=[{"kind": "mdn", "id": "5551234567"}])
 
 
 @contextmanager

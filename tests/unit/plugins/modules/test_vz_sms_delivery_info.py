@@ -3,6 +3,8 @@ ledger as the event source records them."""
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
 from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_delivery_info, vz_sms_send
@@ -15,6 +17,12 @@ KEY = "wave-delivery"
 SEND = dict(account_name=ACCOUNT, devices=DEVICES, sms_message="hello", idempotency_key=KEY)
 # The report takes no credentials (run_module gives the fake's by default).
 NO_CREDENTIALS = dict.fromkeys([*CREDENTIALS, "retries"])
+
+
+@pytest.fixture(params=["module", "controller"])
+def run_send(request, run_module, run_in_controller):
+    """vz_sms_send as a module, or in the controller as its action plugin runs it."""
+    return run_module if request.param == "module" else run_in_controller
 
 
 def sms_posts(fake):
@@ -73,35 +81,35 @@ def test_wrong_options_fail_before_reading_the_ledger(run_module, state_dir):
     assert not state_dir.exists()
 
 
-def test_the_wait_returns_when_enough_devices_are_delivered_and_never_sends_again(fake, run_module, state_dir):
+def test_the_wait_returns_when_enough_devices_are_delivered_and_never_sends_again(fake, run_module, run_send, state_dir):
     sent_wave(fake, run_module, state_dir, ["Delivered", "Delivered", "Undelivered"])
-    result, failed = run_module(vz_sms_send.main, wait="delivered", min_delivered="60%", **SEND)
+    result, failed = run_send(vz_sms_send.main, wait="delivered", min_delivered="60%", **SEND)
     assert not failed and not result["changed"] and len(sms_posts(fake)) == 1
     assert result["delivery"]["states"]["Delivered"] == 2
     assert result["devices_undelivered"] == [dict(DEVICES[2], state="Undelivered")]
     assert result["msg"].endswith("; 2 of 3 device(s) Delivered")
 
 
-def test_the_wait_fails_with_the_undelivered_devices_listed(fake, run_module, state_dir):
+def test_the_wait_fails_with_the_undelivered_devices_listed(fake, run_module, run_send, state_dir):
     sent_wave(fake, run_module, state_dir, ["Delivered", "Undelivered", None])
     # 100 % cannot be reached once a device is Undelivered: no need to wait for the timeout.
-    result, failed = run_module(vz_sms_send.main, wait="delivered", wait_timeout=3600, **SEND)
+    result, failed = run_send(vz_sms_send.main, wait="delivered", wait_timeout=3600, **SEND)
     assert failed and result["msg"].startswith("Delivery wait: 1 of 3 device(s) Delivered, 3 needed (min_delivered 100%), and only 1 more await")
     assert result["devices_undelivered"] == [dict(DEVICES[1], state="Undelivered"), dict(DEVICES[2], state="sent")]
     # 2 can still be reached while a device waits: the wait runs to its timeout.
-    result, failed = run_module(vz_sms_send.main, wait="delivered", min_delivered="2", wait_timeout=0, **SEND)
+    result, failed = run_send(vz_sms_send.main, wait="delivered", min_delivered="2", wait_timeout=0, **SEND)
     assert failed and result["msg"].startswith("Delivery wait timed out after 0 s: 1 of 3 device(s) Delivered, 2 needed (min_delivered 2)")
     assert len(sms_posts(fake)) == 1
 
 
-def test_check_mode_sends_nothing_and_waits_for_nothing(fake, run_module, state_dir):
-    result, failed = run_module(vz_sms_send.main, check_mode=True, wait="delivered", wait_timeout=3600, **SEND)
+def test_check_mode_sends_nothing_and_waits_for_nothing(fake, run_send, state_dir):
+    result, failed = run_send(vz_sms_send.main, check_mode=True, wait="delivered", wait_timeout=3600, **SEND)
     assert not failed and result["changed"] and result["msg"].endswith("; would wait for delivery")
     assert "delivery" not in result and fake.calls == []
 
 
-def test_a_wrong_wait_option_fails_before_any_request(fake, run_module):
+def test_a_wrong_wait_option_fails_before_any_request(fake, run_send):
     for options, message in (({"min_delivered": "0"}, "min_delivered: '0' is neither a count"), ({"wait_timeout": -1}, "wait_timeout must be 0 or more")):
-        result, failed = run_module(vz_sms_send.main, wait="delivered", **dict(SEND, **options))
+        result, failed = run_send(vz_sms_send.main, wait="delivered", **dict(SEND, **options))
         assert failed and result["msg"].startswith(message)
     assert fake.calls == []

@@ -1,0 +1,62 @@
+"""Where the action plugin runs vz_sms_send: in the controller's worker only when the module would run on the controller,
+as this user, in this environment, with the libraries here; as the module otherwise (delegation, become, async, a task
+environment). The results of both ways are compared in tests/unit/plugins/modules/test_vz_sms_send.py (every test runs
+both ways) and tests/reliability/test_in_controller.py (ansible-playbook)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.thingspace.m2m.plugins.action.vz_sms_send import ActionModule
+
+
+def action(transport="local", become=False, async_val=0, environment=None, args=None):
+    """The action as the task executor makes it, reduced to what the choice reads."""
+    plugin = object.__new__(ActionModule)
+    plugin._connection = SimpleNamespace(transport=transport, _shell=SimpleNamespace(env_prefix=lambda **env: ""))
+    plugin._play_context = SimpleNamespace(become=become)
+    plugin._task = SimpleNamespace(async_val=async_val, environment=environment or [], args=args or {})
+    plugin._templar = SimpleNamespace(template=lambda value: value)
+    return plugin
+
+
+def test_a_local_task_runs_in_the_controller():
+    assert action()._in_controller()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"transport": "ssh"},  # delegate_to another host, or a play on one
+        {"become": True},  # another user, another HOME and state_dir
+        {"async_val": 30},
+        {"environment": [{"THINGSPACE_PASSWORD": "from the task"}]},
+    ],
+    ids=["other-host", "become", "async", "environment"],
+)
+def test_anything_else_runs_the_module(kwargs):
+    assert not action(**kwargs)._in_controller()
+
+
+def test_an_empty_environment_keeps_the_task_in_the_controller():
+    assert action(environment=[{}, None])._in_controller()
+
+
+def test_without_a_library_here_the_module_runs(monkeypatch):
+    from ansible_collections.thingspace.m2m.plugins.plugin_utils import controller
+
+    monkeypatch.setattr(controller, "find_spec", lambda name: None if name == "psycopg" else object())
+    assert action()._in_controller()
+    assert not action(args={"ledger_url": "postgresql://ledger@db.example/ops"})._in_controller()
+    monkeypatch.setenv("THINGSPACE_LEDGER_URL", "postgresql://ledger@db.example/ops")
+    assert not action()._in_controller()
+
+
+def test_check_mode_of_a_module_without_it_is_skipped_as_ansible_skips_it():
+    from ansible_collections.thingspace.m2m.plugins.plugin_utils.controller import ControllerModule, TaskExit
+
+    with pytest.raises(TaskExit) as done:
+        ControllerModule({}, True, "thingspace.m2m.example", {}, supports_check_mode=False)
+    assert done.value.result["skipped"] and done.value.result["msg"] == "remote module (thingspace.m2m.example) does not support check mode"
