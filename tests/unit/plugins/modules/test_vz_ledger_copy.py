@@ -33,11 +33,12 @@ def _write_sqlite_history(fake, run_module, state_dir):
     result = run_module(vz_sms_send.main, devices=DEVICES[:3], sms_message="hello", idempotency_key="wave-1")[0]
     assert result["devices_sent"] == 3
     recorder = StoreRecorder(str(state_dir / "ledger.sqlite3"))
+    request_id = result["request_ids"][0]
     ids = [[{"kind": "Mdn", "id": device["id"]}] for device in DEVICES[:2]]
-    recorder.record([callback_event("EnhancedConnectivityService", ACCOUNT, dict(requestId=result["request_ids"][0], deviceIds=ids[0], status="Success")),
-                     callback_event("EnhancedConnectivityService", ACCOUNT, dict(requestId=result["request_ids"][0], deviceIds=ids[1], status="Success")),
-                     callback_event("SMSDeliveryConfirmation", ACCOUNT, dict(requestId=result["request_ids"][0], deviceIds=ids[0],
-                                                                              deviceResponse={"smsDeliveryResponse": {"confirmation": "Delivered"}}))])
+    delivered = {"smsDeliveryResponse": {"confirmation": "Delivered"}}
+    recorder.record([callback_event("EnhancedConnectivityService", ACCOUNT, dict(requestId=request_id, deviceIds=ids[0], status="Success")),
+                     callback_event("EnhancedConnectivityService", ACCOUNT, dict(requestId=request_id, deviceIds=ids[1], status="Success")),
+                     callback_event("SMSDeliveryConfirmation", ACCOUNT, dict(requestId=request_id, deviceIds=ids[0], deviceResponse=delivered))])
     recorder.close()
     fake.script("POST", SEND, (500, {"errorCode": "SERVER_ERROR", "errorMessage": "boom"}))
     assert run_module(vz_sms_send.main, devices=DEVICES[3:4], sms_message="hello", idempotency_key="wave-1")[1]
