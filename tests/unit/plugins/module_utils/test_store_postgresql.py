@@ -356,11 +356,12 @@ def test_identifiers_compare_byte_by_byte_whatever_the_database_collation(postgr
                           ("starts", "scope", "C")]
 
 
-def test_a_url_python_cannot_split_still_never_shows_its_password(fake, run_module):
+@pytest.mark.parametrize("rest", ["", "?application_name=https://awx.example"])
+def test_a_url_python_cannot_split_still_never_shows_its_password(fake, run_module, rest):
     """libpq quotes the whole URL when it cannot find the end of an IPv6 address; the password in it is masked."""
-    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", ledger_url="postgresql://ops:Pw-7x@[::1/ledger")
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", ledger_url="postgresql://ops:Pw-7x@[::1/ledger" + rest)
     assert failed and result["msg"] == ('ledger_url is not a URL libpq accepts: end of string reached when looking for matching "]" in IPv6 host '
-                                        'address in URI: "postgresql://ops:********@[::1/ledger"')
+                                        'address in URI: "postgresql://ops:********@[::1/ledger%s"' % rest)
     assert fake.calls == []
 
 
@@ -471,3 +472,18 @@ def test_a_settled_or_released_batch_leaves_no_lock_held(postgresql):
                               "AND a.application_name = 'many_batches'")
     assert held == [(0,)]
     ledger.close()
+
+
+def test_a_copy_the_database_refuses_part_way_copies_nothing_and_says_why(postgresql, tmp_path):
+    source = Ledger(str(tmp_path / "l.sqlite3"))
+    source.settle(source.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    ledger = Ledger(where)
+    schema = where.schema
+    postgresql.execute(f"""CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$;
+                           CREATE TRIGGER refuse BEFORE INSERT ON "{schema}".sends FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse()""")
+    with pytest.raises(ThingSpaceError) as caught:
+        ledger.copy_from(source)
+    assert caught.value.message.startswith("The ledger database postgres@127.0.0.1:%d/postgres (schema %s): refused by a trigger CONTEXT: "
+                                           % (postgresql.port, where.schema))
+    assert ledger.records() == [] and not ledger.knows(SCOPE, KEY)

@@ -102,3 +102,15 @@ def test_a_ledger_opens_while_another_run_holds_its_write_lock(tmp_path):
     finally:
         writer.execute("ROLLBACK")
         opener.join(90)
+
+
+def test_a_claim_that_fails_part_way_records_nothing_and_the_ledger_still_works(tmp_path):
+    path = str(tmp_path / "l.sqlite3")
+    ledger = Ledger(path)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON sends WHEN NEW.target = 'mdn:bad' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    db.close()
+    with pytest.raises(sqlite3.IntegrityError, match=r"^refused by a trigger$"):
+        ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:bad"], purpose={"tracking": "device"})
+    assert ledger.records() == [] and not ledger.knows(SCOPE, KEY)
+    assert ledger.claim(SCOPE, KEY, ["mdn:1"])[1] == ["mdn:1"]
