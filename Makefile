@@ -24,6 +24,7 @@ TEST_COLLECTION := $(TEST_TREE)/ansible_collections/thingspace/m2m
 WITH_EMULATOR := $(BIN)/python tests/utils/with_emulator.py
 # The files `make mutation` mutates.
 MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/transport.py plugins/module_utils/ledger.py \
+	plugins/module_utils/_store_sqlite.py plugins/module_utils/_store_postgresql.py \
 	plugins/module_utils/send.py plugins/module_utils/sms.py
 
 export PATH := $(BIN):$(PATH)

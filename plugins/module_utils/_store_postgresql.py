@@ -25,7 +25,7 @@ import contextlib
 import re
 import secrets
 from collections import namedtuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 
@@ -95,15 +95,17 @@ def schema_problem(schema):
 
 def url_secrets(url, password=None):
     """The password of a ledger URL (as written and decoded, in its user part or its ``password`` parameter) and
-    ``password``: what output must never show."""
+    ``password``: what output must never show. Read by hand, not with urlsplit, which refuses some URLs that libpq
+    then quotes whole in its error (an IPv6 address without its "]")."""
     found = {password}
-    with contextlib.suppress(ValueError):
-        parts = urlsplit(url)
-        found.add(parts.password)
-        for piece in parts.query.split("&"):
-            name, _equals, value = piece.partition("=")
-            if name == "password":
-                found.add(value)
+    authority, _mark, query = url.partition("://")[2].partition("?")
+    userinfo, at, _hosts = authority.split("/", 1)[0].rpartition("@")
+    if at:
+        found.add(userinfo.partition(":")[2])
+    for piece in query.split("&"):
+        name, _equals, value = piece.partition("=")
+        if name == "password":
+            found.add(value)
     found.discard(None)
     found.discard("")
     return {form for value in found for form in (value, unquote(value))}

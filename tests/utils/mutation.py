@@ -6,17 +6,25 @@ mutmut names a mutant after the module its path spells and runs the tests on a c
 copy is made afresh on each run, and gets its own .collections link: conftest.py puts ROOT/.collections first on
 sys.path, and a subprocess test imports through it; both must reach the mutated copy, not the checkout.
 
+The PostgreSQL ledger's tests need a server: this starts one per mutmut child (a test session takes one no other session
+holds, tests/utils/postgresql.py) and sets CI, so that a missing server fails the run instead of skipping those tests,
+which would leave their mutants undetected.
+
 A file with no killed mutant fails the run: its tests did not run the mutated code (mutmut's own forced-failure
 check stops the run earlier when no test reaches a mutated function at all).
 """
 
 import argparse
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from postgresql import POOL, PostgresqlUnavailable, running_postgresql
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".collections"
@@ -76,7 +84,7 @@ def results():
 
 def report(statuses, diffs, seconds):
     lines = ["Mutation testing with mutmut against tests/unit, %.0f s" % seconds, ""]
-    lines.append("%-36s %8s %8s %8s %10s %7s" % ("file", "mutants", "killed", "timeout", "undetected", "score"))
+    lines.append("%-42s %8s %8s %8s %10s %7s" % ("file", "mutants", "killed", "timeout", "undetected", "score"))
     rows = []
     for name, by_key in sorted(statuses.items()):
         values = list(by_key.values())
@@ -84,7 +92,7 @@ def report(statuses, diffs, seconds):
         rows.append((name, len(values), killed, timeout, killed + timeout))
     rows.append(("all", *(sum(row[column] for row in rows) for column in (1, 2, 3, 4))))
     for name, count, killed, timeout, caught in rows:
-        lines.append("%-36s %8d %8d %8d %10d %6.1f%%" % (name, count, killed, timeout, count - caught, 100.0 * caught / max(count, 1)))
+        lines.append("%-42s %8d %8d %8d %10d %6.1f%%" % (name, count, killed, timeout, count - caught, 100.0 * caught / max(count, 1)))
     lines += ["", "score: detected (killed or timed out) / mutants; undetected: survived, no tests, suspicious", ""]
     for name, by_key in sorted(statuses.items()):
         undetected = sorted(key for key, status in by_key.items() if status not in DETECTED)
@@ -106,13 +114,19 @@ def main():
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     command = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(options.max_children)]
     started = time.monotonic()
-    if sys.stdout.isatty():
-        code = subprocess.call(command, cwd=WORK)
-    else:
-        # mutmut's progress line is redrawn many times a second: a log keeps it out of CI output.
-        print("mutation.py: mutmut run, output in %s" % LOG.relative_to(ROOT), flush=True)
-        with open(LOG, "w", encoding="utf-8") as log:
-            code = subprocess.call(command, cwd=WORK, stdout=log, stderr=subprocess.STDOUT)
+    with contextlib.ExitStack() as servers:
+        try:
+            pool = [servers.enter_context(running_postgresql()).description() for _child in range(options.max_children)]
+        except PostgresqlUnavailable as exc:
+            sys.exit("mutation.py: the PostgreSQL ledger's tests need a server: %s" % exc)
+        env = dict(os.environ, CI="1", **{POOL: json.dumps(pool)})
+        if sys.stdout.isatty():
+            code = subprocess.call(command, cwd=WORK, env=env)
+        else:
+            # mutmut's progress line is redrawn many times a second: a log keeps it out of CI output.
+            print("mutation.py: mutmut run, output in %s" % LOG.relative_to(ROOT), flush=True)
+            with open(LOG, "w", encoding="utf-8") as log:
+                code = subprocess.call(command, cwd=WORK, env=env, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - started
     if code:
         sys.exit("mutation.py: mutmut run failed (exit %d)" % code)

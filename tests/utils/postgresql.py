@@ -20,12 +20,18 @@ temporary directory given to that user. Without the binaries, ``PostgresqlUnavai
 the pytest fixture ``postgresql`` then skips and the command runs without the variables (its PostgreSQL targets
 end early), except when the environment variable CI is set (``.ci/run`` sets it), where a missing server fails
 the run.
+
+tests/utils/mutation.py starts one server per mutmut child and lists them in THINGSPACE_TEST_POSTGRESQL_POOL: mutmut
+runs a pytest session per mutant, and the fixture then takes a server of the pool that no other session holds
+instead of starting one (tests restart their server and read its sessions, so two sessions at once cannot share it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
+import json
 import os
 import pwd
 import secrets
@@ -34,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -41,6 +48,8 @@ import pytest
 SUPERUSER = "postgres"
 # The user the server runs as when the tests run as root.
 SERVER_USER = "postgres"
+# JSON list of the servers (Server.description()) that test sessions take one at a time.
+POOL = "THINGSPACE_TEST_POSTGRESQL_POOL"
 
 
 class PostgresqlUnavailable(Exception):
@@ -149,6 +158,30 @@ class Server:
             cursor = db.execute(sql, args)
             return cursor.fetchall() if cursor.description else None
 
+    def description(self):
+        """What ``Server.attach`` needs to use this server from another process."""
+        return {"directory": self.directory, "binaries": self.binaries, "port": self.port, "password": self.password}
+
+    @classmethod
+    def attach(cls, description):
+        server = cls(description["directory"], description["binaries"], durable=False)
+        server.port, server.password = description["port"], description["password"]
+        return server
+
+    def reset(self):
+        """Drop the roles and schemas that tests made (every one but the superuser and the system's)."""
+        from psycopg import sql
+
+        with self.connect() as db:
+            roles = [sql.Identifier(name) for (name,) in db.execute("SELECT rolname FROM pg_roles WHERE rolname <> %s AND rolname NOT LIKE 'pg\\_%%'",
+                                                                    (SUPERUSER,))]
+            if roles:
+                db.execute(sql.SQL("DROP OWNED BY {0} CASCADE; DROP ROLE {0}").format(sql.SQL(", ").join(roles)))
+            schemas = [sql.Identifier(name) for (name,) in db.execute("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                                                                      "AND nspname NOT IN ('public', 'information_schema')")]
+            if schemas:
+                db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.SQL(", ").join(schemas)))
+
     def new_schema(self):
         """A schema name no test used yet (the ledger creates the schema on first use)."""
         return "t_" + uuid.uuid4().hex[:16]
@@ -174,9 +207,34 @@ def running_postgresql(durable=False, binaries=None):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def _take_from_pool(servers):
+    """A server of ``servers`` that no other session holds, emptied of what the last one made, and the lock file that
+    holds it (an flock: free again when this process ends, however it ends)."""
+    while True:
+        for description in servers:
+            handle = os.open(os.path.join(description["directory"], "session.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(handle)
+                continue
+            server = Server.attach(description)
+            server.reset()
+            return server, handle
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def postgresql():
-    """One server for the whole test session (a conftest imports this fixture)."""
+    """One server for the whole test session (a conftest imports this fixture): one of the pool of POOL when it is
+    set, else a new one."""
+    if os.environ.get(POOL):
+        server, handle = _take_from_pool(json.loads(os.environ[POOL]))
+        try:
+            yield server
+        finally:
+            os.close(handle)
+        return
     try:
         context = running_postgresql()
         server = context.__enter__()

@@ -17,7 +17,7 @@ from ledger_0_1_0 import schema_1_ledger
 from ansible_collections.thingspace.m2m.plugins.module_utils import _store_postgresql
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Diff, Ledger, account_scope, service_scope
 
 SCOPE, KEY = "http://127.0.0.1:9|0000123456-00001", "wave1"
 
@@ -113,8 +113,11 @@ def test_an_empty_ledger_is_refused_not_taken_as_new(tmp_path):
     path = tmp_path / "l.sqlite3"
     path.touch(mode=0o600)
     for read_only in (False, True):
-        with pytest.raises(ThingSpaceError, match="^The ledger %s is empty \\(0 bytes\\); thingspace.m2m never leaves a ledger empty" % path):
+        with pytest.raises(ThingSpaceError) as caught:
             Ledger(str(path), read_only=read_only)
+        assert caught.value.message == ("The ledger %s is empty (0 bytes); thingspace.m2m never leaves a ledger empty, so it was truncated or made by "
+                                        "something else. Restore it from a backup; delete it only if no earlier send needs to be known (a new "
+                                        "ledger knows of none, and a re-run sends again)" % path)
     assert path.stat().st_size == 0
 
 
@@ -369,3 +372,147 @@ def test_a_claim_of_several_inserts_takes_over_exactly_what_its_mode_allows(wher
     states = ledger.states(SCOPE, KEY)
     assert [states[target] for target in targets] == ["sent"] * 100 + ["unknown" if first > 100 else "sent"] * 100 + \
         ["pending" if first > 200 else "sent"] * 100 + ["sent"] * 150
+
+
+@pytest.mark.parametrize(
+    ("api_url", "scope"),
+    [
+        ("HTTPS://Example.COM:443/api/m2m/", "https://example.com/api/m2m"),
+        ("http://127.0.0.1:80", "http://127.0.0.1"),
+        ("http://127.0.0.1:9/", "http://127.0.0.1:9"),
+        ("http://[::1]:8080/api/", "http://[::1]:8080/api"),
+        ("https://[::1]:443", "https://[::1]"),
+    ],
+)
+def test_one_service_has_one_scope_however_its_url_is_spelt(api_url, scope):
+    assert service_scope(api_url) == scope
+    assert account_scope(api_url, "0000123456-00001") == scope + "|0000123456-00001"
+
+
+def test_diff_reports_what_another_live_run_is_sending(where):
+    sender = Ledger(where)
+    sender.claim(SCOPE, KEY, ["mdn:1"])
+    ledger = Ledger(where)
+    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"]) == Diff(["mdn:2"], [], ["mdn:1"])
+    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"], mode="all") == Diff(["mdn:1", "mdn:2"], [], ["mdn:1"])
+    sender.close()
+
+
+def test_live_claims_among_many_dead_ones_are_in_flight(where):
+    """Each pending claim is looked at, whichever order the claims come in: dead ones, another run's live ones, this
+    run's own (a set's order: 20 of each make it unlikely that one kind comes last)."""
+    dead = Ledger(where)
+    for n in range(20):
+        dead.claim(SCOPE, KEY, ["mdn:dead%d" % n])
+    dead.close()
+    other, ledger = Ledger(where), Ledger(where)
+    for n in range(20):
+        other.claim(SCOPE, KEY, ["mdn:other%d" % n])
+    ledger.claim(SCOPE, KEY, ["mdn:own"])
+    states = ledger.states(SCOPE, KEY)
+    assert {target for target, state in states.items() if state == "in_flight"} == {"mdn:own", *("mdn:other%d" % n for n in range(20))}
+    assert len(states) == 41
+    other.close()
+
+
+P1 = {"message": "h1", "tracking": "device"}
+P2 = {"message": "h2", "tracking": "device"}
+
+
+def _refused(ledger, key, purpose):
+    """The message check_purpose refuses ``purpose`` with, None when it accepts it."""
+    try:
+        ledger.check_purpose(SCOPE, key, purpose)
+    except ThingSpaceError as error:
+        return error.message
+    return None
+
+
+def test_a_claim_records_the_purpose_of_a_new_key_completes_a_partial_one_and_force_replaces_it(where):
+    ledger = Ledger(where)
+    ledger.claim(SCOPE, "full", ["mdn:1"], purpose=P1)
+    ledger.claim(SCOPE, "full", ["mdn:2"], purpose=P2)
+    assert _refused(ledger, "full", P1) is None and _refused(ledger, "full", P2) is not None
+    ledger.claim(SCOPE, "full", ["mdn:3"], mode="all", purpose=P2)
+    assert _refused(ledger, "full", P2) is None
+    ledger.claim(SCOPE, "partial", ["mdn:1"], purpose={"tracking": "device"})
+    ledger.claim(SCOPE, "partial", ["mdn:2"], purpose=P1)
+    assert _refused(ledger, "partial", P2) == ("idempotency_key 'partial' was used for another send (message: another text); nothing was sent. Use "
+                                              "a new idempotency_key for this send, or force: true to send it under this key to every target again")
+
+
+def _source_ledger(path):
+    """An SQLite ledger with: a key with a purpose, two devices sent and one unknown; a key with a purpose and no
+    sends (its batch was released); a key without a purpose (0.1.0 recorded none); a callbacks start."""
+    source = Ledger(str(path))
+    source.settle(source.claim(SCOPE, KEY, ["mdn:1", "mdn:2"], purpose=P1)[0], "sent", "r1")
+    source.settle(source.claim(SCOPE, KEY, ["mdn:3"], purpose=P1)[0], "unknown")
+    source.release(source.claim(SCOPE, "released", ["mdn:9"], purpose=P1)[0])
+    source.settle(source.claim(SCOPE, "bare", ["mdn:5"])[0], "sent", "r5")
+    source.record_start(SCOPE + "|acc")
+    return source
+
+
+def test_a_copy_adds_what_the_ledger_lacks_keeps_what_it_holds_and_merges_purposes(where, tmp_path):
+    source = _source_ledger(tmp_path / "source.sqlite3")
+    ledger = Ledger(where)
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"], purpose={"tracking": "device", "encoding": "7-bit"})[0], "sent", "r0")
+    ledger.record_start(SCOPE + "|acc")
+    before = sorted(ledger.records())
+    expected = {"keys": 3, "sends": 4, "starts": 1, "sends_copied": 3, "starts_copied": 0}
+    assert ledger.copy_from(source, check_mode=True) == expected
+    assert sorted(ledger.records()) == before and not ledger.knows(SCOPE, "released")
+    assert _refused(ledger, KEY, dict(P2, encoding="7-bit")) is None  # the purpose is still this ledger's alone
+
+    assert ledger.copy_from(source) == expected
+    assert sorted(ledger.records()) == [(SCOPE, "bare", "mdn:5", "sent", "r5", None), (SCOPE, KEY, "mdn:1", "sent", "r0", None),
+                                        (SCOPE, KEY, "mdn:2", "sent", "r1", None), (SCOPE, KEY, "mdn:3", "unknown", None, None)]
+    assert ledger.knows(SCOPE, "released") and [scope for scope, _at in ledger.starts()] == [SCOPE + "|acc"]
+    # The purpose is both ledgers' fields: the source's message, this ledger's encoding.
+    assert _refused(ledger, KEY, dict(P1, encoding="7-bit")) is None
+    assert _refused(ledger, KEY, dict(P2, encoding="7-bit")) is not None
+    assert _refused(ledger, KEY, dict(P1, encoding="ucs2")) is not None
+    assert ledger.copy_from(source) == dict(expected, sends_copied=0)
+
+
+def test_a_copy_into_a_ledger_that_used_its_keys_for_other_sends_copies_nothing_and_names_them_all(where, tmp_path):
+    source = Ledger(str(tmp_path / "source.sqlite3"))
+    for key in ("a", "b"):
+        source.settle(source.claim(SCOPE, key, ["mdn:1"], purpose=P1)[0], "sent", "r1")
+    source.record_start(SCOPE)
+    ledger = Ledger(where)
+    for key in ("a", "b"):
+        ledger.claim(SCOPE, key, ["mdn:2"], purpose=P2)
+    with pytest.raises(ThingSpaceError) as caught:
+        ledger.copy_from(source)
+    assert caught.value.message == ("The idempotency keys 'a', 'b' were used for other sends in %s than in %s; nothing was copied. Copy into another "
+                                    "ledger_schema, or resolve them by hand" % (ledger.where, source.where))
+    assert sorted(target for _scope, _key, target, *_rest in ledger.records()) == ["mdn:2", "mdn:2"] and ledger.starts() == []
+
+
+def test_a_ledger_of_0_1_0_merges_the_spellings_of_one_service_and_keeps_what_each_knew(tmp_path):
+    """Schema 1 recorded "api_url|account": one key under two spellings or accounts becomes one with the devices of
+    both (here both recorded mdn:1 alike); starts get the account scope; MEIDs are upper case; a filter send tracked as a whole is known as such."""
+    path = tmp_path / "state" / "l.sqlite3"
+    _schema_1_ledger(path)
+    db = sqlite3.connect(str(path))
+    db.executescript("""
+        INSERT INTO send_keys VALUES (2, 'HTTP://127.0.0.1:9/|0000123456-00002', 'wave1');
+        INSERT INTO send_keys VALUES (3, 'http://127.0.0.1:9|0000123456-00001', 'group-1');
+        INSERT INTO sends VALUES (1, 'meid:a10000009296f2', 'sent', 'r1', NULL, 0);
+        INSERT INTO sends VALUES (2, 'mdn:1', 'sent', 'r1', NULL, 0);
+        INSERT INTO sends VALUES (2, 'mdn:2', 'sent', 'r2', NULL, 0);
+        INSERT INTO sends VALUES (3, 'selection', 'sent', 'r3', NULL, 0);
+        INSERT INTO starts VALUES ('HTTP://127.0.0.1:9/|0000123456-00001', 4);
+    """)
+    db.commit()
+    db.close()
+    ledger = Ledger(str(path))
+    scope = "http://127.0.0.1:9"
+    assert sorted(ledger.records()) == [(scope, "group-1", "selection", "sent", "r3", None), (scope, KEY, "mdn:1", "sent", "r1", None),
+                                        (scope, KEY, "mdn:2", "sent", "r2", None), (scope, KEY, "meid:A10000009296F2", "sent", "r1", None)]
+    assert ledger.starts() == [(scope + "|0000123456-00001", 4.0)]
+    assert _refused(Ledger(str(path)), KEY, {"tracking": "device"}) is None
+    assert ledger.check_purpose(scope, "group-1", {"tracking": "selection"}) is None
+    with pytest.raises(ThingSpaceError, match='tracking: was "selection", now "device"'):
+        ledger.check_purpose(scope, "group-1", {"tracking": "device"})

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from ansible_collections.thingspace.m2m.plugins.module_utils import _store_postgresql
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
@@ -353,3 +354,136 @@ def test_identifiers_compare_byte_by_byte_whatever_the_database_collation(postgr
                                     "AND data_type = 'text' AND column_name IN ('scope', 'key', 'target', 'claim') ORDER BY 1, 2", (schema,))
     assert collations == [("send_keys", "key", "C"), ("send_keys", "scope", "C"), ("sends", "claim", "C"), ("sends", "target", "C"),
                           ("starts", "scope", "C")]
+
+
+@pytest.mark.parametrize("rest", ["", "?application_name=https://awx.example"])
+def test_a_url_python_cannot_split_still_never_shows_its_password(fake, run_module, rest):
+    """libpq quotes the whole URL when it cannot find the end of an IPv6 address; the password in it is masked."""
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", ledger_url="postgresql://ops:Pw-7x@[::1/ledger" + rest)
+    assert failed and result["msg"] == ('ledger_url is not a URL libpq accepts: end of string reached when looking for matching "]" in IPv6 host '
+                                        'address in URI: "postgresql://ops:********@[::1/ledger%s"' % rest)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("password=Pw%zz7x&sslmode=require", 'invalid percent-encoded token: "********"'),
+        ("sslmode=require&password=Pw%zz7x", 'invalid percent-encoded token: "********"'),
+        # An empty password is nothing to hide: the message is left as it is.
+        ("password=&sslmod=require", 'invalid URI query parameter: "sslmod"'),
+    ],
+)
+def test_a_password_in_the_url_parameters_is_never_shown(fake, run_module, query, shown):
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", ledger_url="postgresql://ops@127.0.0.1:1/ledger?" + query)
+    assert failed and result["msg"] == "ledger_url is not a URL libpq accepts: " + shown
+
+
+def test_a_url_that_names_nothing_is_named_by_libpq_defaults(fake, run_module, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(port))
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", ledger_url="postgresql://")
+    assert failed and result["msg"].startswith("Cannot connect to the ledger database (default user)@(default host):5432/(default database) "
+                                               "(schema thingspace): connection failed: ")
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("url", "schema", "message"),
+    [
+        ("mysql://ops@127.0.0.1/ledger", "s", "ledger_url: the scheme 'mysql' is not a PostgreSQL URL; write postgresql://user@host:5432/dbname "
+                                              "(libpq parameters such as sslmode after ?)"),
+        ("postgresql://ops@127.0.0.1/ledger", "", "ledger_schema: '' is not a schema name thingspace.m2m uses; use lower-case letters, digits and _ "
+                                                  "(at most 63, not starting with a digit)"),
+        ("postgresql://ops@127.0.0.1/ledger", None, "ledger_schema: None is not a schema name thingspace.m2m uses; use lower-case letters, digits "
+                                                    "and _ (at most 63, not starting with a digit)"),
+    ],
+)
+def test_the_store_refuses_a_url_or_schema_the_module_would_refuse(url, schema, message):
+    with pytest.raises(ThingSpaceError) as caught:
+        Ledger(Database(url, None, schema))
+    assert caught.value.message == message
+
+
+def test_a_url_with_another_url_in_its_parameters_is_postgresql(postgresql):
+    url = postgresql.url(application_name="https://awx.example/jobs/1")
+    ledger = Ledger(Database(url, postgresql.password, postgresql.new_schema()))
+    assert ledger.states(SCOPE, KEY) == {}
+    ledger.close()
+
+
+def test_check_mode_on_a_ledger_of_an_older_collection_is_refused_naming_the_database(postgresql):
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    Ledger(where).close()
+    postgresql.execute('UPDATE "%s".schema_version SET version = 1' % where.schema)
+    with pytest.raises(ThingSpaceError) as caught:
+        Ledger(where, read_only=True)
+    assert caught.value.message == ("The ledger database postgres@127.0.0.1:%d/postgres (schema %s) was written by an older thingspace.m2m (schema 1), "
+                                    "and check mode does not change it; a run without check mode migrates it" % (postgresql.port, where.schema))
+
+
+def test_a_database_error_that_is_not_about_privileges_gets_no_hint(postgresql):
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    ledger = Ledger(where)
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
+    postgresql.execute('DROP TABLE "%s".sends' % where.schema)
+    with pytest.raises(ThingSpaceError) as caught:
+        ledger.states(SCOPE, KEY)
+    assert caught.value.message == ('The ledger database postgres@127.0.0.1:%d/postgres (schema %s): relation "sends" does not exist LINE 1: '
+                                    "SELECT target, state, request_id, claim FROM sends WHERE key... ^" % (postgresql.port, where.schema))
+
+
+def test_a_ledger_creating_its_schema_lets_others_create_theirs_while_it_runs(postgresql):
+    """The lock that makes runs create one schema once is released when the schema is made, not when the run ends."""
+    first = Ledger(Database(postgresql.url(), postgresql.password, postgresql.new_schema()))
+    # lock_timeout: waiting for the first run's lock fails in 2 s instead of waiting for it to end.
+    second = Ledger(Database(postgresql.url(options="-c%20lock_timeout%3D2000"), postgresql.password, postgresql.new_schema()))
+    assert second.states(SCOPE, KEY) == {} and first.states(SCOPE, KEY) == {}
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("drawn", [0, (1 << 63) - 1, 1 << 63, (1 << 64) - 1], ids=["lowest", "-1", "0", "highest"])
+def test_a_claim_is_in_flight_for_another_session_whatever_its_lock_number(postgresql, monkeypatch, drawn):
+    """Lock numbers are signed 64-bit; pg_locks shows them as two unsigned halves, which the other session joins again."""
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    sender = Ledger(where)
+    monkeypatch.setattr(_store_postgresql.secrets, "randbits", lambda bits: drawn)
+    claim_id = sender.claim(SCOPE, KEY, ["mdn:1"])[0]
+    monkeypatch.undo()  # the other session's claims draw at random
+    assert claim_id.endswith(":%d" % (drawn - (1 << 63)))
+    other = Ledger(where)
+    assert other.states(SCOPE, KEY) == {"mdn:1": "in_flight"}
+    assert other.claim(SCOPE, KEY, ["mdn:1"], mode="unconfirmed")[1] == []
+    sender.settle(claim_id, "sent", "r1")
+    assert other.states(SCOPE, KEY) == {"mdn:1": "sent"}
+
+
+def test_a_settled_or_released_batch_leaves_no_lock_held(postgresql):
+    """A run of many batches holds one lock at a time: the server's lock table is shared and bounded."""
+    ledger = Ledger(Database(postgresql.url(application_name="many_batches"), postgresql.password, postgresql.new_schema()))
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
+    ledger.release(ledger.claim(SCOPE, KEY, ["mdn:2"])[0])
+    assert ledger.claim(SCOPE, KEY, ["mdn:1"])[1] == []  # nothing claimed: its lock is not kept either
+    held = postgresql.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                              "AND a.application_name = 'many_batches'")
+    assert held == [(0,)]
+    ledger.close()
+
+
+def test_a_copy_the_database_refuses_part_way_copies_nothing_and_says_why(postgresql, tmp_path):
+    source = Ledger(str(tmp_path / "l.sqlite3"))
+    source.settle(source.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    ledger = Ledger(where)
+    schema = where.schema
+    postgresql.execute(f"""CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$;
+                           CREATE TRIGGER refuse BEFORE INSERT ON "{schema}".sends FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse()""")
+    with pytest.raises(ThingSpaceError) as caught:
+        ledger.copy_from(source)
+    assert caught.value.message.startswith("The ledger database postgres@127.0.0.1:%d/postgres (schema %s): refused by a trigger CONTEXT: "
+                                           % (postgresql.port, where.schema))
+    assert ledger.records() == [] and not ledger.knows(SCOPE, KEY)
