@@ -248,6 +248,9 @@ def test_a_database_restarted_between_claim_and_settle_leaves_the_batch_unconfir
     assert result["msg"].endswith("It stays pending there, so a re-run reports it unconfirmed and does not send it again; 1 later batch(es) were "
                                   "not attempted, a re-run sends them")
     assert [(batch["status"], "error" in batch) for batch in result["batches"]] == [("sent", False), ("sent", True)]
+    assert result["batches"][1] == {"index": 1, "devices": 2, "status": "sent", "request_id": request_id,
+                                    "error": result["msg"].split("could not record it: ", 1)[1].split(". It stays pending", 1)[0]}
+    assert result["batches"][1]["error"].startswith("The ledger database %s: " % _where(postgresql, "postgres", database["ledger_schema"]))
     assert result["devices_sent"] == 4 and len(sms_bodies(fake)) == 2
 
     result, failed = run_module(vz_sms_send.main, **args)
@@ -262,6 +265,10 @@ def test_a_database_lost_before_a_claim_fails_that_batch_and_keeps_what_was_sent
     assert failed and result["msg"].startswith("Batch 2 of 3 was not sent: the ledger could not claim it: The ledger database ")
     assert result["msg"].endswith("; 1 later batch(es) were not attempted, a re-run sends them")
     assert [batch["status"] for batch in result["batches"]] == ["sent", "failed"] and result["devices_sent"] == 2
+    error = result["batches"][1].pop("error")
+    assert result["batches"][1] == {"index": 1, "devices": 0, "status": "failed"}
+    assert error.startswith("The ledger database %s: " % _where(postgresql, "postgres", database["ledger_schema"]))
+    assert result["msg"] == "Batch 2 of 3 was not sent: the ledger could not claim it: %s; 1 later batch(es) were not attempted, a re-run sends them" % error
 
     result, failed = run_module(vz_sms_send.main, **args)
     assert not failed and result["devices_sent"] == 3 and result["devices_skipped"] == 2 and result["devices_unconfirmed"] == []
@@ -330,7 +337,11 @@ def test_a_failed_or_unconfirmed_batch_the_ledger_cannot_record_stays_unconfirme
     with _restart_after(postgresql, ThingSpaceClient, "send_sms", 1):
         result, failed = run_module(vz_sms_send.main, **args)
     assert failed and result["batches"][0]["status"] == status
+    assert result["batches"][0]["error"] == "Failed to send SMS: HTTP %d %s: %s%s" % (
+        answer[0], answer[1]["errorCode"], answer[1]["errorMessage"], "; the request may have been processed" if status == "unconfirmed" else "")
     assert recorded % _where(postgresql, "postgres", database["ledger_schema"]) in result["msg"] and result["msg"].endswith(rerun)
+    assert result["msg"].startswith("Batch 1 of 1 %s: %s" % ("is unconfirmed" if status == "unconfirmed" else "failed, nothing of it was sent",
+                                                             result["batches"][0]["error"]))
     result, failed = run_module(vz_sms_send.main, **args)
     assert not failed and result["devices_sent"] == 0 and len(result["devices_unconfirmed"]) == 5
     result, failed = run_module(vz_sms_send.main, resend_unconfirmed=True, **args)
