@@ -437,8 +437,8 @@ def test_a_claim_records_the_purpose_of_a_new_key_completes_a_partial_one_and_fo
     assert _refused(ledger, "full", P2) is None
     ledger.claim(SCOPE, "partial", ["mdn:1"], purpose={"tracking": "device"})
     ledger.claim(SCOPE, "partial", ["mdn:2"], purpose=P1)
-    assert _refused(ledger, "partial", P2) == ("idempotency_key 'partial' was used for another send (message: another text); nothing was sent. Use "
-                                              "a new idempotency_key for this send, or force: true to send it under this key to every target again")
+    assert _refused(ledger, "partial", P2) == ("idempotency_key 'partial' was used for another send (message: another text); nothing was sent. "
+                                               "Use a new idempotency_key for this send, or force: true to send it under this key to every target again")
 
 
 def _source_ledger(path):
