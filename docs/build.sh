@@ -23,5 +23,20 @@ antsibull-docs lint-collection-docs --plugin-docs .
 mkdir -m 700 "$build/rst"
 antsibull-docs collection --use-current --squash-hierarchy --fail-on-error --dest-dir "$build/rst" thingspace.m2m
 
+# The page of a module with an action plugin refers to the label action_plugins of Ansible's own docsite, which this
+# build does not have: a page of its own holds it here, not in docs/docsite (the docsite would hold it twice).
+cat > "$build/rst/ansible_labels.rst" <<'RST'
+:orphan:
+
+.. _action_plugins:
+
+Action plugins
+==============
+
+An action plugin runs on the controller before a module. See `Action plugins
+<https://docs.ansible.com/ansible/latest/plugins/action.html>`_ in the Ansible documentation, and "Tasks on the
+controller" in the collection's design notes for what ``vz_sms_send``'s does.
+RST
+
 sphinx-build -b html -W --keep-going -q -c docs "$build/rst" "$build/html"
 echo "docs/build.sh: open $build/html/index.html"
