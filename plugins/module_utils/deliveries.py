@@ -74,10 +74,7 @@ def _delivery_row(event, now):
     else:
         return None
     aliases = _identifiers(event)
-    by_kind = dict(alias.split(":", 1) for alias in reversed(aliases))
-    kind = next((kind for kind in DEVICE_KEY_ORDER if kind in by_kind), None)
-    device = "%s:%s" % (kind, by_kind[kind]) if kind else aliases[0]
-    return (event["request_id"], device, state, json.dumps(aliases, separators=(",", ":")), now)
+    return (event["request_id"], min(aliases, key=_key_rank), state, json.dumps(aliases, separators=(",", ":")), now)
 
 
 class StoreRecorder(CallbackRecorder):
@@ -162,14 +159,14 @@ class _Request:
                 alias = parent[alias]
             return alias
 
+        rows = [(device, state, json.loads(aliases), updated_at) for device, state, aliases, updated_at in rows]
         for _device, _state, aliases, _updated_at in rows:
-            aliases = json.loads(aliases)
             for alias in aliases[1:]:
                 parent[root(alias)] = root(aliases[0])
         groups = {}
         for device, state, aliases, updated_at in rows:
             group = groups.setdefault(root(device), {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set()})
-            group["aliases"].update(json.loads(aliases))
+            group["aliases"].update(aliases)
             group["device"] = min(group["device"], device, key=_key_rank)
             # A device named twice (its MDN by one callback, its MSISDN by another) takes its first final state.
             if state != SENT_TO_DEVICE and updated_at < group["at"]:
@@ -180,6 +177,7 @@ class _Request:
 
 
 def _key_rank(device):
+    """The order in which a device's identifiers name it: by DEVICE_KEY_ORDER, then as strings."""
     kind = device.split(":", 1)[0]
     return (DEVICE_KEY_ORDER.index(kind) if kind in DEVICE_KEY_ORDER else len(DEVICE_KEY_ORDER), device)
 
