@@ -113,7 +113,7 @@ def check_store(source, options):
 
 
 def make_recorder(options):
-    """The recorder ``options`` choose. Call it in the thread that uses it: an SQLite connection stays in its thread."""
+    """The recorder ``options`` choose; ``Recording.start`` calls it in the thread that uses it."""
     if options["store"] == MEMORY:
         return MemoryRecorder(options["dedupe_window"])
     from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
@@ -130,6 +130,17 @@ class Recording:
     Events arriving while the recorder is busy are recorded together in its next call (one transaction for
     many callbacks). Which events were queued is told to the recorder in its next call, so a callback recorded
     but never queued (the source died in between, and ThingSpace sends it again) is queued when it comes again."""
+
+    @classmethod
+    async def start(cls, queue, new_recorder, executor):
+        """A Recording with the recorder ``new_recorder()`` makes, made in ``executor`` (the thread that uses it: an
+        SQLite connection stays in its thread); ``executor`` is shut down when that fails."""
+        try:
+            recorder = await asyncio.get_running_loop().run_in_executor(executor, new_recorder)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(queue, recorder, executor)
 
     def __init__(self, queue, recorder, executor):
         self.queue = queue

@@ -311,12 +311,7 @@ async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorde
     context = _ssl_context(settings["certfile"], settings["keyfile"]) if settings["certfile"] else None
     # One thread: the recorder is called one call at a time, in arrival order, and may block.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-recorder")
-    try:
-        recorder = await asyncio.get_running_loop().run_in_executor(executor, new_recorder)
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
-    recording = Recording(queue, recorder, executor)
+    recording = await Recording.start(queue, new_recorder, executor)
     receiver = Receiver(settings, recording)
     app = web.Application(middlewares=[receiver.allow_list], client_max_size=settings["max_body_size"])
     app.router.add_post(settings["path"] + "/{account}/{service}", receiver.handle)
@@ -325,7 +320,7 @@ async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorde
         await runner.setup()
         await web.TCPSite(runner, settings["host"], settings["port"], ssl_context=context).start()
         logger.info("Listening for ThingSpace callbacks on %s://%s:%d%s/<account>/<service>, recording them in %s%s",
-                    "https" if context else "http", settings["host"], settings["port"], settings["path"], recorder.where,
+                    "https" if context else "http", settings["host"], settings["port"], settings["path"], recording.recorder.where,
                     "" if settings["username"] is not None else " (no username and password set: any client that reaches it is taken)")
         await asyncio.Future()
     finally:

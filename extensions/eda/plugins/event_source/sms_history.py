@@ -215,12 +215,7 @@ async def poll(queue: asyncio.Queue[Any], settings: dict[str, Any], client, new_
     loop = asyncio.get_running_loop()
     # One thread for the client and the recorder: neither is called concurrently, and the event loop never waits on them.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-history")
-    try:
-        recorder = await loop.run_in_executor(executor, new_recorder)
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
-    recording = Recording(queue, recorder, executor)
+    recording = await Recording.start(queue, new_recorder, executor)
     next_path = None
     try:
         while True:
