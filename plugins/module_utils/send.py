@@ -38,14 +38,16 @@ SendPlan = namedtuple("SendPlan", "account devices filters tracking message enco
 
 
 def plan_send(params, check_mode=False):
-    """Check the inputs of a send (no request is made); a ThingSpaceError names the field and the rule."""
+    """Check the inputs of a send (no request is made; a devices_file is read); a ThingSpaceError names the field and the rule."""
     try:
         size = message_size(params["sms_message"], params["data_encoding"])
-        devices = params["devices"]
+        devices, option = params["devices"], "devices"
+        if params["devices_file"] is not None:
+            devices, option = read_devices_file(params["devices_file"]), "devices_file %s" % params["devices_file"]
         if devices is not None:
             if not devices:
-                raise ValueError("devices: the list is empty; give at least one {kind, id} or use a filter")
-            devices = normalize_devices(devices)
+                raise ValueError("%s: the list is empty; give at least one {kind, id} or use a filter" % option)
+            devices = normalize_devices(devices, option)
         filters, tracking = None, TRACK_DEVICE
         if devices is None:
             filters = {"group_name": params["group_name"], "service_plan": params["service_plan"],
@@ -70,6 +72,23 @@ def plan_send(params, check_mode=False):
         if filters is None:
             legacy_key = _derive(account, {"devices": True}, params["sms_message"], params["data_encoding"])
     return SendPlan(account, devices, filters, tracking, params["sms_message"], params["data_encoding"], size, key, legacy_key)
+
+
+def read_devices_file(path):
+    """The device list in the JSON file at ``path``: a list of ``{kind, id}``, or an object whose only key, ``devices``,
+    holds one. Entries are checked by plan_send, as for the option ``devices``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except OSError as exc:
+        raise ValueError("devices_file: cannot read %s: %s" % (path, exc.strerror or exc))
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise ValueError("devices_file: %s is not a JSON file: %s" % (path, exc))
+    if isinstance(content, dict) and list(content) == ["devices"]:
+        content = content["devices"]
+    if not isinstance(content, list):
+        raise ValueError("devices_file: %s holds neither a JSON list of {kind, id} nor an object with the single key 'devices' holding one" % path)
+    return content
 
 
 def derive_key(account, filters, message, encoding):

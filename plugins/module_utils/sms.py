@@ -101,11 +101,11 @@ def normalize_device(device, where="devices"):
     return kind, ident
 
 
-def normalize_devices(devices):
-    """Validate a device list; return unique ``(kind, id)`` pairs in their first order."""
+def normalize_devices(devices, option="devices"):
+    """Validate a device list; return unique ``(kind, id)`` pairs in their first order. ``option`` names the list in errors."""
     seen = {}
     for index, device in enumerate(devices):
-        seen.setdefault(normalize_device(device, "devices[%d]" % index), None)
+        seen.setdefault(normalize_device(device, "%s[%d]" % (option, index)), None)
     return list(seen)
 
 

@@ -47,7 +47,7 @@ options:
   devices:
     description:
       - The devices to send to, each a dictionary with exactly two keys, C(kind) and C(id). Mutually exclusive with
-        O(group_name), O(service_plan) and O(custom_fields).
+        O(devices_file), O(group_name), O(service_plan) and O(custom_fields).
       - C(kind) is the identifier kind, case-insensitive, and C(id) the identifier (quote it in YAML). V(eid) (32 digits),
         V(esn) (11 digits), V(iccid) (18-20 digits), V(imei) (15-16 digits), V(imsi) (6-15 digits),
         V(mdn) (10 digits), V(meid) (14 hex), V(msisdn) (11-15 digits).
@@ -57,6 +57,17 @@ options:
         100,000 devices.
     type: list
     elements: dict
+  devices_file:
+    description:
+      - A JSON file holding the devices to send to, as O(devices) takes them (a list of C({kind, id}) entries), or an
+        object whose only key, C(devices), holds that list. Mutually exclusive with O(devices) and the filters.
+      - A path on the controller, found as the C(src) of M(ansible.builtin.copy) is (a relative path is looked for in
+        the C(files) directory of the role or playbook, then next to it). When the module runs on another host, the
+        file is copied there first.
+      - The module reads and checks the file itself, so a long list does not go through Ansible's templating of task
+        arguments, which takes seconds for 100,000 devices. The send is the same as with O(devices), with the same default
+        O(idempotency_key) and ledger entries, so a rollout can move from one option to the other.
+    type: path
   group_name:
     description: Send to the devices of this device group (combined with the other filters).
     type: str
@@ -172,6 +183,13 @@ EXAMPLES = r"""
     sms_message: "APN=iot.example;MODE=2"
     idempotency_key: wave1-provisioning-v1
 
+- name: Send to a whole fleet listed in files/fleet.json (a JSON list of {kind, id} entries)
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    devices_file: fleet.json
+    sms_message: "APN=iot.example;MODE=2"
+    idempotency_key: fleet-provisioning-v1
+
 - name: Preview who a group send would reach, without sending
   thingspace.m2m.vz_sms_send:
     account_name: "0000123456-00001"
@@ -251,7 +269,7 @@ batches:
   elements: dict
   sample: [{index: 0, devices: 24, status: sent, request_id: d1f08526-5443-4054-9a29-4456490ea9f8}]
 devices_requested:
-  description: Distinct devices in O(devices); null with filters.
+  description: Distinct devices in O(devices) or O(devices_file); null with filters.
   returned: always
   type: int
   sample: 24
@@ -268,7 +286,7 @@ devices_sent:
   type: int
   sample: 24
 devices_skipped:
-  description: Devices of O(devices) not sent because the ledger already has them under the key; null with filters.
+  description: Devices of O(devices) or O(devices_file) not sent because the ledger already has them under the key; null with filters.
   returned: always
   type: int
   sample: 0
@@ -373,6 +391,7 @@ def main(module_class=ThingSpaceModule):
     argument_spec = dict(
         account_name=dict(type="str"),
         devices=dict(type="list", elements="dict"),
+        devices_file=dict(type="path"),
         group_name=dict(type="str"),
         service_plan=dict(type="str"),
         custom_fields=dict(type="dict"),
@@ -392,8 +411,8 @@ def main(module_class=ThingSpaceModule):
     module = module_class(
         argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=[["devices", f] for f in FILTERS],
-        required_one_of=[["devices", *FILTERS]],
+        mutually_exclusive=[["devices", "devices_file"]] + [[devices, f] for devices in ("devices", "devices_file") for f in FILTERS],
+        required_one_of=[["devices", "devices_file", *FILTERS]],
     )
     module.run(send)
 

@@ -19,7 +19,7 @@ from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
-from ansible.plugins.action.normal import ActionModule as NormalAction
+from ansible.utils.vars import merge_hash
 
 # Imported here because the strategy loads action plugins in the main process: the workers it forks for the tasks
 # then find requests, pydantic and the wire models loaded, instead of importing them for every task.
@@ -78,20 +78,34 @@ class ControllerModule(ThingSpaceTask):
         return json.loads(json.dumps(result))
 
 
-class ControllerAction(NormalAction):
+class ControllerAction(ActionBase):
     """The action plugin of a module whose ``main(module_class)`` is ``MODULE.main``."""
 
     MODULE = None
+    _supports_check_mode = True
+    _supports_async = True
 
     def run(self, tmp=None, task_vars=None):
-        if not self._in_controller():
-            return super().run(tmp, task_vars)
-        result = ActionBase.run(self, tmp, task_vars)
+        result = super().run(tmp, task_vars)
+        in_controller = self._in_controller()
+        wrap_async = not in_controller and self._task.async_val and not self._connection.has_native_async
         try:
-            self.MODULE.main(partial(ControllerModule, self._task.args, bool(self._task.check_mode), self._task.action))
+            args = self._module_args(in_controller)
+            if not in_controller:
+                # The module, as Ansible's normal action runs it, with the arguments of _module_args.
+                return merge_hash(result, self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async))
+            self.MODULE.main(partial(ControllerModule, args, bool(self._task.check_mode), self._task.action))
         except TaskExit as done:
             result.update(done.result)
+        finally:
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
+
+    def _module_args(self, in_controller):
+        """The task's arguments as the module's code gets them, in the controller or on the host; an action whose options
+        name controller files resolves them here, and ends the task by raising TaskExit."""
+        return self._task.args
 
     def _in_controller(self):
         """Whether the module would run here, as this user, with this environment, and this Python can run it."""

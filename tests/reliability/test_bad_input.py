@@ -46,7 +46,7 @@ CASES = [
     ("devices_and_custom_fields", "vz_sms_send", dict(SEND, custom_fields={"CustomField1": "East"}),
      "parameters are mutually exclusive: devices|custom_fields"),
     ("no_target", "vz_sms_send", NO_DEVICES,
-     "one of the following is required: devices, group_name, service_plan, custom_fields"),
+     "one of the following is required: devices, devices_file, group_name, service_plan, custom_fields"),
     ("empty_filter", "vz_sms_send", dict(NO_DEVICES, group_name=""),
      "give at least one non-empty filter"),
     ("custom_field_6", "vz_sms_send", dict(NO_DEVICES, custom_fields={"CustomField6": "x"}),

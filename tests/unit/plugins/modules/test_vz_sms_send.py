@@ -210,7 +210,7 @@ def test_secrets_are_not_returned(fake, run_module):
         ({"devices": [{"kind": "mdn", "id": "55512"}]}, "devices[0].id: '55512' is not a valid mdn: expected 10 decimal digits"),
         ({"devices": []}, "devices: the list is empty"),
         ({"group_name": "west"}, "parameters are mutually exclusive: devices|group_name"),
-        ({"devices": None}, "one of the following is required: devices, group_name, service_plan, custom_fields"),
+        ({"devices": None}, "one of the following is required: devices, devices_file, group_name, service_plan, custom_fields"),
         ({"devices": None, "custom_fields": {"Region": "west"}}, "custom_fields: 'Region' is not a custom field name"),
         ({"batch_size": 10001}, "batch_size: 10001 is outside 1..10000"),
         ({"client_secret": None}, "Missing credentials: an OAuth token needs client_id and client_secret (env THINGSPACE_CLIENT_ID"),
@@ -665,3 +665,72 @@ def test_the_key_of_version_0_1_0_is_taken_only_while_the_current_key_is_unknown
     assert result["devices_sent"] == 3 and current != old_key
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES[:3], sms_message="hello")
     assert not failed and not result["changed"] and result["idempotency_key"] == current and len(sms_bodies(fake)) == 2
+
+
+# --- devices_file: the device list read from a JSON file by the module's code -------------------------------------------
+
+
+NOT_A_LIST = "devices_file: {path} holds neither a JSON list of {{kind, id}} nor an object with the single key 'devices' holding one"
+
+
+def devices_file(tmp_path, content):
+    path = tmp_path / "fleet.json"
+    path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode("utf-8"))
+    return str(path)
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_a_devices_file_is_the_same_send_as_its_list(fake, run_module, tmp_path, shape):
+    path = devices_file(tmp_path, DEVICES[:3] if shape == "list" else {"devices": DEVICES[:3]})
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices_file=path, sms_message="hello")
+    assert not failed and result["devices_sent"] == result["devices_requested"] == 3
+    assert result["idempotency_key"] == derive_key(None, None, "hello", "7-bit")
+    assert sms_bodies(fake)[0]["deviceIds"] == DEVICES[:3]
+    # The same ledger entries: the list by the option devices sends only to the devices the file did not hold.
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, sms_message="hello")
+    assert not failed and result["devices_sent"] == 2 and result["devices_skipped"] == 3
+    result, failed = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, devices_file=path, sms_message="hello")
+    assert not failed and not result["changed"] and result["devices_skipped"] == 3
+    assert len(sms_bodies(fake)) == 2
+
+
+def test_a_devices_file_in_check_mode_sends_nothing(fake, run_module, tmp_path, state_dir):
+    path = devices_file(tmp_path, DEVICES)
+    result, failed = run_module(vz_sms_send.main, check_mode=True, devices_file=path, sms_message="hello", batch_size=2)
+    assert not failed and result["changed"] and [b["devices"] for b in result["batches"]] == [2, 2, 1]
+    assert result["devices_preview"] == DEVICES and fake.calls == [] and not (state_dir / "ledger.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "devices_file: cannot read {path}: No such file or directory"),
+        (b"[{'kind': 'mdn'}]", "devices_file: {path} is not a JSON file: Expecting property name enclosed in double quotes: line 1 column 3 (char 2)"),
+        (b'["\xff"]', "devices_file: {path} is not a JSON file: 'utf-8' codec can't decode byte 0xff in position 2: invalid start byte"),
+        ({"devices": DEVICES, "count": 5}, NOT_A_LIST),
+        ({"device": DEVICES}, NOT_A_LIST),
+        ({"devices": {"kind": "mdn", "id": "5550000001"}}, "devices_file: {path} holds neither a JSON list"),
+        ([], "devices_file {path}: the list is empty; give at least one {{kind, id}} or use a filter"),
+        ({"devices": []}, "devices_file {path}: the list is empty"),
+        ([DEVICES[0], {"kind": "mdn", "id": 55512}], "devices_file {path}[1].id: '55512' is not a valid mdn: expected 10 decimal digits"),
+        ([DEVICES[0], "5550000002"], "devices_file {path}[1]: each entry has exactly the keys 'kind' and 'id', both set; got '5550000002'"),
+    ],
+    ids=["missing", "not-json", "not-utf-8", "extra-key", "wrong-key", "not-a-list", "empty", "empty-object", "bad-id", "not-an-entry"],
+)
+def test_a_bad_devices_file_fails_before_any_request(fake, run_module, tmp_path, content, message):
+    path = str(tmp_path / "fleet.json") if content is None else devices_file(tmp_path, content)
+    result, failed = run_module(vz_sms_send.main, devices_file=path, sms_message="hello")
+    assert failed and result["msg"].startswith(message.format(path=path)) and fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"devices": DEVICES}, "parameters are mutually exclusive: devices|devices_file"),
+        ({"group_name": "west"}, "parameters are mutually exclusive: devices_file|group_name"),
+        ({"custom_fields": {"CustomField1": "x"}}, "parameters are mutually exclusive: devices_file|custom_fields"),
+    ],
+)
+def test_a_devices_file_goes_alone(fake, run_module, tmp_path, args, message):
+    result, failed = run_module(vz_sms_send.main, devices_file=devices_file(tmp_path, DEVICES), sms_message="hello", **args)
+    assert failed and result["msg"] == message and fake.calls == []
