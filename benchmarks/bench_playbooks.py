@@ -1,7 +1,8 @@
 """The playbooks the benchmarks compare, written as a user would write them.
 
-Both bulk playbooks read the device list the same way (``lookup('file') | from_json``) and take the API URL and
-credentials from the environment (THINGSPACE_*), as the collection's modules do. The ``uri`` playbooks are what a
+The bulk playbooks read the device list the same way (``lookup('file') | from_json``), but for the one that gives
+vz_sms_send the file itself (``devices_file``), and take the API URL and credentials from the environment (THINGSPACE_*),
+as the collection's modules do. The ``uri`` playbooks are what a
 competent user writes without the collection: an OAuth token task (Basic auth, form body), a session login task,
 then the sends with both headers; the bulk one loops over chunks of 10,000 devices with the ``batch`` filter.
 """
@@ -87,6 +88,19 @@ BULK_MODULE = (
 """
 )
 
+# The same send with the list in a file the module reads itself (devices.json, next to the playbook): no templating.
+BULK_FILE = f"""\
+- name: Send to the whole fleet with the collection, the list in a file
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Send the SMS to every device of devices.json (batches of 10,000, ledger, one login)
+      thingspace.m2m.vz_sms_send:
+        account_name: "{ACCOUNT}"
+        devices_file: devices.json
+        sms_message: {MESSAGE}
+"""
+
 BULK_URI = (
     _URI_HEAD.format(name="Send to the whole fleet with ansible.builtin.uri", fleet=_FLEET_VAR)
     + _URI_LOGIN
@@ -168,6 +182,8 @@ def write_all(workdir, task_count):
         "one_task.yml": tasks_module(1),
         "one_task_as_module.yml": tasks_module(1) + _AS_MODULE,
         "bulk_as_module.yml": BULK_MODULE + _AS_MODULE,
+        "bulk_file.yml": BULK_FILE,
+        "bulk_file_as_module.yml": BULK_FILE + _AS_MODULE,
         "bulk_ansible.yml": BULK_ANSIBLE,
     }
     paths = {}

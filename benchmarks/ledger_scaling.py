@@ -40,6 +40,7 @@ def _params(count):
     return {
         "account_name": "0000999999-00001",
         "devices": [{"kind": "mdn", "id": "%d" % (7000000000 + n)} for n in range(count)],
+        "devices_file": None,
         "group_name": None,
         "service_plan": None,
         "custom_fields": None,

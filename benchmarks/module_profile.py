@@ -42,7 +42,7 @@ STAGES = (
     ("load_params", "reading the module arguments (JSON)"),
     ("argspec", "argument spec validation (Ansible's validator)"),
     ("module_init", "rest of ThingSpaceModule() or ControllerModule() (checks, credentials)"),
-    ("plan", "plan_send: message and device checks"),
+    ("plan", "plan_send: message and device checks (with devices_file: reading the file)"),
     ("ledger_open", "ledger: open, WAL, schema"),
     ("ledger_diff", "ledger: states() (the diff)"),
     ("ledger_write", "ledger: claim and settle"),
@@ -233,8 +233,7 @@ def capture_payload(play, env, inventory, workdir, name):
     if not found:
         raise RuntimeError("no AnsiballZ payload kept under %s" % keep)
     payload = os.path.join(target, "AnsiballZ_vz_sms_send.py")
-    shutil.copy(found[0], payload)
-    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copy(found[0], payload)  # the remote tmp dir stays: it holds the files the arguments name (devices_file)
     subprocess.run([sys.executable, payload, "explode"], cwd=target, env=env, stdout=subprocess.DEVNULL, check=True)
     with open(payload, encoding="utf-8") as handle:
         head = handle.read(200000)

@@ -136,10 +136,10 @@ def check_sent(emulator, requests_expected):
 
 def bench_bulk(ctx, rounds):
     """Items 1 and 2."""
-    runs = {"module": [], "uri": [], "floor": [], "rerun": [], "ansible": []}
+    runs = {"module": [], "file": [], "uri": [], "floor": [], "rerun": [], "file_rerun": [], "ansible": []}
     requests = {}
-    rerun_requests = []
-    order = ["module", "uri", "floor", "ansible"]
+    rerun_requests = {"module": [], "file": []}
+    order = ["module", "file", "uri", "floor", "ansible"]
     if "env_before" in ctx:
         runs["before"] = []
         order.append("before")
@@ -148,13 +148,14 @@ def bench_bulk(ctx, rounds):
         for variant in order if index % 2 == 0 else order[::-1]:
             ctx["emulator"].reset()
             name = "bulk-%s-%d" % (variant, index)
-            if variant == "module":
+            if variant in ("module", "file"):
+                play = ctx["plays"]["bulk_%s.yml" % variant]
                 env = dict(ctx["env"], THINGSPACE_STATE_DIR=os.path.join(ctx["workdir"], "state-" + uuid.uuid4().hex))
-                runs["module"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_module.yml"], env, name))
+                runs[variant].append(playbook(ctx["workdir"], ctx["inventory"], play, env, name))
                 before = request_counts(ctx["emulator"])
                 check_sent(ctx["emulator"], DEVICES // BATCH)
-                runs["rerun"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_module.yml"], env, name + "-rerun"))
-                rerun_requests.append(delta(request_counts(ctx["emulator"]), before))
+                runs["rerun" if variant == "module" else "file_rerun"].append(playbook(ctx["workdir"], ctx["inventory"], play, env, name + "-rerun"))
+                rerun_requests[variant].append(delta(request_counts(ctx["emulator"]), before))
             elif variant == "uri":
                 runs["uri"].append(playbook(ctx["workdir"], ctx["inventory"], ctx["plays"]["bulk_uri.yml"], ctx["env"], name))
                 before = request_counts(ctx["emulator"])
@@ -179,9 +180,11 @@ def bench_bulk(ctx, rounds):
         "wall": {name: summary([t.wall for t in values]) for name, values in runs.items()},
         "cpu": {name: summary([t.cpu for t in values]) for name, values in runs.items()},
         "requests": requests,
-        "rerun_requests": [_count_text(counts) for counts in rerun_requests],
-        "rerun_sms_posts": [counts.get(("POST", SMS_PATH), 0) for counts in rerun_requests],
-        "rerun_all_requests": [sum(counts.values()) for counts in rerun_requests],
+        "rerun_requests": [_count_text(counts) for counts in rerun_requests["module"]],
+        "rerun_sms_posts": [counts.get(("POST", SMS_PATH), 0) for counts in rerun_requests["module"]],
+        "rerun_all_requests": [sum(counts.values()) for counts in rerun_requests["module"]],
+        "file_rerun_sms_posts": [counts.get(("POST", SMS_PATH), 0) for counts in rerun_requests["file"]],
+        "file_rerun_all_requests": [sum(counts.values()) for counts in rerun_requests["file"]],
     }
 
 
@@ -218,13 +221,14 @@ def bench_profile(ctx, rounds):
     """Where one task's time goes (1 device, token cache warm) and where the 100,000-device run's goes: as a module, as
     the action plugin runs it in the controller, and as a module of the collection at --before."""
     result = {}
-    profiles = (("one", "one_task_as_module.yml", "one_task.yml", rounds), ("bulk", "bulk_as_module.yml", "bulk_module.yml", 1))
+    profiles = (("one", "one_task_as_module.yml", "one_task.yml", rounds), ("bulk", "bulk_as_module.yml", "bulk_module.yml", 1),
+                ("bulk_file", "bulk_file_as_module.yml", None, 1))
     for name, as_module, before_play, count in profiles:
         ctx["emulator"].reset()
         payload = module_profile.capture_payload(ctx["plays"][as_module], ctx["env"], ctx["inventory"], ctx["workdir"], "profile-" + name)
         result[name] = module_profile.profile(payload, ctx["env"], count, plain=name == "one")
         result[name + "_controller"] = result[name].pop("controller")
-        if "env_before" in ctx:
+        if "env_before" in ctx and before_play:  # the collection at --before has no devices_file
             ctx["emulator"].reset()
             payload = module_profile.capture_payload(ctx["plays"][before_play], ctx["env_before"], ctx["inventory"], ctx["workdir"], "profile-%s-before" % name)
             # The collection at --before has no action plugin.
