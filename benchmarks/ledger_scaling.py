@@ -1,7 +1,8 @@
 """Ledger scaling: the ledger work of vz_sms_send for 1,000, 10,000 and 100,000 devices, with the collection's own
 code (module_utils from this checkout): checking the device list (``plan_send``), the diff against an empty ledger
 (first run, ``SmsSend.run`` in check mode), claiming and settling the 10 batches (``Ledger.claim``/``settle``) and
-the diff of a re-run where every device is recorded as sent (``SmsSend.run``, nothing to send). No HTTP. On a new
+the diff of a re-run where every device is recorded as sent (``SmsSend.run``, nothing to send), and for reference the
+same dictionary work without a ledger. No HTTP. On a new
 SQLite file per size and round, or with ``--postgresql`` in a new schema of a PostgreSQL server it starts
 (tests/utils/postgresql.py, fsync on).
 
@@ -25,7 +26,7 @@ from postgresql import running_postgresql
 
 SIZES = (1000, 10000, 100000)
 BATCHES = 10
-PHASES = ("plan", "first_diff", "claim_settle", "rerun_diff", "open_full")
+PHASES = ("plan", "first_diff", "claim_settle", "rerun_diff", "open_full", "reference")
 
 
 def _import():
@@ -95,6 +96,15 @@ def measure(count, location):
         started = time.perf_counter()
         ledger_mod.Ledger(location).close()
         times["open_full"] = time.perf_counter() - started
+
+        # The machine's own growth for the diff's in-memory work, no ledger: a dict of the targets' states built from
+        # rows, then looked up for every target.
+        rows = [(target, ledger_mod.SENT, None) for target in targets]
+        started = time.perf_counter()
+        states = {target: state for target, state, _request_id in rows}
+        missing = [target for target in targets if states.get(target) is None]
+        times["reference"] = time.perf_counter() - started
+        assert not missing
     finally:
         ledger.close()
     return times

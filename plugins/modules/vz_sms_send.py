@@ -61,7 +61,7 @@ options:
     description:
       - A JSON file holding the devices to send to, as O(devices) takes them (a list of C({kind, id}) entries), or an
         object whose only key, C(devices), holds that list. Mutually exclusive with O(devices) and the filters.
-      - A path on the controller, found as the C(src) of M(ansible.builtin.copy) is (a relative path is looked for in
+      - A path on the controller, found as the C(src) of C(ansible.builtin.copy) is (a relative path is looked for in
         the C(files) directory of the role or playbook, then next to it). When the module runs on another host, the
         file is copied there first.
       - The module reads and checks the file itself, so a long list does not go through Ansible's templating of task
