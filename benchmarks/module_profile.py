@@ -208,7 +208,8 @@ def _run_in_controller(module_args):
     module = _import(MODULE_FQN)
     args = {name: value for name, value in module_args.items() if not name.startswith("_ansible_")}
     try:
-        module.main(partial(controller.ControllerModule, args, module_args.get("_ansible_check_mode", False), module_args["_ansible_module_name"]))
+        module.main(partial(controller.ControllerModule, args, module_args.get("_ansible_check_mode", False), module_args["_ansible_module_name"],
+                            inject_invocation=module_args.get("_ansible_inject_invocation", True)))
     except controller.TaskExit as done:
         return done.result, json.dumps(done.result)
     raise RuntimeError("the module's main returned without a result")

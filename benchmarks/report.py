@@ -519,7 +519,7 @@ def markdown(results, plot_name):
         % (_s(wall["module"]["median"] - ansible_alone), _s(cpu["module"]["median"] - cpu["ansible"]["median"])),
         "task adds to the play. With `devices_file` the play took %s wall, %s CPU: ansible-playbook's start and the task,"
         % (_s(wall["file"]["median"]), _s(cpu["file"]["median"])),
-        "without a list to template, validate as an argument and return in the result's `invocation`.",
+        "without a list to template into the task's arguments and to validate as an argument.",
         "",
         "## What was tried",
         "",

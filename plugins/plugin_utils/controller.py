@@ -15,6 +15,8 @@ import os
 from functools import partial
 from importlib.util import find_spec
 
+from ansible import constants as C
+from ansible.errors import AnsibleUndefinedConfigEntry
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
@@ -41,8 +43,9 @@ class ControllerModule(ThingSpaceTask):
     module's argument spec and checks, and a result as AnsibleModule returns it (warnings, no_log values masked,
     JSON types). ``exit_json`` and ``fail_json`` raise TaskExit."""
 
-    def __init__(self, args, check_mode, name, argument_spec, supports_check_mode=False, **checks):
+    def __init__(self, args, check_mode, name, argument_spec, *, inject_invocation, supports_check_mode=False, **checks):
         self.check_mode = check_mode
+        self.inject_invocation = inject_invocation
         self.no_log_values = set()
         self._warnings = []
         self.params = dict(args)
@@ -68,14 +71,27 @@ class ControllerModule(ThingSpaceTask):
         raise TaskExit(self._result(dict(result, failed=True, msg=str(msg))))
 
     def _result(self, result):
-        """As AnsibleModule's _return_formatted makes it: True, False and None are kept where a no_log value matches."""
-        result.setdefault("invocation", {"module_args": self.params})
+        """As AnsibleModule's _return_formatted makes it: ``invocation`` only when asked for, True, False and None kept where
+        a no_log value matches."""
+        if self.inject_invocation:
+            result.setdefault("invocation", {"module_args": self.params})
+        else:
+            result.pop("invocation", None)
         if self._warnings:
             result["warnings"] = self._warnings
         kept = {name: value for name, value in result.items() if value is None or isinstance(value, bool)}
         result = remove_values(result, self.no_log_values)
         result.update(kept)
         return json.loads(json.dumps(result))
+
+
+def _inject_invocation(task_vars):
+    """Whether a module adds ``invocation`` to its result: from ansible-core 2.21 when the setting INJECT_INVOCATION is
+    on (off by default); before, always (the strategy then leaves it out of registered results)."""
+    try:
+        return bool(C.config.get_config_value("INJECT_INVOCATION", variables=task_vars))
+    except AnsibleUndefinedConfigEntry:
+        return True
 
 
 class ControllerAction(ActionBase):
@@ -94,7 +110,8 @@ class ControllerAction(ActionBase):
             if not in_controller:
                 # The module, as Ansible's normal action runs it, with the arguments of _module_args.
                 return merge_hash(result, self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async))
-            self.MODULE.main(partial(ControllerModule, args, bool(self._task.check_mode), self._task.action))
+            self.MODULE.main(partial(ControllerModule, args, bool(self._task.check_mode), self._task.action,
+                                     inject_invocation=_inject_invocation(task_vars)))
         except TaskExit as done:
             result.update(done.result)
         finally:

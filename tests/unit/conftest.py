@@ -105,7 +105,7 @@ def run_in_controller(state_dir):
 
     def run(main, check_mode=False, **args):
         with pytest.raises(TaskExit) as caught:
-            main(partial(ControllerModule, module_params(state_dir, args), check_mode, "thingspace.m2m.vz_sms_send"))
+            main(partial(ControllerModule, module_params(state_dir, args), check_mode, "thingspace.m2m.vz_sms_send", inject_invocation=True))
         result = dict(caught.value.result)
         failed = result.pop("failed", False)
         result.setdefault("warnings", [])

@@ -58,5 +58,32 @@ def test_check_mode_of_a_module_without_it_is_skipped_as_ansible_skips_it():
     from ansible_collections.thingspace.m2m.plugins.plugin_utils.controller import ControllerModule, TaskExit
 
     with pytest.raises(TaskExit) as done:
-        ControllerModule({}, True, "thingspace.m2m.example", {}, supports_check_mode=False)
+        ControllerModule({}, True, "thingspace.m2m.example", {}, inject_invocation=True, supports_check_mode=False)
     assert done.value.result["skipped"] and done.value.result["msg"] == "remote module (thingspace.m2m.example) does not support check mode"
+
+
+@pytest.mark.parametrize("inject", [True, False])
+def test_the_result_carries_invocation_only_when_ansible_asks_for_it(inject):
+    """ansible-core 2.21 has a module add ``invocation`` only with the setting INJECT_INVOCATION (its default: off)."""
+    from ansible_collections.thingspace.m2m.plugins.plugin_utils.controller import ControllerModule, TaskExit
+
+    with pytest.raises(TaskExit) as done:
+        ControllerModule({"colour": "red"}, False, "thingspace.m2m.example", {}, inject_invocation=inject)
+    assert done.value.result["msg"].startswith("Unsupported parameters for (thingspace.m2m.example) module: colour")
+    invocation = done.value.result.get("invocation")
+    assert (invocation["module_args"]["colour"] == "red") if inject else invocation is None
+
+
+def test_invocation_follows_the_setting_of_this_ansible_core():
+    """With INJECT_INVOCATION (ansible-core 2.21 and later) off by default and on by the variable; always before it."""
+    from ansible import constants as C
+    from ansible.errors import AnsibleUndefinedConfigEntry
+
+    from ansible_collections.thingspace.m2m.plugins.plugin_utils.controller import _inject_invocation
+
+    try:
+        C.config.get_config_value("INJECT_INVOCATION")
+    except AnsibleUndefinedConfigEntry:
+        assert _inject_invocation({}) and _inject_invocation({"ansible_inject_invocation": False})
+    else:
+        assert not _inject_invocation({}) and _inject_invocation({"ansible_inject_invocation": True})
