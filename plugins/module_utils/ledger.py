@@ -265,7 +265,7 @@ class Ledger:
         if conflicts:
             raise ThingSpaceError("The idempotency keys %s were used for other sends in %s than in %s; nothing was copied. Copy into another "
                                   "ledger_schema, or resolve them by hand" % (", ".join(repr(key) for key in conflicts), self.where, source.where))
-        counts = {"keys": len(keys), "sends": len(sends), "starts": len(starts),
+        counts = {"idempotency_keys": len(keys), "sends": len(sends), "starts": len(starts),
                   "sends_copied": sum(len(rows) for _scope, _key, _purpose, rows in plan),
                   "starts_copied": sum(not self.has_started(scope) for scope, _started_at in starts)}
         if check_mode:

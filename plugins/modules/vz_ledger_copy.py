@@ -70,7 +70,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-keys:
+idempotency_keys:
   description: Idempotency keys in the SQLite ledger.
   returned: success
   type: int

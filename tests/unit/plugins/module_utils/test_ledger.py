@@ -459,7 +459,7 @@ def test_a_copy_adds_what_the_ledger_lacks_keeps_what_it_holds_and_merges_purpos
     ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"], purpose={"tracking": "device", "encoding": "7-bit"})[0], "sent", "r0")
     ledger.record_start(SCOPE + "|acc")
     before = sorted(ledger.records())
-    expected = {"keys": 3, "sends": 4, "starts": 1, "sends_copied": 3, "starts_copied": 0}
+    expected = {"idempotency_keys": 3, "sends": 4, "starts": 1, "sends_copied": 3, "starts_copied": 0}
     assert ledger.copy_from(source, check_mode=True) == expected
     assert sorted(ledger.records()) == before and not ledger.knows(SCOPE, "released")
     assert _refused(ledger, KEY, dict(P2, encoding="7-bit")) is None  # the purpose is still this ledger's alone

@@ -66,8 +66,8 @@ def test_a_copied_ledger_is_not_repeated_nor_lost(fake, run_module, postgresql, 
 
     copied, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
     assert not failed and copied["changed"], copied["msg"]
-    assert {name: copied[name] for name in ("keys", "sends", "sends_copied", "starts", "starts_copied", "callbacks", "callbacks_copied")} == {
-        "keys": 2, "sends": 6, "sends_copied": 6, "starts": 1, "starts_copied": 1, "callbacks": 3, "callbacks_copied": 3}
+    assert {name: copied[name] for name in ("idempotency_keys", "sends", "sends_copied", "starts", "starts_copied", "callbacks", "callbacks_copied")} == {
+        "idempotency_keys": 2, "sends": 6, "sends_copied": 6, "starts": 1, "starts_copied": 1, "callbacks": 3, "callbacks_copied": 3}
     assert copied["msg"] == ("Copied 6 of 6 send record(s), 1 of 1 callbacks start(s) and 3 of 3 callback(s) from %s into "
                              "postgres@127.0.0.1:%d/postgres (schema %s)" % (state_dir / "ledger.sqlite3", postgresql.port, database["ledger_schema"]))
     from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
