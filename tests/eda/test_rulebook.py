@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from with_rulebook import free_port, running_rulebook
 
 from thingspace_emulator.testing import running_emulator
 
@@ -34,12 +34,6 @@ API_CREDENTIALS = {"THINGSPACE_CLIENT_ID": "emulator-client", "THINGSPACE_CLIENT
 # Demo fleet: east-wave holds the odd devices 1..23; 11 and 23 are suspended.
 EAST_WAVE = ["55501000%02d" % n for n in range(1, 24, 2)]
 UNDELIVERED = {"5550100011", "5550100023"}
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Output:
@@ -88,11 +82,8 @@ def wait_for_port(port, process, timeout=30.0):
 
 def test_the_rulebook_reports_a_wave_and_answers_devices_once(tmp_path):
     port = free_port()
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
-    variables = tmp_path / "vars.yml"
-    variables.write_text(yaml.safe_dump({"callbacks_port": port, "callbacks_check_port": False, "thingspace_account": ACCOUNT,
-                                         "history_interval": 0.5, "reply_keyword": "YES"}))
+    variables = {"callbacks_port": port, "callbacks_check_port": False, "thingspace_account": ACCOUNT, "history_interval": 0.5,
+                 "reply_keyword": "YES"}
     with running_emulator("--allow-any-callback-port") as emulator:
         fleet = {device["deviceIds"][0]["id"]: device for device in emulator.devices(ACCOUNT)}
         iccid = {next(i["id"] for i in device["deviceIds"] if i["kind"] == "mdn"): first for first, device in fleet.items()}
@@ -102,9 +93,7 @@ def test_the_rulebook_reports_a_wave_and_answers_devices_once(tmp_path):
 
         # Sent while nothing listens: it waits in the account's queue.
         assert emulator.inject_mo(ACCOUNT, "mdn", "5550100003", "yes from the queue") == {"delivered": False, "queued": True}
-        rulebook = subprocess.Popen([str(BIN / "ansible-rulebook"), "-r", "thingspace.m2m.sms_callbacks", "-i", str(inventory), "--vars",
-                                     str(variables), "-v"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
+        with running_rulebook(str(tmp_path), env, variables, subprocess.PIPE) as (rulebook, inventory):
             output = Output(rulebook.stdout)
             wait_for_port(port, rulebook)
             output.wait_for(r'Device iccid %s sent \\"yes from the queue\\" \(from the history\); reply sent, request' % iccid["5550100003"])
@@ -127,13 +116,6 @@ def test_the_rulebook_reports_a_wave_and_answers_devices_once(tmp_path):
             # The reply's own callbacks come back to the rulebook too.
             output.wait_for(r"Delivery: request %s, mdn 5550100001: Delivered" % reply)
             output.wait_for(r"Request %s of account %s processed: 1 devices" % (reply, ACCOUNT))
-        finally:
-            rulebook.terminate()
-            try:
-                rulebook.wait(20)
-            except subprocess.TimeoutExpired:
-                rulebook.kill()
-                rulebook.wait()
         attempts = [attempt for attempt in emulator.callbacks() if attempt["url"].startswith("http://127.0.0.1:%d/" % port)]
         replies = [[(device["kind"], device["id"]) for device in sms["devices"]] for sms in emulator.sms(ACCOUNT) if sms["smsMessage"] == "ACK"]
 

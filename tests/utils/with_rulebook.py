@@ -8,6 +8,7 @@ THINGSPACE_CALLBACK_PASSWORD: those of the environment, else a new password. The
 exit status is returned."""
 
 import argparse
+import contextlib
 import os
 import secrets
 import socket
@@ -26,6 +27,29 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_rulebook(work, env, variables, stdout):
+    """ansible-rulebook running the rulebook thingspace.m2m.sms_callbacks for localhost, with ``variables`` (written into
+    ``work`` with the inventory) and its output to ``stdout``, until the block ends: (the process, the inventory's path,
+    which playbooks run beside it use too)."""
+    inventory, variables_path = os.path.join(work, "inventory.yml"), os.path.join(work, "vars.yml")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}, handle)
+    with open(variables_path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(variables, handle)
+    rulebook = subprocess.Popen([os.path.join(BIN, "ansible-rulebook"), "-r", "thingspace.m2m.sms_callbacks", "-i", inventory,
+                                 "--vars", variables_path, "-v"], env=env, cwd=work, stdout=stdout, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield rulebook, inventory
+    finally:
+        rulebook.terminate()
+        try:
+            rulebook.wait(20)
+        except subprocess.TimeoutExpired:
+            rulebook.kill()
+            rulebook.wait()
 
 
 def wait_for_port(port, rulebook, log_path):
@@ -57,25 +81,11 @@ def main():
     # ansible-rulebook runs ansible-galaxy, and the reply playbook, from PATH.
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], **listener)
     with tempfile.TemporaryDirectory(prefix="thingspace-rulebook-") as work:
-        inventory, variables = os.path.join(work, "inventory.yml"), os.path.join(work, "vars.yml")
-        with open(inventory, "w", encoding="utf-8") as handle:
-            yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}, handle)
-        with open(variables, "w", encoding="utf-8") as handle:
-            yaml.safe_dump({"callbacks_port": port, "callbacks_check_port": False, "thingspace_account": options.account,
-                            "history_interval": 5, "reply_keyword": "YES"}, handle)
-        with open(options.log, "w", encoding="utf-8") as log:
-            rulebook = subprocess.Popen([os.path.join(BIN, "ansible-rulebook"), "-r", "thingspace.m2m.sms_callbacks", "-i", inventory,
-                                         "--vars", variables, "-v"], env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-        try:
+        variables = {"callbacks_port": port, "callbacks_check_port": False, "thingspace_account": options.account,
+                     "history_interval": 5, "reply_keyword": "YES"}
+        with open(options.log, "w", encoding="utf-8") as log, running_rulebook(work, env, variables, log) as (rulebook, _inventory):
             wait_for_port(port, rulebook, options.log)
             code = subprocess.call(command, env=dict(env, THINGSPACE_CALLBACKS_URL="http://127.0.0.1:%d" % port))
-        finally:
-            rulebook.terminate()
-            try:
-                rulebook.wait(20)
-            except subprocess.TimeoutExpired:
-                rulebook.kill()
-                rulebook.wait()
     return code
 
 
