@@ -16,7 +16,6 @@ from functools import partial
 from importlib.util import find_spec
 
 from ansible import constants as C
-from ansible.errors import AnsibleUndefinedConfigEntry
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
@@ -88,10 +87,9 @@ class ControllerModule(ThingSpaceTask):
 def _inject_invocation(task_vars):
     """Whether a module adds ``invocation`` to its result: from ansible-core 2.21 when the setting INJECT_INVOCATION is
     on (off by default); before, always (the strategy then leaves it out of registered results)."""
-    try:
-        return bool(C.config.get_config_value("INJECT_INVOCATION", variables=task_vars))
-    except AnsibleUndefinedConfigEntry:
+    if C.config.get_configuration_definition("INJECT_INVOCATION") is None:
         return True
+    return bool(C.config.get_config_value("INJECT_INVOCATION", variables=task_vars))
 
 
 class ControllerAction(ActionBase):
@@ -121,7 +119,7 @@ class ControllerAction(ActionBase):
 
     def _module_args(self, in_controller):
         """The task's arguments as the module's code gets them, in the controller or on the host; an action whose options
-        name controller files resolves them here, and ends the task by raising TaskExit."""
+        name controller files resolves them here, and may end the task by raising TaskExit."""
         return self._task.args
 
     def _in_controller(self):
