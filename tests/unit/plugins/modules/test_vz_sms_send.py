@@ -15,6 +15,7 @@ import requests
 from ledger_0_1_0 import schema_1_ledger
 from urllib3.exceptions import ProtocolError
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import derive_key
 from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send
@@ -595,6 +596,19 @@ def test_a_failed_batch_says_which_one_and_that_later_ones_were_not_attempted(fa
     if status == "unconfirmed":
         expected.update({"mdn:5550000003": ("unknown", None), "mdn:5550000004": ("unknown", None)})
     assert ledger_records(state_dir) == expected
+
+
+def test_a_selection_the_ledger_cannot_claim_is_not_sent_and_counts_no_device(fake, run_module, monkeypatch):
+    """A send by filters whose claim fails: one failed batch, its device count unknown (None), nothing sent."""
+
+    def refuse(*args, **kwargs):
+        raise ThingSpaceError("the ledger is read-only")
+
+    monkeypatch.setattr(Ledger, "claim", refuse)
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", filter_tracking="selection", sms_message="hello")
+    assert failed and result["msg"] == "Batch 1 of 1 was not sent: the ledger could not claim it: the ledger is read-only"
+    assert result["batches"] == [{"index": 0, "devices": None, "status": "failed", "error": "the ledger is read-only"}]
+    assert sms_bodies(fake) == []
 
 
 def test_a_failed_last_batch_names_no_later_batches(fake, run_module):
