@@ -42,6 +42,7 @@ def test_the_environment_fills_what_the_arguments_leave_out(monkeypatch):
 @pytest.mark.parametrize("args, message", [
     ({}, "src: the argument port is required (or the environment variable TEST_SOURCE_PORT)"),
     ({"port": 9001, "prot": 1}, "src: unknown argument(s) prot; the arguments are port, interval, check, networks, name, secret"),
+    ({"port": 9001, "prot": 1, "intervall": 2}, "src: unknown argument(s) intervall, prot; the arguments are port, interval, check, networks, "),
     ({"port": "nine"}, "src: the argument port has the wrong type: expected a whole number"),
     ({"port": 9001.5}, "src: the argument port has the wrong type: expected a whole number"),
     ({"port": True}, "src: the argument port has the wrong type: expected a number"),
@@ -55,3 +56,9 @@ def test_wrong_arguments_are_named_and_their_values_not_shown(args, message):
         source_options("src", args, SPEC, ENV)
     assert str(caught.value).startswith(message)
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_required_argument_without_an_environment_variable_is_named_alone():
+    with pytest.raises(ValueError) as caught:
+        source_options("src", {}, SPEC, {})
+    assert str(caught.value) == "src: the argument port is required"

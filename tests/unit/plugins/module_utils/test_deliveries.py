@@ -239,7 +239,8 @@ def test_the_wait_fails_at_once_when_the_devices_still_waiting_cannot_make_up_th
     record(where, [sent(*device(n)) for n in range(3)] + [confirmed("Undelivered", device(0)[1]), confirmed("Expired", device(1)[1])])
     clock = Clock()
     found, failure = wait(where, "2", 600, clock, targets)
-    assert clock.sleeps == [] and failure.startswith("Delivery wait: 0 of 3 device(s) Delivered, 2 needed (min_delivered 2), and only 1 more await")
+    assert clock.sleeps == [] and failure == ("Delivery wait: 0 of 3 device(s) Delivered, 2 needed (min_delivered 2), and only 1 more await a "
+                                              "delivery callback; not delivered: 1 Undelivered, 1 Expired, 1 sent (devices_undelivered lists them)")
     assert [entry["state"] for entry in undelivered(found)] == ["Undelivered", "Expired", "sent"]
 
 
@@ -259,3 +260,91 @@ def test_a_percentage_of_a_selection_waits_for_its_size(where):
     found, failure = wait(where, "50%", 30, clock)
     recorder.close()
     assert failure is None and clock.sleeps == [1.0, 1.0] and found["total"] == 2
+
+
+def test_the_wait_names_the_confirmations_that_match_no_device(where):
+    """Confirmations name an MDN; without the "sent" callbacks they cannot be tied to devices sent to by ICCID."""
+    send_recorded(where, ["iccid:%s" % device(n)[0] for n in range(2)])
+    record(where, [confirmed("Delivered", device(n)[1]) for n in range(2)])
+    found, failure = wait(where, "1", 0, Clock())
+    assert found["devices_unmatched"] == 2
+    assert failure == ("Delivery wait timed out after 0 s: 0 of 2 device(s) Delivered, 1 needed (min_delivered 1); not delivered: 2 accepted "
+                       "(devices_undelivered lists them); 2 device(s) named by callbacks match none of the send's devices: register "
+                       "EnhancedConnectivityService too, whose callbacks list each identifier of a device")
+
+
+def test_the_wait_counts_only_the_devices_of_this_send(where):
+    """A key whose list was longer in an earlier run: the wait is over this run's devices only."""
+    send_recorded(where, ["iccid:%s" % device(n)[0] for n in range(3)])
+    record(where, [sent(*device(n)) for n in range(2)] + [confirmed("Delivered", device(n)[1]) for n in range(2)])
+    found, failure = wait(where, "100%", 0, Clock(), targets=["iccid:%s" % device(n)[0] for n in range(2)])
+    assert failure is None and found["total"] == 2 and found["states"]["Delivered"] == 2
+
+
+def test_a_count_of_a_selection_needs_no_size(where):
+    """min_delivered as a count is met by the devices delivered, before the Request Complete callback tells the size."""
+    send_recorded(where, ["selection"])
+    record(where, [sent(*device(0)), confirmed("Delivered", device(0)[1])])
+    clock = Clock()
+    found, failure = wait(where, "1", 30, clock)
+    assert failure is None and clock.sleeps == [] and found["total_known"] is False
+
+
+def test_an_unconfirmed_device_does_not_hide_the_devices_after_it(where):
+    send_recorded(where, ["iccid:%s" % device(0)[0]], state="unknown")
+    send_recorded(where, ["iccid:%s" % device(n)[0] for n in (1, 2)])
+    record(where, [sent(*device(1)), confirmed("Delivered", device(1)[1])])
+    found = report(where, key=KEY)
+    assert found["devices"]["unconfirmed"] == [{"kind": "iccid", "id": device(0)[0]}]
+    assert found["devices"]["Delivered"] == [{"kind": "iccid", "id": device(1)[0]}]
+    assert found["devices"]["accepted"] == [{"kind": "iccid", "id": device(2)[0]}]
+
+
+def test_a_selection_whose_devices_all_called_back_has_none_left_accepted(where):
+    send_recorded(where, ["selection"])
+    record(where, [sent(*device(1)), confirmed("Delivered", device(1)[1]), completed(1)])
+    found = report(where, key=KEY)
+    assert found["states"]["accepted"] == 0 and found["total"] == 1 and found["total_known"] is True
+
+
+def test_a_device_confirmed_under_two_identifiers_keeps_its_first_final_state(where):
+    """Confirmed by its MDN, then by its MSISDN, before the sent callback ties both to the ICCID: one device, the first state."""
+    send_recorded(where, ["iccid:%s" % ICCID])
+    by_msisdn = callback_event(DELIVERY_SERVICE, ACCOUNT, dict(delivery("Rejected"), deviceIds=[{"kind": "Msisdn", "id": MSISDN}]))
+    record(where, [confirmed("Delivered")], [by_msisdn], [callback_event(SMS_SERVICE, ACCOUNT, sms_sent())])  # ICCID, MDN, MSISDN, ...
+    found = report(where, key=KEY)
+    assert found["devices"]["Delivered"] == [{"kind": "iccid", "id": ICCID}] and found["states"]["Rejected"] == 0
+
+
+def test_a_sent_callback_that_did_not_succeed_is_no_delivery_state(where):
+    send_recorded(where, ["iccid:%s" % ICCID])
+    record(where, [callback_event(SMS_SERVICE, ACCOUNT, sms_sent(status="Failed"))])
+    found = report(where, key=KEY)
+    assert found["devices"]["accepted"] == [{"kind": "iccid", "id": ICCID}] and found["states"]["sent"] == 0
+
+
+def test_a_closed_recorder_leaves_no_connection_to_the_database(postgresql):
+    where = Database(postgresql.url(application_name="recorder-closed"), postgresql.password, postgresql.new_schema())
+    recorder = StoreRecorder(where)
+    recorder.record([sent()])
+    connections = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'recorder-closed'"
+    assert postgresql.execute(connections) == [(1,)]
+    recorder.close()
+    assert postgresql.execute(connections) == [(0,)]
+
+
+def test_a_count_over_the_send_fails_at_once_with_nothing_left_undelivered(where):
+    targets = ["iccid:%s" % device(n)[0] for n in range(2)]
+    send_recorded(where, targets)
+    record(where, [sent(*device(n)) for n in range(2)] + [confirmed("Delivered", device(n)[1]) for n in range(2)])
+    clock = Clock()
+    _found, failure = wait(where, "3", 600, clock, targets)
+    assert clock.sleeps == [] and failure == ("Delivery wait: 2 of 2 device(s) Delivered, 3 needed (min_delivered 3), and only 0 more await a "
+                                              "delivery callback; not delivered: none (devices_undelivered lists them)")
+
+
+def test_the_devices_of_several_request_ids(where):
+    record(where, [sent(*device(1)), confirmed("Delivered", device(1)[1])], [sent(*device(2), request_id=OTHER_REQUEST)])
+    found = report(where, request_ids=[REQUEST_ID, OTHER_REQUEST])
+    assert found["devices"]["Delivered"] == [{"kind": "mdn", "id": device(1)[1]}] and found["devices"]["sent"] == [{"kind": "mdn", "id": device(2)[1]}]
+    assert [entry["request_id"] for entry in found["requests"]] == [REQUEST_ID, OTHER_REQUEST]

@@ -272,6 +272,16 @@ async def test_meta_hosts_names_the_device_by_the_first_kind_it_has():
             assert (await source.post(path(service), body))[0] == 200
         events = source.events()
     assert [event.get("meta") for event in events] == [{"hosts": ICCID}, {"hosts": MDN}, None]
+    assert [event["type"] for event in events] == ["sms_sent", "sms_delivery", "request_complete"] and events[1]["state"] == "Delivered"
+
+
+async def test_the_log_tells_a_queued_callback_from_a_repeat(debug_logs):
+    async with Source() as source:
+        for _attempt in range(2):
+            assert (await source.post(path(SDC), delivery()))[0] == 200
+        (event,) = source.events()
+    said = [record.getMessage() for record in debug_logs.records if "sms_delivery callback" in record.getMessage()]
+    assert said == ["%s sms_delivery callback %s of request %s" % (word, event["event_id"], event["request_id"]) for word in ("Queued", "Repeated")]
 
 
 class BlockingRecorder(MemoryRecorder):
@@ -420,8 +430,18 @@ async def test_a_port_thingspace_accepts_is_taken():
 ])
 async def test_wrong_settings_stop_the_source_before_it_listens(args, message):
     settings = dict({"port": 9001, "check_port": False, **LISTENER}, **args)
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError) as caught:
         await callbacks.main(asyncio.Queue(), settings)
+    assert str(caught.value).startswith("%s: " % callbacks.SOURCE) and message in str(caught.value)
+
+
+async def test_a_postgresql_ledger_without_psycopg_stops_the_source_before_it_listens(monkeypatch):
+    from ansible_collections.thingspace.m2m.plugins.module_utils import _event_source
+
+    monkeypatch.setattr(_event_source, "find_spec", lambda name: None)
+    with pytest.raises(ValueError) as caught:
+        await callbacks.main(asyncio.Queue(), dict({"port": 9001, "check_port": False, "ledger_url": "postgresql://db/x"}, **LISTENER))
+    assert str(caught.value) == "%s: ledger_url needs the Python library psycopg (pip install psycopg)" % callbacks.SOURCE
 
 
 async def test_plain_http_on_an_address_that_is_not_loopback_is_an_explicit_choice():
