@@ -348,3 +348,10 @@ def test_the_devices_of_several_request_ids(where):
     found = report(where, request_ids=[REQUEST_ID, OTHER_REQUEST])
     assert found["devices"]["Delivered"] == [{"kind": "mdn", "id": device(1)[1]}] and found["devices"]["sent"] == [{"kind": "mdn", "id": device(2)[1]}]
     assert [entry["request_id"] for entry in found["requests"]] == [REQUEST_ID, OTHER_REQUEST]
+
+
+def test_a_callback_naming_an_identifier_kind_this_collection_does_not_know_is_recorded(where):
+    """ThingSpace may add identifier kinds; a device is still named by the first kind known here."""
+    body = dict(delivery("Delivered"), deviceIds=[{"kind": "Eui64", "id": "00-1B-63-84-45-E6"}, {"kind": "Mdn", "id": MDN}])
+    record(where, [callback_event(DELIVERY_SERVICE, ACCOUNT, body)])
+    assert report(where, request_ids=[REQUEST_ID])["devices"]["Delivered"] == [{"kind": "mdn", "id": MDN}]
