@@ -4,8 +4,9 @@
 ThingSpace wants an OAuth bearer token (client credentials, valid one hour) and a VZ-M2M session token
 (user login, valid while used, expires after 20 minutes idle). Tokens come from, in this order: the
 ``access_token``/``session_token`` options, the token cache, a login. A refused login is never repeated:
-five consecutive failures lock the user's account. The cache also remembers a refused password (as a
-salted PBKDF2 hash) for a while, so the other tasks, hosts or loop items of a play do not try it again.
+five consecutive failures lock the user's account. The cache finds tokens by a salted PBKDF2 hash of the credentials,
+so a changed password logs in again, and remembers a refused login (by that hash) for a while, so the other tasks,
+hosts or loop items of a play do not try the same credentials again.
 """
 
 from __future__ import annotations
@@ -51,16 +52,34 @@ def credentials_problem(credentials):
 
 
 class TokenCache:
-    """Tokens shared by the tasks of a play: a 0600 JSON file, entries keyed by API URL, client id and user.
+    """Tokens shared by the tasks of a play: a 0600 JSON file. An entry is found by a salted PBKDF2 hash of the API URL
+    and all four credentials (``key``), so a changed password or client secret never finds the tokens of the old one;
+    the file holds no credential. A refused login is remembered per user (``refusal``) with the key it was refused for.
 
     ``locked()`` serialises logins between processes (forks, parallel plays), so concurrent tasks wait for
-    one login instead of each logging in."""
+    one login instead of each logging in. Files of another version (version 1 keyed entries by API URL, client id
+    and user alone) are read as empty and replaced on the next write."""
+
+    VERSION = 2
 
     def __init__(self, path):
         self.path = path
+        # The salt of a file that has none yet, drawn once so that key() and the write that follows agree.
+        self._new_salt = binascii.hexlify(os.urandom(16)).decode()
+        self._keys = {}
+
+    def key(self, api_url, credentials):
+        """The entry of ``credentials`` at ``api_url``: a salted PBKDF2 hash, never a credential; hashed once per salt."""
+        fields = json.dumps([field or "" for field in (api_url, credentials.client_id, credentials.client_secret, credentials.username,
+                                                        credentials.password)])
+        salt = self._load()["salt"]
+        if (salt, fields) not in self._keys:
+            self._keys[salt, fields] = _password_hash(fields, salt)
+        return self._keys[salt, fields]
 
     @staticmethod
-    def key(api_url, credentials):
+    def user(api_url, credentials):
+        """Whose refusal is remembered: the API URL, client id and user (no secret)."""
         ident = "\n".join((api_url, credentials.client_id or "", credentials.username or ""))
         return hashlib.sha256(ident.encode("utf-8")).hexdigest()
 
@@ -76,16 +95,32 @@ class TokenCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def get(self, key):
-        return dict(self._load().get(key) or {})
+        return dict(self._load()["entries"].get(key) or {})
 
     def put(self, key, entry):
-        entries = self._load()
-        entries[key] = entry
+        data = self._load()
+        data["entries"][key] = entry
+        self._write(data)
+
+    def refusal(self, user):
+        """The last refused login of ``user`` ({key, at}) not followed by a successful one, or None."""
+        return self._load()["refused"].get(user)
+
+    def set_refusal(self, user, refusal):
+        data = self._load()
+        if data["refused"].get(user) != refusal:
+            if refusal:
+                data["refused"][user] = refusal
+            else:
+                data["refused"].pop(user, None)
+            self._write(data)
+
+    def _write(self, data):
         private_file(self.path)
         handle, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".tokens-")
         try:
             with os.fdopen(handle, "w") as out:
-                json.dump({"version": 1, "entries": entries}, out)
+                json.dump(dict(data, version=self.VERSION), out)
             os.replace(tmp, self.path)
         except BaseException:
             os.unlink(tmp)
@@ -97,13 +132,22 @@ class TokenCache:
             with open(self.path) as handle:
                 data = json.load(handle)
         except (OSError, ValueError):
-            return {}
-        entries = data.get("entries") if isinstance(data, dict) else None
-        return entries if isinstance(entries, dict) else {}
+            data = None
+        if not (isinstance(data, dict) and data.get("version") == self.VERSION and isinstance(data.get("salt"), str)):
+            data = {}
+        loaded = {"salt": data.get("salt") or self._new_salt}
+        for part in ("entries", "refused"):
+            loaded[part] = data[part] if isinstance(data.get(part), dict) else {}
+        return loaded
 
 
 class _NoCache:
     """Stand-in when ``token_cache: false``: every task logs in for itself."""
+
+    def key(self, api_url, credentials):
+        return None
+
+    user = key
 
     @contextmanager
     def locked(self):
@@ -115,6 +159,12 @@ class _NoCache:
     def put(self, key, entry):
         pass
 
+    def refusal(self, user):
+        return None
+
+    def set_refusal(self, user, refusal):
+        pass
+
 
 class Authenticator:
     """Holds the current tokens and gets new ones through ``transport`` (a Transport); logins follow its rules for
@@ -124,7 +174,7 @@ class Authenticator:
         self._credentials = credentials
         self._transport = transport
         self._cache = cache or _NoCache()
-        self._key = TokenCache.key(api_url, credentials)
+        self._api_url = api_url
         self._clock = clock
         self.access_token = credentials.access_token
         self.access_expires = None
@@ -134,12 +184,12 @@ class Authenticator:
         """Headers of an M2M call, getting whichever token is missing or about to expire."""
         if not self.access_token or self._expiring() or not self.session_token:
             with self._cache.locked():
-                entry = self._cache.get(self._key)
+                entry = self._cache.get(self._key())
                 if (not self.access_token or self._expiring()) and not self._adopt_access(entry):
                     self._oauth(entry)
                 if not self.session_token:
                     self.session_token = entry.get("session_token") or self._login(entry)
-                self._cache.put(self._key, entry)
+                self._cache.put(self._key(), entry)
         return {
             "Authorization": "Bearer %s" % self.access_token,
             "VZ-M2M-Token": self.session_token,
@@ -159,14 +209,17 @@ class Authenticator:
         """Replace the rejected token of ``kind``. ``used`` are the headers of the rejected call: when the cache
         already holds a newer token (another task renewed it meanwhile) that one is taken instead of a new login."""
         with self._cache.locked():
-            entry = self._cache.get(self._key)
+            entry = self._cache.get(self._key())
             if kind == "access":
                 if entry.get("access_token") in (None, used["Authorization"][len("Bearer "):]) or not self._adopt_access(entry):
                     self._oauth(entry)
             else:
                 cached = entry.get("session_token")
                 self.session_token = cached if cached and cached != used["VZ-M2M-Token"] else self._login(entry)
-            self._cache.put(self._key, entry)
+            self._cache.put(self._key(), entry)
+
+    def _key(self):
+        return self._cache.key(self._api_url, self._credentials)
 
     def _api_url_hint(self, path):
         return "check api_url: %s has no %s" % (self._transport.api_url, path)
@@ -206,8 +259,9 @@ class Authenticator:
 
         creds = self._credentials
         _require(creds, "session token", "username", "password", "log in again")
-        refused = entry.get("refused")
-        if refused and refused["at"] + REFUSED_TTL > self._clock() and hmac.compare_digest(_password_hash(creds.password, refused["salt"]), refused["hash"]):
+        user = self._cache.user(self._api_url, creds)
+        refused = self._cache.refusal(user)
+        if refused and refused["at"] + REFUSED_TTL > self._clock() and hmac.compare_digest(str(refused["key"]), self._key()):
             raise ThingSpaceError(
                 "Not logging in as %r: ThingSpace refused this password %d s ago (another task, host or loop item) and five "
                 "consecutive failed logins lock the account. Fix the password; the refusal is forgotten after %d s or with the "
@@ -227,13 +281,12 @@ class Authenticator:
             if _no_such_path(error):
                 raise ThingSpaceError.from_response(response, "log in to ThingSpace as %r" % creds.username, hint=self._api_url_hint(LOGIN_PATH))
             if response.status_code == 400:
-                salt = binascii.hexlify(os.urandom(16)).decode()
-                entry["refused"] = {"salt": salt, "hash": _password_hash(creds.password, salt), "at": self._clock()}
-                self._cache.put(self._key, entry)
+                self._cache.put(self._key(), entry)
+                self._cache.set_refusal(user, {"key": self._key(), "at": self._clock()})
                 raise ThingSpaceError.from_response(response, "log in to ThingSpace as %r" % creds.username, hint=LOCKOUT_HINT)
             raise error
         session = parse(SessionToken, response, "the login answer").session_token
-        entry.pop("refused", None)
+        self._cache.set_refusal(user, None)
         entry["session_token"] = session
         return session
 

@@ -140,3 +140,22 @@ def test_wrong_password_on_five_hosts_does_not_lock_the_user(emulator, ansible, 
     figures.update(hosts=5, login_attempts=len(attempts), failures=failures, locked=locked)
     assert all(results["receive"]["failed"] for results in play.by_host.values())
     assert not locked, "one task on 5 hosts made %d login attempts and locked the user" % len(attempts)
+
+
+def test_a_changed_password_is_not_hidden_by_the_cached_tokens(emulator, ansible, figures):
+    """The tokens cached by the right password do not let a wrong one pass: it logs in, is refused once, and the
+    next task does not try it again."""
+    receive = {"account_name": ACCOUNT}
+    right = ansible.run([task("vz_sms_receive", "receive", **receive)]).results["receive"]
+    assert not right.get("failed"), right.get("msg")
+    assert statuses(emulator, "POST", LOGIN_PATH) == [200]
+
+    changed = ansible.run([task("vz_sms_receive", "receive%d" % n, password=WRONG, **receive) for n in range(2)]).results
+    assert "Failed to log in to ThingSpace as 'emulator-user': HTTP 400" in changed["receive0"]["msg"]
+    assert "Not logging in as 'emulator-user': ThingSpace refused this password" in changed["receive1"]["msg"]
+    assert statuses(emulator, "POST", LOGIN_PATH) == [200, 400], "exactly one attempt with the wrong password"
+    assert lockout(emulator) == (1, False)
+
+    again = ansible.run([task("vz_sms_receive", "receive", **receive)]).results["receive"]
+    assert not again.get("failed") and statuses(emulator, "POST", LOGIN_PATH) == [200, 400], "the right password keeps its tokens"
+    figures.update(login_statuses=statuses(emulator, "POST", LOGIN_PATH), error=changed["receive0"]["msg"])

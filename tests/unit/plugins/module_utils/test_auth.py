@@ -4,7 +4,10 @@ messages a user reads when a token cannot be had."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import pathlib
 import tempfile
 
 import pytest
@@ -246,6 +249,58 @@ def test_a_successful_login_forgets_an_earlier_refusal(fake, cache):
     with pytest.raises(ThingSpaceError) as caught:
         client(cache, wrong).start_callbacks(ACCOUNT)
     assert caught.value.message.startswith("Failed to log in to ThingSpace as 'user': HTTP 400") and fake.count("POST", LOGIN) == 3
+
+
+def test_a_changed_password_logs_in_again_and_fails_once_instead_of_taking_the_cached_tokens(fake, cache):
+    """The cached tokens belong to the credentials that got them: a wrong password fails as it would without a cache."""
+    clock = Clock()
+    right = authenticator(clock, cache).headers()
+    wrong = CREDS._replace(password="wrong")
+    with pytest.raises(ThingSpaceError) as caught:
+        authenticator(clock, cache, wrong).headers()
+    assert caught.value.message == LOCKOUT and fake.count("POST", LOGIN) == 2
+    with pytest.raises(ThingSpaceError, match=r"^Not logging in as 'user': ThingSpace refused this password 0 s ago"):
+        authenticator(clock, cache, wrong).headers()  # the refusal is remembered for these credentials
+    assert fake.count("POST", LOGIN) == 2
+    assert authenticator(clock, cache).headers() == right  # the right password still finds its tokens
+    assert fake.count("POST", LOGIN) == 2 and fake.count("POST", TOKEN) == 2
+
+
+def test_a_changed_client_secret_gets_its_own_bearer_token(fake, cache):
+    clock = Clock()
+    authenticator(clock, cache).headers()
+    fake.clients["cid"] = "rotated"
+    rotated = CREDS._replace(client_secret="rotated")
+    assert authenticator(clock, cache, rotated).headers()
+    assert fake.count("POST", TOKEN) == 2 and fake.count("POST", LOGIN) == 2
+    with pytest.raises(ThingSpaceError, match="check client_id and client_secret"):
+        authenticator(clock, cache, CREDS._replace(client_secret="old", password="other")).headers()
+
+
+def test_the_token_cache_holds_no_credential_and_its_keys_are_salted_per_file(fake, tmp_path):
+    caches = [TokenCache(str(tmp_path / name / "tokens.json")) for name in ("a", "b")]
+    for one in caches:
+        authenticator(Clock(), one).headers()
+    texts = [pathlib.Path(one.path).read_text() for one in caches]
+    for text in texts:
+        assert not any(secret in text for secret in ("csecret", "pass", "cid", "user"))
+    keys = [list(json.loads(text)["entries"]) for text in texts]
+    assert len(keys[0]) == len(keys[1]) == 1 and keys[0] != keys[1]
+
+
+def test_a_version_1_token_cache_is_ignored_and_replaced(fake, cache):
+    """Version 1 found tokens by API URL, client id and user alone: its tokens may belong to another password."""
+    os.makedirs(os.path.dirname(cache.path), mode=0o700)
+    old_key = hashlib.sha256("\n".join((API, "cid", "user")).encode()).hexdigest()
+    with open(os.open(cache.path, os.O_CREAT | os.O_WRONLY, 0o600), "w") as out:
+        json.dump({"version": 1, "entries": {old_key: {"access_token": "old-access", "access_expires": 2e9, "session_token": "old-session",
+                                                         "refused": {"salt": "00", "hash": "00", "at": 1e6}}}}, out)
+    headers = authenticator(Clock(), cache).headers()
+    assert "old" not in headers["Authorization"] + headers["VZ-M2M-Token"]
+    assert fake.count("POST", TOKEN) == 1 and fake.count("POST", LOGIN) == 1
+    with open(cache.path) as handle:
+        data = json.load(handle)
+    assert data["version"] == 2 and "old" not in json.dumps(data)
 
 
 def test_a_token_cache_that_cannot_be_written_leaves_no_file_behind(fake, cache, monkeypatch):
