@@ -13,6 +13,8 @@ options:
   callback_password:
     description:
       - Password ThingSpace puts in every callback body (in clear text, so use an C(https) listener).
+      - With a plain C(http) listener URL whose host is not loopback (C(localhost), 127.0.0.0/8, C(::1)), the task warns
+        that the password would cross the network in clear.
       - Compared with the registration only where the API lists passwords.
     type: str
 """

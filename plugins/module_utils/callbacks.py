@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.loopback import is_loopback
 
 # Service names the API documents for callback listeners (sources: tests/vendor_rules.yml).
 SERVICE_NAMES = (
@@ -58,6 +59,17 @@ def port_warning(url):
         return None
     return ("callback_url %s: ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220; "
             "it will refuse this one" % url)
+
+
+def listener_warnings(url, password):
+    """What to warn of when registering a listener at ``url``: a port ThingSpace refuses, plain http with a password to
+    a host that is not loopback (ThingSpace puts the password in every callback body)."""
+    warnings = [port_warning(url)]
+    parts = urlsplit(url)
+    if password and parts.scheme.lower() == "http" and not is_loopback(parts.hostname):
+        warnings.append("callback_url %s is plain http to a host that is not loopback and callback_password is set: ThingSpace sends the "
+                        "listener's username and password in clear in the body of every callback; use an https URL" % url)
+    return [warning for warning in warnings if warning]
 
 
 def ensure_listener(client, account, service, url, username=None, password=None, check_mode=False):

@@ -10,7 +10,6 @@ for them."""
 
 from __future__ import annotations
 
-import ipaddress
 from importlib.util import find_spec
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credent
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.loopback import is_loopback
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import DEFAULT_STATE_DIR, LEDGER_NAME, TOKEN_CACHE_NAME, state_path
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import check_name
 
@@ -32,16 +32,6 @@ NAME_OPTIONS = ("account_name", "group_name", "service_plan")
 # Longer list options are cut to this many entries in the result's invocation (a 100,000-device list would be
 # echoed back whole, megabytes for the controller to parse).
 INVOCATION_LIST_LIMIT = 20
-
-
-def _loopback(host):
-    """True for localhost, 127.0.0.0/8 and ::1 (``host`` as urlsplit gives it: lower case, no brackets)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _env(option):
@@ -136,7 +126,7 @@ class ThingSpaceTask:
         url = urlsplit(self.params["api_url"])
         if url.scheme not in ("http", "https") or not url.netloc:
             self.fail_json(msg="api_url: %r is not an http(s) URL such as %s" % (self.params["api_url"], DEFAULT_API_URL))
-        if url.scheme == "http" and not _loopback(url.hostname) and not self.params["allow_insecure_http"]:
+        if url.scheme == "http" and not is_loopback(url.hostname) and not self.params["allow_insecure_http"]:
             self.fail_json(msg="api_url: %r is plain http to a host that is not loopback, so client_secret, password and the tokens would "
                                "cross the network in clear; use https, or set allow_insecure_http: true for a network you trust" % self.params["api_url"])
         if self.params["retries"] < 0 or self.params["timeout"] <= 0:

@@ -89,7 +89,7 @@ listener:
   sample: {service_name: SMSDeliveryConfirmation, url: "https://iot.example.com:9002/thingspace/delivery", username: thingspace}
 """
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, port_warning, remove_listener
+from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, listener_warnings, remove_listener
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 
@@ -104,8 +104,8 @@ def apply(module):
         changed, diff = remove_listener(module.client, p["account_name"], p["service_name"], check_mode=module.check_mode)
     after = diff["after"]
     listener = {"service_name": p["service_name"], "url": after["url"], "username": after["username"]} if after else {}
-    warning = port_warning(p["callback_url"]) if p["state"] == "present" else None
-    return {"changed": changed, "diff": diff, "listener": listener, "warnings": [warning] if warning else []}
+    warnings = listener_warnings(p["callback_url"], p["callback_password"]) if p["state"] == "present" else []
+    return {"changed": changed, "diff": diff, "listener": listener, "warnings": warnings}
 
 
 def main():

@@ -75,7 +75,7 @@ started:
   sample: true
 """
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SMS_SERVICE, ensure_listener, port_warning
+from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SMS_SERVICE, ensure_listener, listener_warnings
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, account_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
@@ -99,14 +99,13 @@ def start(module):
             first_start = ledger.record_start(scope)
     finally:
         ledger.close()
-    warning = port_warning(p["callback_url"]) if p["callback_url"] else None
     return {
         "changed": registration_changed or first_start,
         "registration_changed": registration_changed,
         "first_start": first_start,
         "started": started,
         "diff": diff,
-        "warnings": [warning] if warning else [],
+        "warnings": listener_warnings(p["callback_url"], p["callback_password"]) if p["callback_url"] else [],
     }
 
 

@@ -34,7 +34,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils._event_source impor
 )
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackError, callback_event, device_host
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import _loopback
+from ansible_collections.thingspace.m2m.plugins.module_utils.loopback import is_loopback
 
 DOCUMENTATION = r"""
 ---
@@ -218,7 +218,7 @@ def _settings(args):
         raise ValueError("%s: set both username and password (the callback credentials given at registration), or neither" % SOURCE)
     if options["keyfile"] and not options["certfile"]:
         raise ValueError("%s: keyfile needs certfile" % SOURCE)
-    if not options["certfile"] and not _loopback(options["host"]) and not options["allow_insecure_http"]:
+    if not options["certfile"] and not is_loopback(options["host"]) and not options["allow_insecure_http"]:
         raise ValueError("%s: plain HTTP on %s, which is not loopback: ThingSpace puts the listener username and password in every "
                          "body, in clear. Set certfile (and keyfile), or allow_insecure_http: true behind a TLS reverse proxy on a "
                          "network you trust" % (SOURCE, options["host"]))

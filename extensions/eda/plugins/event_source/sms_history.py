@@ -32,7 +32,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events imp
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import DEFAULT_API_URL, _loopback
+from ansible_collections.thingspace.m2m.plugins.module_utils.loopback import is_loopback
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import DEFAULT_API_URL
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import TOKEN_CACHE_NAME, state_path
 
 DOCUMENTATION = r"""
@@ -186,7 +187,7 @@ def _settings(args):
     url = urlsplit(options["api_url"])
     if url.scheme not in ("http", "https") or not url.netloc:
         raise ValueError("%s: api_url %r is not an http(s) URL such as %s" % (SOURCE, options["api_url"], DEFAULT_API_URL))
-    if url.scheme == "http" and not _loopback(url.hostname) and not options["allow_insecure_http"]:
+    if url.scheme == "http" and not is_loopback(url.hostname) and not options["allow_insecure_http"]:
         raise ValueError("%s: api_url %r is plain http to a host that is not loopback, so the secrets and tokens would cross the "
                          "network in clear; use https, or set allow_insecure_http: true" % (SOURCE, options["api_url"]))
     if options["interval"] <= 0 or options["timeout"] <= 0 or options["retries"] < 0:

@@ -51,3 +51,21 @@ def test_a_port_thingspace_refuses_is_named(fake, run_module):
     assert not failed and result["changed"] and result["warnings"] == [PORT_WARNING]
     for url in ("https://l.example/u", "http://l.example/u", "https://l.example:28220/u"):
         assert run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url=url)[0]["warnings"] == []
+
+
+def clear_text_warning(url):
+    return ("callback_url %s is plain http to a host that is not loopback and callback_password is set: ThingSpace sends the listener's "
+            "username and password in clear in the body of every callback; use an https URL" % url)
+
+
+def test_a_password_sent_in_clear_to_a_listener_elsewhere_is_warned_of(fake, run_module):
+    for url in ("http://l.example/u", "HTTP://192.0.2.7:9001/u", "http://[2001:db8::7]:9001/u"):
+        result, failed = run_module(vz_callback.main, account_name=ACCOUNT, service_name="DeviceUsage", url=url, callback_password="p")
+        assert not failed and result["warnings"] == [clear_text_warning(url)], url
+        result = run_module(vz_callback.main, check_mode=True, account_name=ACCOUNT, service_name="DeviceUsage", url=url, callback_password="p")[0]
+        assert result["warnings"] == [clear_text_warning(url)], url  # check mode warns too
+    # https, loopback, or no password: nothing secret crosses the network in clear.
+    for url, password in (("https://l.example/u", "p"), ("http://localhost/u", "p"), ("http://127.0.0.2/u", "p"), ("http://[::1]/u", "p"),
+                          ("http://l.example/u", None)):
+        args = dict(account_name=ACCOUNT, service_name="DeviceUsage", url=url, callback_password=password)
+        assert run_module(vz_callback.main, **args)[0]["warnings"] == [], url

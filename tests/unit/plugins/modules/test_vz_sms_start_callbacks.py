@@ -22,3 +22,12 @@ def test_start_callbacks_registers_then_is_idempotent(fake, run_module):
     assert fake.count("POST", "callbacks") == 1
     result = run_module(vz_sms_start_callbacks.main, **dict(args, callback_url="https://l.example:9002/sms"))[0]
     assert result["changed"] and result["registration_changed"] and not result["first_start"]
+
+
+def test_a_password_sent_in_clear_to_a_listener_elsewhere_is_warned_of(fake, run_module):
+    url = "http://l.example:9001/sms"
+    result = run_module(vz_sms_start_callbacks.main, account_name=ACCOUNT, callback_url=url, callback_username="u", callback_password="p")[0]
+    assert result["warnings"] == [
+        "callback_url %s is plain http to a host that is not loopback and callback_password is set: ThingSpace sends the listener's "
+        "username and password in clear in the body of every callback; use an https URL" % url]
+    assert run_module(vz_sms_start_callbacks.main, account_name=ACCOUNT, callback_url="http://127.0.0.1:9001/sms", callback_password="p")[0]["warnings"] == []
