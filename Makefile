@@ -22,6 +22,8 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/thingspace/m2m
 TEST_TREE ?= $(HOME)/.cache/thingspace-m2m/$(shell printf %s "$(CURDIR)" | cksum | cut -d' ' -f1)
 TEST_COLLECTION := $(TEST_TREE)/ansible_collections/thingspace/m2m
 WITH_EMULATOR := $(BIN)/python tests/utils/with_emulator.py
+# Where make unit and make integration record the keys each module run returns (tests/utils/returned_keys.py).
+RETURNED_KEYS := $(CURDIR)/tests/output/returned_keys
 # The files `make mutation` mutates.
 MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/transport.py plugins/module_utils/ledger.py \
 	plugins/module_utils/_store_sqlite.py plugins/module_utils/_store_postgresql.py \
@@ -32,7 +34,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv help lock clean demo test lint unit emulator-test reliability eda sanity integration molecule build docs bench mutation
+.PHONY: venv help lock clean demo test lint unit emulator-test reliability eda sanity integration returns molecule build docs bench mutation
 venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
 
 help: ## List the targets
@@ -87,8 +89,9 @@ lint: venv ## ruff and ansible-lint
 	$(BIN)/ruff check .
 	$(BIN)/ansible-lint
 
-unit: venv ## Unit tests (tests/unit, a fake ThingSpace under requests)
-	$(BIN)/pytest -q tests/unit
+unit: venv ## Unit tests (tests/unit, a fake ThingSpace under requests); records the keys each module run returns for make returns
+	rm -rf $(RETURNED_KEYS)/unit
+	RETURNED_KEYS=$(RETURNED_KEYS)/unit $(BIN)/pytest -q tests/unit
 
 emulator-test: venv ## The emulator's own tests (tests/emulator)
 	$(BIN)/pytest -q tests/emulator
@@ -103,11 +106,19 @@ sanity: venv ## ansible-test sanity on a copy of the collection
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
 	cd $(TEST_COLLECTION) && $(BIN)/ansible-test sanity --venv --python $(PYVER)
 
-integration: venv ## ansible-test integration targets against an emulator and a PostgreSQL server it starts
+# The integration config loads tests/integration/callback_plugins/returned_keys.py, which records what the modules return.
+integration: venv ## ansible-test integration targets against an emulator and a PostgreSQL server it starts; records the keys the modules return
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
+	rm -rf $(TEST_COLLECTION)/tests/output/returned_keys $(RETURNED_KEYS)/integration
+	printf '[defaults]\ncallback_plugins = %s\n' $(TEST_COLLECTION)/tests/integration/callback_plugins > $(TEST_COLLECTION)/tests/integration/integration.cfg
 	$(WITH_EMULATOR) --config $(TEST_COLLECTION)/tests/integration/integration_config.yml --emulator-arg=--allow-any-callback-port -- \
 		$(BIN)/python tests/utils/postgresql.py --config $(TEST_COLLECTION)/tests/integration/integration_config.yml -- \
 		sh -c 'cd $(TEST_COLLECTION) && $(BIN)/ansible-test integration --local --python $(PYVER)'
+	mkdir -p $(RETURNED_KEYS)
+	cp -R $(TEST_COLLECTION)/tests/output/returned_keys/integration $(RETURNED_KEYS)/integration
+
+returns: venv ## Each module's RETURN against the keys its runs returned in make unit and make integration (run those first)
+	$(BIN)/python tests/utils/returned_keys.py $(RETURNED_KEYS)
 
 molecule: venv ## The roles' molecule scenarios (installs the collection into ~/.ansible/collections)
 	$(BIN)/molecule test --all
@@ -126,4 +137,4 @@ bench: venv ## Measure against the uri playbook a user would write, and BENCH_BE
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)
 
-test: lint unit emulator-test reliability eda sanity integration molecule build docs ## Every check but mutation (runs molecule)
+test: lint unit emulator-test reliability eda sanity integration returns molecule build docs ## Every check but mutation (runs molecule)

@@ -70,6 +70,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: What was copied (in check mode, what would be), from where into where, in one sentence.
+  returned: success
+  type: str
+  sample: >-
+    Copied 48210 of 48210 send record(s), 3 of 3 callbacks start(s) and 120 of 120 callback(s) from
+    /home/ops/.ansible/thingspace/ledger.sqlite3 into ops@db.example.com:5432/thingspace (schema thingspace)
 idempotency_keys:
   description: Idempotency keys in the SQLite ledger.
   returned: success

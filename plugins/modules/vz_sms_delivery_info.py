@@ -87,6 +87,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: The devices reported and how many are in each state, in one sentence.
+  returned: success
+  type: str
+  sample: "12 device(s): 10 Delivered, 2 Undelivered"
 states:
   description: How many devices are in each state.
   returned: success
@@ -105,6 +110,13 @@ total:
   returned: success
   type: int
   sample: 12
+total_known:
+  description:
+    - False while a request sent to a whole selection (O(request_ids), or a send with C(filter_tracking=selection)) has not had
+      its C(Request Complete) callback, so more of its devices may still be reported; true otherwise.
+  returned: success
+  type: bool
+  sample: true
 requests:
   description:
     - The request ids read, with the number of devices the request's C(Request Complete) callback counted (null before it came).

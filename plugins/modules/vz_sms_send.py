@@ -274,7 +274,9 @@ devices_requested:
   type: int
   sample: 24
 devices_resolved:
-  description: Devices the filters select, when resolved (check mode or O(max_devices)); null otherwise.
+  description:
+    - Devices the filters select. With C(filter_tracking=device) (the default) they are resolved in every run; with
+      C(filter_tracking=selection) only in check mode or with O(max_devices). Null with O(devices) or O(devices_file), and when not resolved.
   returned: always
   type: int
   sample: 12
@@ -286,7 +288,9 @@ devices_sent:
   type: int
   sample: 24
 devices_skipped:
-  description: Devices of O(devices) or O(devices_file) not sent because the ledger already has them under the key; null with filters.
+  description:
+    - Devices not sent because the ledger already has them under the key (or a concurrent run claimed them first), of O(devices),
+      O(devices_file) or the devices the filters select with C(filter_tracking=device). Null with C(filter_tracking=selection).
   returned: always
   type: int
   sample: 0

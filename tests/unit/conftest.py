@@ -22,8 +22,18 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 # The fixture: one PostgreSQL server per session, started by the first test that needs it.
 from postgresql import postgresql  # noqa: E402, F401  # pylint: disable=unused-import
+from returned_keys import record  # noqa: E402
 
 from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
+
+# Where each module run's result keys are recorded (make unit sets it; tests/utils/returned_keys.py compares them with RETURN).
+RETURNED_KEYS = os.environ.get("RETURNED_KEYS")
+
+
+def recorded(main, result, failed):
+    if RETURNED_KEYS:
+        record(RETURNED_KEYS, main.__module__.rsplit(".", 1)[-1], result, failed)
+    return result, failed
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -92,7 +102,7 @@ def run_module(monkeypatch, state_dir):
             params["_ansible_check_mode"] = True
         with patch_module_args(params), pytest.raises(ModuleExit) as caught:
             main()
-        return caught.value.result, caught.value.failed
+        return recorded(main, caught.value.result, caught.value.failed)
 
     return run
 
@@ -109,6 +119,6 @@ def run_in_controller(state_dir):
         result = dict(caught.value.result)
         failed = result.pop("failed", False)
         result.setdefault("warnings", [])
-        return result, failed
+        return recorded(main, result, failed)
 
     return run
