@@ -82,7 +82,41 @@ def source_options(source, args, spec, env=None):
 
 LEDGER, MEMORY = "ledger", "memory"
 # The arguments that choose where a source records events: the ledger's store, found as the modules find it, or
-# memory. Each source documents them.
+# memory. Each source documents them; but for state_dir (one source keeps its token cache there too) with this text,
+# copied into its DOCUMENTATION, which ansible-rulebook and the docs build read literally (no doc fragments for event
+# sources): tests/unit/extensions/eda/plugins/event_source/test_documentation.py fails when a copy drifts.
+STORE_DOCUMENTATION = r"""
+options:
+  store:
+    description:
+      - Where events are recorded. V(ledger) is the ledger's store (the SQLite file of O(ledger_path) or O(state_dir),
+        or the PostgreSQL database of O(ledger_url)), where repeats are found whenever they come and the callbacks'
+        delivery states are kept. V(memory) keeps only the identities of the last O(dedupe_window) events, until the
+        source stops; it records no delivery state.
+    type: str
+    choices: [ledger, memory]
+    default: ledger
+  ledger_path:
+    description: The SQLite ledger file instead of the one in O(state_dir) (E(THINGSPACE_LEDGER_PATH)).
+    type: str
+  ledger_url:
+    description:
+      - A PostgreSQL ledger, as a libpq URL such as C(postgresql://thingspace@db.example.com:5432/thingspace?sslmode=verify-full)
+        (E(THINGSPACE_LEDGER_URL)). Needs the Python library psycopg. The sources and the modules must use the same one.
+    type: str
+  ledger_password:
+    description: The password of O(ledger_url) (E(THINGSPACE_LEDGER_PASSWORD)); else from the URL, PGPASSWORD or PGPASSFILE.
+    type: str
+  ledger_schema:
+    description: The schema of the PostgreSQL ledger's tables (E(THINGSPACE_LEDGER_SCHEMA)).
+    type: str
+    default: thingspace
+  dedupe_window:
+    description:
+      - With O(store=memory), how many event identities the source remembers to find repeats.
+    type: int
+    default: 100000
+"""
 STORE_OPTIONS = {
     "store": (str, LEDGER),
     "state_dir": (str, DEFAULT_STATE_DIR),

@@ -15,6 +15,7 @@ author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.connection
+  - thingspace.m2m.account
   - thingspace.m2m.listener
   - thingspace.m2m.attributes
 attributes:
@@ -25,10 +26,6 @@ attributes:
     description: Shows the registration before and after (passwords masked).
     support: full
 options:
-  account_name:
-    description: Billing account, with its leading zeros (quote it in YAML).
-    type: str
-    required: true
   service_name:
     description:
       - The callback service. V(EnhancedConnectivityService) carries SMS from devices and the "sent" notices of

@@ -18,6 +18,7 @@ author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.connection
+  - thingspace.m2m.account
   - thingspace.m2m.attributes
 attributes:
   check_mode:
@@ -27,10 +28,6 @@ attributes:
     description: Not applicable.
     support: none
 options:
-  account_name:
-    description: Billing account, with its leading zeros (quote it in YAML).
-    type: str
-    required: true
   max_messages:
     description:
       - Stop once at least this many messages are acknowledged. The API works in blocks of up to 100, so up to 99 more

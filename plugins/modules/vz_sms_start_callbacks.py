@@ -18,6 +18,7 @@ author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
   - thingspace.m2m.connection
+  - thingspace.m2m.account
   - thingspace.m2m.listener
   - thingspace.m2m.ledger
   - thingspace.m2m.attributes
@@ -29,10 +30,6 @@ attributes:
     description: Shows the listener registration before and after (passwords masked).
     support: full
 options:
-  account_name:
-    description: Billing account, with its leading zeros (quote it in YAML).
-    type: str
-    required: true
   callback_url:
     description:
       - URL of the listener that receives the SMS (C(http) or C(https)). ThingSpace accepts the ports 80, 443,

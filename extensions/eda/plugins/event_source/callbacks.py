@@ -131,10 +131,10 @@ options:
     elements: str
   store:
     description:
-      - Where callbacks are recorded. V(ledger) is the ledger's store (the SQLite file of O(ledger_path) or O(state_dir),
-        or the PostgreSQL database of O(ledger_url)), where repeats are found whenever they come and delivery states
-        are kept. V(memory) keeps only the identities of the last O(dedupe_window) callbacks, until the source stops;
-        it records no delivery state.
+      - Where events are recorded. V(ledger) is the ledger's store (the SQLite file of O(ledger_path) or O(state_dir),
+        or the PostgreSQL database of O(ledger_url)), where repeats are found whenever they come and the callbacks'
+        delivery states are kept. V(memory) keeps only the identities of the last O(dedupe_window) events, until the
+        source stops; it records no delivery state.
     type: str
     choices: [ledger, memory]
     default: ledger
@@ -160,7 +160,7 @@ options:
     default: thingspace
   dedupe_window:
     description:
-      - With O(store=memory), how many callback identities the source remembers to find repeats.
+      - With O(store=memory), how many event identities the source remembers to find repeats.
     type: int
     default: 100000
 """

@@ -115,9 +115,10 @@ options:
     elements: str
   store:
     description:
-      - Where messages are recorded. V(ledger) is the ledger's store (the SQLite file of O(ledger_path) or O(state_dir),
-        or the PostgreSQL database of O(ledger_url)), where repeats are found whenever they come. V(memory) keeps only
-        the identities of the last O(dedupe_window) messages, until the source stops.
+      - Where events are recorded. V(ledger) is the ledger's store (the SQLite file of O(ledger_path) or O(state_dir),
+        or the PostgreSQL database of O(ledger_url)), where repeats are found whenever they come and the callbacks'
+        delivery states are kept. V(memory) keeps only the identities of the last O(dedupe_window) events, until the
+        source stops; it records no delivery state.
     type: str
     choices: [ledger, memory]
     default: ledger
@@ -129,7 +130,9 @@ options:
     description: The SQLite ledger file instead of the one in O(state_dir) (E(THINGSPACE_LEDGER_PATH)).
     type: str
   ledger_url:
-    description: A PostgreSQL ledger, as a libpq URL (E(THINGSPACE_LEDGER_URL)). Needs the Python library psycopg.
+    description:
+      - A PostgreSQL ledger, as a libpq URL such as C(postgresql://thingspace@db.example.com:5432/thingspace?sslmode=verify-full)
+        (E(THINGSPACE_LEDGER_URL)). Needs the Python library psycopg. The sources and the modules must use the same one.
     type: str
   ledger_password:
     description: The password of O(ledger_url) (E(THINGSPACE_LEDGER_PASSWORD)); else from the URL, PGPASSWORD or PGPASSFILE.
@@ -139,7 +142,8 @@ options:
     type: str
     default: thingspace
   dedupe_window:
-    description: With O(store=memory), how many message identities the source remembers to find repeats.
+    description:
+      - With O(store=memory), how many event identities the source remembers to find repeats.
     type: int
     default: 100000
 """

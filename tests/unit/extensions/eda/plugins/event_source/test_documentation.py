@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source import callbacks, sms_history
-from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import REQUIRED
+from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import REQUIRED, STORE_DOCUMENTATION, STORE_OPTIONS
 
 SOURCES = [callbacks, sms_history]
 TYPES = {str: "str", int: "int", float: "float", bool: "bool", list: "list"}
@@ -28,6 +28,16 @@ def test_the_documented_options_are_the_options(source):
         text = " ".join(doc["description"]) if isinstance(doc["description"], list) else doc["description"]
         if name in source.ENV:
             assert "E(%s)" % source.ENV[name] in text, name
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda source: source.SOURCE)
+def test_the_store_options_are_documented_with_the_text_of_their_owner(source):
+    """Event sources have no doc fragments: each DOCUMENTATION copies _event_source.STORE_DOCUMENTATION."""
+    shared = yaml.safe_load(STORE_DOCUMENTATION)["options"]
+    assert set(shared) == set(STORE_OPTIONS) - {"state_dir"}
+    documented = yaml.safe_load(source.DOCUMENTATION)["options"]
+    for name, doc in shared.items():
+        assert documented[name] == doc, "%s: copy the text of %s from _event_source.STORE_DOCUMENTATION" % (source.SOURCE, name)
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda source: source.SOURCE)
