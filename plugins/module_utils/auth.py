@@ -70,8 +70,8 @@ class TokenCache:
 
     def key(self, api_url, credentials):
         """The entry of ``credentials`` at ``api_url``: a salted PBKDF2 hash, never a credential; hashed once per salt."""
-        fields = json.dumps([field or "" for field in (api_url, credentials.client_id, credentials.client_secret, credentials.username,
-                                                        credentials.password)])
+        secrets = (api_url, credentials.client_id, credentials.client_secret, credentials.username, credentials.password)
+        fields = json.dumps([field or "" for field in secrets])
         salt = self._load()["salt"]
         if (salt, fields) not in self._keys:
             self._keys[salt, fields] = _password_hash(fields, salt)

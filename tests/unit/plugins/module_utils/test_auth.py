@@ -293,8 +293,8 @@ def test_a_version_1_token_cache_is_ignored_and_replaced(fake, cache):
     os.makedirs(os.path.dirname(cache.path), mode=0o700)
     old_key = hashlib.sha256("\n".join((API, "cid", "user")).encode()).hexdigest()
     with open(os.open(cache.path, os.O_CREAT | os.O_WRONLY, 0o600), "w") as out:
-        json.dump({"version": 1, "entries": {old_key: {"access_token": "old-access", "access_expires": 2e9, "session_token": "old-session",
-                                                         "refused": {"salt": "00", "hash": "00", "at": 1e6}}}}, out)
+        old_entry = {"access_token": "old-access", "access_expires": 2e9, "session_token": "old-session", "refused": {"salt": "00", "hash": "00", "at": 1e6}}
+        json.dump({"version": 1, "entries": {old_key: old_entry}}, out)
     headers = authenticator(Clock(), cache).headers()
     assert "old" not in headers["Authorization"] + headers["VZ-M2M-Token"]
     assert fake.count("POST", TOKEN) == 1 and fake.count("POST", LOGIN) == 1
