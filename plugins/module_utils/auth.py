@@ -77,6 +77,11 @@ class TokenCache:
             self._keys[salt, fields] = _password_hash(fields, salt)
         return self._keys[salt, fields]
 
+    def hash_ahead(self, api_url, credentials):
+        """key() before taking the lock, so that parallel tasks do not wait for each other's hash (once the file exists)."""
+        if os.path.isfile(self.path):
+            self.key(api_url, credentials)
+
     @staticmethod
     def user(api_url, credentials):
         """Whose refusal is remembered: the API URL, client id and user (no secret)."""
@@ -149,6 +154,9 @@ class _NoCache:
 
     user = key
 
+    def hash_ahead(self, api_url, credentials):
+        pass
+
     @contextmanager
     def locked(self):
         yield
@@ -183,6 +191,7 @@ class Authenticator:
     def headers(self):
         """Headers of an M2M call, getting whichever token is missing or about to expire."""
         if not self.access_token or self._expiring() or not self.session_token:
+            self._cache.hash_ahead(self._api_url, self._credentials)
             with self._cache.locked():
                 entry = self._cache.get(self._key())
                 if (not self.access_token or self._expiring()) and not self._adopt_access(entry):
@@ -208,6 +217,7 @@ class Authenticator:
     def renew(self, kind, used):
         """Replace the rejected token of ``kind``. ``used`` are the headers of the rejected call: when the cache
         already holds a newer token (another task renewed it meanwhile) that one is taken instead of a new login."""
+        self._cache.hash_ahead(self._api_url, self._credentials)
         with self._cache.locked():
             entry = self._cache.get(self._key())
             if kind == "access":

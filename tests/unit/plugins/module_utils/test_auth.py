@@ -288,6 +288,17 @@ def test_the_token_cache_holds_no_credential_and_its_keys_are_salted_per_file(fa
     assert len(keys[0]) == len(keys[1]) == 1 and keys[0] != keys[1]
 
 
+def test_the_credentials_are_hashed_before_the_cache_is_locked(fake, cache, monkeypatch):
+    """The hash takes about 0.1 s: under the lock, parallel tasks would wait for each other's."""
+    authenticator(Clock(), cache).headers()  # the file now exists
+    task = TokenCache(cache.path)  # another task's
+    events, hash_of, locked = [], auth._password_hash, task.locked
+    monkeypatch.setattr(auth, "_password_hash", lambda *args: events.append("hash") or hash_of(*args))
+    monkeypatch.setattr(task, "locked", lambda: events.append("lock") or locked())
+    assert authenticator(Clock(), task).headers()
+    assert events == ["hash", "lock"] and fake.count("POST", LOGIN) == 1
+
+
 def test_a_version_1_token_cache_is_ignored_and_replaced(fake, cache):
     """Version 1 found tokens by API URL, client id and user alone: its tokens may belong to another password."""
     os.makedirs(os.path.dirname(cache.path), mode=0o700)
