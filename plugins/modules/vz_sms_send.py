@@ -335,7 +335,14 @@ devices_undelivered:
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
-from ansible_collections.thingspace.m2m.plugins.module_utils.send import TRACK_DEVICE, TRACK_SELECTION, SmsSend, plan_send
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import (
+    TRACK_DEVICE,
+    TRACK_SELECTION,
+    UNKNOWN_FAIL,
+    UNKNOWN_SKIP,
+    SmsSend,
+    plan_send,
+)
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import ENCODINGS, MAX_DEVICES_PER_REQUEST
 
 FILTERS = ["group_name", "service_plan", "custom_fields"]
@@ -357,6 +364,7 @@ def send(module):
             plan, module.client, ledger, scope, check_mode=module.check_mode,
             force=params["force"], resend_unconfirmed=params["resend_unconfirmed"],
             max_devices=params["max_devices"], batch_size=params["batch_size"],
+            allow_empty=params["allow_empty"], unknown_devices=params["unknown_devices"],
         )
         result, failure = sms_send.run()
         if params["wait"] != WAIT_DELIVERED or failure:
@@ -366,7 +374,8 @@ def send(module):
             return result, None
         from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import DELIVERED, undelivered, wait_for_delivery
 
-        report, failure = wait_for_delivery(ledger, scope, sms_send.key, sms_send.targets, params["min_delivered"], params["wait_timeout"])
+        targets = [target for target in sms_send.targets if target not in sms_send.refused]
+        report, failure = wait_for_delivery(ledger, scope, sms_send.key, targets, params["min_delivered"], params["wait_timeout"])
         result.update(delivery=report, devices_undelivered=undelivered(report))
         result["msg"] += "; %d of %d device(s) Delivered" % (report["states"][DELIVERED], report["total"])
         return result, failure
@@ -396,6 +405,8 @@ def main(module_class=ThingSpaceModule):
         service_plan=dict(type="str"),
         custom_fields=dict(type="dict"),
         filter_tracking=dict(type="str", choices=[TRACK_DEVICE, TRACK_SELECTION], default=TRACK_DEVICE),
+        allow_empty=dict(type="bool", default=False),
+        unknown_devices=dict(type="str", choices=[UNKNOWN_FAIL, UNKNOWN_SKIP], default=UNKNOWN_FAIL),
         sms_message=dict(type="str", required=True),
         data_encoding=dict(type="str", choices=list(ENCODINGS), default="7-bit"),
         idempotency_key=dict(type="str", no_log=False),

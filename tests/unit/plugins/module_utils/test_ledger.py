@@ -251,11 +251,11 @@ def _named(where):
 
 
 def test_a_ledger_of_a_newer_collection_is_refused(where):
-    _set_version(where, 4)
+    _set_version(where, 5)
     for read_only in (False, True):
         with pytest.raises(ThingSpaceError) as caught:
             Ledger(where, read_only=read_only)
-        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 4); upgrade the collection" % _named(where)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 5); upgrade the collection" % _named(where)
 
 
 def _as_schema_2(where):
@@ -393,8 +393,8 @@ def test_diff_reports_what_another_live_run_is_sending(where):
     sender = Ledger(where)
     sender.claim(SCOPE, KEY, ["mdn:1"])
     ledger = Ledger(where)
-    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"]) == Diff(["mdn:2"], [], ["mdn:1"])
-    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"], mode="all") == Diff(["mdn:1", "mdn:2"], [], ["mdn:1"])
+    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"]) == Diff(["mdn:2"], [], ["mdn:1"], [])
+    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"], mode="all") == Diff(["mdn:1", "mdn:2"], [], ["mdn:1"], [])
     sender.close()
 
 

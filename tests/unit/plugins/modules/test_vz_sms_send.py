@@ -23,6 +23,8 @@ from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send
 from fake_api import ACCOUNT, API
 
 SEND = r"/api/m2m/v1/sms$"
+UNCHECKED = ("Without account_name the selection was not checked for devices (allow_empty: true): ThingSpace sends to whatever it matches, "
+             "possibly no device; give account_name to have it checked")
 DEVICES = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 6)]
 
 
@@ -89,17 +91,17 @@ def test_filters_send_once_and_check_mode_resolves_the_selection(fake, run_modul
     result = run_module(vz_sms_send.main, check_mode=True, group_name="west", **args)[0]
     assert result["changed"] and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(result["devices_preview"]) == 4
     assert sms_bodies(fake) == []
-    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "A"}, **args)[0]
+    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "Wave-3"}, **args)[0]
     assert result["changed"] and result["devices_sent"] is None and len(result["request_ids"]) == 1
     assert sms_bodies(fake)[0] == {"smsMessage": "hello", "accountName": ACCOUNT, "groupName": "west", "dataEncoding": "7-bit",
-                                   "customFields": [{"key": "CustomField1", "value": "A"}]}
-    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "A"}, **args)[0]
+                                   "customFields": [{"key": "CustomField1", "value": "Wave-3"}]}
+    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "Wave-3"}, **args)[0]
     assert not result["changed"] and len(sms_bodies(fake)) == 1
 
 
 def test_max_devices_guards_filters_and_lists(fake, run_module):
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=3)
-    assert failed and "selection holds more than 3 devices" in result["msg"] and sms_bodies(fake) == []
+    assert failed and "group_name=west of account %s holds 4 devices, more than max_devices 3" % ACCOUNT in result["msg"] and sms_bodies(fake) == []
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=4)
     assert not failed and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(sms_bodies(fake)) == 1
     calls = len(fake.calls)
@@ -305,14 +307,17 @@ def _dropped():
     ],
     ids=["token-502", "token-504", "token-503-no-retry-after", "token-dropped", "login-502", "login-dropped"],
 )
-@pytest.mark.parametrize("selection", [{"devices": DEVICES}, {"group_name": "east", "filter_tracking": "selection"}], ids=["devices", "filter"])
+# A selection without account_name is sent unchecked (allow_empty), so that the first login is the send's.
+@pytest.mark.parametrize("selection", [{"devices": DEVICES, "account_name": ACCOUNT},
+                                       {"group_name": "east", "filter_tracking": "selection", "allow_empty": True}], ids=["devices", "filter"])
 def test_a_failed_login_is_not_sent_and_the_next_run_sends(fake, run_module, path, answer, selection):
     fake.script("POST", path, answer)
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **selection)
     assert failed and "nothing of it was sent" in result["msg"] and not sms_bodies(fake)
     assert result["devices_unconfirmed"] == [] and not result["selection_unconfirmed"] and not result["changed"]
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
-    assert not failed and result["changed"] and len(sms_bodies(fake)) == 1 and not result["warnings"]
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **selection)
+    assert not failed and result["changed"] and len(sms_bodies(fake)) == 1
+    assert result["warnings"] == ([] if "devices" in selection else [UNCHECKED])
 
 
 @pytest.mark.parametrize("status", [500, 501, 502, 504, 505])
@@ -341,10 +346,10 @@ def test_a_client_error_to_the_send_proves_nothing_was_sent(fake, run_module, st
         ({"devices": DEVICES, "sms_message": "APN=old"}, {"devices": DEVICES, "sms_message": "APN=corrected"}, "message: another text"),
         ({"devices": DEVICES, "sms_message": "hi"}, {"devices": DEVICES, "sms_message": "hi", "data_encoding": "8-bit-ASCII"}, 'encoding: was "7-bit"'),
         ({"group_name": "east", "sms_message": "hi"}, {"group_name": "west", "sms_message": "hi"}, '"group_name": "east"'),
-        ({"custom_fields": {"CustomField1": "wave-3 "}, "sms_message": "hi"},
-         {"custom_fields": {"CustomField1": "wave-3"}, "sms_message": "hi"}, "selection: was"),
+        ({"custom_fields": {"CustomField1": "wave-3"}, "sms_message": "hi"},
+         {"custom_fields": {"CustomField1": "wave-4"}, "sms_message": "hi"}, "selection: was"),
     ],
-    ids=["message", "encoding", "group", "custom-field-typo"],
+    ids=["message", "encoding", "group", "custom-field-value"],
 )
 def test_a_key_reused_for_another_send_is_refused_not_skipped(fake, run_module, first, second, differs):
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, idempotency_key="wave-3", **first)
@@ -430,7 +435,9 @@ def test_device_tracking_needs_the_account_before_any_request(fake, run_module):
     result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello")
     assert failed and result["msg"].startswith("account_name: needed to resolve") and fake.calls == []
     result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello", filter_tracking="selection")
-    assert not failed and sms_bodies(fake)[0]["groupName"] == "west"
+    assert failed and result["msg"].startswith("account_name: needed to resolve") and fake.calls == []
+    result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello", filter_tracking="selection", allow_empty=True)
+    assert not failed and sms_bodies(fake)[0]["groupName"] == "west" and result["warnings"] == [UNCHECKED]
 
 
 def test_timeout_and_validate_certs_go_with_every_request(fake, run_module):
@@ -512,8 +519,8 @@ def test_batch_size_and_max_devices_of_one_are_allowed(fake, run_module):
         ({"max_devices": 0}, "max_devices: must be at least 1"),
         ({"max_devices": 4}, "max_devices: the device list holds 5 devices, more than max_devices 4; nothing was sent"),
         ({"devices": None, "group_name": "west", "filter_tracking": "selection", "_check_mode": True},
-         "account_name: needed to resolve a filter selection through the device list (check mode, max_devices, filter_tracking: device); give it, "
-         "or send with filter_tracking: selection"),
+         "account_name: needed to resolve a filter selection through the device list (check mode, max_devices, filter_tracking: device) and "
+         "to check that it matches a device; give it, or send with filter_tracking: selection and allow_empty: true"),
     ],
     ids=["empty-list", "empty-filter", "batch-size-0", "max-devices-0", "over-max-devices", "check-mode-without-account"],
 )
@@ -526,7 +533,8 @@ def test_input_refused_before_any_request_says_exactly_why(fake, run_module, arg
 def test_a_selection_over_max_devices_sends_nothing(fake, run_module):
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", filter_tracking="selection", sms_message="hello",
                                 max_devices=3)
-    assert failed and result["msg"] == "max_devices: the selection holds more than 3 devices (max_devices); nothing was sent"
+    assert failed and result["msg"] == ("max_devices: the selection group_name=west of account %s holds 4 devices, more than max_devices 3; "
+                                        "nothing was sent" % ACCOUNT)
     assert sms_bodies(fake) == []
 
 
