@@ -756,3 +756,161 @@ def test_a_bad_devices_file_fails_before_any_request(fake, run_module, tmp_path,
 def test_a_devices_file_goes_alone(fake, run_module, tmp_path, args, message):
     result, failed = run_module(vz_sms_send.main, devices_file=devices_file(tmp_path, DEVICES), sms_message="hello", **args)
     assert failed and result["msg"] == message and fake.calls == []
+
+
+# --- a selection that matches nothing, max_devices' count, bad entries, devices the account does not have (issue 20) ----
+
+LIST = r"/devices/actions/list$"
+NOBODY = {"CustomField1": "nobody"}
+
+
+@pytest.mark.parametrize("tracking", ["device", "selection"])
+def test_a_selection_that_matches_no_device_fails_before_any_sms_request(fake, run_module, tracking):
+    args = dict(account_name=ACCOUNT, group_name="west", custom_fields=NOBODY, filter_tracking=tracking, sms_message="hello")
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert failed and result["msg"] == (
+        "the selection group_name=west, CustomField1=nobody matches no device of account %s; nothing was sent. Check the filters (names "
+        "match exactly; custom field values match whole values, ignoring case), or set allow_empty: true to accept a selection without "
+        "devices" % ACCOUNT)
+    assert sms_bodies(fake) == [] and fake.count("POST", LIST) == 1
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
+    assert failed and "matches no device of account %s" % ACCOUNT in result["msg"] and sms_bodies(fake) == []
+
+    result, failed = run_module(vz_sms_send.main, allow_empty=True, **args)
+    what = "the selection group_name=west, CustomField1=nobody matches no device of account %s" % ACCOUNT
+    assert not failed and not result["changed"] and result["msg"] == "Nothing to send: %s" % what
+    assert result["warnings"] == ["%s; nothing was sent (allow_empty: true)" % what]
+    assert (result["devices_resolved"], result["devices_sent"], result["request_ids"]) == (0, 0, [])
+    assert sms_bodies(fake) == [] and fake.count("POST", LIST) == 3
+
+
+def test_a_selection_sent_as_a_whole_is_checked_with_one_device_list_request(fake, run_module):
+    """The first page of the device list tells whether a selection matches a device; the send does not read the others."""
+    fake.device_page = 1
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", filter_tracking="selection", sms_message="hello")
+    assert not failed and result["changed"] and result["devices_resolved"] is None
+    assert fake.count("POST", LIST) == 1 and len(sms_bodies(fake)) == 1
+
+
+def test_max_devices_states_the_count_found_and_whether_more_were_not_read(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=1)
+    assert failed and result["msg"] == (
+        "max_devices: the selection group_name=west of account %s holds at least 3 devices (in the first 1 page(s) of the device list, "
+        "which was not read further), more than max_devices 1; nothing was sent" % ACCOUNT)
+    assert fake.count("POST", LIST) == 1 and sms_bodies(fake) == []
+
+
+@pytest.mark.parametrize("option", ["devices", "devices_file"])
+def test_every_bad_device_entry_is_named_the_first_20_and_a_count_of_the_rest(fake, run_module, tmp_path, option):
+    entries = [DEVICES[0]] + [{"kind": "mdn", "id": "5%d" % n} for n in range(24)] + [{"kind": "phone", "id": "5550000002"}]
+    where = "devices" if option == "devices" else "devices_file %s" % devices_file(tmp_path, entries)
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **{option: entries if option == "devices" else where.split(" ", 1)[1]})
+    shown = "; ".join("%s[%d].id: '5%d' is not a valid mdn: expected 10 decimal digits" % (where, n + 1, n) for n in range(20))
+    assert failed and result["msg"] == "%s: 25 entries are not valid: %s; and 5 more" % (where, shown) and fake.calls == []
+
+
+@pytest.mark.parametrize("tracking", ["device", "selection"])
+def test_a_custom_field_value_in_another_case_is_the_same_send(fake, run_module, tracking):
+    args = dict(account_name=ACCOUNT, filter_tracking=tracking, sms_message="hello")
+    first = run_module(vz_sms_send.main, custom_fields={"CustomField1": "wave-3"}, **args)[0]
+    result, failed = run_module(vz_sms_send.main, custom_fields={"CustomField1": "WAVE-3"}, **args)
+    assert not failed and not result["changed"] and result["idempotency_key"] == first["idempotency_key"]
+    result, failed = run_module(vz_sms_send.main, custom_fields={"CustomField1": "Wave-3"}, idempotency_key="wave-7", **args)
+    assert not failed and result["changed"]
+    result, failed = run_module(vz_sms_send.main, custom_fields={"CustomField1": "wAVE-3"}, idempotency_key="wave-7", **args)
+    assert not failed and not result["changed"], result["msg"]  # the purpose check takes it as the same selection
+    assert len(sms_bodies(fake)) == 2
+
+
+def test_a_mixed_case_custom_field_send_of_an_earlier_version_is_not_sent_again(fake, run_module):
+    """Earlier versions hashed custom field values as given: that key is still found for the same spelling."""
+    from ansible_collections.thingspace.m2m.plugins.module_utils.send import _derive
+
+    filters = {"group_name": None, "service_plan": None, "custom_fields": [{"key": "CustomField1", "value": "Wave-3"}]}
+    old_key = _derive(ACCOUNT, filters, "hello", "7-bit")
+    args = dict(account_name=ACCOUNT, custom_fields={"CustomField1": "Wave-3"}, sms_message="hello")
+    run_module(vz_sms_send.main, idempotency_key=old_key, **args)  # as the earlier version recorded it
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and result["idempotency_key"] == old_key and len(sms_bodies(fake)) == 1
+    assert old_key != derive_key(ACCOUNT, filters, "hello", "7-bit")
+
+
+UNKNOWN = {"kind": "mdn", "id": "5559999999"}
+
+
+@pytest.mark.parametrize("unknown_devices", ["fail", "skip"])
+def test_check_mode_checks_the_devices_against_the_account(fake, run_module, unknown_devices):
+    args = dict(account_name=ACCOUNT, devices=[*DEVICES[:2], UNKNOWN, DEVICES[2]], sms_message="hello", batch_size=2, unknown_devices=unknown_devices)
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
+    assert result["devices_unknown"] == [UNKNOWN] and sms_bodies(fake) == []
+    what = "1 device(s) are not in account %s: mdn:5559999999" % ACCOUNT
+    if unknown_devices == "fail":
+        assert failed and result["msg"] == ("Check mode: %s (devices_unknown); a send would fail at batch 2 of 2, which ThingSpace refuses whole. "
+                                            "Remove them, or set unknown_devices: skip to send to the others" % what)
+    else:
+        assert not failed and result["changed"] and result["devices_sent"] == 3 and UNKNOWN not in result["devices_preview"]
+        assert result["warnings"] == ["%s (devices_unknown); a send leaves them out (unknown_devices: skip)" % what]
+    result, failed = run_module(vz_sms_send.main, check_mode=True, devices=DEVICES, sms_message="hello")
+    assert not failed and result["warnings"] == [
+        "Check mode did not check the devices against an account (no account_name): a send fails if ThingSpace does not know one of them; "
+        "give account_name to have them checked"]
+
+
+def test_a_send_refused_for_an_unknown_device_names_it_and_sends_nothing(fake, run_module):
+    fake.refuse_unknown_devices = True
+    args = dict(devices=[*DEVICES[:2], UNKNOWN], sms_message="hello")
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, **args)
+    assert failed and not result["changed"] and result["devices_unknown"] == [UNKNOWN]
+    assert result["msg"] == ("Batch 1 of 1 failed, nothing of it was sent: Failed to send SMS: HTTP 400 REQUEST_FAILED.DeviceNotFound: Device was "
+                             "not found.; 1 device(s) of it are not in account %s: mdn:5559999999 (devices_unknown). Remove them, or set "
+                             "unknown_devices: skip to send to the others" % ACCOUNT)
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert failed and result["msg"].endswith("; ThingSpace does not say which device it does not know: give account_name to have the devices it "
+                                             "refuses named (and unknown_devices: skip to send to the others)")
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES[:2], sms_message="hello")
+    assert not failed and result["devices_sent"] == 2  # the refused batch was released
+
+
+def test_unknown_devices_skip_sends_the_rest_once_and_records_the_refused(fake, run_module, state_dir):
+    fake.refuse_unknown_devices = True
+    fake.script("POST", SEND, (400, {"errorCode": "REQUEST_FAILED.DeviceNotFound", "errorMessage": "Device was not found."}), (200, {"requestId": "r1"}),
+                (200, {"requestId": "r2"}))
+    wave = [DEVICES[0], UNKNOWN, DEVICES[1], {"kind": "mdn", "id": "5559999998"}, DEVICES[2]]
+    args = dict(account_name=ACCOUNT, devices=wave, sms_message="hello", batch_size=3, unknown_devices="skip")
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["changed"] and result["devices_sent"] == 3
+    assert result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}]
+    assert result["batches"] == [{"index": 0, "devices": 2, "devices_unknown": 1, "status": "sent", "request_id": "r1"},
+                                 {"index": 1, "devices": 1, "devices_unknown": 1, "status": "sent", "request_id": "r2"}]
+    # One refused request, then the known rest of that batch once; the next batch goes without its unknown device.
+    assert [[d["id"] for d in body["deviceIds"]] for body in sms_bodies(fake)] == [
+        ["5550000001", "5559999999", "5550000002"], ["5550000001", "5550000002"], ["5550000003"]]
+    assert result["msg"] == "Sent to 3 device(s) in 2 request(s); ThingSpace refused 2 device(s), not in account %s (devices_unknown)" % ACCOUNT
+    assert ledger_records(state_dir) == {"mdn:5550000001": ("sent", "r1"), "mdn:5550000002": ("sent", "r1"), "mdn:5550000003": ("sent", "r2"),
+                                         "mdn:5559999999": ("refused", None), "mdn:5559999998": ("refused", None)}
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 3
+    assert result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}] and result["devices_skipped"] == 5
+    assert result["warnings"] == ["2 device(s) were refused by ThingSpace under idempotency key %s, as not in the account (devices_unknown): "
+                                  "mdn:5559999999, mdn:5559999998; they are not sent again. Correct the list, or use force: true to send to them "
+                                  "again" % result["idempotency_key"]]
+    result, failed = run_module(vz_sms_send.main, force=True, **args)
+    assert not failed and result["devices_sent"] == 3 and result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}]
+    assert len(sms_bodies(fake)) == 6  # force sends to them again: a new run learns from ThingSpace's refusal that they are unknown
+
+
+def test_a_batch_of_only_unknown_devices_is_refused_and_nothing_is_sent(fake, run_module, state_dir):
+    fake.refuse_unknown_devices = True
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=[UNKNOWN], sms_message="hello", unknown_devices="skip")
+    assert not failed and not result["changed"] and result["devices_unknown"] == [UNKNOWN] and result["devices_sent"] == 0
+    assert result["batches"] == [{"index": 0, "devices": 0, "devices_unknown": 1, "status": "refused"}] and len(sms_bodies(fake)) == 1
+    assert ledger_records(state_dir) == {"mdn:5559999999": ("refused", None)}
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=[UNKNOWN], sms_message="hello", unknown_devices="skip")
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 1
+    assert result["msg"] == "Nothing to send: ThingSpace refused the 1 device(s) under idempotency key %s (devices_unknown)" % result["idempotency_key"]
+
+
+def test_unknown_devices_skip_needs_the_account_before_any_request(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", unknown_devices="skip")
+    assert failed and result["msg"] == ("unknown_devices: skip needs account_name: the devices ThingSpace refuses are found in the account's "
+                                        "device list") and fake.calls == []
