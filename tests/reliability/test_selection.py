@@ -54,3 +54,24 @@ def test_unknown_devices_skip_sends_the_known_devices_of_the_batch_once(emulator
     assert not rerun.get("failed") and not rerun["changed"] and rerun["devices_unknown"] == [unknown]
     assert len(emulator.requests(method="POST", path=SMS_PATH)) == 2
     figures.update(post_sms_statuses=[400, 200], devices_in_accepted_request=3, ledger={"sent": 3, "refused": 1})
+
+
+def test_the_provisioning_role_passes_allow_empty_and_unknown_devices(emulator, ansible):
+    role = {"account_name": ACCOUNT, "message": "APN=iot", "max_devices": 10}
+
+    def provision(**variables):
+        """The role's output of a play that runs it with these variables (a failed role fails the play)."""
+        task = {"name": "provision", "ansible.builtin.include_role": {"name": "thingspace.m2m.sms_provision"},
+                "vars": {"sms_provision_" + key: value for key, value in dict(role, **variables).items()}}
+        return ansible.start([task]).finish().stdout
+
+    unknown = {"kind": "iccid", "id": "89148000009999999990"}
+    empty = {"idempotency_key": "role-empty", "group_name": "all", "custom_fields": {"CustomField1": "nobody"}}
+    assert ("Provisioning SMS role-empty for account %s failed: the selection group_name=all, CustomField1=nobody matches no device"
+            % ACCOUNT) in provision(**empty)
+    assert "Nothing to send: the selection group_name=all, CustomField1=nobody matches no device of account %s" % ACCOUNT in provision(
+        allow_empty=True, **empty)
+    out = provision(idempotency_key="role-unknown", devices=[*devices(0, 2), unknown], unknown_devices="skip")
+    assert "Not in account %s, 1 device(s) (refused by ThingSpace, not sent to" % ACCOUNT in out and "iccid 89148000009999999990" in out
+    [accepted] = emulator.sms(ACCOUNT)
+    assert accepted["devices"] == devices(0, 2)
