@@ -914,3 +914,18 @@ def test_unknown_devices_skip_needs_the_account_before_any_request(fake, run_mod
     result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", unknown_devices="skip")
     assert failed and result["msg"] == ("unknown_devices: skip needs account_name: the devices ThingSpace refuses are found in the account's "
                                         "device list") and fake.calls == []
+
+
+def test_devices_refused_as_unknown_are_not_counted_as_unconfirmed_deliveries(fake, run_module, state_dir):
+    from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import delivery_report
+
+    fake.refuse_unknown_devices = True
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=[*DEVICES[:2], UNKNOWN], sms_message="hello",
+                                idempotency_key="wave-u", unknown_devices="skip")
+    assert not failed and result["devices_unknown"] == [UNKNOWN]
+    ledger = Ledger(str(state_dir / "ledger.sqlite3"))
+    try:
+        report = delivery_report(ledger, service_scope(API), "wave-u")
+    finally:
+        ledger.close()
+    assert report["states"]["unconfirmed"] == 0 and report["states"]["accepted"] == 2 and report["total"] == 2
