@@ -259,20 +259,23 @@ class SmsSend:
         """A selection that matches no device: a failure before any SMS request, or with allow_empty nothing to send."""
         what = "%s matches no device of account %s" % (_describe(self.plan, None), self.plan.account)
         if not self.allow_empty:
-            raise ThingSpaceError("%s; nothing was sent. Check the filters (names match exactly; custom field values match whole values, ignoring "
-                                  "case), or set allow_empty: true to accept a selection without devices" % what)
+            raise ThingSpaceError("T%s; nothing was sent. Check the filters (names match exactly; custom field values match whole values, ignoring "
+                                  "case), or set allow_empty: true to accept a selection without devices" % what[1:])
         result.update(devices_sent=0, msg="Nothing to send: %s" % what)
-        result["warnings"].append("%s; nothing was sent (allow_empty: true)" % what)
+        result["warnings"].append("T%s; nothing was sent (allow_empty: true)" % what[1:])
         return result
 
     def _nothing_to_send(self, targets, diff):
+        """The message of a run that has nothing to send (a run with force sends every target, so refused ones count here)."""
+        refused = "ThingSpace refused %d device(s) as not in the account (devices_unknown)" % len(diff.refused)
+        if diff.refused and len(diff.refused) == len(targets):
+            return "Nothing to send: %s under idempotency key %s" % (refused, self.key)
         if self.plan.tracking == TRACK_DEVICE:
-            subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(diff.unconfirmed)
+            subject, doubt = "the %d device(s)" % (len(targets) - len(diff.refused)), " (%d unconfirmed)" % len(diff.unconfirmed)
         else:
             subject, doubt = "this selection", " (unconfirmed)"
-        if diff.refused and len(diff.refused) == len(targets) and self.mode != ALL:
-            return "Nothing to send: ThingSpace refused the %d device(s) under idempotency key %s (devices_unknown)" % (len(targets), self.key)
-        return "Nothing to send: %s already got this message%s under idempotency key %s" % (subject, doubt if diff.unconfirmed else "", self.key)
+        return "Nothing to send: %s already got this message%s under idempotency key %s%s" % (
+            subject, doubt if diff.unconfirmed else "", self.key, "; " + refused if diff.refused else "")
 
     def _preview(self, to_send, result):
         """Check mode: what would go out, in which batches; (result, failure). A device list is checked against the

@@ -19,9 +19,9 @@ def test_a_selection_that_matches_no_device_sends_no_sms(emulator, ansible, figu
     empty, allowed = play.results["empty"], play.results["allowed"]
 
     what = "the selection group_name=all, CustomField1=nobody matches no device of account %s" % ACCOUNT
-    assert empty["failed"] and empty["msg"].startswith(what + "; nothing was sent") and "allow_empty: true" in empty["msg"]
+    assert empty["failed"] and empty["msg"].startswith("T%s; nothing was sent" % what[1:]) and "allow_empty: true" in empty["msg"]
     assert not allowed.get("failed") and not allowed["changed"] and allowed["msg"] == "Nothing to send: " + what
-    assert allowed["warnings"] == [what + "; nothing was sent (allow_empty: true)"]
+    assert allowed["warnings"] == ["T%s; nothing was sent (allow_empty: true)" % what[1:]]
     assert emulator.requests(method="POST", path=SMS_PATH) == [] and emulator.sms(ACCOUNT) == []
     # One device-list request per run: no device matches, so the first page is the last.
     assert len(emulator.requests(method="POST", path=LIST_PATH)) == 2
@@ -67,7 +67,7 @@ def test_the_provisioning_role_passes_allow_empty_and_unknown_devices(emulator, 
 
     unknown = {"kind": "iccid", "id": "89148000009999999990"}
     empty = {"idempotency_key": "role-empty", "group_name": "all", "custom_fields": {"CustomField1": "nobody"}}
-    assert ("Provisioning SMS role-empty for account %s failed: the selection group_name=all, CustomField1=nobody matches no device"
+    assert ("Provisioning SMS role-empty for account %s failed: The selection group_name=all, CustomField1=nobody matches no device"
             % ACCOUNT) in provision(**empty)
     assert "Nothing to send: the selection group_name=all, CustomField1=nobody matches no device of account %s" % ACCOUNT in provision(
         allow_empty=True, **empty)

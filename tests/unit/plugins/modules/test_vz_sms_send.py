@@ -769,7 +769,7 @@ def test_a_selection_that_matches_no_device_fails_before_any_sms_request(fake, r
     args = dict(account_name=ACCOUNT, group_name="west", custom_fields=NOBODY, filter_tracking=tracking, sms_message="hello")
     result, failed = run_module(vz_sms_send.main, **args)
     assert failed and result["msg"] == (
-        "the selection group_name=west, CustomField1=nobody matches no device of account %s; nothing was sent. Check the filters (names "
+        "The selection group_name=west, CustomField1=nobody matches no device of account %s; nothing was sent. Check the filters (names "
         "match exactly; custom field values match whole values, ignoring case), or set allow_empty: true to accept a selection without "
         "devices" % ACCOUNT)
     assert sms_bodies(fake) == [] and fake.count("POST", LIST) == 1
@@ -779,7 +779,7 @@ def test_a_selection_that_matches_no_device_fails_before_any_sms_request(fake, r
     result, failed = run_module(vz_sms_send.main, allow_empty=True, **args)
     what = "the selection group_name=west, CustomField1=nobody matches no device of account %s" % ACCOUNT
     assert not failed and not result["changed"] and result["msg"] == "Nothing to send: %s" % what
-    assert result["warnings"] == ["%s; nothing was sent (allow_empty: true)" % what]
+    assert result["warnings"] == ["T%s; nothing was sent (allow_empty: true)" % what[1:]]
     assert (result["devices_resolved"], result["devices_sent"], result["request_ids"]) == (0, 0, [])
     assert sms_bodies(fake) == [] and fake.count("POST", LIST) == 3
 
@@ -907,7 +907,8 @@ def test_a_batch_of_only_unknown_devices_is_refused_and_nothing_is_sent(fake, ru
     assert ledger_records(state_dir) == {"mdn:5559999999": ("refused", None)}
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=[UNKNOWN], sms_message="hello", unknown_devices="skip")
     assert not failed and not result["changed"] and len(sms_bodies(fake)) == 1
-    assert result["msg"] == "Nothing to send: ThingSpace refused the 1 device(s) under idempotency key %s (devices_unknown)" % result["idempotency_key"]
+    assert result["msg"] == ("Nothing to send: ThingSpace refused 1 device(s) as not in the account (devices_unknown) under idempotency key %s"
+                             % result["idempotency_key"])
 
 
 def test_unknown_devices_skip_needs_the_account_before_any_request(fake, run_module):
@@ -929,3 +930,12 @@ def test_devices_refused_as_unknown_are_not_counted_as_unconfirmed_deliveries(fa
     finally:
         ledger.close()
     assert report["states"]["unconfirmed"] == 0 and report["states"]["accepted"] == 2 and report["total"] == 2
+
+
+def test_nothing_to_send_does_not_count_refused_devices_as_sent(fake, run_module):
+    fake.refuse_unknown_devices = True
+    args = dict(account_name=ACCOUNT, devices=[*DEVICES[:2], UNKNOWN], sms_message="hello", unknown_devices="skip")
+    run_module(vz_sms_send.main, **args)
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["msg"] == ("Nothing to send: the 2 device(s) already got this message under idempotency key %s; ThingSpace "
+                                            "refused 1 device(s) as not in the account (devices_unknown)" % result["idempotency_key"])
