@@ -282,25 +282,23 @@ class SmsSend:
         account's devices when account_name is given: a device it does not have fails the preview as it would fail
         the send, or with unknown_devices: skip is left out."""
         per_device = self.plan.tracking == TRACK_DEVICE
-        failure = None
-        if self.plan.devices is not None and self.plan.account:
+        if self.plan.devices is not None and not self.plan.account:
+            result["warnings"].append("Check mode did not check the devices against an account (no account_name): a send fails if ThingSpace "
+                                      "does not know one of them; give account_name to have them checked")
+        elif self.plan.devices is not None:
             unknown = self._unknown(to_send)
             if unknown:
                 result["devices_unknown"].extend(device_of(t) for t in unknown)
                 what = "%d device(s) are not in account %s: %s" % (len(unknown), self.plan.account, _targets_text(unknown))
+                unknown = set(unknown)
                 if self.unknown_devices == UNKNOWN_FAIL:
-                    first = next(i for i, chunk in enumerate(_chunks(to_send, self.batch_size)) if set(chunk) & set(unknown))
-                    failure = ("Check mode: %s (devices_unknown); a send would fail at batch %d of %d, which ThingSpace refuses whole. Remove "
-                               "them, or set unknown_devices: skip to send to the others" % (what, first + 1, len(list(_chunks(to_send, self.batch_size)))))
-                else:
-                    result["warnings"].append("%s (devices_unknown); a send leaves them out (unknown_devices: skip)" % what)
-                    to_send = [t for t in to_send if t not in set(unknown)]
-        elif self.plan.devices is not None:
-            result["warnings"].append("Check mode did not check the devices against an account (no account_name): a send fails if ThingSpace "
-                                      "does not know one of them; give account_name to have them checked")
-        if failure:
-            result["msg"] = failure
-            return result, failure
+                    chunks = list(_chunks(to_send, self.batch_size))
+                    first = next(i for i, chunk in enumerate(chunks) if unknown.intersection(chunk))
+                    result["msg"] = ("Check mode: %s (devices_unknown); a send would fail at batch %d of %d, which ThingSpace refuses whole. "
+                                     "Remove them, or set unknown_devices: skip to send to the others" % (what, first + 1, len(chunks)))
+                    return result, result["msg"]
+                result["warnings"].append("%s (devices_unknown); a send leaves them out (unknown_devices: skip)" % what)
+                to_send = [t for t in to_send if t not in unknown]
         count = len(to_send) if per_device else result["devices_resolved"]
         preview = to_send if per_device else [target_of(d) for d in self.resolved]
         result.update(changed=bool(to_send), devices_sent=count, msg="Check mode: would send to %s" % _describe(self.plan, count),
