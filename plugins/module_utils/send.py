@@ -411,13 +411,10 @@ class SmsSend:
     def _send_batch(self, claim_id, claimed, batch, result, which):
         """POST /sms for a claimed batch: (request id, or None when no device of it is left to send; the targets it went
         to; failure or None). A device list's batch that ThingSpace refuses for a device it does not know fails naming
-        the devices the account does not have, or with unknown_devices: skip goes out once more without them."""
+        the devices the account does not have, or with unknown_devices: skip goes out once more without them. Only
+        a batch ThingSpace refused has devices recorded as refused."""
         skip = self.unknown_devices == UNKNOWN_SKIP
-        if skip and self._known is not None:  # the account's devices were read for an earlier batch
-            claimed, failure = self._skip_unknown(claim_id, claimed, batch, result, which)
-            if failure or not claimed:
-                return None, claimed, failure
-        while True:  # at most twice: once the account's devices are known, no unknown device is left to leave out
+        while True:  # at most twice: the second request leaves out every device the account's device list lacks
             try:
                 return self.client.send_sms(self._request(claimed)), claimed, None
             except ThingSpaceError as error:

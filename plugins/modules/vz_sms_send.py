@@ -117,8 +117,8 @@ options:
         when one of its devices is unknown (C(REQUEST_FAILED.DeviceNotFound)) without reliably saying which; the module
         then reads the device list of O(account_name) to name them (RV(devices_unknown)).
       - V(fail) fails the batch naming them; nothing of it is sent, and the next run sends it again.
-      - V(skip) sends the rest of the batch once, as a new request, and leaves the unknown devices out of later
-        batches. The ledger records them as refused; a re-run reports them in RV(devices_unknown) and a warning and does
+      - V(skip) sends the rest of a refused batch once, as a new request (each batch ThingSpace refuses, the account's
+        device list read once). The ledger records the unknown devices as refused; a re-run reports them in RV(devices_unknown) and a warning and does
         not send to them, unless O(force=true). Needs O(account_name).
       - Check mode checks every device to send against the account's device list when O(account_name) is given; with
         V(fail) it fails as the send would, with V(skip) the preview leaves them out.

@@ -874,7 +874,7 @@ def test_a_send_refused_for_an_unknown_device_names_it_and_sends_nothing(fake, r
 def test_unknown_devices_skip_sends_the_rest_once_and_records_the_refused(fake, run_module, state_dir):
     fake.refuse_unknown_devices = True
     fake.script("POST", SEND, (400, {"errorCode": "REQUEST_FAILED.DeviceNotFound", "errorMessage": "Device was not found."}), (200, {"requestId": "r1"}),
-                (200, {"requestId": "r2"}))
+                (400, {"errorCode": "REQUEST_FAILED.DeviceNotFound", "errorMessage": "Device was not found."}), (200, {"requestId": "r2"}))
     wave = [DEVICES[0], UNKNOWN, DEVICES[1], {"kind": "mdn", "id": "5559999998"}, DEVICES[2]]
     args = dict(account_name=ACCOUNT, devices=wave, sms_message="hello", batch_size=3, unknown_devices="skip")
     result, failed = run_module(vz_sms_send.main, **args)
@@ -882,21 +882,22 @@ def test_unknown_devices_skip_sends_the_rest_once_and_records_the_refused(fake, 
     assert result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}]
     assert result["batches"] == [{"index": 0, "devices": 2, "devices_unknown": 1, "status": "sent", "request_id": "r1"},
                                  {"index": 1, "devices": 1, "devices_unknown": 1, "status": "sent", "request_id": "r2"}]
-    # One refused request, then the known rest of that batch once; the next batch goes without its unknown device.
+    # Each batch: one refused request, then its known rest once (the account's device list read once).
     assert [[d["id"] for d in body["deviceIds"]] for body in sms_bodies(fake)] == [
-        ["5550000001", "5559999999", "5550000002"], ["5550000001", "5550000002"], ["5550000003"]]
+        ["5550000001", "5559999999", "5550000002"], ["5550000001", "5550000002"], ["5559999998", "5550000003"], ["5550000003"]]
+    assert fake.count("POST", LIST) == 3  # the 7 devices of the account, in pages of 3
     assert result["msg"] == "Sent to 3 device(s) in 2 request(s); ThingSpace refused 2 device(s), not in account %s (devices_unknown)" % ACCOUNT
     assert ledger_records(state_dir) == {"mdn:5550000001": ("sent", "r1"), "mdn:5550000002": ("sent", "r1"), "mdn:5550000003": ("sent", "r2"),
                                          "mdn:5559999999": ("refused", None), "mdn:5559999998": ("refused", None)}
     result, failed = run_module(vz_sms_send.main, **args)
-    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 3
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 4
     assert result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}] and result["devices_skipped"] == 5
     assert result["warnings"] == ["2 device(s) were refused by ThingSpace under idempotency key %s, as not in the account (devices_unknown): "
                                   "mdn:5559999999, mdn:5559999998; they are not sent again. Correct the list, or use force: true to send to them "
                                   "again" % result["idempotency_key"]]
     result, failed = run_module(vz_sms_send.main, force=True, **args)
     assert not failed and result["devices_sent"] == 3 and result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}]
-    assert len(sms_bodies(fake)) == 6  # force sends to them again: a new run learns from ThingSpace's refusal that they are unknown
+    assert len(sms_bodies(fake)) == 8  # force sends to them again, and ThingSpace refuses them again
 
 
 def test_a_batch_of_only_unknown_devices_is_refused_and_nothing_is_sent(fake, run_module, state_dir):
