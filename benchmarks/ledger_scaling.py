@@ -39,7 +39,8 @@ def _import():
 
 def _params(count):
     return {
-        "account_name": "0000999999-00001",
+        # No account: check mode would read the account's device list to check the devices against it.
+        "account_name": None,
         "devices": [{"kind": "mdn", "id": "%d" % (7000000000 + n)} for n in range(count)],
         "devices_file": None,
         "group_name": None,
@@ -51,6 +52,8 @@ def _params(count):
         "force": False,
         "resend_unconfirmed": False,
         "max_devices": None,
+        "allow_empty": False,
+        "unknown_devices": "fail",
         "batch_size": count // BATCHES,
         "ledger_path": None,
     }
@@ -65,7 +68,7 @@ def measure(count, location):
     """Seconds of each phase for ``count`` devices, in the new ledger at ``location`` (a path or a Database)."""
     ledger_mod, send_mod = _import()
     params = _params(count)
-    scope = "http://127.0.0.1|%s" % params["account_name"]
+    scope = "http://127.0.0.1"
     times = {}
 
     started = time.perf_counter()

@@ -41,11 +41,13 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 3
-# The oldest schema read as it is in check mode: later versions only add tables, which read as empty until then.
+SCHEMA_VERSION = 4
+# The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
+# and states.
 READABLE_FROM = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
-# first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py).
+# first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py);
+# version 4 the send state ``refused``.
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -65,6 +67,10 @@ _STEPS = {
         'CREATE TABLE deliveries (request_id text COLLATE "C" NOT NULL, device text COLLATE "C" NOT NULL, '
         "state text NOT NULL CHECK (state IN ('sent', 'Delivered', 'Undelivered', 'Expired', 'Rejected')), aliases text NOT NULL, "
         "updated_at double precision NOT NULL, PRIMARY KEY (request_id, device))",
+    ),
+    4: (
+        "ALTER TABLE sends DROP CONSTRAINT sends_state_check, "
+        "ADD CONSTRAINT sends_state_check CHECK (state IN ('pending', 'sent', 'unknown', 'refused'))",
     ),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).

@@ -18,9 +18,10 @@ import uuid
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
-# 3: the callbacks and the delivery states (deliveries.py).
-SCHEMA_VERSION = 3
-# The oldest schema read as it is in check mode: later versions only add tables, which read as empty until then.
+# 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'.
+SCHEMA_VERSION = 4
+# The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
+# and states.
 READABLE_FROM = 2
 # Rows per INSERT of a claim: 4 parameters each, under the 999 parameters of a statement SQLite allowed before 3.32.
 INSERT_ROWS = 200
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS send_keys (
 CREATE TABLE IF NOT EXISTS sends (
     key_id INTEGER NOT NULL REFERENCES send_keys (id),
     target TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown')),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'unknown', 'refused')),
     request_id TEXT,
     claim TEXT,
     updated_at REAL NOT NULL,
@@ -132,9 +133,18 @@ class SqliteStore:
                 version = self._check_version()
                 if version == 1:
                     migrate_from_1(self._db)
+                # SQLite cannot change a CHECK constraint: before schema 4 (the state 'refused'), the table of sends is
+                # made again and its rows copied.
+                remake = 0 < version < 4
+                if remake:
+                    self._db.execute("DROP INDEX IF EXISTS sends_claim")
+                    self._db.execute("ALTER TABLE sends RENAME TO sends_before_4")
                 if version < SCHEMA_VERSION:
                     for statement in _SCHEMA.split(";"):
                         self._db.execute(statement)
+                    if remake:
+                        self._db.execute("INSERT INTO sends SELECT key_id, target, state, request_id, claim, updated_at FROM sends_before_4")
+                        self._db.execute("DROP TABLE sends_before_4")
                     self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
 
     def _check_version(self):

@@ -120,13 +120,19 @@ class ThingSpaceClient:
 
     def iter_devices(self, request):
         """Every device matching a DeviceListRequest, page after page (read-only)."""
+        for page in self.iter_device_pages(request):
+            yield from page.devices
+
+    def iter_device_pages(self, request):
+        """The pages (models.DeviceList: ``devices``, ``has_more_data``) of the devices matching a DeviceListRequest,
+        each read when the one before it is done with: a caller that stops after the first page makes one request."""
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceList, parse
 
         request = request.model_copy()
         while True:
             response = self.call("POST", "/devices/actions/list", "list devices of account %r" % request.account_name, body=request.wire())
             page = parse(DeviceList, response, "the device list answer")
-            yield from page.devices
+            yield page
             if not page.has_more_data:
                 return
             # The next page starts after the largest internal device id seen (docs/design.md, "Decisions").

@@ -29,7 +29,7 @@ import time
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_STATES, CallbackRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import SENT, Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import REFUSED, SENT, Ledger
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTION, device_of
 
 DELIVERED = "Delivered"
@@ -220,6 +220,8 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
     devices = {state: [] for state in REPORT_STATES}
     matched = set()
     for target, (state, request_id) in sends.items():
+        if state == REFUSED:  # ThingSpace refused the device as not in the account: nothing was sent to it
+            continue
         if state != SENT or not request_id:
             devices[UNCONFIRMED].append({"kind": SELECTION, "id": key} if target == SELECTION else device_of(target))
             continue

@@ -8,7 +8,8 @@ for (its purpose: message, encoding, selection), and referred to by number. Stat
 
 - ``pending``: claimed by a run that is sending it now, or by a run that died while sending it;
 - ``sent``: the API answered with a request id;
-- ``unknown``: the request may have reached the service but no answer arrived.
+- ``unknown``: the request may have reached the service but no answer arrived;
+- ``refused``: the service refused the device (not in the account); sent again only by ``force``.
 
 Targets are claimed (written ``pending``) in one transaction before their request goes out and settled
 after it, so concurrent runs never both send to a target and a killed run leaves a visible trace. While a
@@ -35,7 +36,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils._store_sqlite impor
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS
 
-PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"
+PENDING, SENT, UNKNOWN, REFUSED = "pending", "sent", "unknown", "refused"
 # A pending row whose claim is held by a live run (derived, never stored).
 IN_FLIGHT = "in_flight"
 # Which recorded targets a run sends again: none, those not sent, or all of them (force).
@@ -45,12 +46,12 @@ NEW, UNCONFIRMED, ALL = "new", "unconfirmed", "all"
 RESENDS = {
     NEW: (),
     UNCONFIRMED: (PENDING, UNKNOWN),
-    ALL: (PENDING, SENT, UNKNOWN, IN_FLIGHT),
+    ALL: (PENDING, SENT, UNKNOWN, REFUSED, IN_FLIGHT),
 }
 
 # What a run under one key finds: the targets to send, and among all targets those unconfirmed (pending of a
-# dead run, or unknown) and those another live run is sending.
-Diff = namedtuple("Diff", "to_send unconfirmed in_flight")
+# dead run, or unknown), those another live run is sending and those the service refused.
+Diff = namedtuple("Diff", "to_send unconfirmed in_flight refused")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -124,17 +125,18 @@ class Ledger:
         live = self._store.live({claim for _target, state, _request_id, claim in rows if state == PENDING})
         return {target: (IN_FLIGHT if claim in live else state, request_id) for target, state, request_id, claim in rows}
 
-    def check_purpose(self, scope, key, purpose, mode=NEW):
+    def check_purpose(self, scope, key, purpose, mode=NEW, same=None):
         """Refuse a key recorded for another ``purpose`` (a dict: message, encoding, selection, tracking) unless
         ``mode`` is ALL: its targets got another message, so this one would be skipped for them. Only the fields
-        recorded are compared (a migrated ledger knows some)."""
+        recorded are compared (a migrated ledger knows some); ``same(field, recorded, given)`` says whether two values
+        of a field are the same use (default: equal)."""
         recorded = self._purpose(scope, key)
         if mode == ALL or recorded is None:
             return
         differences = []
         for field in sorted(recorded):
             before, after = recorded[field], purpose.get(field)
-            if before != after:
+            if not (same(field, before, after) if same else before == after):
                 shown = "another text" if field == "message" else "was %s, now %s" % (json.dumps(before, sort_keys=True), json.dumps(after, sort_keys=True))
                 differences.append("%s: %s" % (field, shown))
         if differences:
@@ -146,16 +148,18 @@ class Ledger:
     def diff(self, scope, key, targets, mode=NEW):
         """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record."""
         states = self.states(scope, key)
-        to_send, unconfirmed, in_flight = [], [], []
+        to_send, unconfirmed, in_flight, refused = [], [], [], []
         for target in targets:
             state = states.get(target)
             if state in (PENDING, UNKNOWN):
                 unconfirmed.append(target)
             elif state == IN_FLIGHT:
                 in_flight.append(target)
+            elif state == REFUSED:
+                refused.append(target)
             if state is None or state in RESENDS[mode]:
                 to_send.append(target)
-        return Diff(to_send, unconfirmed, in_flight)
+        return Diff(to_send, unconfirmed, in_flight, refused)
 
     def claim(self, scope, key, targets, mode=NEW, purpose=None):
         """Mark ``targets`` pending in one transaction and hold the claim's lock; return (claim id, the targets
@@ -209,6 +213,13 @@ class Ledger:
             self._store.execute("UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
                                 (state, request_id, time.time(), claim_id))
         self._store.unhold(claim_id)
+
+    def refuse(self, claim_id, targets):
+        """Record ``targets`` of a claimed batch as refused by the service; the rest of the batch stays claimed."""
+        now = time.time()
+        with self._store.transaction():
+            self._store.executemany("UPDATE sends SET state = ?, claim = NULL, updated_at = ? WHERE claim = ? AND target = ?",
+                                    [(REFUSED, now, claim_id, target) for target in targets])
 
     def release(self, claim_id):
         """Forget a claimed batch that certainly was not sent, so a later run sends it."""

@@ -17,8 +17,10 @@ from collections import namedtuple
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
+    HEX_KINDS,
     MAX_DEVICES_PER_REQUEST,
     check_custom_fields,
+    first_of,
     message_size,
     normalize_device,
     normalize_devices,
@@ -31,6 +33,10 @@ TRACK_DEVICE, TRACK_SELECTION = "device", "selection"
 # The identifier a resolved device is sent and recorded by: the first of its kinds in this order (the SIM's
 # ICCID first, as it survives a number change).
 RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "imsi")
+# What a send does when ThingSpace refuses devices of a list that the account does not have (unknown_devices).
+UNKNOWN_FAIL, UNKNOWN_SKIP = "fail", "skip"
+# The error of a POST /sms naming a device the account does not have; it does not reliably say which one.
+DEVICE_NOT_FOUND = "REQUEST_FAILED.DeviceNotFound"
 
 # ``legacy_key`` is the key version 0.1.0 derived for the same device-list send (see derive_key), or None.
 # ``tracking`` is TRACK_DEVICE for device lists and for filters resolved to devices.
@@ -55,9 +61,12 @@ def plan_send(params, check_mode=False):
             if not any(filters.values()):
                 raise ValueError("group_name, service_plan, custom_fields: give at least one non-empty filter, or devices")
             tracking = params["filter_tracking"]
-            if not params["account_name"] and (tracking == TRACK_DEVICE or check_mode or params["max_devices"] is not None):
+            if not params["account_name"] and (tracking == TRACK_DEVICE or check_mode or params["max_devices"] is not None or not params["allow_empty"]):
                 raise ValueError("account_name: needed to resolve a filter selection through the device list (check mode, max_devices, "
-                                 "filter_tracking: device); give it, or send with filter_tracking: selection")
+                                 "filter_tracking: device) and to check that it matches a device; give it, or send with filter_tracking: "
+                                 "selection and allow_empty: true")
+        elif params["unknown_devices"] == UNKNOWN_SKIP and not params["account_name"]:
+            raise ValueError("unknown_devices: skip needs account_name: the devices ThingSpace refuses are found in the account's device list")
         if not 1 <= params["batch_size"] <= MAX_DEVICES_PER_REQUEST:
             raise ValueError("batch_size: %d is outside 1..%d (the API takes at most %d devices per request)"
                              % (params["batch_size"], MAX_DEVICES_PER_REQUEST, MAX_DEVICES_PER_REQUEST))
@@ -71,6 +80,8 @@ def plan_send(params, check_mode=False):
         key = derive_key(account, filters, params["sms_message"], params["data_encoding"])
         if filters is None:
             legacy_key = _derive(account, {"devices": True}, params["sms_message"], params["data_encoding"])
+        elif filters != _canonical(filters):
+            legacy_key = _derive(account, filters, params["sms_message"], params["data_encoding"])
     return SendPlan(account, devices, filters, tracking, params["sms_message"], params["data_encoding"], size, key, legacy_key)
 
 
@@ -94,10 +105,25 @@ def read_devices_file(path):
 def derive_key(account, filters, message, encoding):
     """The default idempotency key. A device list contributes only the fact that it is one, so adding devices
     to the list keeps the key and sends only to the new ones; a device is the same in every account, so the
-    account counts only for filters (it is part of what they select)."""
+    account counts only for filters (it is part of what they select). Custom field values count in lower case:
+    ThingSpace matches them ignoring case."""
     if filters is None:
         return _derive(None, {"devices": True}, message, encoding)
-    return _derive(account, filters, message, encoding)
+    return _derive(account, _canonical(filters), message, encoding)
+
+
+def _canonical(selection):
+    """A selection (the filters, or a recorded purpose's) as ThingSpace matches it: custom field values in lower case."""
+    fields = selection.get("custom_fields") or []
+    return dict(selection, custom_fields=[dict(field, value=field["value"].lower()) for field in fields])
+
+
+def same_use(field, recorded, given):
+    """Whether a field of a recorded purpose and the one of this send name the same use (Ledger.check_purpose):
+    equal, but for custom field values, which match ignoring case."""
+    if field == "selection" and isinstance(recorded, dict) and isinstance(given, dict):
+        return _canonical(recorded) == _canonical(given)
+    return recorded == given
 
 
 def _derive(account, selection, message, encoding):
@@ -126,10 +152,10 @@ def device_of(target):
 
 class SmsSend:
     """Runs one plan with ``client`` (a ThingSpaceClient; it makes no request until one is needed, so a check-mode
-    preview of a device list makes none) and ``ledger`` (a Ledger, read-only in check mode)."""
+    preview of a device list without account_name makes none) and ``ledger`` (a Ledger, read-only in check mode)."""
 
     def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None,
-                 batch_size=MAX_DEVICES_PER_REQUEST):
+                 batch_size=MAX_DEVICES_PER_REQUEST, allow_empty=False, unknown_devices=UNKNOWN_FAIL):
         self.plan = plan
         self.key = plan.key  # or the older key of the same send, chosen by run()
         self.client = client
@@ -139,42 +165,50 @@ class SmsSend:
         self.mode = ALL if force else UNCONFIRMED if resend_unconfirmed else NEW
         self.max_devices = max_devices
         self.batch_size = batch_size
-        self.resolved = None  # the devices a filter selects, when resolved
+        self.allow_empty = allow_empty
+        self.unknown_devices = unknown_devices
+        self.resolved = None  # the devices a filter selects, when resolved ([] also when a selection matches none)
         self.targets = None  # the ledger targets of this send, once run
+        self.refused = set()  # targets ThingSpace refused in this run (not in the account)
+        self._known = None  # the identifiers of the account's devices, once read
 
     def run(self):
         """(result, failure message or None)."""
         plan = self.plan
         self.key = self._key()
-        self.ledger.check_purpose(self.scope, self.key, purpose(plan), self.mode)
+        self.ledger.check_purpose(self.scope, self.key, purpose(plan), self.mode, same=same_use)
         targets = self.targets = self._targets()
         diff = self.ledger.diff(self.scope, self.key, targets, self.mode)
         result = self._result(targets, diff)
+        if plan.devices is None and self.resolved == []:
+            return self._empty(result), None
         if not diff.to_send:
             result["msg"] = self._nothing_to_send(targets, diff)
             return result, None
         if self.check_mode:
-            return self._preview(diff.to_send, result), None
+            return self._preview(diff.to_send, result)
         return self._send(diff.to_send, result)
 
     def _targets(self):
-        """The ledger targets: the devices of the list or of the resolved selection, or the selection as a whole."""
+        """The ledger targets: the devices of the list or of the resolved selection, or the selection as a whole
+        (none when it matches no device)."""
         plan = self.plan
         if plan.devices is not None:
             if self.max_devices is not None and len(plan.devices) > self.max_devices:
                 raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                       % (len(plan.devices), self.max_devices))
             return [target_of(d) for d in plan.devices]
+        if plan.tracking == TRACK_DEVICE or self.check_mode or self.max_devices is not None:
+            self.resolved = self._resolve()
+        elif plan.account and not self._matches_a_device():
+            self.resolved = []
         if plan.tracking == TRACK_DEVICE:
-            self.resolved = self._resolve()
             return [target_of(d) for d in self.resolved]
-        if self.check_mode or self.max_devices is not None:
-            self.resolved = self._resolve()
-        return [SELECTION]
+        return [] if self.resolved == [] else [SELECTION]
 
     def _key(self):
-        """The plan's key; for a device-list send recorded by version 0.1.0, whose derived key also hashed
-        account_name, that older key, so an upgrade does not send again."""
+        """The plan's key; for a send recorded under the key an earlier version derived for it (version 0.1.0 hashed
+        account_name for a device list; custom field values counted as given), that key, so an upgrade does not send again."""
         legacy = self.plan.legacy_key
         if legacy and not self.ledger.knows(self.scope, self.plan.key) and self.ledger.knows(self.scope, legacy):
             return legacy
@@ -185,6 +219,7 @@ class SmsSend:
         plan = self.plan
         per_device = plan.tracking == TRACK_DEVICE
         skipped_unconfirmed = diff.unconfirmed if self.mode == NEW else []
+        refused_before = diff.refused if self.mode != ALL else []
         result = {
             "changed": False,
             "idempotency_key": self.key,
@@ -197,12 +232,10 @@ class SmsSend:
             "devices_sent": 0 if per_device else None,
             "devices_skipped": len(targets) - len(diff.to_send) if per_device else None,
             "devices_unconfirmed": [device_of(t) for t in skipped_unconfirmed if t != SELECTION],
+            "devices_unknown": [device_of(t) for t in refused_before],
             "selection_unconfirmed": SELECTION in skipped_unconfirmed,
             "warnings": [],
         }
-        if self.check_mode and diff.to_send:
-            preview = diff.to_send if per_device else [target_of(d) for d in self.resolved]
-            result["devices_preview"] = [device_of(t) for t in preview[:PREVIEW_LIMIT]]
         if skipped_unconfirmed:
             result["warnings"].append(
                 "%d target(s) have an unconfirmed send under idempotency key %s (no answer came, or a run stopped while sending); "
@@ -212,43 +245,111 @@ class SmsSend:
             result["warnings"].append(
                 "%d target(s) are being sent right now by another run under idempotency key %s; this run leaves them to it" % (len(diff.in_flight), self.key)
             )
+        if refused_before:
+            result["warnings"].append(
+                "%d device(s) were refused by ThingSpace under idempotency key %s, as not in the account (devices_unknown): %s; they are not sent "
+                "again. Correct the list, or use force: true to send to them again" % (len(refused_before), self.key, _targets_text(refused_before))
+            )
+        if plan.devices is None and plan.tracking == TRACK_SELECTION and not plan.account:
+            result["warnings"].append("Without account_name the selection was not checked for devices (allow_empty: true): ThingSpace sends to "
+                                      "whatever it matches, possibly no device; give account_name to have it checked")
+        return result
+
+    def _empty(self, result):
+        """A selection that matches no device: a failure before any SMS request, or with allow_empty nothing to send."""
+        what = "%s matches no device of account %s" % (_describe(self.plan, None), self.plan.account)
+        if not self.allow_empty:
+            raise ThingSpaceError("T%s; nothing was sent. Check the filters (names match exactly; custom field values match whole values, ignoring "
+                                  "case), or set allow_empty: true to accept a selection without devices" % what[1:])
+        result.update(devices_sent=0, msg="Nothing to send: %s" % what)
+        result["warnings"].append("T%s; nothing was sent (allow_empty: true)" % what[1:])
         return result
 
     def _nothing_to_send(self, targets, diff):
+        """The message of a run that has nothing to send (a run with force sends every target, so refused ones count here)."""
+        refused = "ThingSpace refused %d device(s) as not in the account (devices_unknown)" % len(diff.refused)
+        if diff.refused and len(diff.refused) == len(targets):
+            return "Nothing to send: %s under idempotency key %s" % (refused, self.key)
         if self.plan.tracking == TRACK_DEVICE:
-            subject, doubt = "the %d device(s)" % len(targets), " (%d unconfirmed)" % len(diff.unconfirmed)
+            subject, doubt = "the %d device(s)" % (len(targets) - len(diff.refused)), " (%d unconfirmed)" % len(diff.unconfirmed)
         else:
             subject, doubt = "this selection", " (unconfirmed)"
-        return "Nothing to send: %s already got this message%s under idempotency key %s" % (subject, doubt if diff.unconfirmed else "", self.key)
+        return "Nothing to send: %s already got this message%s under idempotency key %s%s" % (
+            subject, doubt if diff.unconfirmed else "", self.key, "; " + refused if diff.refused else "")
 
     def _preview(self, to_send, result):
-        """Check mode: what would go out, in which batches."""
+        """Check mode: what would go out, in which batches; (result, failure). A device list is checked against the
+        account's devices when account_name is given: a device it does not have fails the preview as it would fail
+        the send, or with unknown_devices: skip is left out."""
         per_device = self.plan.tracking == TRACK_DEVICE
+        if self.plan.devices is not None and not self.plan.account:
+            result["warnings"].append("Check mode did not check the devices against an account (no account_name): a send fails if ThingSpace "
+                                      "does not know one of them; give account_name to have them checked")
+        elif self.plan.devices is not None:
+            unknown = self._unknown(to_send)
+            if unknown:
+                result["devices_unknown"].extend(device_of(t) for t in unknown)
+                what = "%d device(s) are not in account %s: %s" % (len(unknown), self.plan.account, _targets_text(unknown))
+                unknown = set(unknown)
+                if self.unknown_devices == UNKNOWN_FAIL:
+                    chunks = list(_chunks(to_send, self.batch_size))
+                    first = next(i for i, chunk in enumerate(chunks) if unknown.intersection(chunk))
+                    result["msg"] = ("Check mode: %s (devices_unknown); a send would fail at batch %d of %d, which ThingSpace refuses whole. "
+                                     "Remove them, or set unknown_devices: skip to send to the others" % (what, first + 1, len(chunks)))
+                    return result, result["msg"]
+                result["warnings"].append("%s (devices_unknown); a send leaves them out (unknown_devices: skip)" % what)
+                to_send = [t for t in to_send if t not in unknown]
         count = len(to_send) if per_device else result["devices_resolved"]
-        result.update(changed=True, devices_sent=count, msg="Check mode: would send to %s" % _describe(self.plan, count),
+        preview = to_send if per_device else [target_of(d) for d in self.resolved]
+        result.update(changed=bool(to_send), devices_sent=count, msg="Check mode: would send to %s" % _describe(self.plan, count),
+                      devices_preview=[device_of(t) for t in preview[:PREVIEW_LIMIT]],
                       batches=[{"index": i, "devices": len(chunk) if per_device else count, "status": "would_send"}
                                for i, chunk in enumerate(_chunks(to_send, self.batch_size))])
-        return result
+        return result, None
 
-    def _resolve(self):
-        """The devices a filter selects, through the device list API (read-only, every page), each as (kind, id)
-        by the first kind of RESOLVED_KIND_ORDER it has; fails past max_devices."""
+    def _device_list_request(self, **filters):
         from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceListRequest
 
-        request = DeviceListRequest(account_name=self.plan.account, **self._filters())
+        return DeviceListRequest(account_name=self.plan.account, **filters)
+
+    def _resolve(self):
+        """The devices a filter selects, through the device list API (read-only, page after page), each as (kind, id)
+        by the first kind of RESOLVED_KIND_ORDER it has; fails at the end of the page that takes it past max_devices."""
         devices = {}
-        for device in self.client.iter_devices(request):
-            ids = {entry.kind.lower(): entry.id for entry in device.device_ids}
-            kind = next((kind for kind in RESOLVED_KIND_ORDER if ids.get(kind)), None)
-            if kind is None:
-                continue
-            try:
-                devices.setdefault(normalize_device({"kind": kind, "id": ids[kind]}, "the device list answer"), None)
-            except ValueError as exc:
-                raise ThingSpaceError("Unexpected content in %s" % exc)
+        pages = 0
+        for page in self.client.iter_device_pages(self._device_list_request(**self._filters())):
+            pages += 1
+            for device in page.devices:
+                ids = {entry.kind.lower(): entry.id for entry in device.device_ids}
+                kind = next((kind for kind in RESOLVED_KIND_ORDER if ids.get(kind)), None)
+                if kind is None:
+                    continue
+                try:
+                    devices.setdefault(normalize_device({"kind": kind, "id": ids[kind]}, "the device list answer"), None)
+                except ValueError as exc:
+                    raise ThingSpaceError("Unexpected content in %s" % exc)
             if self.max_devices is not None and len(devices) > self.max_devices:
-                raise ThingSpaceError("max_devices: the selection holds more than %d devices (max_devices); nothing was sent" % self.max_devices)
+                count = ("at least %d devices (in the first %d page(s) of the device list, which was not read further)" % (len(devices), pages)
+                         if page.has_more_data else "%d devices" % len(devices))
+                raise ThingSpaceError("max_devices: %s of account %s holds %s, more than max_devices %d; nothing was sent"
+                                      % (_describe(self.plan, None), self.plan.account, count, self.max_devices))
         return list(devices)
+
+    def _matches_a_device(self):
+        """Whether a selection sent as a whole matches a device: the first page of the device list is enough (one request)."""
+        first = next(self.client.iter_device_pages(self._device_list_request(**self._filters())))
+        return bool(first.devices) or first.has_more_data
+
+    def _unknown(self, targets):
+        """The targets of a device list that the account does not have, from its device list (every page, read once)."""
+        if self._known is None:
+            known = set()
+            for device in self.client.iter_devices(self._device_list_request()):
+                for entry in device.device_ids:
+                    kind = entry.kind.lower()
+                    known.add(target_of((kind, entry.id.upper() if kind in HEX_KINDS else entry.id)))
+            self._known = known
+        return [target for target in targets if target not in self._known]
 
     def _send(self, to_send, result):
         plan = self.plan
@@ -270,11 +371,11 @@ class SmsSend:
             if not claimed:
                 batch["status"] = "skipped"
                 continue
-            try:
-                request_id = self.client.send_sms(self._request(claimed))
-            except ThingSpaceError as error:
-                failure = self._failed(error, claim_id, claimed, batch, result, "Batch %d of %d" % (index + 1, len(chunks)))
+            request_id, claimed, failure = self._send_batch(claim_id, claimed, batch, result, "Batch %d of %d" % (index + 1, len(chunks)))
+            if failure:
                 break
+            if request_id is None:
+                continue
             unrecorded = _record(self.ledger.settle, claim_id, SENT, request_id)
             batch.update(status="sent", request_id=request_id)
             result["request_ids"].append(request_id)
@@ -291,15 +392,76 @@ class SmsSend:
             result["devices_sent"] = sent
         elif result["request_ids"]:
             result["devices_sent"] = result["devices_resolved"]
-        if not failure and not result["request_ids"]:  # every batch was claimed by another run after this run's diff
+        refused = ""
+        if self.refused:
+            refused = "; ThingSpace refused %d device(s), not in account %s (devices_unknown)" % (len(self.refused), plan.account)
+            result["warnings"].append("ThingSpace refused %d device(s), not in account %s: %s. The ledger records them as refused under idempotency "
+                                      "key %s, so a re-run does not send to them; correct the list, or use force: true to send to them again"
+                                      % (len(self.refused), plan.account, _targets_text(sorted(self.refused)), self.key))
+        if not failure and not result["request_ids"] and not self.refused:  # every batch was claimed by another run after this run's diff
             what = _describe(plan, len(to_send) if per_device else None)
             result["warnings"].append("This run sent nothing: another run under idempotency key %s claimed %s between this run's check of "
                                       "the ledger and its send; see that run's result" % (self.key, what))
             result["msg"] = "Nothing sent: another run under idempotency key %s claimed %s first" % (self.key, what)
             return result, None
-        result["msg"] = failure or "Sent to %s in %d request(s)" % (_describe(plan, sent if per_device else result["devices_resolved"]),
-                                                                    len(result["request_ids"]))
+        result["msg"] = failure or "Sent to %s in %d request(s)%s" % (_describe(plan, sent if per_device else result["devices_resolved"]),
+                                                                      len(result["request_ids"]), refused)
         return result, failure
+
+    def _send_batch(self, claim_id, claimed, batch, result, which):
+        """POST /sms for a claimed batch: (request id, or None when no device of it is left to send; the targets it went
+        to; failure or None). A device list's batch that ThingSpace refuses for a device it does not know fails naming
+        the devices the account does not have, or with unknown_devices: skip goes out once more without them. Only
+        a batch ThingSpace refused has devices recorded as refused."""
+        skip = self.unknown_devices == UNKNOWN_SKIP
+        while True:  # at most twice: the second request leaves out every device the account's device list lacks
+            try:
+                return self.client.send_sms(self._request(claimed)), claimed, None
+            except ThingSpaceError as error:
+                refused = self.plan.devices is not None and error.code_is(DEVICE_NOT_FOUND)
+                unknown, why = self._identify(claimed) if refused else ([], "")
+                if not (skip and unknown):
+                    result["devices_unknown"].extend(device_of(t) for t in unknown)
+                    return None, claimed, self._failed(error, claim_id, claimed, batch, result, which) + why
+            claimed, failure = self._skip_unknown(claim_id, claimed, batch, result, which)
+            if failure or not claimed:
+                return None, claimed, failure
+
+    def _skip_unknown(self, claim_id, claimed, batch, result, which):
+        """Record the devices of a claimed batch that the account does not have as refused; (the rest, failure or None).
+        A batch with no device left is released and reported ``refused``."""
+        unknown = set(self._unknown(claimed))
+        if not unknown:
+            return claimed, None
+        refused = [t for t in claimed if t in unknown]
+        unrecorded = _record(self.ledger.refuse, claim_id, refused)
+        if unrecorded:
+            _record(self.ledger.release, claim_id)
+            batch.update(status="failed", error=unrecorded)
+            return claimed, "%s was not sent: the ledger could not record the %d device(s) ThingSpace refuses: %s" % (which, len(refused), unrecorded)
+        self.refused.update(refused)
+        result["devices_unknown"].extend(device_of(t) for t in refused)
+        rest = [t for t in claimed if t not in unknown]
+        batch.update(devices=len(rest), devices_unknown=len(refused))
+        if not rest:
+            _record(self.ledger.release, claim_id)
+            batch["status"] = "refused"
+        return rest, None
+
+    def _identify(self, claimed):
+        """The devices of a batch ThingSpace refused for a device it does not know that the account does not have, and
+        what the failure says of them: (targets, text)."""
+        if not self.plan.account:
+            return [], ("; ThingSpace does not say which device it does not know: give account_name to have the devices it refuses named "
+                        "(and unknown_devices: skip to send to the others)")
+        try:
+            unknown = self._unknown(claimed)
+        except ThingSpaceError as error:
+            return [], "; the device list of account %s, read to find the devices ThingSpace refused, failed too: %s" % (self.plan.account, error.message)
+        if not unknown:
+            return [], "; the device list of account %s has every device of this batch, so which one ThingSpace refused is not known" % self.plan.account
+        return unknown, ("; %d device(s) of it are not in account %s: %s (devices_unknown). Remove them, or set unknown_devices: skip to send to "
+                         "the others" % (len(unknown), self.plan.account, _targets_text(unknown)))
 
     def _failed(self, error, claim_id, claimed, batch, result, which):
         """Record a batch whose request failed: unknown when it may have been processed, else released; the failure
@@ -360,5 +522,12 @@ def _chunks(items, size):
 def _describe(plan, count):
     if plan.devices is not None:
         return "%d device(s)" % count
-    what = ", ".join("%s=%s" % (k, v) for k, v in plan.filters.items() if v)
-    return "the selection %s%s" % (what, "" if count is None else " (%d devices)" % count)
+    filters = plan.filters
+    what = ["%s=%s" % (name, filters[name]) for name in ("group_name", "service_plan") if filters[name]]
+    what += ["%s=%s" % (field["key"], field["value"]) for field in filters["custom_fields"]]
+    return "the selection %s%s" % (", ".join(what), "" if count is None else " (%d devices)" % count)
+
+
+def _targets_text(targets):
+    """Devices named in a message: the first REPORTED_PROBLEMS ledger targets (``kind:id``), and how many more."""
+    return first_of(list(targets))

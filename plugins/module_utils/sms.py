@@ -38,6 +38,8 @@ HEX_KINDS = ("meid",)
 _DEVICE_PATTERNS = {kind: re.compile(pattern) for kind, (pattern, _rule) in DEVICE_KINDS.items()}
 
 CUSTOM_FIELD_KEYS = tuple("CustomField%d" % n for n in range(1, 6))
+# How many bad entries (or refused devices) a message names; it counts the others.
+REPORTED_PROBLEMS = 20
 
 
 def septets(message):
@@ -102,11 +104,25 @@ def normalize_device(device, where="devices"):
 
 
 def normalize_devices(devices, option="devices"):
-    """Validate a device list; return unique ``(kind, id)`` pairs in their first order. ``option`` names the list in errors."""
-    seen = {}
+    """Validate a device list; return unique ``(kind, id)`` pairs in their first order. ``option`` names the list in errors,
+    which name every bad entry (the first REPORTED_PROBLEMS, then how many more)."""
+    seen, problems = {}, []
     for index, device in enumerate(devices):
-        seen.setdefault(normalize_device(device, "%s[%d]" % (option, index)), None)
+        try:
+            seen.setdefault(normalize_device(device, "%s[%d]" % (option, index)), None)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueError("%s: %d entries are not valid: %s" % (option, len(problems), first_of(problems, "; ")))
     return list(seen)
+
+
+def first_of(items, separator=", "):
+    """The first REPORTED_PROBLEMS of ``items`` joined, and how many more there are."""
+    shown = separator.join(items[:REPORTED_PROBLEMS])
+    return shown if len(items) <= REPORTED_PROBLEMS else "%s%sand %d more" % (shown, separator, len(items) - REPORTED_PROBLEMS)
 
 
 def check_name(option, name):

@@ -17,7 +17,9 @@ description:
   - Every input is checked before any request (message length for its encoding (GSM-7 septets or bytes),
     device kinds and identifiers, custom field names, credentials).
   - Check mode previews the send (which and how many devices, in how many batches) without sending.
-    With filters it resolves the selection through the read-only device list API.
+    With filters it resolves the selection through the read-only device list API; with a device list and
+    O(account_name) it checks the devices against the account's device list (RV(devices_unknown)).
+  - A selection by filters that matches no device fails the task before any SMS request, unless O(allow_empty=true).
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
@@ -32,7 +34,7 @@ attributes:
         has the requirements. Elsewhere the module runs on the host.
     support: full
   check_mode:
-    description: Reports what would be sent, never sends. With filters, it reads the device list API.
+    description: Reports what would be sent, never sends. With filters, or a device list and O(account_name), it reads the device list API.
     support: full
   diff_mode:
     description: Not applicable; the result lists what was or would be sent.
@@ -41,8 +43,10 @@ options:
   account_name:
     description:
       - Billing account, with its leading zeros (quote it in YAML).
-      - Sent with every request when given; needed with filters when the user can see several accounts, and for
-        O(max_devices) and check mode with filters.
+      - Sent with every request when given. Needed with filters (unless O(filter_tracking=selection) with
+        O(allow_empty=true)), and for O(unknown_devices=skip).
+      - With a device list, check mode and a send that ThingSpace refuses for an unknown device read the account's device
+        list to name the devices it does not have.
     type: str
   devices:
     description:
@@ -78,6 +82,9 @@ options:
     description:
       - Send to the devices whose custom fields have these values. Keys are V(CustomField1) to V(CustomField5);
         values match exactly, ignoring case, without wildcards.
+      - As ThingSpace ignores the case of the values, so does the ledger; V(Wave-3) and V(WAVE-3) are the same send under
+        the same default O(idempotency_key), and the same selection for a key given. A send recorded by an earlier version,
+        which counted values as given, is found when a value with upper-case letters is spelled as it was then.
     type: dict
   filter_tracking:
     description:
@@ -89,9 +96,35 @@ options:
       - V(selection) sends the filters in one request and records the selection as one ledger entry; ThingSpace
         resolves the filters, and devices that join later never get the message under the same key.
       - A key keeps the tracking it was first used with; changing it under the same key is refused.
+      - Either way the selection is checked before any SMS request, V(device) by the devices it resolves, V(selection)
+        by the first page of the device list (one request). See O(allow_empty).
     type: str
     choices: [device, selection]
     default: device
+  allow_empty:
+    description:
+      - What a selection by filters that matches no device of O(account_name) does.
+      - V(false) fails the task before any SMS request, naming the account and the filters (a misspelt group, plan or
+        custom field value would otherwise report success for a send that reached nobody).
+      - V(true) accepts it. The task is V(ok), RV(ignore:changed=false), nothing is sent or recorded, and a warning
+        says so. With O(filter_tracking=selection) it also allows a send without O(account_name), which is then not
+        checked (a warning says so).
+    type: bool
+    default: false
+  unknown_devices:
+    description:
+      - What a send to a device list does with devices the account does not have. ThingSpace refuses the whole request
+        when one of its devices is unknown (C(REQUEST_FAILED.DeviceNotFound)) without reliably saying which; the module
+        then reads the device list of O(account_name) to name them (RV(devices_unknown)).
+      - V(fail) fails the batch naming them; nothing of it is sent, and the next run sends it again.
+      - V(skip) sends the rest of a refused batch once, as a new request (each batch ThingSpace refuses, the account's
+        device list read once). The ledger records the unknown devices as refused; a re-run reports them in RV(devices_unknown) and a warning and does
+        not send to them, unless O(force=true). Needs O(account_name).
+      - Check mode checks every device to send against the account's device list when O(account_name) is given; with
+        V(fail) it fails as the send would, with V(skip) the preview leaves them out.
+    type: str
+    choices: [fail, skip]
+    default: fail
   sms_message:
     description:
       - The SMS text (the API's C(smsMessage); the name C(message) is reserved by Ansible).
@@ -114,8 +147,8 @@ options:
     type: str
   force:
     description:
-      - Send to every selected device, even those the ledger says already got the message or another run is sending
-        right now.
+      - Send to every selected device, even those the ledger says already got the message, that ThingSpace refused as
+        not in the account (O(unknown_devices=skip)), or that another run is sending right now.
     type: bool
     default: false
   resend_unconfirmed:
@@ -128,7 +161,9 @@ options:
   max_devices:
     description:
       - Safety cap. When the selection holds more devices, the task fails and sends nothing.
-      - With filters the selection is resolved first through the device list API (needs O(account_name)).
+      - With filters the selection is resolved first through the device list API (needs O(account_name)). The failure
+        states the count found; the device list is read only until the page that passes the cap, so a count followed
+        by "at least" is a lower bound.
     type: int
   batch_size:
     description:
@@ -164,6 +199,8 @@ notes:
     message (O(wait), M(thingspace.m2m.vz_sms_delivery_info)).
   - The ledger identifies a device by the kind and identifier given; the same device addressed by another
     identifier kind under the same key is a new target.
+  - Bad entries of O(devices) or O(devices_file) are all reported at once, each with its position and reason (the
+    first 20, then how many more).
   - With O(filter_tracking=device) a selection of N devices costs ceil(N / page size) device list calls and
     ceil(N / O(batch_size)) send requests, against one send request with O(filter_tracking=selection).
 seealso:
@@ -220,6 +257,28 @@ EXAMPLES = r"""
   register: wave
   ignore_errors: true
 
+- name: Send to a group whose membership is being built, accepting that it may have no device yet
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    group_name: wave-4
+    filter_tracking: selection
+    sms_message: "APN=iot.example;MODE=2"
+    allow_empty: true
+
+- name: Send to a list that may hold devices moved to another account; send to the others, record the refused ones
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    devices_file: fleet.json
+    sms_message: "APN=iot.example;MODE=2"
+    idempotency_key: fleet-provisioning-v2
+    unknown_devices: skip
+  register: fleet_send
+
+- name: Show the devices the account does not have
+  ansible.builtin.debug:
+    msg: "{{ fleet_send.devices_unknown }}"
+  when: fleet_send.devices_unknown | length > 0
+
 - name: Act on the devices that did not get it
   ansible.builtin.debug:
     msg: "{{ wave.devices_undelivered | default([]) }}"
@@ -260,14 +319,17 @@ request_ids:
 batches:
   description:
     - One entry per batch. V(status) is V(sent), V(would_send) (check mode), V(failed) (nothing of it was sent),
-      V(unconfirmed) (sent, but no answer arrived; recorded as unknown and not re-sent) or V(skipped)
-      (a concurrent run claimed its devices).
+      V(unconfirmed) (sent, but no answer arrived; recorded as unknown and not re-sent), V(skipped)
+      (a concurrent run claimed its devices) or V(refused) (every device of it is unknown to the account, with
+      O(unknown_devices=skip); nothing was sent).
+    - V(devices) is the number of devices the batch went (or would go) to; V(devices_unknown), with
+      O(unknown_devices=skip), how many of its devices ThingSpace refused and were left out.
     - V(error) says why a batch failed or is unconfirmed, or why the ledger could not record a sent batch (it then
       stays pending in the ledger, reported as unconfirmed by a re-run and not sent again).
   returned: always
   type: list
   elements: dict
-  sample: [{index: 0, devices: 24, status: sent, request_id: d1f08526-5443-4054-9a29-4456490ea9f8}]
+  sample: [{index: 0, devices: 23, devices_unknown: 1, status: sent, request_id: d1f08526-5443-4054-9a29-4456490ea9f8}]
 devices_requested:
   description: Distinct devices in O(devices) or O(devices_file); null with filters.
   returned: always
@@ -276,7 +338,8 @@ devices_requested:
 devices_resolved:
   description:
     - Devices the filters select. With C(filter_tracking=device) (the default) they are resolved in every run; with
-      C(filter_tracking=selection) only in check mode or with O(max_devices). Null with O(devices) or O(devices_file), and when not resolved.
+      C(filter_tracking=selection) only in check mode or with O(max_devices). Null with O(devices) or O(devices_file), and when not
+      resolved. V(0) when the selection matches no device (with O(allow_empty=true)).
   returned: always
   type: int
   sample: 12
@@ -300,6 +363,15 @@ devices_unconfirmed:
   type: list
   elements: dict
   sample: [{kind: iccid, id: "89148000000800000001"}]
+devices_unknown:
+  description:
+    - Devices of O(devices) or O(devices_file) that the account does not have, as the account's device list shows
+      them. Found by check mode, named when ThingSpace refused a batch, or recorded as refused by an earlier run under
+      this key (O(unknown_devices=skip)). Empty when none, or when they could not be named (no O(account_name)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: iccid, id: "89148000000899999999"}]
 selection_unconfirmed:
   description: With filters, whether the send of the selection under this key is unconfirmed.
   returned: always
@@ -339,7 +411,14 @@ devices_undelivered:
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
-from ansible_collections.thingspace.m2m.plugins.module_utils.send import TRACK_DEVICE, TRACK_SELECTION, SmsSend, plan_send
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import (
+    TRACK_DEVICE,
+    TRACK_SELECTION,
+    UNKNOWN_FAIL,
+    UNKNOWN_SKIP,
+    SmsSend,
+    plan_send,
+)
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import ENCODINGS, MAX_DEVICES_PER_REQUEST
 
 FILTERS = ["group_name", "service_plan", "custom_fields"]
@@ -361,6 +440,7 @@ def send(module):
             plan, module.client, ledger, scope, check_mode=module.check_mode,
             force=params["force"], resend_unconfirmed=params["resend_unconfirmed"],
             max_devices=params["max_devices"], batch_size=params["batch_size"],
+            allow_empty=params["allow_empty"], unknown_devices=params["unknown_devices"],
         )
         result, failure = sms_send.run()
         if params["wait"] != WAIT_DELIVERED or failure:
@@ -370,7 +450,8 @@ def send(module):
             return result, None
         from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import DELIVERED, undelivered, wait_for_delivery
 
-        report, failure = wait_for_delivery(ledger, scope, sms_send.key, sms_send.targets, params["min_delivered"], params["wait_timeout"])
+        targets = [target for target in sms_send.targets if target not in sms_send.refused]
+        report, failure = wait_for_delivery(ledger, scope, sms_send.key, targets, params["min_delivered"], params["wait_timeout"])
         result.update(delivery=report, devices_undelivered=undelivered(report))
         result["msg"] += "; %d of %d device(s) Delivered" % (report["states"][DELIVERED], report["total"])
         return result, failure
@@ -400,6 +481,8 @@ def main(module_class=ThingSpaceModule):
         service_plan=dict(type="str"),
         custom_fields=dict(type="dict"),
         filter_tracking=dict(type="str", choices=[TRACK_DEVICE, TRACK_SELECTION], default=TRACK_DEVICE),
+        allow_empty=dict(type="bool", default=False),
+        unknown_devices=dict(type="str", choices=[UNKNOWN_FAIL, UNKNOWN_SKIP], default=UNKNOWN_FAIL),
         sms_message=dict(type="str", required=True),
         data_encoding=dict(type="str", choices=list(ENCODINGS), default="7-bit"),
         idempotency_key=dict(type="str", no_log=False),

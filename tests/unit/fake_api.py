@@ -87,11 +87,15 @@ class FakeThingSpace(requests.adapters.BaseAdapter):
         self.history_tokens = {}
         self._history_counter = itertools.count(HISTORY_BLOCK, HISTORY_BLOCK)
         self.devices = [
-            {"accountName": ACCOUNT, "deviceIds": [{"kind": "iccid", "id": "891480000008000%05d" % n}], "groupNames": ["west" if n % 2 else "east"],
-             "extendedAttributes": [{"key": "DeviceId", "value": str(1000 + n)}]}
+            {"accountName": ACCOUNT, "deviceIds": [{"kind": "iccid", "id": "891480000008000%05d" % n}, {"kind": "mdn", "id": "555000%04d" % n}],
+             "groupNames": ["west" if n % 2 else "east"], "customFields": [{"key": "CustomField1", "value": "Wave-3" if n <= 4 else "wave-4"}],
+             "carrierInformations": [{"servicePlan": "m2m-basic", "state": "active"}], "extendedAttributes": [{"key": "DeviceId", "value": str(1000 + n)}]}
             for n in range(1, 8)
         ]
         self.device_page = 3
+        # The vendor refuses a POST /sms naming a device the account does not have (DeviceNotFound); most tests send to
+        # devices the fake's fleet does not list, so it does only when this is set.
+        self.refuse_unknown_devices = False
 
     def script(self, method, path, *answers):
         self.scripted.append([method, re.compile(path), list(answers)])
@@ -228,6 +232,10 @@ class FakeThingSpace(requests.adapters.BaseAdapter):
                 raise bad_request("INPUT_INVALID.CustomField.InvalidName", "Custom field %r" % (field,))
         if "accountName" in body:
             self.check_account(body["accountName"])
+        if self.refuse_unknown_devices:
+            known = {(entry["kind"].lower(), entry["id"]) for device in self.devices for entry in device["deviceIds"]}
+            if any((device["kind"].lower(), device["id"]) not in known for device in devices or ()):
+                raise bad_request("REQUEST_FAILED.DeviceNotFound", "Device was not found.")
         if body.get("groupName") and not any(body["groupName"] in device["groupNames"] for device in self.devices):
             raise bad_request("REQUEST_FAILED.DeviceGroupNotFound", "Device group %r was not found." % body["groupName"])
 
@@ -278,9 +286,17 @@ class FakeThingSpace(requests.adapters.BaseAdapter):
         after = payload.get("largestDeviceIdSeen")
         if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
             raise bad_request("INPUT_INVALID.Body.Invalid", "largestDeviceIdSeen must be an integer of 0 or more.")
-        selected = [d for d in self.devices if (not group or group in d["groupNames"]) and _internal_id(d) > (after or 0)]
+        plan = payload.get("servicePlan")
+        # Custom field values match ignoring case, as the vendor matches them.
+        fields = {(field["key"], field["value"].lower()) for field in payload.get("customFields") or ()}
+        selected = [d for d in self.devices if (not group or group in d["groupNames"]) and (not plan or plan == _plan(d))
+                    and fields <= {(field["key"], field["value"].lower()) for field in d.get("customFields", ())} and _internal_id(d) > (after or 0)]
         more = len(selected) > self.device_page
         return (202 if more else 200), {"devices": selected[:self.device_page], "hasMoreData": more}, None
+
+
+def _plan(device):
+    return next((entry["servicePlan"] for entry in device.get("carrierInformations", ())), None)
 
 
 def _internal_id(device):

@@ -251,11 +251,11 @@ def _named(where):
 
 
 def test_a_ledger_of_a_newer_collection_is_refused(where):
-    _set_version(where, 4)
+    _set_version(where, 5)
     for read_only in (False, True):
         with pytest.raises(ThingSpaceError) as caught:
             Ledger(where, read_only=read_only)
-        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 4); upgrade the collection" % _named(where)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 5); upgrade the collection" % _named(where)
 
 
 def _as_schema_2(where):
@@ -393,8 +393,8 @@ def test_diff_reports_what_another_live_run_is_sending(where):
     sender = Ledger(where)
     sender.claim(SCOPE, KEY, ["mdn:1"])
     ledger = Ledger(where)
-    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"]) == Diff(["mdn:2"], [], ["mdn:1"])
-    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"], mode="all") == Diff(["mdn:1", "mdn:2"], [], ["mdn:1"])
+    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"]) == Diff(["mdn:2"], [], ["mdn:1"], [])
+    assert ledger.diff(SCOPE, KEY, ["mdn:1", "mdn:2"], mode="all") == Diff(["mdn:1", "mdn:2"], [], ["mdn:1"], [])
     sender.close()
 
 
@@ -516,3 +516,52 @@ def test_a_ledger_of_0_1_0_merges_the_spellings_of_one_service_and_keeps_what_ea
     assert ledger.check_purpose(scope, "group-1", {"tracking": "selection"}) is None
     with pytest.raises(ThingSpaceError, match='tracking: was "selection", now "device"'):
         ledger.check_purpose(scope, "group-1", {"tracking": "device"})
+
+
+def test_refused_targets_are_kept_reported_and_claimed_again_only_by_force(where):
+    ledger = Ledger(where)
+    claim = ledger.claim(SCOPE, KEY, ["mdn:1", "mdn:2", "mdn:3"])[0]
+    ledger.refuse(claim, ["mdn:2"])
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "in_flight", "mdn:2": "refused", "mdn:3": "in_flight"}
+    ledger.settle(claim, "sent", "r1")  # the rest of the batch, still claimed
+    assert ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "refused", "mdn:3": "sent"}
+    assert ledger.diff(SCOPE, KEY, ["mdn:2", "mdn:4"]) == Diff(["mdn:4"], [], [], ["mdn:2"])
+    assert ledger.diff(SCOPE, KEY, ["mdn:2"], mode="unconfirmed") == Diff([], [], [], ["mdn:2"])
+    assert ledger.diff(SCOPE, KEY, ["mdn:2"], mode="all") == Diff(["mdn:2"], [], [], ["mdn:2"])
+    assert ledger.claim(SCOPE, KEY, ["mdn:2"], mode="unconfirmed")[1] == []
+    assert ledger.claim(SCOPE, KEY, ["mdn:2"], mode="all")[1] == ["mdn:2"]
+    ledger.close()
+
+
+def _as_schema_3(where):
+    """Make the ledger at ``where`` what schema 3 was: the states of sends without 'refused'."""
+    ledger = Ledger(where)
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
+    ledger.close()
+    old = "CHECK (state IN ('pending', 'sent', 'unknown'))"
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'sends'").fetchone()[0]
+        db.executescript("ALTER TABLE sends RENAME TO s; %s; INSERT INTO sends SELECT * FROM s; DROP TABLE s; "
+                         "CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL; PRAGMA user_version = 3"
+                         % sql.replace("CHECK (state IN ('pending', 'sent', 'unknown', 'refused'))", old))
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        db.execute(f'ALTER TABLE "{where.schema}".sends DROP CONSTRAINT sends_state_check, ADD CONSTRAINT sends_state_check {old}; '
+                   f'UPDATE "{where.schema}".schema_version SET version = 3')
+
+
+def test_a_schema_3_ledger_is_migrated_to_record_refused_devices(where):
+    _as_schema_3(where)
+    ledger = Ledger(where, read_only=True)
+    assert ledger.sends(SCOPE, KEY) == {"mdn:1": ("sent", "r1")}
+    ledger.close()
+    ledger = Ledger(where)
+    claim = ledger.claim(SCOPE, KEY, ["mdn:2", "mdn:3"])[0]
+    ledger.refuse(claim, ["mdn:2"])
+    ledger.settle(claim, "sent", "r2")
+    assert ledger.sends(SCOPE, KEY) == {"mdn:1": ("sent", "r1"), "mdn:2": ("refused", None), "mdn:3": ("sent", "r2")}
+    ledger.close()

@@ -23,6 +23,8 @@ from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_send
 from fake_api import ACCOUNT, API
 
 SEND = r"/api/m2m/v1/sms$"
+UNCHECKED = ("Without account_name the selection was not checked for devices (allow_empty: true): ThingSpace sends to whatever it matches, "
+             "possibly no device; give account_name to have it checked")
 DEVICES = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 6)]
 
 
@@ -89,17 +91,17 @@ def test_filters_send_once_and_check_mode_resolves_the_selection(fake, run_modul
     result = run_module(vz_sms_send.main, check_mode=True, group_name="west", **args)[0]
     assert result["changed"] and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(result["devices_preview"]) == 4
     assert sms_bodies(fake) == []
-    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "A"}, **args)[0]
+    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "Wave-3"}, **args)[0]
     assert result["changed"] and result["devices_sent"] is None and len(result["request_ids"]) == 1
     assert sms_bodies(fake)[0] == {"smsMessage": "hello", "accountName": ACCOUNT, "groupName": "west", "dataEncoding": "7-bit",
-                                   "customFields": [{"key": "CustomField1", "value": "A"}]}
-    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "A"}, **args)[0]
+                                   "customFields": [{"key": "CustomField1", "value": "Wave-3"}]}
+    result = run_module(vz_sms_send.main, group_name="west", custom_fields={"CustomField1": "Wave-3"}, **args)[0]
     assert not result["changed"] and len(sms_bodies(fake)) == 1
 
 
 def test_max_devices_guards_filters_and_lists(fake, run_module):
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=3)
-    assert failed and "selection holds more than 3 devices" in result["msg"] and sms_bodies(fake) == []
+    assert failed and "group_name=west of account %s holds 4 devices, more than max_devices 3" % ACCOUNT in result["msg"] and sms_bodies(fake) == []
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=4)
     assert not failed and result["devices_resolved"] == 4 and result["devices_sent"] == 4 and len(sms_bodies(fake)) == 1
     calls = len(fake.calls)
@@ -305,14 +307,17 @@ def _dropped():
     ],
     ids=["token-502", "token-504", "token-503-no-retry-after", "token-dropped", "login-502", "login-dropped"],
 )
-@pytest.mark.parametrize("selection", [{"devices": DEVICES}, {"group_name": "east", "filter_tracking": "selection"}], ids=["devices", "filter"])
+# A selection without account_name is sent unchecked (allow_empty), so that the first login is the send's.
+@pytest.mark.parametrize("selection", [{"devices": DEVICES, "account_name": ACCOUNT},
+                                       {"group_name": "east", "filter_tracking": "selection", "allow_empty": True}], ids=["devices", "filter"])
 def test_a_failed_login_is_not_sent_and_the_next_run_sends(fake, run_module, path, answer, selection):
     fake.script("POST", path, answer)
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **selection)
     assert failed and "nothing of it was sent" in result["msg"] and not sms_bodies(fake)
     assert result["devices_unconfirmed"] == [] and not result["selection_unconfirmed"] and not result["changed"]
-    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, sms_message="hello", **selection)
-    assert not failed and result["changed"] and len(sms_bodies(fake)) == 1 and not result["warnings"]
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **selection)
+    assert not failed and result["changed"] and len(sms_bodies(fake)) == 1
+    assert result["warnings"] == ([] if "devices" in selection else [UNCHECKED])
 
 
 @pytest.mark.parametrize("status", [500, 501, 502, 504, 505])
@@ -341,10 +346,10 @@ def test_a_client_error_to_the_send_proves_nothing_was_sent(fake, run_module, st
         ({"devices": DEVICES, "sms_message": "APN=old"}, {"devices": DEVICES, "sms_message": "APN=corrected"}, "message: another text"),
         ({"devices": DEVICES, "sms_message": "hi"}, {"devices": DEVICES, "sms_message": "hi", "data_encoding": "8-bit-ASCII"}, 'encoding: was "7-bit"'),
         ({"group_name": "east", "sms_message": "hi"}, {"group_name": "west", "sms_message": "hi"}, '"group_name": "east"'),
-        ({"custom_fields": {"CustomField1": "wave-3 "}, "sms_message": "hi"},
-         {"custom_fields": {"CustomField1": "wave-3"}, "sms_message": "hi"}, "selection: was"),
+        ({"custom_fields": {"CustomField1": "wave-3"}, "sms_message": "hi"},
+         {"custom_fields": {"CustomField1": "wave-4"}, "sms_message": "hi"}, "selection: was"),
     ],
-    ids=["message", "encoding", "group", "custom-field-typo"],
+    ids=["message", "encoding", "group", "custom-field-value"],
 )
 def test_a_key_reused_for_another_send_is_refused_not_skipped(fake, run_module, first, second, differs):
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, idempotency_key="wave-3", **first)
@@ -430,7 +435,9 @@ def test_device_tracking_needs_the_account_before_any_request(fake, run_module):
     result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello")
     assert failed and result["msg"].startswith("account_name: needed to resolve") and fake.calls == []
     result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello", filter_tracking="selection")
-    assert not failed and sms_bodies(fake)[0]["groupName"] == "west"
+    assert failed and result["msg"].startswith("account_name: needed to resolve") and fake.calls == []
+    result, failed = run_module(vz_sms_send.main, group_name="west", sms_message="hello", filter_tracking="selection", allow_empty=True)
+    assert not failed and sms_bodies(fake)[0]["groupName"] == "west" and result["warnings"] == [UNCHECKED]
 
 
 def test_timeout_and_validate_certs_go_with_every_request(fake, run_module):
@@ -512,8 +519,8 @@ def test_batch_size_and_max_devices_of_one_are_allowed(fake, run_module):
         ({"max_devices": 0}, "max_devices: must be at least 1"),
         ({"max_devices": 4}, "max_devices: the device list holds 5 devices, more than max_devices 4; nothing was sent"),
         ({"devices": None, "group_name": "west", "filter_tracking": "selection", "_check_mode": True},
-         "account_name: needed to resolve a filter selection through the device list (check mode, max_devices, filter_tracking: device); give it, "
-         "or send with filter_tracking: selection"),
+         "account_name: needed to resolve a filter selection through the device list (check mode, max_devices, filter_tracking: device) and "
+         "to check that it matches a device; give it, or send with filter_tracking: selection and allow_empty: true"),
     ],
     ids=["empty-list", "empty-filter", "batch-size-0", "max-devices-0", "over-max-devices", "check-mode-without-account"],
 )
@@ -526,7 +533,8 @@ def test_input_refused_before_any_request_says_exactly_why(fake, run_module, arg
 def test_a_selection_over_max_devices_sends_nothing(fake, run_module):
     result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", filter_tracking="selection", sms_message="hello",
                                 max_devices=3)
-    assert failed and result["msg"] == "max_devices: the selection holds more than 3 devices (max_devices); nothing was sent"
+    assert failed and result["msg"] == ("max_devices: the selection group_name=west of account %s holds 4 devices, more than max_devices 3; "
+                                        "nothing was sent" % ACCOUNT)
     assert sms_bodies(fake) == []
 
 
@@ -748,3 +756,187 @@ def test_a_bad_devices_file_fails_before_any_request(fake, run_module, tmp_path,
 def test_a_devices_file_goes_alone(fake, run_module, tmp_path, args, message):
     result, failed = run_module(vz_sms_send.main, devices_file=devices_file(tmp_path, DEVICES), sms_message="hello", **args)
     assert failed and result["msg"] == message and fake.calls == []
+
+
+# --- a selection that matches nothing, max_devices' count, bad entries, devices the account does not have (issue 20) ----
+
+LIST = r"/devices/actions/list$"
+NOBODY = {"CustomField1": "nobody"}
+
+
+@pytest.mark.parametrize("tracking", ["device", "selection"])
+def test_a_selection_that_matches_no_device_fails_before_any_sms_request(fake, run_module, tracking):
+    args = dict(account_name=ACCOUNT, group_name="west", custom_fields=NOBODY, filter_tracking=tracking, sms_message="hello")
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert failed and result["msg"] == (
+        "The selection group_name=west, CustomField1=nobody matches no device of account %s; nothing was sent. Check the filters (names "
+        "match exactly; custom field values match whole values, ignoring case), or set allow_empty: true to accept a selection without "
+        "devices" % ACCOUNT)
+    assert sms_bodies(fake) == [] and fake.count("POST", LIST) == 1
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
+    assert failed and "matches no device of account %s" % ACCOUNT in result["msg"] and sms_bodies(fake) == []
+
+    result, failed = run_module(vz_sms_send.main, allow_empty=True, **args)
+    what = "the selection group_name=west, CustomField1=nobody matches no device of account %s" % ACCOUNT
+    assert not failed and not result["changed"] and result["msg"] == "Nothing to send: %s" % what
+    assert result["warnings"] == ["T%s; nothing was sent (allow_empty: true)" % what[1:]]
+    assert (result["devices_resolved"], result["devices_sent"], result["request_ids"]) == (0, 0, [])
+    assert sms_bodies(fake) == [] and fake.count("POST", LIST) == 3
+
+
+def test_a_selection_sent_as_a_whole_is_checked_with_one_device_list_request(fake, run_module):
+    """The first page of the device list tells whether a selection matches a device; the send does not read the others."""
+    fake.device_page = 1
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", filter_tracking="selection", sms_message="hello")
+    assert not failed and result["changed"] and result["devices_resolved"] is None
+    assert fake.count("POST", LIST) == 1 and len(sms_bodies(fake)) == 1
+
+
+def test_max_devices_states_the_count_found_and_whether_more_were_not_read(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello", max_devices=1)
+    assert failed and result["msg"] == (
+        "max_devices: the selection group_name=west of account %s holds at least 3 devices (in the first 1 page(s) of the device list, "
+        "which was not read further), more than max_devices 1; nothing was sent" % ACCOUNT)
+    assert fake.count("POST", LIST) == 1 and sms_bodies(fake) == []
+
+
+@pytest.mark.parametrize("option", ["devices", "devices_file"])
+def test_every_bad_device_entry_is_named_the_first_20_and_a_count_of_the_rest(fake, run_module, tmp_path, option):
+    entries = [DEVICES[0]] + [{"kind": "mdn", "id": "5%d" % n} for n in range(24)] + [{"kind": "phone", "id": "5550000002"}]
+    where = "devices" if option == "devices" else "devices_file %s" % devices_file(tmp_path, entries)
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", **{option: entries if option == "devices" else where.split(" ", 1)[1]})
+    shown = "; ".join("%s[%d].id: '5%d' is not a valid mdn: expected 10 decimal digits" % (where, n + 1, n) for n in range(20))
+    assert failed and result["msg"] == "%s: 25 entries are not valid: %s; and 5 more" % (where, shown) and fake.calls == []
+
+
+@pytest.mark.parametrize("tracking", ["device", "selection"])
+def test_a_custom_field_value_in_another_case_is_the_same_send(fake, run_module, tracking):
+    args = dict(account_name=ACCOUNT, filter_tracking=tracking, sms_message="hello")
+    first = run_module(vz_sms_send.main, custom_fields={"CustomField1": "wave-3"}, **args)[0]
+    result, failed = run_module(vz_sms_send.main, custom_fields={"CustomField1": "WAVE-3"}, **args)
+    assert not failed and not result["changed"] and result["idempotency_key"] == first["idempotency_key"]
+    result, failed = run_module(vz_sms_send.main, custom_fields={"CustomField1": "Wave-3"}, idempotency_key="wave-7", **args)
+    assert not failed and result["changed"]
+    result, failed = run_module(vz_sms_send.main, custom_fields={"CustomField1": "wAVE-3"}, idempotency_key="wave-7", **args)
+    assert not failed and not result["changed"], result["msg"]  # the purpose check takes it as the same selection
+    assert len(sms_bodies(fake)) == 2
+
+
+def test_a_mixed_case_custom_field_send_of_an_earlier_version_is_not_sent_again(fake, run_module):
+    """Earlier versions hashed custom field values as given: that key is still found for the same spelling."""
+    from ansible_collections.thingspace.m2m.plugins.module_utils.send import _derive
+
+    filters = {"group_name": None, "service_plan": None, "custom_fields": [{"key": "CustomField1", "value": "Wave-3"}]}
+    old_key = _derive(ACCOUNT, filters, "hello", "7-bit")
+    args = dict(account_name=ACCOUNT, custom_fields={"CustomField1": "Wave-3"}, sms_message="hello")
+    run_module(vz_sms_send.main, idempotency_key=old_key, **args)  # as the earlier version recorded it
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and result["idempotency_key"] == old_key and len(sms_bodies(fake)) == 1
+    assert old_key != derive_key(ACCOUNT, filters, "hello", "7-bit")
+
+
+UNKNOWN = {"kind": "mdn", "id": "5559999999"}
+
+
+@pytest.mark.parametrize("unknown_devices", ["fail", "skip"])
+def test_check_mode_checks_the_devices_against_the_account(fake, run_module, unknown_devices):
+    args = dict(account_name=ACCOUNT, devices=[*DEVICES[:2], UNKNOWN, DEVICES[2]], sms_message="hello", batch_size=2, unknown_devices=unknown_devices)
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
+    assert result["devices_unknown"] == [UNKNOWN] and sms_bodies(fake) == []
+    what = "1 device(s) are not in account %s: mdn:5559999999" % ACCOUNT
+    if unknown_devices == "fail":
+        assert failed and result["msg"] == ("Check mode: %s (devices_unknown); a send would fail at batch 2 of 2, which ThingSpace refuses whole. "
+                                            "Remove them, or set unknown_devices: skip to send to the others" % what)
+    else:
+        assert not failed and result["changed"] and result["devices_sent"] == 3 and UNKNOWN not in result["devices_preview"]
+        assert result["warnings"] == ["%s (devices_unknown); a send leaves them out (unknown_devices: skip)" % what]
+    result, failed = run_module(vz_sms_send.main, check_mode=True, devices=DEVICES, sms_message="hello")
+    assert not failed and result["warnings"] == [
+        "Check mode did not check the devices against an account (no account_name): a send fails if ThingSpace does not know one of them; "
+        "give account_name to have them checked"]
+
+
+def test_a_send_refused_for_an_unknown_device_names_it_and_sends_nothing(fake, run_module):
+    fake.refuse_unknown_devices = True
+    args = dict(devices=[*DEVICES[:2], UNKNOWN], sms_message="hello")
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, **args)
+    assert failed and not result["changed"] and result["devices_unknown"] == [UNKNOWN]
+    assert result["msg"] == ("Batch 1 of 1 failed, nothing of it was sent: Failed to send SMS: HTTP 400 REQUEST_FAILED.DeviceNotFound: Device was "
+                             "not found.; 1 device(s) of it are not in account %s: mdn:5559999999 (devices_unknown). Remove them, or set "
+                             "unknown_devices: skip to send to the others" % ACCOUNT)
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert failed and result["msg"].endswith("; ThingSpace does not say which device it does not know: give account_name to have the devices it "
+                                             "refuses named (and unknown_devices: skip to send to the others)")
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES[:2], sms_message="hello")
+    assert not failed and result["devices_sent"] == 2  # the refused batch was released
+
+
+def test_unknown_devices_skip_sends_the_rest_once_and_records_the_refused(fake, run_module, state_dir):
+    fake.refuse_unknown_devices = True
+    fake.script("POST", SEND, (400, {"errorCode": "REQUEST_FAILED.DeviceNotFound", "errorMessage": "Device was not found."}), (200, {"requestId": "r1"}),
+                (400, {"errorCode": "REQUEST_FAILED.DeviceNotFound", "errorMessage": "Device was not found."}), (200, {"requestId": "r2"}))
+    wave = [DEVICES[0], UNKNOWN, DEVICES[1], {"kind": "mdn", "id": "5559999998"}, DEVICES[2]]
+    args = dict(account_name=ACCOUNT, devices=wave, sms_message="hello", batch_size=3, unknown_devices="skip")
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["changed"] and result["devices_sent"] == 3
+    assert result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}]
+    assert result["batches"] == [{"index": 0, "devices": 2, "devices_unknown": 1, "status": "sent", "request_id": "r1"},
+                                 {"index": 1, "devices": 1, "devices_unknown": 1, "status": "sent", "request_id": "r2"}]
+    # Each batch: one refused request, then its known rest once (the account's device list read once).
+    assert [[d["id"] for d in body["deviceIds"]] for body in sms_bodies(fake)] == [
+        ["5550000001", "5559999999", "5550000002"], ["5550000001", "5550000002"], ["5559999998", "5550000003"], ["5550000003"]]
+    assert fake.count("POST", LIST) == 3  # the 7 devices of the account, in pages of 3
+    assert result["msg"] == "Sent to 3 device(s) in 2 request(s); ThingSpace refused 2 device(s), not in account %s (devices_unknown)" % ACCOUNT
+    assert ledger_records(state_dir) == {"mdn:5550000001": ("sent", "r1"), "mdn:5550000002": ("sent", "r1"), "mdn:5550000003": ("sent", "r2"),
+                                         "mdn:5559999999": ("refused", None), "mdn:5559999998": ("refused", None)}
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 4
+    assert result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}] and result["devices_skipped"] == 5
+    assert result["warnings"] == ["2 device(s) were refused by ThingSpace under idempotency key %s, as not in the account (devices_unknown): "
+                                  "mdn:5559999999, mdn:5559999998; they are not sent again. Correct the list, or use force: true to send to them "
+                                  "again" % result["idempotency_key"]]
+    result, failed = run_module(vz_sms_send.main, force=True, **args)
+    assert not failed and result["devices_sent"] == 3 and result["devices_unknown"] == [UNKNOWN, {"kind": "mdn", "id": "5559999998"}]
+    assert len(sms_bodies(fake)) == 8  # force sends to them again, and ThingSpace refuses them again
+
+
+def test_a_batch_of_only_unknown_devices_is_refused_and_nothing_is_sent(fake, run_module, state_dir):
+    fake.refuse_unknown_devices = True
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=[UNKNOWN], sms_message="hello", unknown_devices="skip")
+    assert not failed and not result["changed"] and result["devices_unknown"] == [UNKNOWN] and result["devices_sent"] == 0
+    assert result["batches"] == [{"index": 0, "devices": 0, "devices_unknown": 1, "status": "refused"}] and len(sms_bodies(fake)) == 1
+    assert ledger_records(state_dir) == {"mdn:5559999999": ("refused", None)}
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=[UNKNOWN], sms_message="hello", unknown_devices="skip")
+    assert not failed and not result["changed"] and len(sms_bodies(fake)) == 1
+    assert result["msg"] == ("Nothing to send: ThingSpace refused 1 device(s) as not in the account (devices_unknown) under idempotency key %s"
+                             % result["idempotency_key"])
+
+
+def test_unknown_devices_skip_needs_the_account_before_any_request(fake, run_module):
+    result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", unknown_devices="skip")
+    assert failed and result["msg"] == ("unknown_devices: skip needs account_name: the devices ThingSpace refuses are found in the account's "
+                                        "device list") and fake.calls == []
+
+
+def test_devices_refused_as_unknown_are_not_counted_as_unconfirmed_deliveries(fake, run_module, state_dir):
+    from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import delivery_report
+
+    fake.refuse_unknown_devices = True
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=[*DEVICES[:2], UNKNOWN], sms_message="hello",
+                                idempotency_key="wave-u", unknown_devices="skip")
+    assert not failed and result["devices_unknown"] == [UNKNOWN]
+    ledger = Ledger(str(state_dir / "ledger.sqlite3"))
+    try:
+        report = delivery_report(ledger, service_scope(API), "wave-u")
+    finally:
+        ledger.close()
+    assert report["states"]["unconfirmed"] == 0 and report["states"]["accepted"] == 2 and report["total"] == 2
+
+
+def test_nothing_to_send_does_not_count_refused_devices_as_sent(fake, run_module):
+    fake.refuse_unknown_devices = True
+    args = dict(account_name=ACCOUNT, devices=[*DEVICES[:2], UNKNOWN], sms_message="hello", unknown_devices="skip")
+    run_module(vz_sms_send.main, **args)
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["msg"] == ("Nothing to send: the 2 device(s) already got this message under idempotency key %s; ThingSpace "
+                                            "refused 1 device(s) as not in the account (devices_unknown)" % result["idempotency_key"])
