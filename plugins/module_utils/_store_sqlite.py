@@ -137,6 +137,11 @@ class SqliteStore:
                         self._db.execute(statement)
                     self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
 
+    @property
+    def exists(self):
+        """False when a read-only open found no file."""
+        return self._db is not None
+
     def _check_version(self):
         """The schema version; refused when a newer collection wrote it."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

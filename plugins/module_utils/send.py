@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN, iso_time
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
     MAX_DEVICES_PER_REQUEST,
     check_custom_fields,
@@ -31,6 +32,8 @@ TRACK_DEVICE, TRACK_SELECTION = "device", "selection"
 # The identifier a resolved device is sent and recorded by: the first of its kinds in this order (the SIM's
 # ICCID first, as it survives a number change).
 RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "imsi")
+# Hours within which the same message to the same device under another key is warned about (duplicate_window).
+DUPLICATE_WINDOW = 24
 
 # ``legacy_key`` is the key version 0.1.0 derived for the same device-list send (see derive_key), or None.
 # ``tracking`` is TRACK_DEVICE for device lists and for filters resolved to devices.
@@ -129,7 +132,7 @@ class SmsSend:
     preview of a device list makes none) and ``ledger`` (a Ledger, read-only in check mode)."""
 
     def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None,
-                 batch_size=MAX_DEVICES_PER_REQUEST):
+                 batch_size=MAX_DEVICES_PER_REQUEST, duplicate_window=DUPLICATE_WINDOW):
         self.plan = plan
         self.key = plan.key  # or the older key of the same send, chosen by run()
         self.client = client
@@ -139,6 +142,7 @@ class SmsSend:
         self.mode = ALL if force else UNCONFIRMED if resend_unconfirmed else NEW
         self.max_devices = max_devices
         self.batch_size = batch_size
+        self.duplicate_window = duplicate_window
         self.resolved = None  # the devices a filter selects, when resolved
         self.targets = None  # the ledger targets of this send, once run
 
@@ -148,8 +152,10 @@ class SmsSend:
         self.key = self._key()
         self.ledger.check_purpose(self.scope, self.key, purpose(plan), self.mode)
         targets = self.targets = self._targets()
+        settled = self.ledger.resolve_unconfirmed(self.scope, self.key)
         diff = self.ledger.diff(self.scope, self.key, targets, self.mode)
         result = self._result(targets, diff)
+        self._ledger_notes(result, diff, settled)
         if not diff.to_send:
             result["msg"] = self._nothing_to_send(targets, diff)
             return result, None
@@ -213,6 +219,32 @@ class SmsSend:
                 "%d target(s) are being sent right now by another run under idempotency key %s; this run leaves them to it" % (len(diff.in_flight), self.key)
             )
         return result
+
+    def _ledger_notes(self, result, diff, settled):
+        """What the ledger holds beside this send's own record, as result fields and warnings: the unconfirmed devices
+        the callbacks ``settled``, the key under another API URL, the same message to a device under another key."""
+        result["unconfirmed_resolved"] = [dict(device_of(target), request_id=request_id) for target, request_id in sorted(settled.items())]
+        if settled:
+            result["warnings"].append(
+                "%d device(s) recorded unconfirmed under idempotency key %s %s settled as sent by callbacks the ledger holds for them (a request "
+                "id it did not know, received after the claim); they are not sent again (unconfirmed_resolved lists them with the request id)"
+                % (len(settled), self.key, "would be" if self.check_mode else "were"))
+        others = self.ledger.other_scopes(self.scope, self.key)
+        result["other_api_urls"] = [{"api_url": scope, "targets": count} for scope, count in others.items()]
+        for scope, count in others.items():
+            result["warnings"].append(
+                "idempotency key %s also has %d target(s) recorded under another API URL, %s; this run reads only those under %s. If both URLs "
+                "are the same service (localhost and 127.0.0.1, say), run with api_url %s, or the devices recorded there get the message again"
+                % (self.key, count, scope, self.scope, scope))
+        result["duplicates"] = []
+        if self.duplicate_window > 0 and diff.to_send and self.plan.tracking == TRACK_DEVICE:
+            since = time.time() - self.duplicate_window * 3600
+            for other, targets, at in self.ledger.duplicates(self.scope, self.key, purpose(self.plan)["message"], diff.to_send, since):
+                result["duplicates"].append({"idempotency_key": other, "devices": len(targets), "last_at": iso_time(at)})
+                result["warnings"].append(
+                    "%d device(s) this run %s to were sent the same message under another idempotency key, %s, within duplicate_window (%g h; "
+                    "the last at %s); they get it again under %s. Check that this is meant; duplicate_window: 0 turns this check off"
+                    % (len(targets), "would send" if self.check_mode else "sends", other, self.duplicate_window, iso_time(at), self.key))
 
     def _nothing_to_send(self, targets, diff):
         if self.plan.tracking == TRACK_DEVICE:

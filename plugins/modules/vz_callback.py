@@ -24,6 +24,9 @@ attributes:
   diff_mode:
     description: Shows the registration before and after (passwords masked).
     support: full
+notes:
+  - The ledger options are accepted, and not used, so that C(module_defaults) for the group C(thingspace.m2m.thingspace)
+    that set them reach this module.
 options:
   account_name:
     description: Billing account, with its leading zeros (quote it in YAML).
@@ -90,7 +93,7 @@ listener:
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, port_warning, remove_listener
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import LISTENER_ARGUMENT_SPEC, ThingSpaceModule
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 
 def apply(module):
@@ -115,6 +118,7 @@ def main():
         callback_url=dict(type="str", aliases=["url"]),
         **LISTENER_ARGUMENT_SPEC,
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        **LEDGER_ARGUMENT_SPEC,
     )
     module = ThingSpaceModule(argument_spec, supports_check_mode=True, required_if=[["state", "present", ["callback_url"]]])
     module.run(apply)
