@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import namedtuple
+from collections import Counter, namedtuple
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -188,7 +188,7 @@ class Ledger:
         would be settled is applied to what this Ledger reads (``sends``). Otherwise the reads and the writes are one
         transaction, and a row a concurrent run claimed meanwhile is left as it is."""
         key_id = self._key_id(scope, key)
-        if key_id is None:
+        if key_id is None or not self._store.rows("SELECT 1 FROM sends WHERE key_id = ? AND state IN ('pending', 'unknown') LIMIT 1", (key_id,)):
             return {}
         if self._read_only:
             self._settled[key_id] = {target: found[0] for target, found in self._explained(key_id).items()}
@@ -224,13 +224,13 @@ class Ledger:
                 if target in wanted:
                     times = seen.setdefault(target, {})
                     times[request_id] = min(received_at, times.get(request_id, received_at))
+        if not seen:
+            return {}
+        open_claims = Counter(row[0] for row in self._store.rows("SELECT target FROM sends WHERE state IN ('pending', 'unknown')") if row[0] in seen)
         explained = {}
         for target, state, claim, claimed_at in rows:
             candidates = [request_id for request_id, at in seen.get(target, {}).items() if at >= claimed_at]
-            if len(candidates) != 1:
-                continue
-            open_claims = self._store.rows("SELECT count(*) FROM sends WHERE target = ? AND state IN ('pending', 'unknown')", (target,))[0][0]
-            if open_claims == 1:
+            if len(candidates) == 1 and open_claims[target] == 1:
                 explained[target] = (candidates[0], state, claim, claimed_at)
         return explained
 
