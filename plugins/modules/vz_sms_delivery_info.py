@@ -72,6 +72,13 @@ options:
     description:
       - With O(devices) alone, only the sends recorded at this time or earlier, written as O(since).
     type: str
+  api_url:
+    description:
+      - The ThingSpace base URL the send used; the ledger keeps the keys of each API URL apart, and names the other
+        API URLs that hold O(idempotency_key).
+      - If not set, the environment variable E(THINGSPACE_API_URL) is used.
+    type: str
+    default: https://thingspace.verizon.com
   account_name:
     description:
       - Not used (the ledger keeps a device once for every account). Accepted so that C(module_defaults) for the group
