@@ -16,6 +16,7 @@ author:
 extends_documentation_fragment:
   - thingspace.m2m.connection
   - thingspace.m2m.listener
+  - thingspace.m2m.ledger
   - thingspace.m2m.attributes
 attributes:
   check_mode:
