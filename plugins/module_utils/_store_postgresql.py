@@ -181,6 +181,11 @@ class PostgresqlStore:
         elif version != SCHEMA_VERSION:
             self._upgrade()
 
+    @property
+    def exists(self):
+        """False when a read-only open found no ledger schema."""
+        return self._ready
+
     def _version(self):
         """The schema version, None when the schema or its version table does not exist yet."""
         if self.rows("SELECT to_regclass(?)", ('"%s".schema_version' % self._schema,))[0][0] is None:

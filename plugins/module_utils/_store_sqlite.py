@@ -147,6 +147,11 @@ class SqliteStore:
                         self._db.execute("DROP TABLE sends_before_4")
                     self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
 
+    @property
+    def exists(self):
+        """False when a read-only open found no file."""
+        return self._db is not None
+
     def _check_version(self):
         """The schema version; refused when a newer collection wrote it."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -29,7 +29,7 @@ import time
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_STATES, CallbackRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import REFUSED, SENT, Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import PENDING, REFUSED, SENT, UNKNOWN, Ledger, iso_time
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTION, device_of
 
 DELIVERED = "Delivered"
@@ -253,6 +253,36 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
         "requests": [{"request_id": request_id, "devices_requested": requests[request_id].devices_requested} for request_id in every],
         "devices_unmatched": unmatched,
     }
+
+
+def device_history(ledger, targets, since=None, until=None):
+    """Every send ``ledger`` holds for the devices ``targets`` (ledger targets), under any key and scope, recorded between
+    ``since`` and ``until``, oldest first: ``{device, recorded_as, api_url, idempotency_key, state, request_id, at,
+    delivery}``. A device is also found by the other identifiers its callbacks listed with it (``aliases``); unconfirmed
+    sends the callbacks explain (``Ledger.resolve_unconfirmed``) read as sent."""
+    asked = {}
+    for target in targets:
+        asked.setdefault(target, target)
+        pattern = "%%%s%%" % json.dumps(target)
+        for (aliases,) in ledger.store.rows("SELECT aliases FROM deliveries WHERE aliases LIKE ?", (pattern,)):
+            for alias in json.loads(aliases):
+                asked.setdefault(alias, target)
+    records = ledger.device_records(list(asked), since, until)
+    settled = {}
+    for scope, key in {(scope, key) for scope, key, _target, state, _request_id, _at in records if state in (PENDING, UNKNOWN)}:
+        settled.update(((scope, key, target), request_id) for target, request_id in ledger.resolve_unconfirmed(scope, key).items())
+    found = []
+    for scope, key, target, state, request_id, at in records:
+        if (scope, key, target) in settled:
+            state, request_id = SENT, settled[scope, key, target]
+        found.append({"device": device_of(asked[target]), "recorded_as": device_of(target), "api_url": scope, "idempotency_key": key,
+                      "state": state, "request_id": request_id, "at": iso_time(at), "delivery": None})
+    requests = _requests(ledger.store, list(dict.fromkeys(entry["request_id"] for entry in found if entry["state"] == SENT and entry["request_id"])))
+    for entry, (_scope, _key, target, _state, _request_id, _at) in zip(found, records):
+        if entry["state"] == SENT and entry["request_id"]:
+            group = requests[entry["request_id"]].by_alias.get(target)
+            entry["delivery"] = group["state"] if group else ACCEPTED
+    return found
 
 
 def required_delivered(min_delivered, total):

@@ -11,6 +11,10 @@ for (its purpose: message, encoding, selection), and referred to by number. Stat
 - ``unknown``: the request may have reached the service but no answer arrived;
 - ``refused``: the service refused the device (not in the account); sent again only by ``force``.
 
+A row's ``updated_at`` is its claim time while it is ``pending`` or ``unknown`` (settling it ``unknown`` keeps it), and
+the time it was settled once ``sent``. An unconfirmed row is settled ``sent`` by the callbacks the ledger holds for
+its device (``resolve_unconfirmed``).
+
 Targets are claimed (written ``pending``) in one transaction before their request goes out and settled
 after it, so concurrent runs never both send to a target and a killed run leaves a visible trace. While a
 run sends a claimed batch it holds a lock of the claim that goes when the run dies: a pending row whose lock is
@@ -29,7 +33,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import namedtuple
+from collections import Counter, namedtuple
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_sqlite import SqliteStore
@@ -54,6 +59,11 @@ RESENDS = {
 Diff = namedtuple("Diff", "to_send unconfirmed in_flight refused")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The callbacks that prove ThingSpace processed a request for a device: its "Performed action on device" notice
+# (EnhancedConnectivityService) and its delivery confirmation (callback_events types).
+_PROOF_TYPES = ("sms_sent", "sms_delivery")
+# A time after every record (seconds since the epoch, year 5138).
+_NEVER = 1e11
 
 
 def service_scope(api_url):
@@ -65,6 +75,11 @@ def service_scope(api_url):
     if port is not None and port != _DEFAULT_PORTS.get(scheme):
         netloc += ":%d" % port
     return "%s://%s%s" % (scheme, netloc, parts.path.rstrip("/"))
+
+
+def iso_time(at):
+    """A ledger time (seconds since the epoch) as results show it: ISO 8601, UTC, to the second."""
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def account_scope(api_url, account):
@@ -97,7 +112,16 @@ class Ledger:
 
     def __init__(self, location, read_only=False):
         self.location = location
+        self._read_only = read_only
         self._store = _open_store(location, read_only)
+        # Read-only: key id -> {target: request id} that resolve_unconfirmed would settle, applied to what is read.
+        self._settled = {}
+
+    @property
+    def exists(self):
+        """False when a read-only open found no ledger (no file, or no schema in the database): nothing was ever
+        recorded there, and a read must not answer as if it knew."""
+        return self._store.exists
 
     @property
     def where(self):
@@ -123,7 +147,107 @@ class Ledger:
             return {}
         rows = self._store.rows("SELECT target, state, request_id, claim FROM sends WHERE key_id = ?", (key_id,))
         live = self._store.live({claim for _target, state, _request_id, claim in rows if state == PENDING})
-        return {target: (IN_FLIGHT if claim in live else state, request_id) for target, state, request_id, claim in rows}
+        found = {target: (IN_FLIGHT if claim in live else state, request_id) for target, state, request_id, claim in rows}
+        found.update((target, (SENT, request_id)) for target, request_id in self._settled.get(key_id, {}).items())
+        return found
+
+    def other_scopes(self, scope, key):
+        """other scope → how many targets it records under ``key``: the same key under another API URL, which is
+        another service or another spelling of this one (``localhost`` and ``127.0.0.1``); the ledger keeps them apart."""
+        rows = self._store.rows("SELECT k.scope, count(s.target) FROM send_keys k LEFT JOIN sends s ON s.key_id = k.id "
+                                "WHERE k.key = ? AND k.scope <> ? GROUP BY k.scope ORDER BY k.scope", (key, scope))
+        return dict(rows)
+
+    def unknown_request_ids(self, request_ids):
+        """The ``request_ids`` the ledger has never seen: no send recorded with them, and no callback naming them."""
+        unknown = []
+        for request_id in dict.fromkeys(request_ids):
+            if not (self._store.rows("SELECT 1 FROM sends WHERE request_id = ? LIMIT 1", (request_id,))
+                    or self._store.rows("SELECT 1 FROM callbacks WHERE request_id = ? LIMIT 1", (request_id,))):
+                unknown.append(request_id)
+        return unknown
+
+    def duplicates(self, scope, key, message, targets, since):
+        """The targets of ``targets`` recorded under other keys of ``scope`` for the same ``message`` (its SHA-256, as
+        the purpose records it) at ``since`` (a time) or later, but those ThingSpace refused: [(other key, targets, latest time)], the
+        latest first."""
+        wanted, found = set(targets), []
+        for key_id, other, recorded in self._store.rows("SELECT id, key, purpose FROM send_keys WHERE scope = ? AND key <> ?", (scope, key)):
+            if not recorded or json.loads(recorded).get("message") != message:
+                continue
+            rows = [(target, at) for target, at in self._store.rows("SELECT target, updated_at FROM sends WHERE key_id = ? AND updated_at >= ? "
+                                                                    "AND state <> ?", (key_id, since, REFUSED)) if target in wanted]
+            if rows:
+                found.append((other, [target for target, _at in rows], max(at for _target, at in rows)))
+        return sorted(found, key=lambda entry: -entry[2])
+
+    def resolve_unconfirmed(self, scope, key):
+        """Settle ``sent`` the unconfirmed targets under ``key`` (``unknown``, or ``pending`` of a run that died) that the
+        callbacks recorded in the ledger explain; {target: request id}. A target is explained by a callback that proves
+        ThingSpace processed a request for its device (``_PROOF_TYPES``), received at its claim time or later, whose
+        request id the ledger does not know, when no other request id does the same and the device has no other open
+        claim (pending or unknown, under any key) that the callback could answer. Read-only, nothing is written: what
+        would be settled is applied to what this Ledger reads (``sends``). Otherwise the reads and the writes are one
+        transaction, and a row a concurrent run claimed meanwhile is left as it is."""
+        key_id = self._key_id(scope, key)
+        if key_id is None or not self._store.rows("SELECT 1 FROM sends WHERE key_id = ? AND state IN ('pending', 'unknown') LIMIT 1", (key_id,)):
+            return {}
+        if self._read_only:
+            self._settled[key_id] = {target: found[0] for target, found in self._explained(key_id).items()}
+            return dict(self._settled[key_id])
+        with self._store.transaction():
+            explained = self._explained(key_id)
+            for target, (request_id, state, claim, claimed_at) in list(explained.items()):
+                if not self._store.execute("UPDATE sends SET state = 'sent', request_id = ?, claim = NULL, updated_at = ? WHERE key_id = ? "
+                                           "AND target = ? AND state = ? AND coalesce(claim, '') = ? AND updated_at = ?",
+                                           (request_id, time.time(), key_id, target, state, claim or "", claimed_at)):
+                    del explained[target]
+        return {target: found[0] for target, found in explained.items()}
+
+    def _explained(self, key_id):
+        """resolve_unconfirmed's reading: target → (request id, and the row as read: state, claim, claim time)."""
+        rows = self._store.rows("SELECT target, state, claim, updated_at FROM sends WHERE key_id = ? AND state IN ('pending', 'unknown')", (key_id,))
+        live = self._store.live({claim for _target, state, claim, _at in rows if state == PENDING})
+        rows = [row for row in rows if row[2] not in live]
+        if not rows:
+            return {}
+        # Callbacks first: a claim whose request a callback answers was committed before that callback was recorded,
+        # so the open claims read next include it.
+        proofs = self._store.rows("SELECT request_id, event, received_at FROM callbacks WHERE type IN (%s) AND received_at >= ?"
+                                  % ", ".join("'%s'" % kind for kind in _PROOF_TYPES), (min(row[3] for row in rows),))
+        known = {row[0] for row in self._store.rows("SELECT DISTINCT request_id FROM sends WHERE request_id IS NOT NULL")}
+        wanted = {row[0] for row in rows}
+        seen = {}  # target -> {request id: first received}
+        for request_id, event, received_at in proofs:
+            if request_id in known:
+                continue
+            for device in json.loads(event).get("devices", ()):
+                target = "%s:%s" % (device["kind"], device["id"])
+                if target in wanted:
+                    times = seen.setdefault(target, {})
+                    times[request_id] = min(received_at, times.get(request_id, received_at))
+        if not seen:
+            return {}
+        open_claims = Counter(row[0] for row in self._store.rows("SELECT target FROM sends WHERE state IN ('pending', 'unknown')") if row[0] in seen)
+        explained = {}
+        for target, state, claim, claimed_at in rows:
+            candidates = [request_id for request_id, at in seen.get(target, {}).items() if at >= claimed_at]
+            if len(candidates) == 1 and open_claims[target] == 1:
+                explained[target] = (candidates[0], state, claim, claimed_at)
+        return explained
+
+    def device_records(self, targets, since=None, until=None):
+        """Every send recorded for ``targets`` (ledger targets), in every scope, between ``since`` and ``until`` (times,
+        None: unbounded): (scope, key, target, state, request id, time) rows, oldest first; pending rows of live runs as
+        IN_FLIGHT."""
+        bounds = (0 if since is None else since, _NEVER if until is None else until)
+        found = []
+        for target in dict.fromkeys(targets):
+            found.extend(self._store.rows("SELECT k.scope, k.key, s.target, s.state, s.request_id, s.updated_at, s.claim FROM sends s JOIN send_keys k "
+                                          "ON k.id = s.key_id WHERE s.target = ? AND s.updated_at BETWEEN ? AND ?", (target, *bounds)))
+        live = self._store.live({row[6] for row in found if row[3] == PENDING})
+        return sorted(((scope, key, target, IN_FLIGHT if claim in live else state, request_id, at)
+                       for scope, key, target, state, request_id, at, claim in found), key=lambda row: (row[5], row[0], row[1], row[2]))
 
     def check_purpose(self, scope, key, purpose, mode=NEW, same=None):
         """Refuse a key recorded for another ``purpose`` (a dict: message, encoding, selection, tracking) unless
@@ -208,10 +332,14 @@ class Ledger:
         return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def settle(self, claim_id, state, request_id=None):
-        """Record the outcome (``sent`` or ``unknown``) of a claimed batch."""
+        """Record the outcome (``sent`` or ``unknown``) of a claimed batch. An unknown row keeps its claim time, which
+        resolve_unconfirmed compares with the callbacks'."""
         with self._store.transaction():
-            self._store.execute("UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
-                                (state, request_id, time.time(), claim_id))
+            if state == UNKNOWN:
+                self._store.execute("UPDATE sends SET state = ?, request_id = NULL, claim = NULL WHERE claim = ?", (state, claim_id))
+            else:
+                self._store.execute("UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
+                                    (state, request_id, time.time(), claim_id))
         self._store.unhold(claim_id)
 
     def refuse(self, claim_id, targets):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import namedtuple
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN, iso_time
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
     HEX_KINDS,
     MAX_DEVICES_PER_REQUEST,
@@ -37,6 +38,8 @@ RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "
 UNKNOWN_FAIL, UNKNOWN_SKIP = "fail", "skip"
 # The error of a POST /sms naming a device the account does not have; it does not reliably say which one.
 DEVICE_NOT_FOUND = "REQUEST_FAILED.DeviceNotFound"
+# Hours within which the same message to the same device under another key is warned about (duplicate_window).
+DUPLICATE_WINDOW = 24
 
 # ``legacy_key`` is the key version 0.1.0 derived for the same device-list send (see derive_key), or None.
 # ``tracking`` is TRACK_DEVICE for device lists and for filters resolved to devices.
@@ -155,7 +158,7 @@ class SmsSend:
     preview of a device list without account_name makes none) and ``ledger`` (a Ledger, read-only in check mode)."""
 
     def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None,
-                 batch_size=MAX_DEVICES_PER_REQUEST, allow_empty=False, unknown_devices=UNKNOWN_FAIL):
+                 batch_size=MAX_DEVICES_PER_REQUEST, allow_empty=False, unknown_devices=UNKNOWN_FAIL, duplicate_window=DUPLICATE_WINDOW):
         self.plan = plan
         self.key = plan.key  # or the older key of the same send, chosen by run()
         self.client = client
@@ -167,6 +170,7 @@ class SmsSend:
         self.batch_size = batch_size
         self.allow_empty = allow_empty
         self.unknown_devices = unknown_devices
+        self.duplicate_window = duplicate_window
         self.resolved = None  # the devices a filter selects, when resolved ([] also when a selection matches none)
         self.targets = None  # the ledger targets of this send, once run
         self.refused = set()  # targets ThingSpace refused in this run (not in the account)
@@ -178,8 +182,10 @@ class SmsSend:
         self.key = self._key()
         self.ledger.check_purpose(self.scope, self.key, purpose(plan), self.mode, same=same_use)
         targets = self.targets = self._targets()
+        settled = self.ledger.resolve_unconfirmed(self.scope, self.key)
         diff = self.ledger.diff(self.scope, self.key, targets, self.mode)
         result = self._result(targets, diff)
+        self._ledger_notes(result, diff, settled)
         if plan.devices is None and self.resolved == []:
             return self._empty(result), None
         if not diff.to_send:
@@ -264,6 +270,32 @@ class SmsSend:
         result.update(devices_sent=0, msg="Nothing to send: %s" % what)
         result["warnings"].append("T%s; nothing was sent (allow_empty: true)" % what[1:])
         return result
+
+    def _ledger_notes(self, result, diff, settled):
+        """What the ledger holds beside this send's own record, as result fields and warnings: the unconfirmed devices
+        the callbacks ``settled``, the key under another API URL, the same message to a device under another key."""
+        result["unconfirmed_resolved"] = [dict(device_of(target), request_id=request_id) for target, request_id in sorted(settled.items())]
+        if settled:
+            result["warnings"].append(
+                "%d device(s) recorded unconfirmed under idempotency key %s %s settled as sent by callbacks the ledger holds for them (a request "
+                "id it did not know, received after the claim); they are not sent again (unconfirmed_resolved lists them with the request id)"
+                % (len(settled), self.key, "would be" if self.check_mode else "were"))
+        others = self.ledger.other_scopes(self.scope, self.key)
+        result["other_api_urls"] = [{"api_url": scope, "targets": count} for scope, count in others.items()]
+        for scope, count in others.items():
+            result["warnings"].append(
+                "idempotency key %s also has %d target(s) recorded under another API URL, %s; this run reads only those under %s. If both URLs "
+                "are the same service (localhost and 127.0.0.1, say), run with api_url %s, or the devices recorded there get the message again"
+                % (self.key, count, scope, self.scope, scope))
+        result["duplicates"] = []
+        if self.duplicate_window > 0 and diff.to_send and self.plan.tracking == TRACK_DEVICE:
+            since = time.time() - self.duplicate_window * 3600
+            for other, targets, at in self.ledger.duplicates(self.scope, self.key, purpose(self.plan)["message"], diff.to_send, since):
+                result["duplicates"].append({"idempotency_key": other, "devices": len(targets), "last_at": iso_time(at)})
+                result["warnings"].append(
+                    "%d device(s) this run %s to were sent the same message under another idempotency key, %s, within duplicate_window (%g h; "
+                    "the last at %s); they get it again under %s. Check that this is meant; duplicate_window: 0 turns this check off"
+                    % (len(targets), "would send" if self.check_mode else "sends", other, self.duplicate_window, iso_time(at), self.key))
 
     def _nothing_to_send(self, targets, diff):
         """The message of a run that has nothing to send (a run with force sends every target, so refused ones count here)."""

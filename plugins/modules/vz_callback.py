@@ -17,6 +17,7 @@ extends_documentation_fragment:
   - thingspace.m2m.connection
   - thingspace.m2m.account
   - thingspace.m2m.listener
+  - thingspace.m2m.ledger
   - thingspace.m2m.attributes
 attributes:
   check_mode:
@@ -25,6 +26,9 @@ attributes:
   diff_mode:
     description: Shows the registration before and after (passwords masked).
     support: full
+notes:
+  - The ledger options are accepted, and not used, so that C(module_defaults) for the group C(thingspace.m2m.thingspace)
+    that set them reach this module.
 options:
   service_name:
     description:
@@ -87,7 +91,7 @@ listener:
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, listener_warnings, remove_listener
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import LISTENER_ARGUMENT_SPEC, ThingSpaceModule
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, LISTENER_ARGUMENT_SPEC, ThingSpaceModule
 
 
 def apply(module):
@@ -112,6 +116,7 @@ def main():
         callback_url=dict(type="str", aliases=["url"]),
         **LISTENER_ARGUMENT_SPEC,
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        **LEDGER_ARGUMENT_SPEC,
     )
     module = ThingSpaceModule(argument_spec, supports_check_mode=True, required_if=[["state", "present", ["callback_url"]]])
     module.run(apply)

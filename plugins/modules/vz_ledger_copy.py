@@ -20,12 +20,15 @@ description:
   - Nothing is copied, and the task fails, when an idempotency key was used for another send in the PostgreSQL
     ledger than in the SQLite one, when a run is sending from the SQLite ledger (a batch in flight), or when there
     is no SQLite ledger at the path.
-  - Makes no ThingSpace request and takes no ThingSpace credentials; it is not in the action group
-    C(thingspace.m2m.thingspace).
+  - Makes no ThingSpace request. It takes the options of the action group C(thingspace.m2m.thingspace) (credentials,
+    transport, O(api_url), O(account_name)), so that C(module_defaults) for the group reach it, and uses only
+    O(state_dir) and the ledger options.
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
+  - thingspace.m2m.connection
   - thingspace.m2m.ledger
+  - thingspace.m2m.attributes
 attributes:
   check_mode:
     description: Counts what would be copied; writes neither ledger and creates nothing.
@@ -48,6 +51,10 @@ options:
       - If not set, the environment variable E(THINGSPACE_STATE_DIR) is used, then C(~/.ansible/thingspace).
     type: path
     default: ~/.ansible/thingspace
+  account_name:
+    description:
+      - Not used. Accepted so that C(module_defaults) for the group C(thingspace.m2m.thingspace) that set it reach this module.
+    type: str
   ledger_url:
     description:
       - The PostgreSQL database to copy into, as the modules' O(thingspace.m2m.vz_sms_send#module:ledger_url).
@@ -150,7 +157,7 @@ def copy(module):
 
 
 def main():
-    argument_spec = dict(LEDGER_ARGUMENT_SPEC, state_dir=COMMON_ARGUMENT_SPEC["state_dir"])
+    argument_spec = dict(COMMON_ARGUMENT_SPEC, account_name=dict(type="str"), **LEDGER_ARGUMENT_SPEC)
     argument_spec["ledger_url"] = dict(argument_spec["ledger_url"], required=True)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_ledger_module(module, copy)

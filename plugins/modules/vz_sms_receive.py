@@ -19,6 +19,7 @@ author:
 extends_documentation_fragment:
   - thingspace.m2m.connection
   - thingspace.m2m.account
+  - thingspace.m2m.ledger
   - thingspace.m2m.attributes
 attributes:
   check_mode:
@@ -27,6 +28,9 @@ attributes:
   diff_mode:
     description: Not applicable.
     support: none
+notes:
+  - The ledger options are accepted, and not used, so that C(module_defaults) for the group C(thingspace.m2m.thingspace)
+    that set them reach this module.
 options:
   max_messages:
     description:
@@ -79,7 +83,7 @@ more_queued:
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.module import ThingSpaceModule
+from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
 
 
 def receive(module):
@@ -106,7 +110,7 @@ def receive(module):
 
 
 def main():
-    module = ThingSpaceModule(dict(account_name=dict(type="str", required=True), max_messages=dict(type="int", default=0)))
+    module = ThingSpaceModule(dict(account_name=dict(type="str", required=True), max_messages=dict(type="int", default=0), **LEDGER_ARGUMENT_SPEC))
     module.run(receive)
 
 

@@ -156,8 +156,19 @@ options:
       - Also send to devices whose earlier send is unconfirmed (no answer after the request went out, or a run that
         died while sending). Use it after checking that those devices did not get the message. Devices another
         running run is sending right now are left to it.
+      - Every run first settles as sent the unconfirmed devices that callbacks recorded in the ledger explain (see
+        RV(unconfirmed_resolved)), so this is needed only for the devices that stay unexplained.
     type: bool
     default: false
+  duplicate_window:
+    description:
+      - Hours within which sending the same O(sms_message) to the same device under another O(idempotency_key) is
+        warned about, naming the other key and when it went (RV(duplicates)). The devices are sent to all the same.
+      - Compared by the SHA-256 of the message that the ledger keeps per key (never the text), for devices recorded
+        by the same identifier, under the same O(api_url). With O(filter_tracking=selection) nothing is compared.
+      - V(0) turns the check off.
+    type: int
+    default: 24
   max_devices:
     description:
       - Safety cap. When the selection holds more devices, the task fails and sends nothing.
@@ -393,6 +404,32 @@ data_encoding:
   returned: always
   type: str
   sample: 7-bit
+unconfirmed_resolved:
+  description:
+    - Devices recorded unconfirmed under the key that this run settled as sent (in check mode, would settle), each
+      C({kind, id, request_id}). A device is settled when the ledger holds a callback for it (C(EnhancedConnectivityService)
+      "Performed action on device", or a delivery confirmation) with a request id the ledger does not know, received after
+      the device was claimed, and the device has no other open claim. The request id is the callback's.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: iccid, id: "89148000000800000001", request_id: d1f08526-5443-4054-9a29-4456490ea9f8}]
+other_api_urls:
+  description:
+    - Other API URLs under which the ledger records the same idempotency key, with the number of targets (devices, or a
+      selection) there. The ledger keeps each API URL apart; a warning names each. Empty when there are none.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{api_url: "http://127.0.0.1:8443", targets: 120}]
+duplicates:
+  description:
+    - Other idempotency keys under which devices of this send got the same message within O(duplicate_window) hours,
+      with how many of this run's devices and when the last of them went (UTC). A warning names each.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{idempotency_key: wave3-provisioning-v1, devices: 12, last_at: "2026-12-07T09:30:12Z"}]
 delivery:
   description:
     - With O(wait=delivered), the delivery of the send's devices when the wait ended, as
@@ -412,6 +449,7 @@ devices_undelivered:
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import (
+    DUPLICATE_WINDOW,
     TRACK_DEVICE,
     TRACK_SELECTION,
     UNKNOWN_FAIL,
@@ -433,13 +471,15 @@ def send(module):
     plan = plan_send(params, module.check_mode)
     if params["wait"] == WAIT_DELIVERED:
         _check_wait(module)
+    if params["duplicate_window"] < 0:
+        module.fail_json(msg="duplicate_window must be 0 (no check) or more hours")
     ledger = Ledger(module.ledger_location, read_only=module.check_mode)
     try:
         scope = service_scope(module.api_url)
         sms_send = SmsSend(
             plan, module.client, ledger, scope, check_mode=module.check_mode,
             force=params["force"], resend_unconfirmed=params["resend_unconfirmed"],
-            max_devices=params["max_devices"], batch_size=params["batch_size"],
+            max_devices=params["max_devices"], batch_size=params["batch_size"], duplicate_window=params["duplicate_window"],
             allow_empty=params["allow_empty"], unknown_devices=params["unknown_devices"],
         )
         result, failure = sms_send.run()
@@ -488,6 +528,7 @@ def main(module_class=ThingSpaceModule):
         idempotency_key=dict(type="str", no_log=False),
         force=dict(type="bool", default=False),
         resend_unconfirmed=dict(type="bool", default=False),
+        duplicate_window=dict(type="int", default=DUPLICATE_WINDOW),
         max_devices=dict(type="int"),
         batch_size=dict(type="int", default=MAX_DEVICES_PER_REQUEST),
         wait=dict(type="str", choices=[WAIT_NONE, WAIT_DELIVERED], default=WAIT_NONE),

@@ -1,5 +1,6 @@
-"""vz_sms_delivery_info and the delivery wait of vz_sms_send, against the fake API with callbacks recorded in the
-ledger as the event source records them."""
+"""vz_sms_delivery_info, and the delivery wait of vz_sms_send and what it reads in the ledger beside its key (the key
+under another API URL, the same message under another key, unconfirmed devices the callbacks explain), against the
+fake API with callbacks recorded in the ledger as the event source records them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_delivery_i
 
 from callback_bodies import LISTENER
 from fake_api import ACCOUNT, API, CREDENTIALS
+
+LOCALHOST = API.replace("127.0.0.1", "localhost")
 
 DEVICES = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 4)]
 KEY = "wave-delivery"
@@ -67,13 +70,17 @@ def test_the_report_counts_and_lists_the_devices_per_state(fake, run_module, sta
     assert by_request["devices"]["Undelivered"] == [DEVICES[1]] and by_request["total"] == 3
     some = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API, idempotency_key=KEY, devices=[{"kind": "MDN", "id": "5550000002"}])[0]
     assert some["states"]["Undelivered"] == 1 and some["total"] == 1
-    # Another service's key of the same name is another send.
-    assert run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url="https://thingspace.verizon.com", idempotency_key=KEY)[0]["total"] == 0
+    # Another service's key of the same name is another send: this one has none, which is no answer of 0 devices.
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url="https://thingspace.verizon.com", idempotency_key=KEY)
+    assert failed and "total" not in result
+    assert result["msg"] == ("idempotency_key 'wave-delivery': the ledger %s has no send recorded under it for api_url https://thingspace.verizon.com; "
+                             "%s has 3 target(s) under it. If that is the same service (localhost and 127.0.0.1, say), set api_url to it"
+                             % (state_dir / "ledger.sqlite3", API.rstrip("/")))
 
 
 def test_wrong_options_fail_before_reading_the_ledger(run_module, state_dir):
     result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API)
-    assert failed and result["msg"] == "one of the following is required: idempotency_key, request_ids"
+    assert failed and result["msg"] == "one of the following is required: idempotency_key, request_ids, devices"
     result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API, idempotency_key=KEY, devices=[{"kind": "mdn", "id": "12"}])
     assert failed and "devices[0]" in result["msg"]
     result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, request_ids=["r"], ledger_url="mysql://db/x")
@@ -115,3 +122,118 @@ def test_a_wrong_wait_option_fails_before_any_request(fake, run_send):
         result, failed = run_send(vz_sms_send.main, wait="delivered", **dict(SEND, **options))
         assert failed and result["msg"].startswith(message)
     assert fake.calls == []
+
+
+@pytest.fixture
+def ledger_args(request, state_dir):
+    """The options of a new ledger, on each store: a path in the state dir, or a new schema of the session's server.
+    ``exists()`` says whether the ledger was created."""
+    if request.param == "sqlite":
+        return {}, (state_dir / "ledger.sqlite3").exists
+    server = request.getfixturevalue("postgresql")
+    schema = server.new_schema()
+
+    def exists():
+        with server.connect() as db:
+            return db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
+
+    return dict(ledger_url=server.url(), ledger_password=server.password, ledger_schema=schema), exists
+
+
+@pytest.mark.parametrize("ledger_args", ["sqlite", "postgresql"], indirect=True)
+def test_a_missing_ledger_fails_the_report_and_a_check_mode_send_previews_both_creating_nothing(fake, run_module, ledger_args):
+    args, exists = ledger_args
+    for query in ({"idempotency_key": KEY}, {"request_ids": ["r-1"]}, {"devices": DEVICES[:1]}):
+        result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, **args, **query)
+        assert failed and result["msg"].startswith("There is no ledger at ") and "nothing was recorded there to report" in result["msg"]
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args, **SEND)
+    assert not failed and result["changed"] and result["devices_sent"] == 3
+    assert not exists() and sms_posts(fake) == []  # check mode read the account's device list, nothing else
+
+
+def test_a_key_or_request_id_the_ledger_never_saw_fails_the_report(fake, run_module, state_dir):
+    request_id = sent_wave(fake, run_module, state_dir, [None, None, None])
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API, idempotency_key="wave-never")
+    assert failed and result["msg"] == "idempotency_key 'wave-never': the ledger %s has no send recorded under it for api_url %s" % (
+        state_dir / "ledger.sqlite3", API)
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, request_ids=[request_id, "r-never"])
+    assert failed and result["msg"].startswith("request_ids: the ledger %s has never seen r-never: no send recorded it" % (state_dir / "ledger.sqlite3"))
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, request_ids=[request_id], since="1h")
+    assert failed and result["msg"].startswith("since, until: they select the sends of devices given alone")
+
+
+def test_a_key_sent_under_another_spelling_of_the_host_is_warned_about_by_the_send_and_the_report(fake, run_module, state_dir):
+    sent_wave(fake, run_module, state_dir, [None, None, None])
+    result, failed = run_module(vz_sms_send.main, check_mode=True, api_url=LOCALHOST, **SEND)
+    assert not failed and result["changed"] and result["devices_sent"] == 3  # another scope: the ledger keeps them apart
+    assert result["other_api_urls"] == [{"api_url": API, "targets": 3}]
+    assert result["warnings"] == [
+        "idempotency key %s also has 3 target(s) recorded under another API URL, %s; this run reads only those under %s. If both URLs are the "
+        "same service (localhost and 127.0.0.1, say), run with api_url %s, or the devices recorded there get the message again" % (KEY, API, LOCALHOST, API)]
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=LOCALHOST, idempotency_key=KEY)
+    assert failed and result["msg"].endswith("; %s has 3 target(s) under it. If that is the same service (localhost and 127.0.0.1, say), "
+                                             "set api_url to it" % API)
+    # Once both hold the key, the report of either warns of the other.
+    assert not run_module(vz_sms_send.main, api_url=LOCALHOST, **SEND)[1]
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API, idempotency_key=KEY)
+    assert not failed and result["total"] == 3 and result["other_api_urls"] == [{"api_url": LOCALHOST, "targets": 3}]
+    assert result["warnings"][0].startswith("idempotency_key %s also has 3 target(s) recorded under another API URL, %s; this report" % (KEY, LOCALHOST))
+
+
+def test_the_same_message_to_a_device_under_another_key_is_sent_with_a_warning(fake, run_module, state_dir):
+    sent_wave(fake, run_module, state_dir, [None, None, None])
+    again = dict(SEND, idempotency_key="wave-again", devices=[*DEVICES[1:], {"kind": "mdn", "id": "5550000007"}])
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **again)
+    assert not failed and result["devices_sent"] == 3
+    assert [dict(found, last_at="-") for found in result["duplicates"]] == [{"idempotency_key": KEY, "devices": 2, "last_at": "-"}]
+    assert result["warnings"] == [
+        "2 device(s) this run would send to were sent the same message under another idempotency key, %s, within duplicate_window (24 h; the last "
+        "at %s); they get it again under wave-again. Check that this is meant; duplicate_window: 0 turns this check off"
+        % (KEY, result["duplicates"][0]["last_at"])]
+    result, failed = run_module(vz_sms_send.main, **again)
+    assert not failed and result["devices_sent"] == 3 and len(result["warnings"]) == 1 and len(sms_posts(fake)) == 2
+    other_text = dict(again, idempotency_key="wave-other-text", sms_message="other text")
+    assert run_module(vz_sms_send.main, check_mode=True, **other_text)[0]["duplicates"] == []
+    off = run_module(vz_sms_send.main, check_mode=True, duplicate_window=0, **dict(again, idempotency_key="wave-third"))[0]
+    assert off["duplicates"] == [] and off["warnings"] == []
+    result, failed = run_module(vz_sms_send.main, duplicate_window=-1, **again)
+    assert failed and result["msg"] == "duplicate_window must be 0 (no check) or more hours"
+
+
+def test_an_unconfirmed_send_is_settled_by_the_callbacks_of_its_devices(fake, run_module, state_dir):
+    fake.script("POST", r"/api/m2m/v1/sms$", (500, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "boom"}))
+    result, failed = run_module(vz_sms_send.main, **SEND)
+    assert failed and len(result["devices_unconfirmed"]) == 3
+    # ThingSpace did process it: the callbacks of two devices come, with a request id the ledger never got.
+    recorder = StoreRecorder(str(state_dir / "ledger.sqlite3"))
+    recorder.record([callback_event(SMS_SERVICE, ACCOUNT, dict(LISTENER, requestId="r-lost", deviceIds=[{"kind": "Mdn", "id": device["id"]}],
+                                                               status="Success", comment="SendSmsMessage,Performed action on device."))
+                     for device in DEVICES[:2]])
+    recorder.close()
+    settled = [dict(device, request_id="r-lost") for device in DEVICES[:2]]
+
+    report, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API, idempotency_key=KEY)
+    assert not failed and report["unconfirmed_resolved"] == settled
+    assert report["devices"]["sent"] == DEVICES[:2] and report["devices"]["unconfirmed"] == DEVICES[2:]
+    preview, failed = run_module(vz_sms_send.main, check_mode=True, resend_unconfirmed=True, **SEND)
+    assert not failed and preview["unconfirmed_resolved"] == settled and preview["devices_sent"] == 1
+    assert preview["warnings"][0].startswith("2 device(s) recorded unconfirmed under idempotency key %s would be settled as sent by callbacks" % KEY)
+
+    result, failed = run_module(vz_sms_send.main, **SEND)
+    assert not failed and result["unconfirmed_resolved"] == settled and result["devices_unconfirmed"] == DEVICES[2:]
+    assert result["warnings"][0].startswith("1 target(s) have an unconfirmed send") and " were settled as sent " in result["warnings"][1]
+    result, failed = run_module(vz_sms_send.main, resend_unconfirmed=True, **SEND)
+    assert not failed and result["unconfirmed_resolved"] == [] and result["devices_sent"] == 1
+    assert sms_posts(fake)[-1][2]["deviceIds"] == DEVICES[2:]
+
+
+def test_the_sends_of_a_device_are_listed_under_every_key_within_a_window(fake, run_module, state_dir):
+    request_id = sent_wave(fake, run_module, state_dir, ["Delivered", None, None])
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, devices=[{"kind": "iccid", "id": "89148000005550000001"}], since="1h")
+    assert not failed and result["msg"] == "1 send(s) recorded for 1 device(s) in the time given"
+    [entry] = result["device_sends"]
+    assert dict(entry, at="-") == {"device": {"kind": "iccid", "id": "89148000005550000001"}, "recorded_as": DEVICES[0], "api_url": API,
+                                   "idempotency_key": KEY, "state": "sent", "request_id": request_id, "at": "-", "delivery": "Delivered"}
+    assert run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, devices=DEVICES[:1], until="2020-01-01T00:00:00")[0]["device_sends"] == []
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, devices=DEVICES[:1], since="yesterday")
+    assert failed and result["msg"].startswith("since: 'yesterday' is neither an ISO 8601 time")
