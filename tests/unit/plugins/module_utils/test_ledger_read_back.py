@@ -173,6 +173,16 @@ def test_the_same_message_under_other_keys_is_found_within_the_window(where):
     assert ledger.duplicates(SCOPE, KEY, HASH, [mdn(1)], time.time() + 1) == []
 
 
+def test_a_device_thingspace_refused_under_another_key_is_no_duplicate(where):
+    ledger = Ledger(where)
+    claim, _claimed = ledger.claim(SCOPE, "monday", [mdn(1), mdn(2)], purpose={"message": HASH, "tracking": "device"})
+    ledger.refuse(claim, [mdn(1)])  # not in the account: it never got the message
+    ledger.settle(claim, "sent", "r-mon")
+    found = ledger.duplicates(SCOPE, KEY, HASH, [mdn(1), mdn(2)], time.time() - 3600)
+    ledger.close()
+    assert [(key, targets) for key, targets, _at in found] == [("monday", [mdn(2)])]
+
+
 def test_every_send_of_a_device_under_any_key_and_api_url_in_a_time_window(where):
     start = time.time()
     recorded(where, ["iccid:89148000000000000019"], key="by iccid", request_id="r-1")
