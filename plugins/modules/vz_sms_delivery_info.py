@@ -178,7 +178,7 @@ device_sends:
   description:
     - With O(devices) alone, each send the ledger holds for the devices, oldest first. C(device) is the device as
       given, C(recorded_as) the identifier the send used, C(api_url) and C(idempotency_key) the send's, C(state) the
-      ledger's (V(sent), V(unknown), V(pending), V(in_flight)), C(request_id), C(at) (UTC; when it was settled
+      ledger's (V(sent), V(unknown), V(pending), V(in_flight), V(refused)), C(request_id), C(at) (UTC; when it was settled
       sent, or claimed while unconfirmed), and C(delivery) the state the callbacks give it (as in RV(states); null
       when not sent).
   returned: with O(devices) alone
