@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -187,19 +188,82 @@ async def test_credentials_from_the_environment(monkeypatch):
         assert (await source.post(path(SDC), delivery()))[0] == 200
 
 
+def with_raw(body, name, raw):
+    """``body`` as JSON bytes with the member ``name`` written as ``raw`` (JSON text json.dumps would not write)."""
+    return json.dumps(dict(body, **{name: "@raw@"})).replace('"@raw@"', raw).encode()
+
+
 @pytest.mark.parametrize("data, reason", [
     (b'{"requestId": "x", ', "the body is not JSON"),
-    (b"\xff\xfe{}", "the body is not JSON"),
+    (b"\xff\xfe{}", "the body is not UTF-8"),
+    (json.dumps(delivery()).encode("utf-16"), "the body is not UTF-8"),
+    (json.dumps(delivery()).replace("Delivered", "Deliv\u00e9red").encode("latin-1"), "the body is not UTF-8"),
     (b"", "the body is not JSON"),
     (b"[1, 2]", "the body is not a JSON object"),
     (b'"text"', "the body is not a JSON object"),
-])
+    (b"null", "the body is not a JSON object"),
+    # 40 KB of nested arrays made Python's JSON parser raise RecursionError: a 500 with a traceback, before the credentials.
+    (b"[" * 20000 + b"]" * 20000, "the body nests more than 16 levels"),
+    (b'{"a": ' * 5000 + b"1" + b"}" * 5000, "the body nests more than 16 levels"),
+    (with_raw(delivery(), "extra", "[" * 16 + "]" * 16), "the body nests more than 16 levels"),
+    (with_raw(delivery(), "callbackCount", "NaN"), "the body is not JSON (NaN is no JSON value)"),
+    (with_raw(delivery(), "extra", "-Infinity"), "the body is not JSON (-Infinity is no JSON value)"),
+    (with_raw(delivery(), "extra", "1" * 5000), "the body is not JSON"),
+    (json.dumps(delivery()).replace('{"username"', '{"password": "%s", "username"' % WRONG_PASSWORD, 1).encode(),
+     "the body has a key twice in one object"),
+    (with_raw(delivery(), "password", '"\\ud800"'), "the body has a NUL character or a lone surrogate in a string"),
+    (with_raw(device_sms(), "requestId", '"a\\u0000b"'), "the body has a NUL character or a lone surrogate in a string"),
+    (json.dumps(delivery())[:-1].encode() + b', "\\udfff": 1}', "the body has a NUL character or a lone surrogate in a string"),
+], ids=["truncated", "UTF-16 BOM", "UTF-16", "Latin-1", "empty", "array", "string", "null", "20000 arrays", "5000 objects", "17 levels", "NaN",
+        "-Infinity", "5000 digits", "key twice", "lone surrogate", "NUL", "surrogate key"])
 async def test_a_body_that_is_not_a_json_object_is_answered_400(data, reason, debug_logs):
     async with Source() as source:
         assert await source.post(path(SDC), data=data) == (400, reason + "\n")
         assert (await source.post(path(SDC), delivery()))[0] == 200
         assert len(source.events()) == 1
-    assert reason in debug_logs.text
+    (refusal,) = [record for record in debug_logs.records if "Refused" in record.getMessage()]
+    assert reason in refusal.getMessage() and "\n" not in refusal.getMessage() and refusal.exc_info is None
+
+
+async def test_a_body_of_16_levels_is_taken():
+    async with Source() as source:
+        assert (await source.post(path(SDC), data=with_raw(delivery(), "extra", "[" * 15 + "]" * 15)))[0] == 200
+        assert len(source.events()) == 1
+
+
+async def test_an_account_that_cannot_be_stored_is_answered_400():
+    async with Source() as source:
+        assert await source.post("/0000%00123456/" + SDC, delivery()) == (400, "the account in the URL has a NUL character or a lone surrogate\n")
+        assert source.events() == []
+
+
+async def raw_exchange(port, data):
+    """The status line the source answers to the bytes ``data`` sent as they are."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    status = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return status.decode().strip()
+
+
+@pytest.mark.parametrize("request_head, reason", [
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\nContent-Length: 2\r\n\r\n{}" % (ACCOUNT.encode(), SDC.encode()), "Invalid header"),
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n" % (ACCOUNT.encode(), SDC.encode(), b"a" * 9000), "Got more than"),
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" % (ACCOUNT.encode(), SDC.encode()),
+     "chunk"),
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope" % (ACCOUNT.encode(), SDC.encode()),
+     "content-encoding: gzip"),
+], ids=["header name", "header length", "chunk size", "gzip"])
+async def test_a_malformed_request_is_answered_400_on_one_log_line(request_head, reason, debug_logs):
+    async with Source() as source:
+        assert re.match(r"HTTP/1\.[01] 400 ", await raw_exchange(source.port, request_head))
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+    refusals = [record for record in debug_logs.records if record.levelno >= logging.WARNING]
+    assert len(refusals) == 1 and refusals[0].exc_info is None and "\n" not in refusals[0].getMessage(), [r.getMessage() for r in refusals]
+    assert "Refused a " in refusals[0].getMessage() and "HTTP 400" in refusals[0].getMessage() and reason.lower() in refusals[0].getMessage().lower()
 
 
 async def test_unknown_services_and_shapes_are_answered_400_and_the_source_keeps_serving(debug_logs):
