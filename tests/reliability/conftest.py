@@ -18,9 +18,13 @@ from harness import ROOT, Ansible, write_fleet
 
 sys.path.insert(0, str(ROOT / "tests" / "utils"))
 from postgresql import postgresql  # noqa: F401  # pylint: disable=unused-import
+from time_limit import time_limit
 
 from thingspace_emulator import __version__ as emulator_version
 from thingspace_emulator.testing import running_emulator
+
+# Several times the slowest test (a kill mid-batch of a large send, about 60 s).
+pytest_collection_modifyitems = time_limit(__file__, 600)
 
 FIGURES_PATH = ROOT / "tests" / "output" / "reliability.json"
 TIMINGS = ("accessTokenTtl", "sessionIdleTtl", "smsExpiry", "deliveryDelay", "devicePageSize", "callbackRetryDelays")

@@ -22,8 +22,12 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 # The fixture: one PostgreSQL server per session, started by the first test that needs it.
 from postgresql import postgresql  # noqa: E402, F401  # pylint: disable=unused-import
+from time_limit import time_limit  # noqa: E402
 
 from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
+
+# Several times the slowest test (the callbacks source's property-based test, about 10 s).
+pytest_collection_modifyitems = time_limit(__file__, 120)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
