@@ -33,6 +33,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils._event_source impor
     check_store,
     make_recorder,
     source_options,
+    stops_rulebook,
+    store_named,
 )
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackError, callback_event, device_host
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
@@ -397,8 +399,8 @@ async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorde
     try:
         await runner.setup()
         await web.TCPSite(runner, settings["host"], settings["port"], ssl_context=context).start()
-        logger.info("Listening for ThingSpace callbacks on %s://%s:%d%s/<account>/<service>, recording them in %s%s",
-                    "https" if context else "http", settings["host"], settings["port"], settings["path"], recording.recorder.where,
+        logger.info("%s listening on address %s, port %d, path %s/<account>/<service>, TLS %s, recording in %s%s", SOURCE, settings["host"],
+                    settings["port"], settings["path"], "on" if context else "off", store_named(settings, recording.recorder),
                     "" if settings["username"] is not None else " (no username and password set: any client that reaches it is taken)")
         await asyncio.Future()
     finally:
@@ -408,6 +410,7 @@ async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorde
 
 
 async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
-    """The ansible-rulebook entry point."""
-    settings = _settings(args)
-    await serve(queue, settings, lambda: make_recorder(settings))
+    """The ansible-rulebook entry point; SystemExit with one line when the source cannot start."""
+    with stops_rulebook(SOURCE):
+        settings = _settings(args)
+        await serve(queue, settings, lambda: make_recorder(settings))

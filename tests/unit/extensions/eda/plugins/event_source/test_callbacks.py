@@ -25,7 +25,6 @@ from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source impo
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackRecorder, MemoryRecorder, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
-from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
 from callback_bodies import ACCOUNT, ICCID, LISTENER, MDN, SEED, delivery, device_sms, request_complete, sms_sent, without
@@ -426,10 +425,24 @@ def certificate(tmp_path_factory):
     return str(certfile), str(keyfile)
 
 
-async def test_tls(certificate):
+async def test_the_start_line_names_address_port_path_tls_and_store(ledger_dir, debug_logs):
+    async with Source({"path": "/thingspace/"}) as source:
+        pass
+    async with Source({"store": "memory", "username": None, "password": None}) as memory:
+        pass
+    said = [record.getMessage() for record in debug_logs.records if " listening on " in record.getMessage()]
+    assert said == [
+        "%s listening on address 127.0.0.1, port %d, path /thingspace/<account>/<service>, TLS off, recording in the ledger %s"
+        % (callbacks.SOURCE, source.port, ledger_dir / "ledger.sqlite3"),
+        "%s listening on address 127.0.0.1, port %d, path /<account>/<service>, TLS off, recording in memory (the last 100000 identities) "
+        "(no username and password set: any client that reaches it is taken)" % (callbacks.SOURCE, memory.port)]
+
+
+async def test_tls(certificate, debug_logs):
     certfile, keyfile = certificate
     trusting = ssl.create_default_context(cafile=certfile)
     async with Source({"certfile": certfile, "keyfile": keyfile}, scheme="https", client_ssl=trusting) as source:
+        assert "port %d, path /<account>/<service>, TLS on, recording in" % source.port in debug_logs.text
         assert (await source.post(path(SDC), delivery()))[0] == 200
         assert len(source.events()) == 1
         async with aiohttp.ClientSession() as plain:
@@ -462,7 +475,7 @@ async def test_the_allow_list(debug_logs):
 async def test_a_port_thingspace_does_not_accept_is_refused_unless_told_otherwise():
     port = free_port()
     assert port not in LISTENER_PORTS
-    with pytest.raises(ValueError, match="ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220, "
+    with pytest.raises(SystemExit, match="ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220, "
                                          "not %d; behind a reverse proxy that listens on one of them, set check_port: false" % port):
         await callbacks.main(asyncio.Queue(), {"port": port})
     async with Source({"port": port, "check_port": "false"}) as source:
@@ -494,16 +507,16 @@ async def test_a_port_thingspace_accepts_is_taken():
 ])
 async def test_wrong_settings_stop_the_source_before_it_listens(args, message):
     settings = dict({"port": 9001, "check_port": False, **LISTENER}, **args)
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(SystemExit) as caught:
         await callbacks.main(asyncio.Queue(), settings)
-    assert str(caught.value).startswith("%s: " % callbacks.SOURCE) and message in str(caught.value)
+    assert str(caught.value).startswith("%s: " % callbacks.SOURCE) and message in str(caught.value) and "\n" not in str(caught.value)
 
 
 async def test_a_postgresql_ledger_without_psycopg_stops_the_source_before_it_listens(monkeypatch):
     from ansible_collections.thingspace.m2m.plugins.module_utils import _event_source
 
     monkeypatch.setattr(_event_source, "find_spec", lambda name: None)
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(SystemExit) as caught:
         await callbacks.main(asyncio.Queue(), dict({"port": 9001, "check_port": False, "ledger_url": "postgresql://db/x"}, **LISTENER))
     assert str(caught.value) == "%s: ledger_url needs the Python library psycopg (pip install psycopg)" % callbacks.SOURCE
 
@@ -560,7 +573,7 @@ async def test_callbacks_posted_together_are_each_recorded_and_queued_once(ledge
     assert ledger.store.rows("SELECT count(*) FROM deliveries") == [(41,)]
 
 
-async def test_the_source_records_into_a_postgresql_ledger(postgresql):
+async def test_the_source_records_into_a_postgresql_ledger(postgresql, caplog):
     schema = postgresql.new_schema()
     args = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": schema}
     for _restart in range(2):
@@ -569,6 +582,8 @@ async def test_the_source_records_into_a_postgresql_ledger(postgresql):
             assert (await source.post(path(ECS), sms_sent()))[0] == 200
             events = source.events()
     assert events == []  # the second source found both in the database
+    assert "TLS off, recording in the ledger postgres@127.0.0.1:%d/postgres (schema %s)" % (postgresql.port, schema) in caplog.text
+    assert postgresql.password not in caplog.text
     assert postgresql.execute('SELECT device, state FROM "%s".deliveries' % schema) == [("mdn:%s" % MDN, "Rejected")]
 
 
@@ -576,6 +591,16 @@ async def test_a_store_that_cannot_be_opened_stops_the_source_before_it_listens(
     ledger_dir.mkdir(mode=0o700)
     (ledger_dir / "ledger.sqlite3").write_bytes(b"")
     (ledger_dir / "ledger.sqlite3").chmod(0o600)
-    with pytest.raises(ThingSpaceError, match="is empty"):
-        async with Source():
-            pass
+    with pytest.raises(SystemExit, match="^%s: .*is empty" % callbacks.SOURCE):
+        await callbacks.main(asyncio.Queue(), Source().args)
+
+
+async def test_a_port_in_use_or_a_certificate_that_cannot_be_read_stops_the_source_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit, match="^%s: .*address already in use" % callbacks.SOURCE):
+            await callbacks.main(asyncio.Queue(), Source({"port": taken.getsockname()[1]}).args)
+    with pytest.raises(SystemExit, match="^%s: .*No such file or directory" % callbacks.SOURCE) as caught:
+        await callbacks.main(asyncio.Queue(), Source({"certfile": str(tmp_path / "missing.pem")}).args)
+    assert "\n" not in str(caught.value)

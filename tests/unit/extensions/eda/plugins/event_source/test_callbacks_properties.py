@@ -7,7 +7,6 @@ nothing of the junk is recorded or queued. With CI set the examples are the same
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import http.client
 import itertools
 import json
@@ -49,35 +48,42 @@ class RunningSource:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.queue = asyncio.run_coroutine_threadsafe(self._queue(), self.loop).result()
         args = {"port": self.port, "check_port": False, "state_dir": str(state_dir), "max_body_size": 65536, **LISTENER}
-        self.task = asyncio.run_coroutine_threadsafe(callbacks.main(self.queue, args), self.loop)
+        self.queue, self.task = self.run(self._start(args))
         for _attempt in range(200):
-            assert not self.task.done(), self.task.result()
+            assert not self.task.done(), "the source stopped: %r" % (self.task.exception(),)
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
             except OSError:
                 threading.Event().wait(0.02)
 
+    def run(self, coroutine):
+        """What ``coroutine`` returns, run in the source's event loop."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(ANSWER_TIMEOUT)
+
     @staticmethod
-    async def _queue():
-        return asyncio.Queue()
+    async def _start(args):
+        queue = asyncio.Queue()
+        return queue, asyncio.ensure_future(callbacks.main(queue, args))
+
+    async def _stop(self):
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
 
     def events(self):
         async def drain():
             return [self.queue.get_nowait() for _ in range(self.queue.qsize())]
 
-        return asyncio.run_coroutine_threadsafe(drain(), self.loop).result()
+        return self.run(drain())
 
     def stop(self):
-        if not self.thread.is_alive():
-            return
-        self.loop.call_soon_threadsafe(self.task.cancel)
-        with pytest.raises(concurrent.futures.CancelledError):
-            self.task.result(ANSWER_TIMEOUT)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(ANSWER_TIMEOUT)
+        """Cancel the source and wait until it has stopped (and closed its recorder)."""
+        if self.thread.is_alive():
+            self.run(self._stop())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(ANSWER_TIMEOUT)
 
     def post(self, path, data, headers=(), method="POST"):
         """The status of a request through http.client."""
