@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "tests" / "utils"))
 import requests  # noqa: E402
 from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 # The fixture: one PostgreSQL server per session, started by the first test that needs it.
 from postgresql import postgresql  # noqa: E402, F401  # pylint: disable=unused-import
@@ -28,6 +29,11 @@ from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
 
 # Several times the slowest test (the callbacks source's property-based test, about 10 s).
 pytest_collection_modifyitems = time_limit(__file__, 120)
+
+# Hypothesis: no example database in the checkout; with CI set, the same examples on every run.
+settings.register_profile("dev", database=None)
+settings.register_profile("ci", database=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
