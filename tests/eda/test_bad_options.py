@@ -32,7 +32,7 @@ def test_a_wrong_option_stops_the_rulebook_with_one_line(tmp_path, change, line)
                THINGSPACE_API_URL="http://127.0.0.1:%d" % free_port(), THINGSPACE_CLIENT_ID="c", THINGSPACE_CLIENT_SECRET="s",
                THINGSPACE_USERNAME="u", THINGSPACE_PASSWORD="p", THINGSPACE_CALLBACK_USERNAME="rulebook", THINGSPACE_CALLBACK_PASSWORD="pw")
     with running_rulebook(str(tmp_path), env, variables, subprocess.PIPE) as (rulebook, _inventory):
-        output, _ = rulebook.communicate(timeout=EXIT_TIMEOUT)
+        output = rulebook.communicate(timeout=EXIT_TIMEOUT)[0]
     assert rulebook.returncode != 0, output
     assert output.rstrip().splitlines()[-1] == line, output
     assert "Traceback" not in output and not re.search(r"\.py:\d+ ", output), output

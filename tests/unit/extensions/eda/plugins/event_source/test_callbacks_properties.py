@@ -73,7 +73,7 @@ class RunningSource:
 
     def events(self):
         async def drain():
-            return [self.queue.get_nowait() for _ in range(self.queue.qsize())]
+            return [self.queue.get_nowait() for _event in range(self.queue.qsize())]
 
         return self.run(drain())
 
