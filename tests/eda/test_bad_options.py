@@ -20,10 +20,12 @@ EXIT_TIMEOUT = 120
 
 @pytest.mark.parametrize("change, line", [
     ({"callbacks_port": 70000}, "thingspace.m2m.callbacks: port 70000 is not a TCP port"),
+    ({"callbacks_port": None}, "thingspace.m2m.callbacks: the argument port is required"),
+    ({"thingspace_account": None}, "thingspace.m2m.sms_history: the argument account_name is required"),
     ({"callbacks_path": "/a/{b}"}, "thingspace.m2m.callbacks: path '/a/{b}' must not contain braces"),
     ({"history_interval": 0}, "thingspace.m2m.sms_history: interval and timeout must be more than 0, retries 0 or more"),
     ({"history_retries": "many"}, "thingspace.m2m.sms_history: the argument retries has the wrong type: expected a whole number"),
-], ids=["callbacks port", "callbacks path", "history interval", "history retries"])
+], ids=["callbacks port", "no callbacks port", "no account", "callbacks path", "history interval", "history retries"])
 def test_a_wrong_option_stops_the_rulebook_with_one_line(tmp_path, change, line):
     variables = dict({"callbacks_port": free_port(), "callbacks_check_port": False, "thingspace_account": "0000123456-00001",
                       "history_interval": 5, "reply_keyword": "YES"}, **change)
