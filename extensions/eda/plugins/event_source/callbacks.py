@@ -347,6 +347,18 @@ class Receiver:
         return web.Response(status=status, text=reason + "\n")
 
     @web.middleware
+    async def unrouted(self, request, handler):
+        """A request to no callback URL, or not a POST: aiohttp's 404 or 405, on one log line."""
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return self.refuse(request, 404, "not a callback URL: callbacks go to %s/<account>/<service>" % self.settings["path"])
+        except web.HTTPMethodNotAllowed as exc:
+            response = self.refuse(request, 405, "callbacks are posted, not sent with %s" % request.method)
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
+
+    @web.middleware
     async def allow_list(self, request, handler):
         networks = self.settings["allowed_networks"]
         if networks is not None and not any(_peer_address(request) in network for network in networks):
@@ -393,7 +405,7 @@ async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorde
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-recorder")
     recording = await Recording.start(queue, new_recorder, executor)
     receiver = Receiver(settings, recording)
-    app = web.Application(middlewares=[receiver.allow_list], client_max_size=settings["max_body_size"])
+    app = web.Application(middlewares=[receiver.unrouted, receiver.allow_list], client_max_size=settings["max_body_size"])
     app.router.add_post(settings["path"] + "/{account}/{service}", receiver.handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=_ServerLog(logger, {}))
     try:

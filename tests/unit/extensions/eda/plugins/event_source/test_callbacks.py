@@ -287,12 +287,23 @@ async def test_a_refusal_is_logged_on_one_line(debug_logs):
     assert "\n" not in refusal and "/%s%%0AForged%%20line/DeviceUsage" % ACCOUNT in refusal
 
 
-async def test_wrong_paths_and_methods():
-    async with Source() as source:
-        assert (await source.post("/" + SDC, delivery()))[0] == 404
-        assert (await source.post(path(SDC) + "/more", delivery()))[0] == 404
-        assert (await source.post(path(SDC), method="GET"))[0] == 405
+async def test_wrong_paths_and_methods_are_refused_on_one_log_line(debug_logs):
+    async with Source({"path": "/thingspace"}) as source:
+        assert await source.post("/thingspace/" + SDC, delivery()) == (404, "not a callback URL: callbacks go to /thingspace/<account>/<service>\n")
+        assert (await source.post("/thingspace" + path(SDC) + "/more", delivery()))[0] == 404
+        assert (await source.post(path(SDC), delivery()))[0] == 404
+        assert await source.post("/thingspace" + path(SDC), method="GET") == (405, "callbacks are posted, not sent with GET\n")
+        async with source.session.put(source.base + "/thingspace" + path(SDC)) as response:
+            assert response.status == 405 and response.headers["Allow"] == "POST"
         assert source.events() == []
+    refusals = [record.getMessage() for record in debug_logs.records if record.levelno == logging.WARNING]
+    assert refusals == [
+        "Refused a callback from 127.0.0.1 to /thingspace/%s: HTTP 404, not a callback URL: callbacks go to /thingspace/<account>/<service>" % SDC,
+        "Refused a callback from 127.0.0.1 to /thingspace%s/more: HTTP 404, not a callback URL: callbacks go to /thingspace/<account>/<service>"
+        % path(SDC),
+        "Refused a callback from 127.0.0.1 to %s: HTTP 404, not a callback URL: callbacks go to /thingspace/<account>/<service>" % path(SDC),
+        "Refused a callback from 127.0.0.1 to /thingspace%s: HTTP 405, callbacks are posted, not sent with GET" % path(SDC),
+        "Refused a callback from 127.0.0.1 to /thingspace%s: HTTP 405, callbacks are posted, not sent with PUT" % path(SDC)]
 
 
 async def test_a_body_over_max_body_size_is_answered_413():
