@@ -9,5 +9,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
 
 from time_limit import time_limit
 
-# Several times the slowest test (the rulebook end to end, about 40 s).
+# Generous: the slowest test, the rulebook end to end, takes about 20 s.
 pytest_collection_modifyitems = time_limit(__file__, 300)

@@ -27,7 +27,7 @@ from time_limit import time_limit  # noqa: E402
 
 from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
 
-# Several times the slowest test (the callbacks source's property-based test, about 10 s).
+# Generous: the slowest tests take under 10 s (the time limit's own tests, which run pytest).
 pytest_collection_modifyitems = time_limit(__file__, 120)
 
 # Hypothesis: no example database in the checkout; with CI set, the same examples on every run.
