@@ -11,11 +11,13 @@ naming the argument.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from importlib.util import find_spec
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import MemoryRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import DEFAULT_STATE_DIR
 
 REQUIRED = object()
@@ -78,6 +80,19 @@ def source_options(source, args, spec, env=None):
             # The value is not shown: it may be a secret.
             raise ValueError("%s: the argument %s has the wrong type: %s" % (source, name, exc))
     return options
+
+
+@contextlib.contextmanager
+def stops_rulebook(source):
+    """What stops ``source`` for good (a wrong option, a store that cannot be opened, a certificate or port that
+    cannot be used, a refused login) as SystemExit with one line that starts with the source's name: ansible-rulebook
+    logs it, stops the other sources (they close their stores) and exits 1 with that line as its last, without the
+    traceback it prints for any other exception of a source."""
+    try:
+        yield
+    except (ValueError, OSError, ThingSpaceError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise SystemExit(message if message.startswith(source + ": ") else "%s: %s" % (source, message)) from None
 
 
 LEDGER, MEMORY = "ledger", "memory"
@@ -144,6 +159,14 @@ def check_store(source, options):
             raise ValueError("%s: %s" % (source, problem))
         if find_spec("psycopg") is None:
             raise ValueError("%s: ledger_url needs the Python library psycopg (pip install psycopg)" % source)
+
+
+def store_named(options, recorder):
+    """Where ``recorder`` (made for ``options``) records, for the source's start line: the ledger's file or database
+    (without its password), memory, or the class of a recorder that names no place."""
+    if recorder.where is None:
+        return type(recorder).__name__
+    return ("the ledger " if options["store"] == LEDGER else "") + recorder.where
 
 
 def make_recorder(options):

@@ -96,6 +96,11 @@ def test_the_rulebook_reports_a_wave_and_answers_devices_once(tmp_path):
         with running_rulebook(str(tmp_path), env, variables, subprocess.PIPE) as (rulebook, inventory):
             output = Output(rulebook.stdout)
             wait_for_port(port, rulebook)
+            ledger = re.escape(str(tmp_path / "state" / "ledger.sqlite3"))
+            output.wait_for(r"thingspace\.m2m\.callbacks listening on address 127\.0\.0\.1, port %d, path /<account>/<service>, TLS off, "
+                            r"recording in the ledger %s\n" % (port, ledger))
+            output.wait_for(r"thingspace\.m2m\.sms_history reading the SMS history of account '%s' from %s every 0\.5 s \(TLS off\), "
+                            r"recording in the ledger %s\n" % (ACCOUNT, re.escape(emulator.url), ledger))
             output.wait_for(r'Device iccid %s sent \\"yes from the queue\\" \(from the history\); reply sent, request' % iccid["5550100003"])
 
             play = subprocess.run([str(BIN / "ansible-playbook"), str(ROOT / "tests" / "eda" / "listen_and_send.yml"), "-i", str(inventory),

@@ -1,6 +1,8 @@
 """Fixtures: emulators started in-process on loopback, vendor clients, a callback listener."""
 
+import sys
 import time
+from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
@@ -10,6 +12,12 @@ from thingspace_emulator.core import Config, Emulator
 from thingspace_emulator.fleet import load_fleet
 from thingspace_emulator.server import serve, shutdown
 from thingspace_emulator.testing import AdminClient, CallbackListener
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
+from time_limit import time_limit
+
+# Generous: the slowest test takes about 2 s.
+pytest_collection_modifyitems = time_limit(__file__, 60)
 
 
 class Harness:

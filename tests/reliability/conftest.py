@@ -18,9 +18,13 @@ from harness import ROOT, Ansible, write_fleet
 
 sys.path.insert(0, str(ROOT / "tests" / "utils"))
 from postgresql import postgresql  # noqa: F401  # pylint: disable=unused-import
+from time_limit import time_limit
 
 from thingspace_emulator import __version__ as emulator_version
 from thingspace_emulator.testing import running_emulator
+
+# Generous: the whole suite took 261 s (docs/reliability.md), a test a small part of it.
+pytest_collection_modifyitems = time_limit(__file__, 600)
 
 FIGURES_PATH = ROOT / "tests" / "output" / "reliability.json"
 TIMINGS = ("accessTokenTtl", "sessionIdleTtl", "smsExpiry", "deliveryDelay", "devicePageSize", "callbackRetryDelays")
@@ -89,6 +93,8 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
+    if not _outcomes:  # nothing ran (--collect-only): the last run's figures stay
+        return
     from ansible.release import __version__ as ansible_version
 
     FIGURES_PATH.parent.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,22 @@ sys.path.insert(0, str(ROOT / "tests" / "utils"))
 import requests  # noqa: E402
 from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 # The fixture: one PostgreSQL server per session, started by the first test that needs it.
 from postgresql import postgresql  # noqa: E402, F401  # pylint: disable=unused-import
 from returned_keys import record  # noqa: E402
+from time_limit import time_limit  # noqa: E402
 
 from fake_api import API, CREDENTIALS, FakeThingSpace  # noqa: E402
+
+# Generous: the slowest tests take under 10 s (the time limit's own tests, which run pytest).
+pytest_collection_modifyitems = time_limit(__file__, 120)
+
+# Hypothesis: no example database in the checkout; with CI set, the same examples on every run.
+settings.register_profile("dev", database=None)
+settings.register_profile("ci", database=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # Where each module run's result keys are recorded (make unit sets it; tests/utils/returned_keys.py compares them with RETURN).
 RETURNED_KEYS = os.environ.get("RETURNED_KEYS")

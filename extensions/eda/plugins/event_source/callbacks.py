@@ -17,11 +17,13 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import (
     REQUIRED,
@@ -31,6 +33,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils._event_source impor
     check_store,
     make_recorder,
     source_options,
+    stops_rulebook,
+    store_named,
 )
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackError, callback_event, device_host
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
@@ -237,6 +241,79 @@ def _settings(args):
     return options
 
 
+# The vendor's bodies nest 3 levels (deviceResponse.smsDeliveryResponse.confirmation); a deeper one is no callback.
+MAX_DEPTH = 16
+# What neither UTF-8 nor PostgreSQL's text can hold: a NUL character and a lone surrogate (a \ud800 escape).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class BodyError(ValueError):
+    """A body that cannot be a callback, whatever its service: the reason, answered with a 400."""
+
+
+def _unique_keys(pairs):
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        raise BodyError("the body has a key twice in one object")
+    return body
+
+
+def _no_constant(name):
+    raise BodyError("the body is not JSON (%s is no JSON value)" % name)
+
+
+def read_body(data):
+    """The JSON object of the body ``data`` (bytes); BodyError when it is not UTF-8, not strict JSON (no NaN or Infinity,
+    no key twice in an object), not an object, nests more than MAX_DEPTH levels or has a string nothing can store."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("the body is not UTF-8")
+    try:
+        body = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError:
+        raise BodyError("the body nests more than %d levels" % MAX_DEPTH)
+    except BodyError:
+        raise
+    except ValueError:
+        raise BodyError("the body is not JSON")
+    if not isinstance(body, dict):
+        raise BodyError("the body is not a JSON object")
+    pending = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                raise BodyError("the body has a NUL character or a lone surrogate in a string")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            raise BodyError("the body nests more than %d levels" % MAX_DEPTH)
+        items = [item for pair in value.items() for item in pair] if isinstance(value, dict) else value
+        pending.extend((item, depth + 1) for item in items)
+    return body
+
+
+def _one_line(text):
+    """``text`` with its control characters escaped: a log line never breaks, whatever a client sent."""
+    return "".join(character if character.isprintable() else ascii(character)[1:-1] for character in text)
+
+
+class _ServerLog(logging.LoggerAdapter):
+    """aiohttp's log: a request it refuses itself (a malformed request line or header) on one line, without a
+    traceback; the rest of a broken body, which the handler refused already, only at debug level; anything else as
+    aiohttp logs it."""
+
+    def log(self, level, msg, *args, exc_info=None, **kwargs):
+        if isinstance(exc_info, HttpProcessingError):
+            level, msg, args, exc_info = logging.WARNING, "Refused a request from %s: HTTP %d, %s", (
+                args[0] if args else "?", exc_info.code, _one_line(exc_info.message)), None
+        elif isinstance(exc_info, web.RequestPayloadError):
+            level, msg, args, exc_info = logging.DEBUG, "Dropped the rest of a body that cannot be read: %s", (_one_line(str(exc_info)),), None
+        super().log(level, msg, *args, exc_info=exc_info, **kwargs)
+
+
 def _ssl_context(certfile, keyfile):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -265,8 +342,21 @@ class Receiver:
         self.recording = recording
 
     def refuse(self, request, status, reason):
-        logger.warning("Refused a callback from %s to %s: HTTP %d, %s", request.remote, request.raw_path, status, reason)
+        reason = _one_line(reason)
+        logger.warning("Refused a callback from %s to %s: HTTP %d, %s", request.remote, _one_line(request.raw_path), status, reason)
         return web.Response(status=status, text=reason + "\n")
+
+    @web.middleware
+    async def unrouted(self, request, handler):
+        """A request to no callback URL, or not a POST: aiohttp's 404 or 405, on one log line."""
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return self.refuse(request, 404, "not a callback URL: callbacks go to %s/<account>/<service>" % self.settings["path"])
+        except web.HTTPMethodNotAllowed as exc:
+            response = self.refuse(request, 405, "callbacks are posted, not sent with %s" % request.method)
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
 
     @web.middleware
     async def allow_list(self, request, handler):
@@ -277,13 +367,15 @@ class Receiver:
 
     async def handle(self, request):
         try:
-            body = json.loads(await request.read())
+            body = read_body(await request.read())
         except web.HTTPRequestEntityTooLarge:
             return self.refuse(request, 413, "the body is over max_body_size (%d bytes)" % self.settings["max_body_size"])
-        except ValueError:
-            return self.refuse(request, 400, "the body is not JSON")
-        if not isinstance(body, dict):
-            return self.refuse(request, 400, "the body is not a JSON object")
+        except web.RequestPayloadError as exc:  # a broken chunked or compressed body; aiohttp's text ends with the reason
+            return self.refuse(request, 400, "the body cannot be read: %s" % (str(exc).strip().splitlines() or ["?"])[-1].strip())
+        except BodyError as exc:
+            return self.refuse(request, 400, str(exc))
+        if _UNSTORABLE.search(request.match_info["account"]):
+            return self.refuse(request, 400, "the account in the URL has a NUL character or a lone surrogate")
         username, password = body.pop("username", None), body.pop("password", None)
         if self.settings["username"] is not None:
             # Both compared every time: how long the check takes says nothing about which one differs.
@@ -313,14 +405,14 @@ async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorde
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-recorder")
     recording = await Recording.start(queue, new_recorder, executor)
     receiver = Receiver(settings, recording)
-    app = web.Application(middlewares=[receiver.allow_list], client_max_size=settings["max_body_size"])
+    app = web.Application(middlewares=[receiver.unrouted, receiver.allow_list], client_max_size=settings["max_body_size"])
     app.router.add_post(settings["path"] + "/{account}/{service}", receiver.handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=_ServerLog(logger, {}))
     try:
         await runner.setup()
         await web.TCPSite(runner, settings["host"], settings["port"], ssl_context=context).start()
-        logger.info("Listening for ThingSpace callbacks on %s://%s:%d%s/<account>/<service>, recording them in %s%s",
-                    "https" if context else "http", settings["host"], settings["port"], settings["path"], recording.recorder.where,
+        logger.info("%s listening on address %s, port %d, path %s/<account>/<service>, TLS %s, recording in %s%s", SOURCE, settings["host"],
+                    settings["port"], settings["path"], "on" if context else "off", store_named(settings, recording.recorder),
                     "" if settings["username"] is not None else " (no username and password set: any client that reaches it is taken)")
         await asyncio.Future()
     finally:
@@ -330,6 +422,7 @@ async def serve(queue: asyncio.Queue[Any], settings: dict[str, Any], new_recorde
 
 
 async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
-    """The ansible-rulebook entry point."""
-    settings = _settings(args)
-    await serve(queue, settings, lambda: make_recorder(settings))
+    """The ansible-rulebook entry point; SystemExit with one line when the source cannot start."""
+    with stops_rulebook(SOURCE):
+        settings = _settings(args)
+        await serve(queue, settings, lambda: make_recorder(settings))

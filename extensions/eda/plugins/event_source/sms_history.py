@@ -26,6 +26,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils._event_source impor
     check_store,
     make_recorder,
     source_options,
+    stops_rulebook,
+    store_named,
 )
 from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials, TokenCache, credentials_problem
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import device_host, history_event
@@ -221,6 +223,8 @@ async def poll(queue: asyncio.Queue[Any], settings: dict[str, Any], client, new_
     # One thread for the client and the recorder: neither is called concurrently, and the event loop never waits on them.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thingspace-history")
     recording = await Recording.start(queue, new_recorder, executor)
+    logger.info("%s reading the SMS history of account %r from %s every %g s (TLS %s), recording in %s", SOURCE, account, settings["api_url"],
+                settings["interval"], "on" if settings["api_url"].startswith("https:") else "off", store_named(settings, recording.recorder))
     next_path = None
     try:
         while True:
@@ -252,6 +256,7 @@ async def poll(queue: asyncio.Queue[Any], settings: dict[str, Any], client, new_
 
 
 async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
-    """The ansible-rulebook entry point."""
-    settings = _settings(args)
-    await poll(queue, settings, _client(settings), lambda: make_recorder(settings))
+    """The ansible-rulebook entry point; SystemExit with one line when the source cannot start or its login is refused."""
+    with stops_rulebook(SOURCE):
+        settings = _settings(args)
+        await poll(queue, settings, _client(settings), lambda: make_recorder(settings))

@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -24,7 +25,6 @@ from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source impo
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackRecorder, MemoryRecorder, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
-from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
 from callback_bodies import ACCOUNT, ICCID, LISTENER, MDN, SEED, delivery, device_sms, request_complete, sms_sent, without
@@ -187,19 +187,82 @@ async def test_credentials_from_the_environment(monkeypatch):
         assert (await source.post(path(SDC), delivery()))[0] == 200
 
 
+def with_raw(body, name, raw):
+    """``body`` as JSON bytes with the member ``name`` written as ``raw`` (JSON text json.dumps would not write)."""
+    return json.dumps(dict(body, **{name: "@raw@"})).replace('"@raw@"', raw).encode()
+
+
 @pytest.mark.parametrize("data, reason", [
     (b'{"requestId": "x", ', "the body is not JSON"),
-    (b"\xff\xfe{}", "the body is not JSON"),
+    (b"\xff\xfe{}", "the body is not UTF-8"),
+    (json.dumps(delivery()).encode("utf-16"), "the body is not UTF-8"),
+    (json.dumps(delivery()).replace("Delivered", "Deliv\u00e9red").encode("latin-1"), "the body is not UTF-8"),
     (b"", "the body is not JSON"),
     (b"[1, 2]", "the body is not a JSON object"),
     (b'"text"', "the body is not a JSON object"),
-])
+    (b"null", "the body is not a JSON object"),
+    # 40 KB of nested arrays made Python's JSON parser raise RecursionError: a 500 with a traceback, before the credentials.
+    (b"[" * 20000 + b"]" * 20000, "the body nests more than 16 levels"),
+    (b'{"a": ' * 5000 + b"1" + b"}" * 5000, "the body nests more than 16 levels"),
+    (with_raw(delivery(), "extra", "[" * 16 + "]" * 16), "the body nests more than 16 levels"),
+    (with_raw(delivery(), "callbackCount", "NaN"), "the body is not JSON (NaN is no JSON value)"),
+    (with_raw(delivery(), "extra", "-Infinity"), "the body is not JSON (-Infinity is no JSON value)"),
+    (with_raw(delivery(), "extra", "1" * 5000), "the body is not JSON"),
+    (json.dumps(delivery()).replace('{"username"', '{"password": "%s", "username"' % WRONG_PASSWORD, 1).encode(),
+     "the body has a key twice in one object"),
+    (with_raw(delivery(), "password", '"\\ud800"'), "the body has a NUL character or a lone surrogate in a string"),
+    (with_raw(device_sms(), "requestId", '"a\\u0000b"'), "the body has a NUL character or a lone surrogate in a string"),
+    (json.dumps(delivery())[:-1].encode() + b', "\\udfff": 1}', "the body has a NUL character or a lone surrogate in a string"),
+], ids=["truncated", "UTF-16 BOM", "UTF-16", "Latin-1", "empty", "array", "string", "null", "20000 arrays", "5000 objects", "17 levels", "NaN",
+        "-Infinity", "5000 digits", "key twice", "lone surrogate", "NUL", "surrogate key"])
 async def test_a_body_that_is_not_a_json_object_is_answered_400(data, reason, debug_logs):
     async with Source() as source:
         assert await source.post(path(SDC), data=data) == (400, reason + "\n")
         assert (await source.post(path(SDC), delivery()))[0] == 200
         assert len(source.events()) == 1
-    assert reason in debug_logs.text
+    (refusal,) = [record for record in debug_logs.records if "Refused" in record.getMessage()]
+    assert reason in refusal.getMessage() and "\n" not in refusal.getMessage() and refusal.exc_info is None
+
+
+async def test_a_body_of_16_levels_is_taken():
+    async with Source() as source:
+        assert (await source.post(path(SDC), data=with_raw(delivery(), "extra", "[" * 15 + "]" * 15)))[0] == 200
+        assert len(source.events()) == 1
+
+
+async def test_an_account_that_cannot_be_stored_is_answered_400():
+    async with Source() as source:
+        assert await source.post("/0000%00123456/" + SDC, delivery()) == (400, "the account in the URL has a NUL character or a lone surrogate\n")
+        assert source.events() == []
+
+
+async def raw_exchange(port, data):
+    """The status line the source answers to the bytes ``data`` sent as they are."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    status = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return status.decode().strip()
+
+
+@pytest.mark.parametrize("request_head, reason", [
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\nContent-Length: 2\r\n\r\n{}" % (ACCOUNT.encode(), SDC.encode()), "Invalid header"),
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n" % (ACCOUNT.encode(), SDC.encode(), b"a" * 9000), "Got more than"),
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" % (ACCOUNT.encode(), SDC.encode()),
+     "chunk"),
+    (b"POST /%s/%s HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope" % (ACCOUNT.encode(), SDC.encode()),
+     "content-encoding: gzip"),
+], ids=["header name", "header length", "chunk size", "gzip"])
+async def test_a_malformed_request_is_answered_400_on_one_log_line(request_head, reason, debug_logs):
+    async with Source() as source:
+        assert re.match(r"HTTP/1\.[01] 400 ", await raw_exchange(source.port, request_head))
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert len(source.events()) == 1
+    refusals = [record for record in debug_logs.records if record.levelno >= logging.WARNING]
+    assert len(refusals) == 1 and refusals[0].exc_info is None and "\n" not in refusals[0].getMessage(), [r.getMessage() for r in refusals]
+    assert "Refused a " in refusals[0].getMessage() and "HTTP 400" in refusals[0].getMessage() and reason.lower() in refusals[0].getMessage().lower()
 
 
 async def test_unknown_services_and_shapes_are_answered_400_and_the_source_keeps_serving(debug_logs):
@@ -224,12 +287,23 @@ async def test_a_refusal_is_logged_on_one_line(debug_logs):
     assert "\n" not in refusal and "/%s%%0AForged%%20line/DeviceUsage" % ACCOUNT in refusal
 
 
-async def test_wrong_paths_and_methods():
-    async with Source() as source:
-        assert (await source.post("/" + SDC, delivery()))[0] == 404
-        assert (await source.post(path(SDC) + "/more", delivery()))[0] == 404
-        assert (await source.post(path(SDC), method="GET"))[0] == 405
+async def test_wrong_paths_and_methods_are_refused_on_one_log_line(debug_logs):
+    async with Source({"path": "/thingspace"}) as source:
+        assert await source.post("/thingspace/" + SDC, delivery()) == (404, "not a callback URL: callbacks go to /thingspace/<account>/<service>\n")
+        assert (await source.post("/thingspace" + path(SDC) + "/more", delivery()))[0] == 404
+        assert (await source.post(path(SDC), delivery()))[0] == 404
+        assert await source.post("/thingspace" + path(SDC), method="GET") == (405, "callbacks are posted, not sent with GET\n")
+        async with source.session.put(source.base + "/thingspace" + path(SDC)) as response:
+            assert response.status == 405 and response.headers["Allow"] == "POST"
         assert source.events() == []
+    refusals = [record.getMessage() for record in debug_logs.records if record.levelno == logging.WARNING]
+    assert refusals == [
+        "Refused a callback from 127.0.0.1 to /thingspace/%s: HTTP 404, not a callback URL: callbacks go to /thingspace/<account>/<service>" % SDC,
+        "Refused a callback from 127.0.0.1 to /thingspace%s/more: HTTP 404, not a callback URL: callbacks go to /thingspace/<account>/<service>"
+        % path(SDC),
+        "Refused a callback from 127.0.0.1 to %s: HTTP 404, not a callback URL: callbacks go to /thingspace/<account>/<service>" % path(SDC),
+        "Refused a callback from 127.0.0.1 to /thingspace%s: HTTP 405, callbacks are posted, not sent with GET" % path(SDC),
+        "Refused a callback from 127.0.0.1 to /thingspace%s: HTTP 405, callbacks are posted, not sent with PUT" % path(SDC)]
 
 
 async def test_a_body_over_max_body_size_is_answered_413():
@@ -362,10 +436,24 @@ def certificate(tmp_path_factory):
     return str(certfile), str(keyfile)
 
 
-async def test_tls(certificate):
+async def test_the_start_line_names_address_port_path_tls_and_store(ledger_dir, debug_logs):
+    async with Source({"path": "/thingspace/"}) as source:
+        pass
+    async with Source({"store": "memory", "username": None, "password": None}) as memory:
+        pass
+    said = [record.getMessage() for record in debug_logs.records if " listening on " in record.getMessage()]
+    assert said == [
+        "%s listening on address 127.0.0.1, port %d, path /thingspace/<account>/<service>, TLS off, recording in the ledger %s"
+        % (callbacks.SOURCE, source.port, ledger_dir / "ledger.sqlite3"),
+        "%s listening on address 127.0.0.1, port %d, path /<account>/<service>, TLS off, recording in memory (the last 100000 identities) "
+        "(no username and password set: any client that reaches it is taken)" % (callbacks.SOURCE, memory.port)]
+
+
+async def test_tls(certificate, debug_logs):
     certfile, keyfile = certificate
     trusting = ssl.create_default_context(cafile=certfile)
     async with Source({"certfile": certfile, "keyfile": keyfile}, scheme="https", client_ssl=trusting) as source:
+        assert "port %d, path /<account>/<service>, TLS on, recording in" % source.port in debug_logs.text
         assert (await source.post(path(SDC), delivery()))[0] == 200
         assert len(source.events()) == 1
         async with aiohttp.ClientSession() as plain:
@@ -398,7 +486,7 @@ async def test_the_allow_list(debug_logs):
 async def test_a_port_thingspace_does_not_accept_is_refused_unless_told_otherwise():
     port = free_port()
     assert port not in LISTENER_PORTS
-    with pytest.raises(ValueError, match="ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220, "
+    with pytest.raises(SystemExit, match="ThingSpace accepts listener URLs only on the ports 80, 443, 9001-9006, 50551-50559 and 28200-28220, "
                                          "not %d; behind a reverse proxy that listens on one of them, set check_port: false" % port):
         await callbacks.main(asyncio.Queue(), {"port": port})
     async with Source({"port": port, "check_port": "false"}) as source:
@@ -430,16 +518,16 @@ async def test_a_port_thingspace_accepts_is_taken():
 ])
 async def test_wrong_settings_stop_the_source_before_it_listens(args, message):
     settings = dict({"port": 9001, "check_port": False, **LISTENER}, **args)
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(SystemExit) as caught:
         await callbacks.main(asyncio.Queue(), settings)
-    assert str(caught.value).startswith("%s: " % callbacks.SOURCE) and message in str(caught.value)
+    assert str(caught.value).startswith("%s: " % callbacks.SOURCE) and message in str(caught.value) and "\n" not in str(caught.value)
 
 
 async def test_a_postgresql_ledger_without_psycopg_stops_the_source_before_it_listens(monkeypatch):
     from ansible_collections.thingspace.m2m.plugins.module_utils import _event_source
 
     monkeypatch.setattr(_event_source, "find_spec", lambda name: None)
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(SystemExit) as caught:
         await callbacks.main(asyncio.Queue(), dict({"port": 9001, "check_port": False, "ledger_url": "postgresql://db/x"}, **LISTENER))
     assert str(caught.value) == "%s: ledger_url needs the Python library psycopg (pip install psycopg)" % callbacks.SOURCE
 
@@ -496,7 +584,7 @@ async def test_callbacks_posted_together_are_each_recorded_and_queued_once(ledge
     assert ledger.store.rows("SELECT count(*) FROM deliveries") == [(41,)]
 
 
-async def test_the_source_records_into_a_postgresql_ledger(postgresql):
+async def test_the_source_records_into_a_postgresql_ledger(postgresql, caplog):
     schema = postgresql.new_schema()
     args = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": schema}
     for _restart in range(2):
@@ -505,6 +593,8 @@ async def test_the_source_records_into_a_postgresql_ledger(postgresql):
             assert (await source.post(path(ECS), sms_sent()))[0] == 200
             events = source.events()
     assert events == []  # the second source found both in the database
+    assert "TLS off, recording in the ledger postgres@127.0.0.1:%d/postgres (schema %s)" % (postgresql.port, schema) in caplog.text
+    assert postgresql.password not in caplog.text
     assert postgresql.execute('SELECT device, state FROM "%s".deliveries' % schema) == [("mdn:%s" % MDN, "Rejected")]
 
 
@@ -512,6 +602,16 @@ async def test_a_store_that_cannot_be_opened_stops_the_source_before_it_listens(
     ledger_dir.mkdir(mode=0o700)
     (ledger_dir / "ledger.sqlite3").write_bytes(b"")
     (ledger_dir / "ledger.sqlite3").chmod(0o600)
-    with pytest.raises(ThingSpaceError, match="is empty"):
-        async with Source():
-            pass
+    with pytest.raises(SystemExit, match="^%s: .*is empty" % callbacks.SOURCE):
+        await callbacks.main(asyncio.Queue(), Source().args)
+
+
+async def test_a_port_in_use_or_a_certificate_that_cannot_be_read_stops_the_source_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit, match="^%s: .*address already in use" % callbacks.SOURCE):
+            await callbacks.main(asyncio.Queue(), Source({"port": taken.getsockname()[1]}).args)
+    with pytest.raises(SystemExit, match="^%s: .*No such file or directory" % callbacks.SOURCE) as caught:
+        await callbacks.main(asyncio.Queue(), Source({"certfile": str(tmp_path / "missing.pem")}).args)
+    assert "\n" not in str(caught.value)

@@ -3,6 +3,9 @@ their types, defaults and environment variables."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -47,3 +50,21 @@ def test_the_examples_are_rulebooks_of_the_source(source):
     assert list(used) == [source.SOURCE]
     credentials = {"client_id": "c", "client_secret": "s", "username": "u", "password": "p"} if source is sms_history else {}
     source._settings(dict(used[source.SOURCE], **credentials))
+
+
+RULEBOOK = Path(__file__).resolve().parents[6] / "extensions" / "eda" / "rulebooks" / "sms_callbacks.yml"
+# Secrets come from the environment only, never from a rulebook variable.
+SECRETS = {"username", "password", "client_id", "client_secret", "access_token", "session_token", "ledger_password"}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda source: source.SOURCE)
+def test_the_rulebook_sets_every_option_but_secrets_from_a_variable_its_header_documents(source):
+    text = RULEBOOK.read_text()
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    (ruleset,) = yaml.safe_load(text)
+    (args,) = [used[source.SOURCE] for used in ruleset["sources"] if source.SOURCE in used]
+    assert set(args) == set(source.OPTIONS) - SECRETS
+    for name, value in args.items():
+        (variable,) = re.findall(r"^\{\{ (\w+)(?: \| default\(none\))? \}\}$", value)
+        assert re.search(r"^#   %s\s" % variable, header, re.MULTILINE), variable
+        assert variable.split("_", 1)[1] in (name, "account"), (name, variable)

@@ -45,7 +45,8 @@ class Poller:
         return [await asyncio.wait_for(self.queue.get(), timeout) for _n in range(count)]
 
 
-async def test_every_block_is_read_in_order(fake, args):
+async def test_every_block_is_read_in_order(fake, args, caplog):
+    caplog.set_level(logging.INFO)
     fake.queue = queued(250)
     async with Poller(args) as poller:
         events = await poller.events(250)
@@ -57,6 +58,8 @@ async def test_every_block_is_read_in_order(fake, args):
     assert events[0]["devices"] == [{"kind": "iccid", "id": "89148000000800000001"}, {"kind": "mdn", "id": MDN}]
     assert events[0]["sent_at"] == "2026-11-25T10:00:00-08:00" and "meta" not in events[0]
     assert fake.queue == [] and fake.history_tokens == {}
+    assert "%s reading the SMS history of account %r from %s every 0.05 s (TLS off), recording in the ledger %s/ledger.sqlite3" % (
+        sms_history.SOURCE, ACCOUNT, API, args["state_dir"]) in caplog.text
 
 
 async def test_a_block_is_acknowledged_only_after_its_events_are_queued(fake, args):
@@ -117,9 +120,10 @@ async def test_a_server_failure_is_logged_and_read_again_after_the_interval(fake
     ({"password": "not-the-password"}, "log in to ThingSpace as 'user': HTTP 400"),
 ])
 async def test_a_refusal_of_the_first_read_stops_the_source(fake, args, change, message):
-    with pytest.raises(Exception, match=message) as caught:
-        await asyncio.wait_for(sms_history.main(asyncio.Queue(), dict(args, **change)), 5)
+    with pytest.raises(SystemExit, match="^%s: .*%s" % (sms_history.SOURCE, message)) as caught:
+        await sms_history.main(asyncio.Queue(), dict(args, **change))
     assert "five consecutive failed logins" in str(caught.value) or "password" not in change
+    assert "\n" not in str(caught.value)
     assert fake.count("POST", "session/login") == 1
 
 
@@ -139,7 +143,7 @@ async def test_meta_hosts(fake, args):
     ({"interval": 0}, "interval and timeout must be more than 0"),
 ])
 async def test_wrong_settings_stop_the_source_before_any_request(fake, args, change, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SystemExit, match="^%s: .*%s" % (sms_history.SOURCE, message)):
         await sms_history.main(asyncio.Queue(), dict(args, **change))
     assert fake.calls == []
 
