@@ -79,8 +79,7 @@ clean: ## Remove the venvs, .collections, build output, tests/output, .ansible, 
 demo: venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
 	rm -rf $(CURDIR)/.ansible/demo
 	mkdir -p $(CURDIR)/.ansible/demo
-	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
-		$(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- \
+	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) -- \
 		$(BIN)/python tests/utils/with_rulebook.py --log $(CURDIR)/.ansible/demo/rulebook.log -- $(BIN)/ansible-playbook playbooks/demo.yml
 
 lint: venv ## ruff and ansible-lint
