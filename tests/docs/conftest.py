@@ -10,3 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".collections"))
 sys.path.insert(0, str(ROOT / "tests" / "utils"))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
+
+from time_limit import time_limit  # noqa: E402
+
+# Generous: a guide runs its playbooks one after the other (the longest, the callbacks guide, about 10 s).
+pytest_collection_modifyitems = time_limit(__file__, 600)

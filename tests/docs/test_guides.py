@@ -201,13 +201,7 @@ def test_every_listed_block_exists():
     assert not stale, "SUBSTITUTIONS that match no block: %r" % stale
 
 
-# The guide's rulebook step sets callbacks_path, a rulebook variable of the same issue (the callbacks source's branch).
-CALLBACKS_PATH = "callbacks_path" in (ROOT / "extensions" / "eda" / "rulebooks" / "sms_callbacks.yml").read_text()
-
-
-@pytest.mark.parametrize("document", [
-    pytest.param(document, marks=pytest.mark.xfail(not CALLBACKS_PATH, reason="the rulebook has no callbacks_path yet", strict=True))
-    if document.endswith("guide_callbacks.rst") else document for document in DOCUMENTS])
+@pytest.mark.parametrize("document", DOCUMENTS)
 def test_the_guide_runs_as_written(document, tmp_path):
     runnable = [step for step in steps(document) if (document, step[2]) not in RUNS_ELSEWHERE]
     if not runnable:
