@@ -47,6 +47,8 @@ NOT_CALLBACKS = (
      lambda url, near: re.fullmatch(r"http://127\.0\.0\.1:(8780|PORT)", url) is not None and ("THINGSPACE_API_URL=" in near or "listening on" in near)),
     ("emulator listener", "the emulator's built-in recording listener (_emulator/listener/<name>), another receiver than the source",
      lambda url, near: "/_emulator/listener/" in url),
+    ("API URL", "an api_url (where sends go, the ledger's scope) named as such: a URL without a path, never a listener",
+     lambda url, near: urlsplit(url).path in ("", "/") and re.search(r"api_url|API URL", near) is not None),
 )
 # The text around a URL that makes it a base URL under which the source takes <account>/<service>: the source's
 # public URL, or where a reverse proxy passes the callbacks to.
