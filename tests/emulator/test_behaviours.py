@@ -8,6 +8,7 @@ import yaml
 from vendor_client import ACCOUNT
 
 from thingspace_emulator.behaviours import in_share
+from thingspace_emulator.fleet import load_fleet
 
 ECS, SDC = "EnhancedConnectivityService", "SMSDeliveryConfirmation"
 ALL = [f"555010{n:04d}" for n in range(1, 25)]
@@ -209,8 +210,6 @@ def test_fleet_file_behaviours(make_emulator, tmp_path, listener):
 
 
 def test_fleet_file_refuses_a_behaviour_for_an_unknown_device(tmp_path):
-    from thingspace_emulator.fleet import load_fleet
-
     path = tmp_path / "fleet.yml"
     path.write_text(
         yaml.safe_dump(
