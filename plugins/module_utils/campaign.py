@@ -448,7 +448,7 @@ def _counts(states):
     for state in states:
         counted[state] += 1
     return {"sent": sum(RANKS[state] >= 1 for state in states), "unconfirmed": counted["unconfirmed"], "delivered": counted["delivered"],
-            "replied": counted["replied"], "failed": {failure: counted[failure] for failure in FAILURES}, "pending": counted["pending"]}
+            "replied": counted["replied"], "failures": {failure: counted[failure] for failure in FAILURES}, "pending": counted["pending"]}
 
 
 def devices(campaign, states=None):
@@ -466,9 +466,9 @@ class Step:
     """One call of ``vz_sms_campaign``: ``params`` are the module's; ``client`` a ThingSpaceClient; ``ledger`` read-only
     in check mode."""
 
-    def __init__(self, params, client, ledger, scope, check_mode=False, clock=time.time, sleep=time.sleep):
+    def __init__(self, params, client, ledger, scope, check_mode=False, clock=None, sleep=None):
         self.params, self.client, self.ledger, self.scope = params, client, ledger, scope
-        self.check_mode, self.clock, self.sleep = check_mode, clock, sleep
+        self.check_mode, self.clock, self.sleep = check_mode, clock or time.time, sleep or time.sleep
         self.warnings, self.request_ids, self.sent = [], [], 0
 
     def run(self):
@@ -523,6 +523,8 @@ class Step:
                     share(value, 100, "waves[%d]" % index)
             if params["success_threshold"] is not None:
                 share(params["success_threshold"], 100, "success_threshold")
+            if params["wait_timeout"] < 0:
+                raise ValueError("wait_timeout: must be 0 or more seconds")
             for option in ("wave_timeout", "max_per_minute"):
                 if params[option] is not None and params[option] < 1:
                     raise ValueError("%s: must be 1 or more" % option)
@@ -723,7 +725,7 @@ def _selection_text(selection):
     return "a device list of %d device(s)" % selection["devices"]
 
 
-def step(params, client, ledger, scope, check_mode=False, clock=time.time, sleep=time.sleep):
+def step(params, client, ledger, scope, check_mode=False, clock=None, sleep=None):
     """One step of the campaign ``params["name"]``: (result, failure message or None)."""
     return Step(params, client, ledger, scope, check_mode, clock, sleep).run()
 
