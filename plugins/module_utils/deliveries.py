@@ -97,6 +97,18 @@ class StoreRecorder(CallbackRecorder):
             self._ledger = None
             raise
 
+    def unknown(self, events):
+        """The events of ``events`` the store does not hold yet (by identity)."""
+        if self._ledger is None:
+            self._ledger = Ledger(self._location)
+        ids = [event["event_id"] for event in events]
+        known = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            known.update(row[0] for row in self._ledger.store.rows("SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)),
+                                                                    chunk))
+        return [event for event in events if event["event_id"] not in known]
+
     @staticmethod
     def _record(store, events, queued):
         now = time.time()
