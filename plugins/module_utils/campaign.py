@@ -481,6 +481,8 @@ class Step:
                 raise ThingSpaceError("Campaign %r has no record in the ledger %s under %s, so it cannot be %s; nothing was changed"
                                       % (params["name"], self.ledger.where, self.scope, params["state"]))
             campaign = self._create(definition, policy)
+            if campaign.id is not None:
+                self._compare(campaign, definition)  # another controller may have created it first, otherwise
         else:
             self._compare(campaign, definition)
             self._policy(campaign, policy)
@@ -656,6 +658,11 @@ class Step:
             self.sent += result["devices_sent"] or 0
             self.campaign = campaign = self._evaluate(campaign, claimed_at=dict.fromkeys(batch, at))
             if failure:
+                if any(entry.get("status") == "unconfirmed" for entry in result["batches"]):
+                    error = next(entry["error"] for entry in result["batches"] if entry.get("status") == "unconfirmed")
+                    return ("Campaign %s, wave %d: a batch of %d device(s) is unconfirmed: %s. The ledger records them unconfirmed: the campaign "
+                            "never sends them again, they count as sent for the gate, and a callback of their request settles them"
+                            % (campaign.name, campaign.wave, len(batch), error))
                 return "Campaign %s, wave %d: %s" % (campaign.name, campaign.wave, failure)
             if not result["request_ids"] and all(device.state != "pending" or device.target not in batch for device in campaign.devices):
                 continue

@@ -249,3 +249,14 @@ def test_failures_before_any_request(fake, run_module, state_dir):
         result, failed = run_module(vz_sms_campaign.main, **args)
         assert failed and result["msg"] == message
     assert not [call for call in fake.calls if call[1] != "/api/ts/v1/oauth2/token" and "login" not in call[1]]
+
+
+def test_an_unconfirmed_batch_fails_the_step_and_is_never_sent_again(fake, run_module, state_dir):
+    fake.script("POST", r"/api/m2m/v1/sms$", (500, {"errorCode": "SERVER_ERROR", "errorMessage": "boom"}))
+    result, failed = run_module(vz_sms_campaign.main, **CAMPAIGN)
+    assert failed and result["unconfirmed"] == 2 and result["campaign_state"] == "waiting"
+    assert result["msg"] == ("Campaign apn-2026-12, wave 1: a batch of 2 device(s) is unconfirmed: Failed to send SMS: HTTP 500 SERVER_ERROR: boom; "
+                             "the request may have been processed. The ledger records them unconfirmed: the campaign never sends them again, they "
+                             "count as sent for the gate, and a callback of their request settles them")
+    result, failed = run_module(vz_sms_campaign.main, **NEXT)
+    assert not failed and result["devices_sent"] == 0 and len(sms_bodies(fake)) == 1
