@@ -634,9 +634,12 @@ class Step:
         return campaign
 
     def _advance(self, campaign):
-        """Send the current wave's due devices, batch by batch, deciding again from the store before each; the failure or None."""
-        self.campaign = campaign = self._evaluate(campaign)
-        while campaign.state == RUNNING:
+        """Send the current wave's due devices, batch by batch, deciding again from the store right before each (after any
+        wait for the pace, so an abort recorded meanwhile stops it); the failure or None."""
+        while True:
+            self.campaign = campaign = self._evaluate(campaign)
+            if campaign.state != RUNNING:
+                return None
             due = [device.target for device in campaign.wave_devices(campaign.wave) if device.state == "pending"]
             limit = batch_limit(campaign.policy["max_per_minute"])
             batch = due[:limit]
@@ -656,6 +659,7 @@ class Step:
             self.warnings.extend(result["warnings"])
             self.request_ids.extend(result["request_ids"])
             self.sent += result["devices_sent"] or 0
+            # The batch's devices with their claim time as sent_at.
             self.campaign = campaign = self._evaluate(campaign, claimed_at=dict.fromkeys(batch, at))
             if failure:
                 if any(entry.get("status") == "unconfirmed" for entry in result["batches"]):
@@ -668,7 +672,6 @@ class Step:
                 continue
             if not result["request_ids"]:
                 return None  # every device of the batch is being sent by another controller
-        return None
 
     def _wait(self, campaign):
         """wait: gate: read the ledger until the current wave's gate decides (and send the next wave's due devices), or

@@ -260,3 +260,21 @@ def test_an_unconfirmed_batch_fails_the_step_and_is_never_sent_again(fake, run_m
                              "count as sent for the gate, and a callback of their request settles them")
     result, failed = run_module(vz_sms_campaign.main, **NEXT)
     assert not failed and result["devices_sent"] == 0 and len(sms_bodies(fake)) == 1
+
+
+def test_an_abort_recorded_while_waiting_for_the_pace_stops_the_next_batch(fake, run_module, state_dir, monkeypatch):
+    now = [time.time()]
+    undelivered = []
+
+    def sleep(seconds):  # the callbacks source records the first device Undelivered while the step waits for the pace
+        if not undelivered:
+            undelivered.append(sent_devices(fake)[0])
+            callbacks_arrive(state_dir, {undelivered[0]: "Undelivered"})
+        now[0] += seconds
+
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    monkeypatch.setattr(time, "sleep", sleep)
+    result, failed = run_module(vz_sms_campaign.main, wait="gate", **dict(CAMPAIGN, waves=["100%"], max_per_minute=12,
+                                                                          abort=[{"failure": "undelivered", "threshold": "1%"}]))
+    assert failed and result["campaign_state"] == "aborted" and result["abort_reason"]["device"] == {"kind": "mdn", "id": undelivered[0]}
+    assert result["devices_sent"] == 2 and len(sms_bodies(fake)) == 1
