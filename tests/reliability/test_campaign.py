@@ -9,7 +9,7 @@ import json
 
 import pytest
 from harness import ACCOUNT, SMS_PATH, Ansible, device, received, task
-from test_receiver_kill import PASSWORD, SERVICES, USERNAME, Receiver, free_port
+from test_receiver_kill import Receiver, free_port, register_receiver
 
 from ansible_collections.thingspace.m2m.plugins.module_utils import campaign
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
@@ -53,9 +53,7 @@ def test_a_three_wave_campaign_aborts_at_the_device_that_crosses_and_sends_nothi
         receiver = Receiver(ansible, port, tmp_path / "events", tmp_path / "receiver.log")
         receiver.start()
         try:
-            register = [task("vz_callback", "register_" + service, account_name=ACCOUNT, service_name=service,
-                             callback_url="http://127.0.0.1:%d/%s/%s" % (port, ACCOUNT, service), callback_username=USERNAME,
-                             callback_password=PASSWORD) for service in SERVICES]
+            register = register_receiver(port)
             step = dict(task("vz_sms_campaign", "step", name=NAME, account_name=ACCOUNT, devices=[device(n) for n in range(SIZE)],
                              sms_message="FW=7.1", waves=WAVES, abort=ABORT, max_per_minute=PACE, wait="gate",
                              wait_timeout=60),
