@@ -723,8 +723,8 @@ def abort_text(reason):
 def _summary(campaign, result, check_mode):
     sent = ("would send %d device(s) of wave %d" % (result["next_wave_preview"]["devices"], result["next_wave_preview"]["wave"]) if check_mode
             else "sent to %d device(s) in this run" % result["devices_sent"])
-    return "Campaign %s: %s, wave %d of %d; %s; %d of %d devices sent" % (campaign.name, campaign.state, campaign.wave, len(campaign.ends), sent,
-                                                                        result["sent"], campaign.devices_total)
+    shown = (campaign.name, campaign.state, campaign.wave, len(campaign.ends), sent, result["sent"], campaign.devices_total)
+    return "Campaign %s: %s, wave %d of %d; %s; %d of %d devices sent" % shown
 
 
 def _selection_text(selection):

@@ -105,8 +105,8 @@ class StoreRecorder(CallbackRecorder):
         known = set()
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
-            known.update(row[0] for row in self._ledger.store.rows("SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)),
-                                                                    chunk))
+            select = "SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk))
+            known.update(row[0] for row in self._ledger.store.rows(select, chunk))
         return [event for event in events if event["event_id"] not in known]
 
     @staticmethod

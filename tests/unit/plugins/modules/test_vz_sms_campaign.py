@@ -242,8 +242,9 @@ def test_failures_before_any_request(fake, run_module, state_dir):
                      "with account_name); nothing was sent"),
         (dict(name="nothing", state="paused"), "Campaign 'nothing' has no record in the ledger %s under %s, so it cannot be paused; nothing was changed"
          % (state_dir / "ledger.sqlite3", API)),
-        (dict(CAMPAIGN, sms_message="x" * 161), "sms_message: 161 septets is over the 160-septet limit of data_encoding 7-bit (characters of the "
-                                                 "GSM-7 extension table such as { } [ ] ~ \\ | ^ € take two septets); messages are not concatenated"),
+        (dict(CAMPAIGN, sms_message="x" * 161),
+         "sms_message: 161 septets is over the 160-septet limit of data_encoding 7-bit (characters of the GSM-7 extension table such as "
+         "{ } [ ] ~ \\ | ^ € take two septets); messages are not concatenated"),
     ]
     for args, message in cases:
         result, failed = run_module(vz_sms_campaign.main, **args)
