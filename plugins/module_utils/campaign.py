@@ -174,8 +174,14 @@ class Device:
     __slots__ = ("dirty", "finished_at", "position", "request_id", "sent_at", "state", "target", "wave")
 
     def __init__(self, target, position, wave, state, request_id, sent_at, finished_at):
-        self.target, self.position, self.wave, self.state = target, position, wave, state
-        self.request_id, self.sent_at, self.finished_at, self.dirty = request_id, sent_at, finished_at, False
+        self.target = target
+        self.position = position
+        self.wave = wave
+        self.state = state
+        self.request_id = request_id
+        self.sent_at = sent_at
+        self.finished_at = finished_at
+        self.dirty = False
 
     def advance(self, state, request_id=None, sent_at=None, finished_at=None):
         """Move forward to ``state`` (nothing when it is not of a higher rank)."""
@@ -216,9 +222,10 @@ def load(ledger, scope, name):
     rows = ledger.store.rows(_CAMPAIGN, (scope, name))
     if not rows:
         return None
-    devices = [Device(*row) for row in ledger.store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ? ORDER BY position" % _COLUMNS,
-                                                         (rows[0][0],))]
-    return Campaign(rows[0], devices)
+    # Read in the table's own order and sorted here: ORDER BY position reads the rows through the index, several times slower.
+    found = ledger.store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (rows[0][0],))
+    found.sort(key=lambda row: row[1])
+    return Campaign(rows[0], [Device(*row) for row in found])
 
 
 def names(ledger, scope):
@@ -241,14 +248,16 @@ def _create(ledger, scope, name, account, definition, policy, targets, now, chec
         return Campaign(row, devices)
     store = ledger.store
     with store.transaction():
-        store.execute("INSERT INTO campaigns (scope, name, account, definition, policy, devices_total, waves, state, wave, next_send_at, created_at, "
-                      "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, name) DO NOTHING",
-                      (scope, name, account, row[4], row[5], len(targets), row[7], RUNNING, 1, 0.0, now, now))
+        created = store.execute("INSERT INTO campaigns (scope, name, account, definition, policy, devices_total, waves, state, wave, next_send_at, "
+                                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, name) DO NOTHING",
+                                (scope, name, account, row[4], row[5], len(targets), row[7], RUNNING, 1, 0.0, now, now))
         campaign_id = store.rows("SELECT id FROM campaigns WHERE scope = ? AND name = ?", (scope, name))[0][0]
-        if not store.rows("SELECT 1 FROM campaign_devices WHERE campaign_id = ? LIMIT 1", (campaign_id,)):
+        if created:
             store.executemany("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES (?, ?, ?, ?, 'pending')",
                               [(campaign_id, device.target, device.position, device.wave) for device in devices])
-    return load(ledger, scope, name)
+    if not created:
+        return load(ledger, scope, name)  # another controller's
+    return Campaign((campaign_id, *row[1:]), devices)
 
 
 def _save(ledger, campaign, now):
@@ -422,6 +431,16 @@ def decide(campaign):
         campaign.wave += 1
     if campaign.state != PAUSED:
         campaign.state = RUNNING if any(device.state == "pending" for device in campaign.wave_devices(campaign.wave)) else WAITING
+
+
+def current(ledger, scope, name, now=None):
+    """The campaign ``name`` of ``scope`` as a step would find it now (devices brought forward, gate and abort decided),
+    without writing anything: what vz_sms_campaign_info reports. None when the ledger has no such campaign."""
+    campaign = load(ledger, scope, name)
+    if campaign is not None:
+        observe(ledger, campaign, time.time() if now is None else now)
+        decide(campaign)
+    return campaign
 
 
 def figures(campaign):

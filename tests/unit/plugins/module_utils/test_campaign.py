@@ -302,3 +302,17 @@ def test_the_pace_is_reserved_in_the_store_for_every_controller(where):
     assert c._reserve(other, c.load(other, SCOPE, NAME), 100, 1010.0) == (True, 1020.0)
     other.close()
     ledger.close()
+
+
+def test_current_reads_what_a_step_would_decide_and_writes_nothing(where):
+    ledger, campaign = make(where, 2, waves=(1, "100%"))
+    send(ledger, campaign, [campaign.devices[0].target], "r1")
+    confirm(where, campaign.devices[0].target)
+    ledger.close()
+    reader = Ledger(where, read_only=True)
+    now = c.current(reader, SCOPE, NAME)
+    assert (now.state, now.wave, now.devices[0].state) == ("running", 2, "delivered")
+    assert c.figures(now)["delivered"] == 1 and c.devices(now, ["delivered"])[0]["kind"] == "mdn"
+    assert (c.load(reader, SCOPE, NAME).wave, c.load(reader, SCOPE, NAME).devices[0].state) == (1, "pending")
+    assert c.current(reader, SCOPE, "nothing") is None
+    reader.close()
