@@ -21,7 +21,7 @@ from datetime import datetime
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import delivery_states, share
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import PENDING, SENT, UNKNOWN, iso_time
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import IN_FLIGHT, PENDING, SENT, UNKNOWN, iso_time
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import PREVIEW_LIMIT, TRACK_DEVICE, SendPlan, SmsSend, device_of, plan_send
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, message_size
 
@@ -46,6 +46,9 @@ _FROM_DELIVERY = {"Delivered": "delivered", "Undelivered": "undelivered", "Expir
 PACE_SLICE = 10
 # Seconds between two readings of the ledger while ``wait: gate`` waits.
 GATE_INTERVAL = 2.0
+# Seconds a step waits at most for the batches another controller is sending right now (so that it reports their
+# outcome), and between two readings meanwhile.
+IN_FLIGHT_WAIT, IN_FLIGHT_INTERVAL = 60.0, 0.2
 # The options frozen when the campaign is created; another value later fails, naming the difference.
 FROZEN = ("account_name", "message", "data_encoding", "selection", "waves", "success", "reply_pattern", "reply_error_pattern")
 # The options of the campaign's policy: recorded, and replaced by a step that gives other values.
@@ -204,6 +207,7 @@ class Campaign:
         self.abort_reason = json.loads(abort_reason) if abort_reason else None
         self.devices = devices
         self.saved_state, self.saved_wave = self.state, self.wave
+        self.in_flight = set()  # targets another controller is sending right now (observe)
 
     @property
     def success(self):
@@ -313,6 +317,7 @@ def observe(ledger, campaign, now, claimed_at=None):
     if any(RANKS[device.state] < 2 for device in campaign.devices):
         ledger.resolve_unconfirmed(campaign.scope, campaign.name)
         sends, times = ledger.sends(campaign.scope, campaign.name), ledger.send_times(campaign.scope, campaign.name)
+        campaign.in_flight = {target for target, (state, _request_id) in sends.items() if state == IN_FLIGHT}
         for device in campaign.devices:
             state, request_id = sends.get(device.target, (None, None))
             at = claimed_at.get(device.target, times.get(device.target))
@@ -654,12 +659,22 @@ class Step:
 
     def _advance(self, campaign):
         """Send the current wave's due devices, batch by batch, deciding again from the store right before each (after any
-        wait for the pace, so an abort recorded meanwhile stops it); the failure or None."""
+        wait for the pace, so an abort recorded meanwhile stops it); the failure or None. Devices another controller is
+        sending are left to it, and waited for (up to IN_FLIGHT_WAIT) when nothing else is due, so the step reports them."""
+        busy_until = None
         while True:
             self.campaign = campaign = self._evaluate(campaign)
             if campaign.state != RUNNING:
                 return None
-            due = [device.target for device in campaign.wave_devices(campaign.wave) if device.state == "pending"]
+            due = [device.target for device in campaign.wave_devices(campaign.wave) if device.state == "pending" and device.target not in campaign.in_flight]
+            if not due and not self.check_mode:
+                busy_until = busy_until or self.clock() + IN_FLIGHT_WAIT
+                if self.clock() >= busy_until:
+                    self.warnings.append("Campaign %s: %d device(s) of wave %d are being sent by another controller; this step leaves them to it"
+                                         % (campaign.name, len(campaign.in_flight), campaign.wave))
+                    return None
+                self.sleep(IN_FLIGHT_INTERVAL)
+                continue
             limit = batch_limit(campaign.policy["max_per_minute"])
             batch = due[:limit]
             if self.check_mode:
@@ -687,10 +702,11 @@ class Step:
                             "never sends them again, they count as sent for the gate, and a callback of their request settles them"
                             % (campaign.name, campaign.wave, len(batch), error))
                 return "Campaign %s, wave %d: %s" % (campaign.name, campaign.wave, failure)
-            if not result["request_ids"] and all(device.state != "pending" or device.target not in batch for device in campaign.devices):
-                continue
+            if not result["request_ids"] and not any(device.state == "pending" and device.target in batch and device.target not in campaign.in_flight
+                                                     for device in campaign.devices):
+                continue  # another controller claimed the batch first: its outcome is read next
             if not result["request_ids"]:
-                return None  # every device of the batch is being sent by another controller
+                return None
 
     def _wait(self, campaign):
         """wait: gate: read the ledger until the current wave's gate decides (and send the next wave's due devices), or

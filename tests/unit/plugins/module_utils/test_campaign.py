@@ -3,16 +3,20 @@ stores the frozen campaign, forward-only device states, transitions, replies and
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.module_utils import campaign as c
+from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
+from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
 from callback_bodies import ACCOUNT, delivery, device_sms
+from fake_api import API, CREDENTIALS
 
 SCOPE, NAME = "http://127.0.0.1:9", "firmware-7"
 
@@ -316,3 +320,30 @@ def test_current_reads_what_a_step_would_decide_and_writes_nothing(where):
     assert (c.load(reader, SCOPE, NAME).wave, c.load(reader, SCOPE, NAME).devices[0].state) == (1, "pending")
     assert c.current(reader, SCOPE, "nothing") is None
     reader.close()
+
+
+def test_two_controllers_stepping_at_once_send_each_device_once_and_report_the_same(where, fake):
+    params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": mdn(n)} for n in range(40)], devices_file=None, group_name=None,
+                  service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None, reply_pattern=None,
+                  reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None, fail_on_abort=True,
+                  state="started", wait="none", wait_timeout=0)
+    results, start = [], threading.Barrier(2)
+
+    def controller():
+        ledger = Ledger(where)
+        client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+        start.wait()
+        try:
+            results.append(c.step(dict(params), client, ledger, SCOPE)[0])
+        finally:
+            ledger.close()
+
+    threads = [threading.Thread(target=controller) for _thread in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    sent = [device["id"] for _method, path, body in fake.calls if path == "/api/m2m/v1/sms" for device in body["deviceIds"]]
+    assert sorted(sent) == [mdn(n) for n in range(40)]
+    assert sorted(result["devices_sent"] for result in results) == [0, 40]
+    assert {(result["campaign_state"], result["sent"], result["pending"]) for result in results} == {("waiting", 40, 0)}

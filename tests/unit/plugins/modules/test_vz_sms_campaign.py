@@ -279,3 +279,15 @@ def test_an_abort_recorded_while_waiting_for_the_pace_stops_the_next_batch(fake,
                                                                           abort=[{"failure": "undelivered", "threshold": "1%"}]))
     assert failed and result["campaign_state"] == "aborted" and result["abort_reason"]["device"] == {"kind": "mdn", "id": undelivered[0]}
     assert result["devices_sent"] == 2 and len(sms_bodies(fake)) == 1
+
+
+def test_devices_another_controller_is_sending_are_left_to_it(fake, run_module, state_dir, monkeypatch):
+    other = Ledger(str(state_dir / "ledger.sqlite3"))  # another controller, its batch in flight (its claim held)
+    other.claim(service_scope(API), CAMPAIGN["name"], ["mdn:%s" % device["id"] for device in DEVICES])
+    now = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    monkeypatch.setattr(time, "sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    result, failed = run_module(vz_sms_campaign.main, **dict(CAMPAIGN, waves=["100%"]))
+    other.close()
+    assert not failed and result["campaign_state"] == "running" and result["devices_sent"] == 0 and not sms_bodies(fake)
+    assert result["warnings"] == ["Campaign apn-2026-12: 20 device(s) of wave 1 are being sent by another controller; this step leaves them to it"]
