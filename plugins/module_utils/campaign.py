@@ -636,11 +636,11 @@ class Step:
                 self.ledger.store.execute("UPDATE campaigns SET policy = ? WHERE id = ?", (json.dumps(campaign.policy, sort_keys=True), campaign.id))
 
     def _evaluate(self, campaign, claimed_at=None):
-        """Read the campaign again, observe, decide, and write what moved (not in check mode); the campaign as it is now."""
+        """Read the campaign's state again, observe, decide, and write what moved (not in check mode); the campaign as it is
+        now. The devices read before are kept: their states only move forward, and observe brings them forward from the
+        ledger's own records, which hold what any controller did."""
         if campaign.id is not None:
-            fresh = load(self.ledger, self.scope, campaign.name)
-            fresh.policy = campaign.policy
-            campaign = fresh
+            campaign = self._reread(campaign)
         now = self.clock()
         observe(self.ledger, campaign, now, claimed_at)
         decide(campaign)
