@@ -1,14 +1,15 @@
 """A staged campaign through ansible-playbook against the emulator, with the callbacks source recording into the ledger:
 three waves, paced, with wait: gate; a suspended device in the second wave's first batch is Undelivered, and the abort
 criterion stops the campaign at it, before the second batch; the emulator's request log shows no SMS after it, and a
-later step sends nothing."""
+later step sends nothing. And a campaign killed with SIGKILL while a batch is in flight sends no device twice."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
-from harness import ACCOUNT, SMS_PATH, Ansible, device, received, task
+from harness import ACCOUNT, SMS_PATH, Ansible, device, kill_tree, received, task, wait_until
 from test_receiver_kill import Receiver, free_port, register_receiver
 
 from ansible_collections.thingspace.m2m.plugins.module_utils import campaign
@@ -87,3 +88,28 @@ def test_a_three_wave_campaign_aborts_at_the_device_that_crosses_and_sends_nothi
             assert len(emulator.requests(method="POST", path=SMS_PATH)) == posts
         finally:
             receiver.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+@pytest.mark.both_ledgers
+def test_killed_while_a_batch_is_in_flight_then_stepped_again_each_device_gets_its_sms_once(emulator, ansible):
+    """A paced campaign (two batches of 20, 10 s apart) is killed with SIGKILL while its second batch is in flight; the
+    emulator processes it anyway. The next step sends nothing again: the first batch is sent, the second unconfirmed."""
+    fleet_devices = [device(n) for n in range(40)]
+    step = task("vz_sms_campaign", "step", name="kill-campaign", account_name=ACCOUNT, devices=fleet_devices, sms_message="FW=7.2",
+                max_per_minute=120, wait="gate", wait_timeout=60)
+    emulator.fault(path=r"^%s$" % SMS_PATH, method="POST", count=1, latency=0)
+    held = emulator.fault(path=r"^%s$" % SMS_PATH, method="POST", count=1, latency=3)
+    running = ansible.start([step])
+    wait_until(lambda: held not in {item["id"] for item in emulator.faults()} or running.process.poll() is not None, "batch 2 to reach the emulator",
+               timeout=60)
+    assert running.process.poll() is None, running.finish().describe()
+    kill_tree(running)
+    wait_until(lambda: len(emulator.sms(ACCOUNT)) == 2, "the held batch to be processed")
+
+    play = ansible.run([dict(step, **{"thingspace.m2m.vz_sms_campaign": dict(step["thingspace.m2m.vz_sms_campaign"], wait="none")})])
+    again = play.results["step"]
+    assert not again.get("failed") and again["devices_sent"] == 0 and (again["sent"], again["unconfirmed"], again["pending"]) == (40, 20, 0), play.describe()
+    assert again["campaign_state"] == "waiting"
+    assert sorted(received(emulator)[d["id"]] for d in fleet_devices) == [1] * 40
+    assert len(emulator.sms(ACCOUNT)) == 2
