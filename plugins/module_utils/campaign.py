@@ -23,7 +23,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import d
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import IN_FLIGHT, PENDING, SENT, UNKNOWN, iso_time
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import PREVIEW_LIMIT, TRACK_DEVICE, SendPlan, SmsSend, device_of, plan_send
-from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, message_size
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, first_of, message_size
 
 # Campaign states; the last two are final.
 RUNNING, WAITING, PAUSED, COMPLETED, ABORTED = "running", "waiting", "paused", "completed", "aborted"
@@ -701,6 +701,11 @@ class Step:
                     return ("Campaign %s, wave %d: a batch of %d device(s) is unconfirmed: %s. The ledger records them unconfirmed: the campaign "
                             "never sends them again, they count as sent for the gate, and a callback of their request settles them"
                             % (campaign.name, campaign.wave, len(batch), error))
+                if result["devices_unknown"]:
+                    unknown = ["%s:%s" % (device["kind"], device["id"]) for device in result["devices_unknown"]]
+                    return ("Campaign %s, wave %d: ThingSpace refused a batch for %d device(s) account %s does not have: %s; nothing of it was "
+                            "sent. The campaign's selection is frozen: abort it (state: aborted) and start a new campaign without them"
+                            % (campaign.name, campaign.wave, len(unknown), campaign.account, first_of(unknown)))
                 return "Campaign %s, wave %d: %s" % (campaign.name, campaign.wave, failure)
             if not result["request_ids"] and not any(device.state == "pending" and device.target in batch and device.target not in campaign.in_flight
                                                      for device in campaign.devices):

@@ -291,3 +291,13 @@ def test_devices_another_controller_is_sending_are_left_to_it(fake, run_module, 
     other.close()
     assert not failed and result["campaign_state"] == "running" and result["devices_sent"] == 0 and not sms_bodies(fake)
     assert result["warnings"] == ["Campaign apn-2026-12: 20 device(s) of wave 1 are being sent by another controller; this step leaves them to it"]
+
+
+def test_devices_the_account_does_not_have_fail_the_step_naming_them(fake, run_module, state_dir):
+    fake.refuse_unknown_devices = True
+    known = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 4)]  # in the fake's fleet
+    result, failed = run_module(vz_sms_campaign.main, **dict(CAMPAIGN, devices=[*known, DEVICES[0]], waves=["100%"]))
+    assert failed and result["msg"] == ("Campaign apn-2026-12, wave 1: ThingSpace refused a batch for 1 device(s) account %s does not have: mdn:%s; "
+                                        "nothing of it was sent. The campaign's selection is frozen: abort it (state: aborted) and start a new "
+                                        "campaign without them" % (ACCOUNT, DEVICES[0]["id"]))
+    assert result["pending"] == 4 and result["sent"] == 0
