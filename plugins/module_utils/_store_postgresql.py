@@ -41,13 +41,13 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
 # first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py);
-# version 4 the send state ``refused``.
+# version 4 the send state ``refused``; version 5 the campaigns (campaign.py).
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -71,6 +71,17 @@ _STEPS = {
     4: (
         "ALTER TABLE sends DROP CONSTRAINT sends_state_check, "
         "ADD CONSTRAINT sends_state_check CHECK (state IN ('pending', 'sent', 'unknown', 'refused'))",
+    ),
+    5: (
+        'CREATE TABLE campaigns (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, scope text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL, '
+        "account text, definition text NOT NULL, policy text NOT NULL, devices_total integer NOT NULL, waves text NOT NULL, "
+        "state text NOT NULL CHECK (state IN ('running', 'waiting', 'paused', 'completed', 'aborted')), wave integer NOT NULL, abort_reason text, "
+        "next_send_at double precision NOT NULL, created_at double precision NOT NULL, updated_at double precision NOT NULL, UNIQUE (scope, name))",
+        'CREATE TABLE campaign_devices (campaign_id bigint NOT NULL REFERENCES campaigns (id), target text COLLATE "C" NOT NULL, '
+        "position integer NOT NULL, wave integer NOT NULL, state text NOT NULL CHECK (state IN ('pending', 'unconfirmed', 'sent', 'delivered', "
+        "'replied', 'reply_error', 'undelivered', 'expired', 'rejected', 'timed_out')), request_id text COLLATE \"C\", sent_at double precision, "
+        "finished_at double precision, PRIMARY KEY (campaign_id, target), UNIQUE (campaign_id, position))",
+        "CREATE INDEX campaign_devices_target ON campaign_devices (target)",
     ),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).

@@ -18,8 +18,8 @@ import uuid
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
-# 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'.
-SCHEMA_VERSION = 4
+# 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py).
+SCHEMA_VERSION = 5
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
@@ -64,7 +64,38 @@ CREATE TABLE IF NOT EXISTS deliveries (
     aliases TEXT NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (request_id, device)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS campaigns (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    account TEXT,
+    definition TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    devices_total INTEGER NOT NULL,
+    waves TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'waiting', 'paused', 'completed', 'aborted')),
+    wave INTEGER NOT NULL,
+    abort_reason TEXT,
+    next_send_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (scope, name)
+);
+CREATE TABLE IF NOT EXISTS campaign_devices (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+    target TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    wave INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'unconfirmed', 'sent', 'delivered', 'replied', 'reply_error', 'undelivered', 'expired',
+                                         'rejected', 'timed_out')),
+    request_id TEXT,
+    sent_at REAL,
+    finished_at REAL,
+    PRIMARY KEY (campaign_id, target)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS campaign_devices_target ON campaign_devices (target);
+CREATE UNIQUE INDEX IF NOT EXISTS campaign_devices_position ON campaign_devices (campaign_id, position)
 """
 
 

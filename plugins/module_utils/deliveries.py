@@ -97,6 +97,18 @@ class StoreRecorder(CallbackRecorder):
             self._ledger = None
             raise
 
+    def unknown(self, events):
+        """The events of ``events`` the store does not hold yet (by identity)."""
+        if self._ledger is None:
+            self._ledger = Ledger(self._location)
+        ids = [event["event_id"] for event in events]
+        known = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            select = "SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk))
+            known.update(row[0] for row in self._ledger.store.rows(select, chunk))
+        return [event for event in events if event["event_id"] not in known]
+
     @staticmethod
     def _record(store, events, queued):
         now = time.time()
@@ -255,6 +267,18 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
     }
 
 
+def delivery_states(ledger, sends):
+    """What the callbacks say of each device of ``sends`` ({target: request id}): {target: (state, time of its first final
+    state or None, the identifiers the callbacks list for it)}; a device no callback named yet is left out."""
+    requests = _requests(ledger.store, list(dict.fromkeys(sends.values())))
+    found = {}
+    for target, request_id in sends.items():
+        group = requests[request_id].by_alias.get(target)
+        if group:
+            found[target] = (group["state"], None if group["at"] == math.inf else group["at"], sorted(group["aliases"]))
+    return found
+
+
 def device_history(ledger, targets, since=None, until=None):
     """Every send ``ledger`` holds for the devices ``targets`` (ledger targets), under any key and scope, recorded between
     ``since`` and ``until``, oldest first: ``{device, recorded_as, api_url, idempotency_key, state, request_id, at,
@@ -285,10 +309,10 @@ def device_history(ledger, targets, since=None, until=None):
     return found
 
 
-def required_delivered(min_delivered, total):
-    """How many devices of ``total`` must be Delivered for ``min_delivered`` (a count such as ``"10"`` or a percentage
-    such as ``"95%"``); ValueError naming the option for another value."""
-    text = str(min_delivered).strip()
+def share(value, total, option, example="10%"):
+    """How many of ``total`` ``value`` names: a count (``10``) or a percentage (``"10%"``, rounded up, so 1 % of 50 is 1);
+    ValueError naming ``option`` for anything else."""
+    text = str(value).strip()
     try:
         if text.endswith("%"):
             percent = float(text[:-1])
@@ -300,7 +324,13 @@ def required_delivered(min_delivered, total):
             raise ValueError
         return count
     except ValueError:
-        raise ValueError("min_delivered: %r is neither a count of 1 or more nor a percentage such as 95%% (more than 0, at most 100)" % min_delivered)
+        raise ValueError("%s: %r is neither a count of 1 or more nor a percentage such as %s (more than 0, at most 100)" % (option, value, example))
+
+
+def required_delivered(min_delivered, total):
+    """How many devices of ``total`` must be Delivered for ``min_delivered`` (a count such as ``"10"`` or a percentage
+    such as ``"95%"``); ValueError naming the option for another value."""
+    return share(min_delivered, total, "min_delivered", "95%")
 
 
 def wait_for_delivery(ledger, scope, key, targets, min_delivered, timeout, interval=1.0, clock=time.monotonic, sleep=time.sleep):

@@ -151,6 +151,11 @@ class Ledger:
         found.update((target, (SENT, request_id)) for target, request_id in self._settled.get(key_id, {}).items())
         return found
 
+    def send_times(self, scope, key):
+        """target → the time of its record under ``key``: the claim time while pending or unknown, the settle time once sent."""
+        key_id = self._key_id(scope, key)
+        return dict(self._store.rows("SELECT target, updated_at FROM sends WHERE key_id = ?", (key_id,))) if key_id is not None else {}
+
     def other_scopes(self, scope, key):
         """other scope → how many targets it records under ``key``: the same key under another API URL, which is
         another service or another spelling of this one (``localhost`` and ``127.0.0.1``); the ledger keeps them apart."""

@@ -181,7 +181,7 @@ class SmsSend:
         plan = self.plan
         self.key = self._key()
         self.ledger.check_purpose(self.scope, self.key, purpose(plan), self.mode, same=same_use)
-        targets = self.targets = self._targets()
+        targets = self.targets = self.select_targets()
         settled = self.ledger.resolve_unconfirmed(self.scope, self.key)
         diff = self.ledger.diff(self.scope, self.key, targets, self.mode)
         result = self._result(targets, diff)
@@ -195,7 +195,7 @@ class SmsSend:
             return self._preview(diff.to_send, result)
         return self._send(diff.to_send, result)
 
-    def _targets(self):
+    def select_targets(self):
         """The ledger targets: the devices of the list or of the resolved selection, or the selection as a whole
         (none when it matches no device)."""
         plan = self.plan

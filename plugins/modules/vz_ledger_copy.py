@@ -10,7 +10,7 @@ version_added: 0.2.0
 description:
   - Copies every record of the SQLite ledger that M(thingspace.m2m.vz_sms_send) and
     M(thingspace.m2m.vz_sms_start_callbacks) wrote (each idempotency key with what it was used for, each device or
-    selection with its state and request id, each callbacks start), and the callbacks the event source
+    selection with its state and request id, each callbacks start, each campaign with its devices), and the callbacks the event source
     C(thingspace.m2m.callbacks) recorded in it with the delivery state of each device, into the PostgreSQL ledger of
     O(ledger_url).
     After the copy, runs that use O(ledger_url) send nothing that the SQLite ledger knew was sent, and report what
@@ -121,12 +121,26 @@ callbacks_copied:
   returned: success
   type: int
   sample: 96420
+campaigns:
+  description: Campaigns (M(thingspace.m2m.vz_sms_campaign)) in the SQLite ledger.
+  returned: success
+  type: int
+  sample: 2
+campaigns_copied:
+  description:
+    - Campaigns copied or merged (in check mode, that would be). A campaign the PostgreSQL ledger already has is merged
+      device by device, each keeping the further of its two states; one created there with other options refuses the
+      whole copy.
+  returned: success
+  type: int
+  sample: 2
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.campaign import copy_campaigns
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import copy_deliveries
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
@@ -142,13 +156,15 @@ def copy(module):
     try:
         destination = Ledger(ledger_location(module.params), read_only=module.check_mode)
         try:
+            copy_campaigns(source, destination, check_mode=True)  # a campaign created otherwise in each refuses the copy first
             counts = destination.copy_from(source, check_mode=module.check_mode)
             counts["callbacks"], counts["callbacks_copied"] = copy_deliveries(source, destination, check_mode=module.check_mode)
+            counts["campaigns"], counts["campaigns_copied"] = copy_campaigns(source, destination, check_mode=module.check_mode)
         finally:
             destination.close()
     finally:
         source.close()
-    copied = counts["sends_copied"] + counts["starts_copied"] + counts["callbacks_copied"]
+    copied = counts["sends_copied"] + counts["starts_copied"] + counts["callbacks_copied"] + counts["campaigns_copied"]
     verb = "Would copy" if module.check_mode else "Copied"
     msg = "%s %d of %d send record(s), %d of %d callbacks start(s) and %d of %d callback(s) from %s into %s" % (
         verb, counts["sends_copied"], counts["sends"], counts["starts_copied"], counts["starts"], counts["callbacks_copied"], counts["callbacks"],

@@ -14,6 +14,10 @@ description:
     once it is returned. The messages this module returns are therefore consumed; a later run does not get them again.
   - Messages may arrive out of order. When a read fails, the messages read so far are returned with the failure; the
     last block among them may be delivered again later (it is not known whether the failed read acknowledged it).
+  - Each message read is recorded in the ledger (the device SMS the event sources record, with the same identity, so an
+    SMS drained here and also called back is recorded once) before the next block is asked for. Campaigns
+    (M(thingspace.m2m.vz_sms_campaign)) read their devices' replies there. A ledger that cannot be opened fails the
+    task before any message is read.
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
 extends_documentation_fragment:
@@ -28,9 +32,6 @@ attributes:
   diff_mode:
     description: Not applicable.
     support: none
-notes:
-  - The ledger options are accepted, and not used, so that C(module_defaults) for the group C(thingspace.m2m.thingspace)
-    that set them reach this module.
 options:
   max_messages:
     description:
@@ -80,8 +81,15 @@ more_queued:
   returned: always
   type: bool
   sample: false
+messages_recorded:
+  description: How many of the messages were new to the ledger (the others, the callbacks source had recorded already).
+  returned: always
+  type: int
+  sample: 12
 """
 
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import history_event
+from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import LEDGER_ARGUMENT_SPEC, ThingSpaceModule
 
@@ -90,23 +98,49 @@ def receive(module):
     account, limit = module.params["account_name"], module.params["max_messages"]
     if limit < 0:
         raise ThingSpaceError("max_messages: must be 0 (no limit) or more")
-    consumed, unacknowledged, next_path = [], [], None
+    # Opened before the first read: a ledger that cannot be opened fails the task before any message is consumed.
+    recorder = StoreRecorder(module.ledger_location)
+    try:
+        return _drain(module.client, recorder, account, limit)
+    finally:
+        recorder.close()
+
+
+def _drain(client, recorder, account, limit):
+    """Read block after block, recording each in the ledger before asking for the next (which acknowledges it)."""
+    consumed, unacknowledged, next_path, recorded = [], [], None, 0
+
+    def result(more_queued):
+        return {"changed": bool(consumed), "messages": consumed, "more_queued": more_queued, "messages_recorded": recorded}
+
     while True:
         try:
-            messages, next_path = module.client.sms_history(account, next_path)
+            messages, next_path = client.sms_history(account, next_path)
         except ThingSpaceError as error:
             # The failed read may have acknowledged the block in hand: return it too (it may come again, never lost).
             consumed.extend(unacknowledged)
             failure = "%s; the %d message(s) read before the failure are in 'messages' (the last %d may be delivered again)" % (
                 error.message, len(consumed), len(unacknowledged))
-            return {"changed": bool(consumed), "messages": consumed, "more_queued": True}, failure
+            return result(True), failure
         consumed.extend(unacknowledged)  # asking for this block acknowledged the previous one
         unacknowledged = [m.model_dump() for m in messages]
+        events = [history_event(account, message) for message in messages]
+        try:
+            new = recorder.unknown(events)
+            recorder.record(events)
+        except ThingSpaceError as error:
+            if next_path is None:  # a last block is acknowledged once returned: it is in the result, not in the ledger
+                consumed.extend(unacknowledged)
+            return result(next_path is not None), ("The ledger could not record the device SMS read (%s); the %d message(s) in 'messages' are "
+                                                   "consumed, %d of them recorded in the ledger%s" % (
+                                                       error.message, len(consumed), recorded,
+                                                       "; the block read last stays queued" if next_path is not None else ""))
+        recorded += len(new)
         if next_path is None:
             consumed.extend(unacknowledged)  # a last block is acknowledged once returned
-            return {"changed": bool(consumed), "messages": consumed, "more_queued": False}
+            return result(False)
         if limit and len(consumed) >= limit:
-            return {"changed": True, "messages": consumed, "more_queued": True}
+            return result(True)
 
 
 def main():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from harness import ACCOUNT, SMS_PATH, Ansible, devices, ledger_rows, receipts, task, wait_until
-from test_receiver_kill import PASSWORD, SERVICES, USERNAME, Receiver, free_port
+from test_receiver_kill import Receiver, free_port, register_receiver
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
 
@@ -72,9 +72,7 @@ def test_an_unconfirmed_wave_is_settled_by_the_callbacks_the_receiver_recorded(e
     receiver = Receiver(ansible, port, tmp_path / "events", tmp_path / "receiver.log")
     receiver.start()
     try:
-        register = [task("vz_callback", "register_" + service, account_name=ACCOUNT, service_name=service,
-                         callback_url="http://127.0.0.1:%d/%s/%s" % (port, ACCOUNT, service), callback_username=USERNAME,
-                         callback_password=PASSWORD) for service in SERVICES]
+        register = register_receiver(port)
         emulator.fault(path=r"^%s$" % SMS_PATH, method="POST", count=1, status=500, process=True)
         play = ansible.run([*register, send()])
         assert play.results["send"]["failed"] and len(play.results["send"]["devices_unconfirmed"]) == 5, play.describe()

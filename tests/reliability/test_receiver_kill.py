@@ -75,6 +75,13 @@ class Receiver:
         assert self.process.wait(20) == 0, self.output()
 
 
+def register_receiver(port):
+    """The tasks that register the receiver on ``port`` for both callback services of ACCOUNT."""
+    return [task("vz_callback", "register_" + service, account_name=ACCOUNT, service_name=service,
+                 callback_url="http://127.0.0.1:%d/%s/%s" % (port, ACCOUNT, service), callback_username=USERNAME,
+                 callback_password=PASSWORD) for service in SERVICES]
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -112,9 +119,7 @@ def test_receiver_killed_while_callbacks_flow_then_restarted_records_each_callba
     receiver = Receiver(ansible, port, events, tmp_path / "receiver.log")
     receiver.start()
     try:
-        register = [task("vz_callback", "register_" + service, account_name=ACCOUNT, service_name=service,
-                         callback_url="http://127.0.0.1:%d/%s/%s" % (port, ACCOUNT, service), callback_username=USERNAME,
-                         callback_password=PASSWORD) for service in SERVICES]
+        register = register_receiver(port)
         send = task("vz_sms_send", "send", account_name=ACCOUNT, devices=devices(0, FLEET_SIZE), sms_message="FW=3.1", idempotency_key="wave-receiver")
         running = ansible.start([*register, send])
         wait_until(lambda: len(stored()) >= KILL_AT or running.process.poll() is not None, "%d callbacks to be recorded" % KILL_AT)

@@ -251,11 +251,25 @@ def _named(where):
 
 
 def test_a_ledger_of_a_newer_collection_is_refused(where):
-    _set_version(where, 5)
+    _set_version(where, 6)
     for read_only in (False, True):
         with pytest.raises(ThingSpaceError) as caught:
             Ledger(where, read_only=read_only)
-        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 5); upgrade the collection" % _named(where)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 6); upgrade the collection" % _named(where)
+
+
+def _without_tables(where, version, tables):
+    """Make the ledger at ``where`` (one device claimed, or ``sent``) what schema ``version`` was: without ``tables``."""
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        db.executescript("".join("DROP TABLE %s; " % table for table in tables) + "PRAGMA user_version = %d" % version)
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        db.execute("".join('DROP TABLE "%s".%s; ' % (where.schema, table) for table in tables)
+                   + 'UPDATE "%s".schema_version SET version = %d' % (where.schema, version))
 
 
 def _as_schema_2(where):
@@ -263,15 +277,7 @@ def _as_schema_2(where):
     ledger = Ledger(where)
     ledger.claim(SCOPE, KEY, ["mdn:1"])
     ledger.close()
-    if isinstance(where, str):
-        db = sqlite3.connect(where)
-        db.executescript("DROP TABLE callbacks; DROP TABLE deliveries; PRAGMA user_version = 2")
-        db.close()
-        return
-    import psycopg
-
-    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
-        db.execute(f'DROP TABLE "{where.schema}".callbacks; DROP TABLE "{where.schema}".deliveries; UPDATE "{where.schema}".schema_version SET version = 2')
+    _without_tables(where, 2, ("campaign_devices", "campaigns", "callbacks", "deliveries"))
 
 
 def test_a_schema_2_ledger_is_read_in_check_mode_and_migrated_by_a_run(where):
@@ -283,6 +289,26 @@ def test_a_schema_2_ledger_is_read_in_check_mode_and_migrated_by_a_run(where):
     ledger = Ledger(where)
     assert ledger.states(SCOPE, KEY) == {"mdn:1": "pending"}
     assert ledger.store.rows("SELECT count(*) FROM deliveries") == [(0,)] and ledger.store.rows("SELECT count(*) FROM callbacks") == [(0,)]
+    ledger.close()
+
+
+def _as_schema_4(where):
+    """Make the ledger at ``where`` what schema 4 was: no campaign tables."""
+    ledger = Ledger(where)
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
+    ledger.close()
+    _without_tables(where, 4, ("campaign_devices", "campaigns"))
+
+
+def test_a_schema_4_ledger_reads_without_campaigns_in_check_mode_and_a_run_adds_them(where):
+    _as_schema_4(where)
+    ledger = Ledger(where, read_only=True)
+    assert ledger.sends(SCOPE, KEY) == {"mdn:1": ("sent", "r1")}
+    assert ledger.store.rows("SELECT count(*) FROM campaigns") == [] and ledger.store.rows("SELECT name FROM campaigns WHERE scope = ?", (SCOPE,)) == []
+    ledger.close()
+    ledger = Ledger(where)
+    assert ledger.store.rows("SELECT count(*) FROM campaigns") == [(0,)] and ledger.store.rows("SELECT count(*) FROM campaign_devices") == [(0,)]
+    assert ledger.sends(SCOPE, KEY) == {"mdn:1": ("sent", "r1")}
     ledger.close()
 
 
@@ -551,6 +577,7 @@ def _as_schema_3(where):
 
     with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
         db.execute(f'ALTER TABLE "{where.schema}".sends DROP CONSTRAINT sends_state_check, ADD CONSTRAINT sends_state_check {old}; '
+                   f'DROP TABLE "{where.schema}".campaign_devices; DROP TABLE "{where.schema}".campaigns; '
                    f'UPDATE "{where.schema}".schema_version SET version = 3')
 
 

@@ -12,7 +12,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events imp
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
-from ansible_collections.thingspace.m2m.plugins.modules import vz_ledger_copy, vz_sms_delivery_info, vz_sms_send, vz_sms_start_callbacks
+from ansible_collections.thingspace.m2m.plugins.modules import vz_ledger_copy, vz_sms_campaign, vz_sms_delivery_info, vz_sms_send, vz_sms_start_callbacks
 
 from fake_api import ACCOUNT, API, CREDENTIALS
 
@@ -150,3 +150,34 @@ def test_its_options_name_the_environment_variables_of_env_py():
         if option == "account_name":
             continue
         assert "E(%s)" % ENV_VARS[option] in " ".join(doc["description"])
+
+
+def test_a_campaign_moves_with_its_devices_and_continues_on_postgresql_without_sending_twice(fake, run_module, postgresql, state_dir):
+    campaign = dict(name="apn-1", account_name=ACCOUNT, devices=DEVICES, sms_message="APN=x", waves=[2, "100%"])
+    assert not run_module(vz_sms_campaign.main, **campaign)[1]
+    recorder = StoreRecorder(str(state_dir / "ledger.sqlite3"))
+    sends = Ledger(str(state_dir / "ledger.sqlite3")).sends("http://127.0.0.1:9", "apn-1")
+    recorder.record([callback_event("SMSDeliveryConfirmation", ACCOUNT, dict(requestId=request_id, deviceIds=[{"kind": "Mdn", "id": target[4:]}],
+                                                                             deviceResponse={"smsDeliveryResponse": {"confirmation": "Delivered"}}))
+                     for target, (_state, request_id) in sends.items()])
+    recorder.close()
+    database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
+    copied, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
+    assert not failed and (copied["campaigns"], copied["campaigns_copied"]) == (1, 1)
+    again, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
+    assert not failed and not again["changed"] and again["campaigns_copied"] == 0
+    # On PostgreSQL the gate reads the copied deliveries: wave 2 goes out, and the canary is not sent again.
+    result, failed = run_module(vz_sms_campaign.main, name="apn-1", sms_message="APN=x", **database)
+    assert not failed and (result["wave"], result["devices_sent"], result["delivered"]) == (2, 4, 2)
+    assert sorted(device["id"] for body in sms_bodies(fake) for device in body["deviceIds"]) == sorted(device["id"] for device in DEVICES)
+
+
+def test_a_campaign_created_otherwise_in_postgresql_refuses_the_whole_copy(fake, run_module, postgresql, state_dir):
+    database = {"ledger_url": postgresql.url(), "ledger_password": postgresql.password, "ledger_schema": postgresql.new_schema()}
+    assert not run_module(vz_sms_campaign.main, name="apn-1", account_name=ACCOUNT, devices=DEVICES[:1], sms_message="APN=y", **database)[1]
+    assert not run_module(vz_sms_campaign.main, name="apn-1", account_name=ACCOUNT, devices=DEVICES, sms_message="APN=x")[1]
+    result, failed = run_module(vz_ledger_copy.main, **NO_API, **database)
+    assert failed and result["msg"] == ("The campaigns apn-1 (http://127.0.0.1:9) were created with other options in postgres@127.0.0.1:%d/postgres "
+                                        "(schema %s) than in %s; nothing was copied. Copy into another ledger_schema, or resolve them by hand"
+                                        % (postgresql.port, database["ledger_schema"], state_dir / "ledger.sqlite3"))
+    assert postgresql.execute('SELECT count(*) FROM "%s".sends' % database["ledger_schema"]) == [(1,)]

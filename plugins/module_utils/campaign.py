@@ -1,0 +1,829 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Staged SMS campaigns (docs/design.md, "Campaigns"): one message to a frozen selection in waves, each started when
+the previous wave's gate passes, paced, and stopped for good when an abort criterion is met.
+
+A campaign is a state machine in the ledger's store (tables ``campaigns`` and ``campaign_devices``, schema 5).
+``step`` is the whole of it: load (or create) the campaign, bring each device's state forward from what the ledger
+holds (sends, delivery callbacks, replies, timeouts), decide abort and gate, send what is due, return the figures.
+Every decision is recomputed from the store, so any controller may take the next step. Sends go through
+``send.SmsSend`` under the campaign's name as idempotency key: the claim protocol makes each device's SMS at most
+once, whoever sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from datetime import datetime
+
+from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import delivery_states, share
+from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import IN_FLIGHT, PENDING, SENT, UNKNOWN, iso_time
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import PREVIEW_LIMIT, TRACK_DEVICE, SendPlan, SmsSend, device_of, plan_send
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, first_of, message_size
+
+# Campaign states; the last two are final.
+RUNNING, WAITING, PAUSED, COMPLETED, ABORTED = "running", "waiting", "paused", "completed", "aborted"
+FINAL = (COMPLETED, ABORTED)
+# What the option ``state`` asks for.
+STARTED = "started"
+# Device states and their rank: a device's state is only ever replaced by one of a higher rank.
+RANKS = {"pending": 0, "unconfirmed": 1, "sent": 2, "delivered": 3,
+         "replied": 4, "reply_error": 4, "undelivered": 4, "expired": 4, "rejected": 4, "timed_out": 4}
+DEVICE_STATES = tuple(RANKS)
+FAILURES = ("undelivered", "expired", "rejected", "timed_out", "reply_error")
+ANY = "any"
+# What an abort criterion's ``failure`` may be.
+FAILURE_CHOICES = (*FAILURES, ANY)
+SUCCESS_DELIVERED, SUCCESS_REPLIED = "delivered", "replied"
+# What counts as success under each ``success``: a device replying is evidence of delivery.
+SUCCESSES = {SUCCESS_DELIVERED: ("delivered", "replied"), SUCCESS_REPLIED: ("replied",)}
+_FROM_DELIVERY = {"Delivered": "delivered", "Undelivered": "undelivered", "Expired": "expired", "Rejected": "rejected"}
+# Seconds of pace one batch carries: at most max_per_minute / 6 devices, so batches are spread over each minute.
+PACE_SLICE = 10
+# Seconds between two readings of the ledger while ``wait: gate`` waits.
+GATE_INTERVAL = 2.0
+# Seconds a step waits at most for the batches another controller is sending right now (so that it reports their
+# outcome), and between two readings meanwhile.
+IN_FLIGHT_WAIT, IN_FLIGHT_INTERVAL = 60.0, 0.2
+# The options frozen when the campaign is created; another value later fails, naming the difference.
+FROZEN = ("account_name", "message", "data_encoding", "selection", "waves", "success", "reply_pattern", "reply_error_pattern")
+# The options of the campaign's policy: recorded, and replaced by a step that gives other values.
+POLICY = ("success_threshold", "wave_timeout", "abort", "max_per_minute")
+DEFAULT_POLICY = {"success_threshold": "100%", "wave_timeout": None, "abort": [], "max_per_minute": None}
+DEFAULT_DEFINITION = {"waves": ["100%"], "success": SUCCESS_DELIVERED, "reply_pattern": None, "reply_error_pattern": None}
+_COLUMNS = "target, position, wave, state, request_id, sent_at, finished_at"
+
+
+# --- arithmetic ---------------------------------------------------------------------------------------------
+
+
+def wave_ends(waves, total):
+    """The cumulative device count each wave reaches (``waves``: counts and percentages of ``total``); the last must be
+    ``total``. A wave that adds no device is kept (its gate passes at once)."""
+    if not waves:
+        raise ValueError("waves: give at least one wave, such as [\"100%\"]")
+    ends, reached = [], 0
+    for index, value in enumerate(waves):
+        reached = min(total, max(reached, share(value, total, "waves[%d]" % index)))
+        ends.append(reached)
+    if reached < total:
+        raise ValueError("waves: the last wave reaches %d of the selection's %d devices; end the list with \"100%%\" so that no device is left "
+                         "out" % (reached, total))
+    return ends
+
+
+def ordered(name, targets):
+    """``targets`` in the campaign's order: by SHA-256 of the name and the target, a stable pseudo-random sample."""
+    return sorted(targets, key=lambda target: hashlib.sha256(("%s\0%s" % (name, target)).encode("utf-8")).hexdigest())
+
+
+def batch_limit(max_per_minute):
+    """Devices per request: PACE_SLICE seconds of the pace, at least 1, at most the API's 10,000."""
+    if max_per_minute is None:
+        return MAX_DEVICES_PER_REQUEST
+    return max(1, min(MAX_DEVICES_PER_REQUEST, max_per_minute * PACE_SLICE // 60))
+
+
+def pace(next_send_at, now, devices, max_per_minute):
+    """(whether a batch of ``devices`` may go at ``now``, the next_send_at after it). Idle time earns no credit."""
+    if max_per_minute is None:
+        return True, next_send_at
+    if now < next_send_at:
+        return False, next_send_at
+    return True, max(now, next_send_at) + 60.0 * devices / max_per_minute
+
+
+def gate(states, threshold, success):
+    """The gate of a wave whose devices are in ``states``: (``passed`` | ``failed`` | ``open``, needed, succeeded). It
+    passes when the wave is sent and enough devices succeeded, and fails when too few could still succeed."""
+    total = len(states)
+    needed = share(threshold, total, "success_threshold") if total else 0
+    succeeded = sum(state in SUCCESSES[success] for state in states)
+    unfinished = sum(not finished(state, success) for state in states)
+    if succeeded >= needed and "pending" not in states:
+        return "passed", needed, succeeded
+    if succeeded + unfinished < needed:
+        return "failed", needed, succeeded
+    return "open", needed, succeeded
+
+
+def finished(state, success):
+    """Whether a device in ``state`` has its outcome under ``success``."""
+    return RANKS[state] == 4 or (state == "delivered" and success == SUCCESS_DELIVERED)
+
+
+def crossing(criteria, outcomes):
+    """The first abort criterion met over ``outcomes`` (the finished devices' (target, state) in the order they
+    finished), and where: (criterion, index of the device that crosses it, finished, failed), or None. A criterion is
+    met at the device where the share of its failure among the devices finished so far reaches its threshold, once at
+    least min_devices have finished."""
+    first = None
+    for criterion in criteria:
+        kinds = FAILURES if criterion["failure"] == ANY else (criterion["failure"],)
+        failed = 0
+        for index, (_target, state) in enumerate(outcomes):
+            failed += state in kinds
+            count = index + 1
+            if count >= criterion["min_devices"] and failed and failed >= share(criterion["threshold"], count, "abort threshold"):
+                if first is None or index < first[1]:
+                    first = (criterion, index, count, failed)
+                break
+    return first
+
+
+def check_abort(criteria):
+    """The ``abort`` option's criteria in one form: ``{failure, threshold, min_devices}``; ValueError naming the entry."""
+    checked = []
+    for index, entry in enumerate(criteria or []):
+        where = "abort[%d]" % index
+        if not isinstance(entry, dict) or set(entry) - {"failure", "threshold", "min_devices"} or "failure" not in entry:
+            raise ValueError("%s: give {failure, threshold, min_devices}, failure one of %s" % (where, ", ".join(FAILURE_CHOICES)))
+        if entry["failure"] not in FAILURE_CHOICES:
+            raise ValueError("%s.failure: %r is not one of %s" % (where, entry["failure"], ", ".join(FAILURE_CHOICES)))
+        threshold = str(entry.get("threshold", "100%")).strip()
+        if not threshold.endswith("%"):
+            raise ValueError("%s.threshold: %r is not a percentage such as 10%%" % (where, entry.get("threshold")))
+        share(threshold, 100, where + ".threshold")
+        min_devices = entry.get("min_devices", 1)
+        if not isinstance(min_devices, int) or isinstance(min_devices, bool) or min_devices < 1:
+            raise ValueError("%s.min_devices: %r is not a count of 1 or more" % (where, min_devices))
+        checked.append({"failure": entry["failure"], "threshold": threshold, "min_devices": min_devices})
+    return checked
+
+
+def _reply_time(event, received_at):
+    """When a device SMS was sent: the earlier of ThingSpace's timestamp (when it has a zone) and its record time."""
+    stamp = event.get("sent_at")
+    if stamp:
+        try:
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None:
+            return min(at.timestamp(), received_at)
+    return received_at
+
+
+# --- the store ----------------------------------------------------------------------------------------------
+
+
+class Device:
+    """One device of a campaign as the store holds it; ``dirty`` once this step moved it forward."""
+
+    __slots__ = ("dirty", "finished_at", "position", "request_id", "sent_at", "state", "target", "wave")
+
+    def __init__(self, target, position, wave, state, request_id, sent_at, finished_at):
+        self.target = target
+        self.position = position
+        self.wave = wave
+        self.state = state
+        self.request_id = request_id
+        self.sent_at = sent_at
+        self.finished_at = finished_at
+        self.dirty = False
+
+    def advance(self, state, request_id=None, sent_at=None, finished_at=None):
+        """Move forward to ``state`` (nothing when it is not of a higher rank)."""
+        if RANKS[state] <= RANKS[self.state]:
+            return
+        self.state, self.dirty = state, True
+        self.request_id = request_id or self.request_id
+        self.sent_at = self.sent_at if self.sent_at is not None else sent_at
+        if RANKS[state] >= 3:
+            self.finished_at = finished_at
+
+
+class Campaign:
+    """A campaign row and its devices, as read from the store (or, in check mode, as creating it would write them)."""
+
+    def __init__(self, row, devices):
+        (self.id, self.scope, self.name, self.account, definition, policy, self.devices_total, waves, self.state, self.wave, abort_reason,
+         self.next_send_at, self.created_at) = row
+        self.definition, self.policy, self.ends = json.loads(definition), json.loads(policy), json.loads(waves)
+        self.abort_reason = json.loads(abort_reason) if abort_reason else None
+        self.devices = devices
+        self.saved_state, self.saved_wave = self.state, self.wave
+        self.in_flight = set()  # targets another controller is sending right now (observe)
+
+    @property
+    def success(self):
+        return self.definition["success"]
+
+    def wave_devices(self, wave):
+        return [device for device in self.devices if device.wave == wave]
+
+
+_CAMPAIGN = ("SELECT id, scope, name, account, definition, policy, devices_total, waves, state, wave, abort_reason, next_send_at, created_at "
+             "FROM campaigns WHERE scope = ? AND name = ?")
+
+
+def load(ledger, scope, name):
+    """The campaign ``name`` of ``scope`` with its devices in order; None when the ledger has none."""
+    rows = ledger.store.rows(_CAMPAIGN, (scope, name))
+    if not rows:
+        return None
+    # Read in the table's own order and sorted here: ORDER BY position reads the rows through the index, several times slower.
+    found = ledger.store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (rows[0][0],))
+    found.sort(key=lambda row: row[1])
+    return Campaign(rows[0], [Device(*row) for row in found])
+
+
+def names(ledger, scope):
+    """The names of the campaigns of ``scope``, oldest first."""
+    return [row[0] for row in ledger.store.rows("SELECT name FROM campaigns WHERE scope = ? ORDER BY created_at, id", (scope,))]
+
+
+def _create(ledger, scope, name, account, definition, policy, targets, now, check_mode):
+    """Write a new campaign with its devices pending (in check mode, only build it); the campaign as stored, which
+    is another controller's when it created the same campaign first."""
+    ends = wave_ends(definition["waves"], len(targets))
+    devices, wave = [], 1
+    for position, target in enumerate(ordered(name, targets)):
+        while position >= ends[wave - 1]:
+            wave += 1
+        devices.append(Device(target, position, wave, "pending", None, None, None))
+    row = (None, scope, name, account, json.dumps(definition, sort_keys=True), json.dumps(policy, sort_keys=True), len(targets), json.dumps(ends),
+           RUNNING, 1, None, 0.0, now)
+    if check_mode:
+        return Campaign(row, devices)
+    store = ledger.store
+    with store.transaction():
+        created = store.execute("INSERT INTO campaigns (scope, name, account, definition, policy, devices_total, waves, state, wave, next_send_at, "
+                                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, name) DO NOTHING",
+                                (scope, name, account, row[4], row[5], len(targets), row[7], RUNNING, 1, 0.0, now, now))
+        campaign_id = store.rows("SELECT id FROM campaigns WHERE scope = ? AND name = ?", (scope, name))[0][0]
+        if created:
+            store.executemany("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES (?, ?, ?, ?, 'pending')",
+                              [(campaign_id, device.target, device.position, device.wave) for device in devices])
+    if not created:
+        return load(ledger, scope, name)  # another controller's
+    return Campaign((campaign_id, *row[1:]), devices)
+
+
+def _save(ledger, campaign, now):
+    """Write what this step moved forward: devices by rank (a device another controller moved further stays), the
+    campaign's state (a final state stays; running/waiting never replace paused), its wave (only up) and abort reason."""
+    with ledger.store.transaction():
+        _write(ledger.store, campaign, now)
+
+
+def _write(store, campaign, now):
+    """_save's writes, inside the caller's transaction."""
+    for state, rank in RANKS.items():
+        moved = [device for device in campaign.devices if device.dirty and device.state == state]
+        lower = ", ".join("'%s'" % other for other, other_rank in RANKS.items() if other_rank < rank)
+        if moved:
+            store.executemany("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), "
+                              "finished_at = ? WHERE campaign_id = ? AND target = ? AND state IN (%s)" % lower,
+                              [(state, device.request_id, device.sent_at, device.finished_at, campaign.id, device.target) for device in moved])
+    allowed = {ABORTED: (RUNNING, WAITING, PAUSED), COMPLETED: (RUNNING, WAITING), PAUSED: (RUNNING, WAITING),
+               RUNNING: (RUNNING, WAITING), WAITING: (RUNNING, WAITING)}[campaign.state]
+    store.execute("UPDATE campaigns SET state = ?, wave = CASE WHEN wave < ? THEN ? ELSE wave END, abort_reason = coalesce(abort_reason, ?), "
+                  "updated_at = ? WHERE id = ? AND state IN (%s)" % ", ".join("'%s'" % state for state in allowed),
+                  (campaign.state, campaign.wave, campaign.wave, json.dumps(campaign.abort_reason) if campaign.abort_reason else None, now, campaign.id))
+    for device in campaign.devices:
+        device.dirty = False
+
+
+def _resume(ledger, campaign, now):
+    with ledger.store.transaction():
+        ledger.store.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ? AND state = ?", (RUNNING, now, campaign.id, PAUSED))
+
+
+def _reserve(ledger, campaign, devices, now):
+    """Reserve the pace for a batch of ``devices`` in one transaction (the campaign's row locked); (may it go, when the
+    next batch may)."""
+    store = ledger.store
+    with store.transaction():
+        next_send_at = store.rows("SELECT next_send_at FROM campaigns WHERE id = ?" + store.FOR_UPDATE, (campaign.id,))[0][0]
+        go, later = pace(next_send_at, now, devices, campaign.policy["max_per_minute"])
+        if go:
+            store.execute("UPDATE campaigns SET next_send_at = ? WHERE id = ?", (later, campaign.id))
+    return go, later
+
+
+# --- observing: the devices' states from the ledger ---------------------------------------------------------
+
+
+def observe(ledger, campaign, now, claimed_at=None):
+    """Bring each device forward from what the ledger holds: its send under the campaign's name (``claimed_at``:
+    target → the claim time of a batch this step sent), its delivery callbacks, its replies, its wave's timeout.
+    Events after a wave's timeout do not count, so the outcome does not depend on when the step runs."""
+    claimed_at = claimed_at or {}
+    if any(RANKS[device.state] < 2 for device in campaign.devices):
+        ledger.resolve_unconfirmed(campaign.scope, campaign.name)
+        sends, times = ledger.sends(campaign.scope, campaign.name), ledger.send_times(campaign.scope, campaign.name)
+        campaign.in_flight = {target for target, (state, _request_id) in sends.items() if state == IN_FLIGHT}
+        for device in campaign.devices:
+            state, request_id = sends.get(device.target, (None, None))
+            at = claimed_at.get(device.target, times.get(device.target))
+            if state == SENT:
+                device.advance("sent", request_id, at)
+            elif state in (PENDING, UNKNOWN):
+                device.advance("unconfirmed", None, at)
+    deadlines = _deadlines(campaign)
+    by_target = {device.target: device for device in campaign.devices}
+    sent = {device.target: device.request_id for device in campaign.devices if device.request_id and RANKS[device.state] in (2, 3)}
+    aliases = {}
+    for target, (state, at, identifiers) in delivery_states(ledger, sent).items():
+        device = by_target[target]
+        aliases.update((alias, device) for alias in identifiers)
+        if state in _FROM_DELIVERY and at is not None and at <= deadlines.get(device.wave, math.inf):
+            device.advance(_FROM_DELIVERY[state], finished_at=at)
+    _replies(ledger, campaign, aliases, deadlines)
+    for wave, deadline in deadlines.items():
+        if now >= deadline:
+            for device in campaign.wave_devices(wave):
+                if not finished(device.state, campaign.success):
+                    device.advance("timed_out", finished_at=deadline)
+
+
+def _deadlines(campaign):
+    """wave → the time its unfinished devices time out: its last send + wave_timeout, once every device of it is sent."""
+    timeout = campaign.policy["wave_timeout"]
+    if timeout is None:
+        return {}
+    deadlines = {}
+    for wave in range(1, len(campaign.ends) + 1):
+        devices = campaign.wave_devices(wave)
+        if devices and all(RANKS[device.state] >= 1 and device.sent_at is not None for device in devices):
+            deadlines[wave] = max(device.sent_at for device in devices) + timeout
+    return deadlines
+
+
+def _replies(ledger, campaign, aliases, deadlines):
+    """Move devices to replied / reply_error by the device SMS the ledger holds: a reply counts for the most recent
+    campaign send to its device (in any campaign of the scope) at or before it."""
+    waiting = {device.target: device for device in campaign.devices if RANKS[device.state] in (1, 2, 3) and device.sent_at is not None}
+    if not waiting:
+        return
+    definition = campaign.definition
+    error_pattern = re.compile(definition["reply_error_pattern"]) if definition["reply_error_pattern"] else None
+    pattern = re.compile(definition["reply_pattern"]) if definition["reply_pattern"] else None
+    since = min(device.sent_at for device in waiting.values())
+    found = []
+    for event, received_at in ledger.store.rows("SELECT event, received_at FROM callbacks WHERE type = 'device_sms' AND received_at >= ?", (since,)):
+        event = json.loads(event)
+        identifiers = ["%s:%s" % (device["kind"], device["id"]) for device in event.get("devices", ())]
+        device = next((waiting.get(i) or aliases.get(i) for i in identifiers if waiting.get(i) or aliases.get(i)), None)
+        if device is not None and device.target in waiting:
+            found.append((_reply_time(event, received_at), device, event.get("message") or ""))
+    if not found:
+        return
+    later = _later_sends(ledger, campaign, {device.target for _at, device, _text in found})
+    for at, device, text in sorted(found, key=lambda entry: (entry[0], entry[1].position)):
+        if at < device.sent_at or at > deadlines.get(device.wave, math.inf):
+            continue
+        if any(device.sent_at < other <= at for other in later.get(device.target, ())):
+            continue  # the reply is to a later campaign's send
+        if error_pattern and error_pattern.search(text):
+            device.advance("reply_error", finished_at=at)
+        elif pattern is None or pattern.search(text):
+            device.advance("replied", finished_at=at)
+
+
+def _later_sends(ledger, campaign, targets):
+    """target → the times other campaigns of the scope sent to it."""
+    found = {}
+    targets = sorted(targets)
+    for start in range(0, len(targets), 500):
+        chunk = targets[start:start + 500]
+        rows = ledger.store.rows("SELECT d.target, d.sent_at FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id WHERE c.scope = ? "
+                                 "AND c.id <> ? AND d.sent_at IS NOT NULL AND d.target IN (%s)" % ", ".join("?" * len(chunk)),
+                                 (campaign.scope, campaign.id, *chunk))
+        for target, at in rows:
+            found.setdefault(target, []).append(at)
+    return found
+
+
+# --- deciding -----------------------------------------------------------------------------------------------
+
+
+def decide(campaign):
+    """The campaign's state from its devices: aborted by a criterion or a gate that can no longer pass, the current
+    wave moved past every passed gate, completed after the last, else running (devices to send) or waiting."""
+    if campaign.state in FINAL:
+        return
+    outcomes = sorted((device for device in campaign.devices if finished(device.state, campaign.success)),
+                      key=lambda device: (device.finished_at if device.finished_at is not None else math.inf, device.position))
+    crossed = crossing(campaign.policy["abort"], [(device.target, device.state) for device in outcomes])
+    if crossed:
+        criterion, index, count, failed = crossed
+        device = outcomes[index]
+        campaign.state = ABORTED
+        campaign.abort_reason = {"criterion": criterion, "gate": None, "device": device_of(device.target), "finished": count, "failed": failed,
+                                 "at": iso_time(device.finished_at) if device.finished_at is not None else None}
+        return
+    while True:
+        verdict, needed, succeeded = gate([device.state for device in campaign.wave_devices(campaign.wave)], campaign.policy["success_threshold"],
+                                          campaign.success)
+        if verdict == "failed":
+            devices = campaign.wave_devices(campaign.wave)
+            campaign.state = ABORTED
+            campaign.abort_reason = {"criterion": None, "gate": campaign.wave, "device": None, "needed": needed, "succeeded": succeeded,
+                                     "finished": sum(finished(device.state, campaign.success) for device in devices),
+                                     "failed": sum(device.state in FAILURES for device in devices), "at": None}
+            return
+        if verdict == "open":
+            break
+        if campaign.wave == len(campaign.ends):
+            campaign.state = COMPLETED
+            return
+        campaign.wave += 1
+    if campaign.state != PAUSED:
+        campaign.state = RUNNING if any(device.state == "pending" for device in campaign.wave_devices(campaign.wave)) else WAITING
+
+
+def current(ledger, scope, name, now=None):
+    """The campaign ``name`` of ``scope`` as a step would find it now (devices brought forward, gate and abort decided),
+    without writing anything: what vz_sms_campaign_info reports. None when the ledger has no such campaign."""
+    campaign = load(ledger, scope, name)
+    if campaign is not None:
+        observe(ledger, campaign, time.time() if now is None else now)
+        decide(campaign)
+    return campaign
+
+
+def figures(campaign):
+    """The result fields of a campaign's state: per wave and in total."""
+    waves = []
+    for wave in range(1, len(campaign.ends) + 1):
+        states = [device.state for device in campaign.wave_devices(wave)]
+        verdict, needed, succeeded = gate(states, campaign.policy["success_threshold"], campaign.success)
+        if wave < campaign.wave or campaign.state == COMPLETED:
+            verdict = "passed"
+        elif wave > campaign.wave:
+            verdict = "not_started"
+        entry = _counts(states)
+        entry.update(wave=wave, devices=len(states), gate={"state": verdict, "needed": needed, "succeeded": succeeded})
+        waves.append(entry)
+    total = _counts([device.state for device in campaign.devices])
+    total.update(campaign_state=campaign.state, wave=campaign.wave, waves_total=len(campaign.ends), devices_total=campaign.devices_total,
+                 waves=waves, abort_reason=campaign.abort_reason)
+    return total
+
+
+def _counts(states):
+    counted = {state: 0 for state in DEVICE_STATES}
+    for state in states:
+        counted[state] += 1
+    return {"sent": sum(RANKS[state] >= 1 for state in states), "unconfirmed": counted["unconfirmed"], "delivered": counted["delivered"],
+            "replied": counted["replied"], "failures": {failure: counted[failure] for failure in FAILURES}, "pending": counted["pending"]}
+
+
+def devices(campaign, states=None):
+    """The devices of ``campaign`` (of ``states`` when given) in the campaign's order, as the info module lists them."""
+    return [dict(device_of(device.target), wave=device.wave, state=device.state, request_id=device.request_id,
+                 sent_at=None if device.sent_at is None else iso_time(device.sent_at),
+                 finished_at=None if device.finished_at is None else iso_time(device.finished_at))
+            for device in campaign.devices if states is None or device.state in states]
+
+
+# --- one step ------------------------------------------------------------------------------------------------
+
+
+class Step:
+    """One call of ``vz_sms_campaign``: ``params`` are the module's; ``client`` a ThingSpaceClient; ``ledger`` read-only
+    in check mode."""
+
+    def __init__(self, params, client, ledger, scope, check_mode=False, clock=None, sleep=None):
+        self.params, self.client, self.ledger, self.scope = params, client, ledger, scope
+        self.check_mode, self.clock, self.sleep = check_mode, clock or time.time, sleep or time.sleep
+        self.warnings, self.request_ids, self.sent = [], [], 0
+
+    def run(self):
+        """(result, failure message or None)."""
+        params = self.params
+        campaign = load(self.ledger, self.scope, params["name"])
+        definition, policy = self._options()
+        if campaign is None:
+            if params["state"] != STARTED:
+                raise ThingSpaceError("Campaign %r has no record in the ledger %s under %s, so it cannot be %s; nothing was changed"
+                                      % (params["name"], self.ledger.where, self.scope, params["state"]))
+            campaign = self._create(definition, policy)
+            if campaign.id is not None:
+                self._compare(campaign, definition)  # another controller may have created it first, otherwise
+        else:
+            self._compare(campaign, definition)
+            self._policy(campaign, policy)
+        now = self.clock()
+        if params["state"] != STARTED:
+            campaign = self._evaluate(campaign)
+        if params["state"] == ABORTED and campaign.state not in FINAL:
+            campaign.state = ABORTED
+            campaign.abort_reason = {"criterion": None, "gate": None, "device": None, "by_hand": True, "at": iso_time(now)}
+            return self._finish(campaign, now, "Campaign %s aborted by hand: it sends nothing more" % campaign.name)
+        if params["state"] == PAUSED and campaign.state not in FINAL:
+            campaign.state = PAUSED
+            return self._finish(campaign, now, "Campaign %s paused: it sends nothing until state: started" % campaign.name)
+        if params["state"] == STARTED and campaign.state == PAUSED:
+            if not self.check_mode:
+                _resume(self.ledger, campaign, now)
+            campaign.state = RUNNING
+        failure = self._advance(campaign)
+        if failure is None and params["wait"] == "gate":
+            failure = self._wait(campaign)
+        return self._finish(campaign, self.clock(), None, failure)
+
+    def _options(self):
+        """The definition and policy the options give (None: left out, the recorded value applies)."""
+        params = self.params
+        definition = {"account_name": params["account_name"], "data_encoding": params["data_encoding"], "waves": params["waves"],
+                      "success": params["success"], "reply_pattern": params["reply_pattern"], "reply_error_pattern": params["reply_error_pattern"],
+                      "message": None, "selection": None}
+        try:
+            if params["state"] == STARTED and params["sms_message"] is None:
+                raise ValueError("sms_message: needed with state: started (the ledger keeps only its hash, so a step cannot send without it)")
+            for option in ("reply_pattern", "reply_error_pattern"):
+                if params[option] is not None:
+                    try:
+                        re.compile(params[option])
+                    except re.error as exc:
+                        raise ValueError("%s: %r is not a regular expression: %s" % (option, params[option], exc))
+            if params["waves"] is not None:
+                for index, value in enumerate(params["waves"]):
+                    share(value, 100, "waves[%d]" % index)
+            if params["success_threshold"] is not None:
+                share(params["success_threshold"], 100, "success_threshold")
+            if params["wait_timeout"] < 0:
+                raise ValueError("wait_timeout: must be 0 or more seconds")
+            for option in ("wave_timeout", "max_per_minute"):
+                if params[option] is not None and params[option] < 1:
+                    raise ValueError("%s: must be 1 or more" % option)
+            abort = check_abort(params["abort"]) if params["abort"] is not None else None
+        except ValueError as exc:
+            raise ThingSpaceError(str(exc))
+        self.plan = None
+        if params["sms_message"] is not None:
+            try:
+                self.size = message_size(params["sms_message"], params["data_encoding"])
+            except ValueError as exc:
+                raise ThingSpaceError(str(exc))
+            definition["message"] = hashlib.sha256(params["sms_message"].encode("utf-8")).hexdigest()
+            if any(params.get(name) for name in ("devices", "devices_file", "group_name", "service_plan", "custom_fields")):
+                self.plan = plan_send(self._send_params(), self.check_mode)
+                definition["selection"] = self._selection(self.plan)
+        policy = {"success_threshold": params["success_threshold"], "wave_timeout": params["wave_timeout"], "abort": abort,
+                  "max_per_minute": params["max_per_minute"]}
+        return definition, policy
+
+    def _send_params(self):
+        """Parameters of send.plan_send for the campaign's selection and message, with its name as idempotency key."""
+        params = self.params
+        return dict(sms_message=params["sms_message"], data_encoding=params["data_encoding"], devices=params.get("devices"),
+                    devices_file=params.get("devices_file"), group_name=params.get("group_name"), service_plan=params.get("service_plan"),
+                    custom_fields=params.get("custom_fields"), account_name=params["account_name"], filter_tracking="device",
+                    allow_empty=False, unknown_devices="fail", batch_size=MAX_DEVICES_PER_REQUEST, max_devices=None, idempotency_key=params["name"])
+
+    @staticmethod
+    def _selection(plan):
+        """The selection as frozen: the filters, or a device list as its size and the SHA-256 of its sorted targets."""
+        if plan.filters is not None:
+            return {"filters": plan.filters}
+        targets = sorted("%s:%s" % device for device in plan.devices)
+        return {"devices": len(targets), "sha256": hashlib.sha256("\n".join(targets).encode("utf-8")).hexdigest()}
+
+    def _create(self, definition, policy):
+        if self.plan is None:
+            raise ThingSpaceError("Campaign %r does not exist yet: give its selection (devices, devices_file, or group_name, service_plan, "
+                                  "custom_fields with account_name); nothing was sent" % self.params["name"])
+        sender = SmsSend(self.plan, self.client, self.ledger, self.scope, check_mode=True)
+        targets = sender.select_targets()
+        if not targets:
+            raise ThingSpaceError("Campaign %r: the selection matches no device of account %s; nothing was sent. Check the filters"
+                                  % (self.params["name"], self.plan.account))
+        frozen = dict(DEFAULT_DEFINITION, **{name: value for name, value in definition.items() if value is not None})
+        recorded = dict(DEFAULT_POLICY, **{name: value for name, value in policy.items() if value is not None})
+        try:
+            return _create(self.ledger, self.scope, self.params["name"], self.params["account_name"], frozen, recorded, targets, self.clock(),
+                           self.check_mode)
+        except ValueError as exc:
+            raise ThingSpaceError("Campaign %r: %s; nothing was sent" % (self.params["name"], exc))
+
+    def _compare(self, campaign, definition):
+        """Fail naming each frozen option given with another value than the campaign was created with."""
+        recorded = dict(campaign.definition, account_name=campaign.account)
+        differences = []
+        for name in FROZEN:
+            given = definition.get(name)
+            if given is None or given == recorded.get(name):
+                continue
+            if name == "message":
+                differences.append("sms_message: another text")
+            elif name == "selection":
+                differences.append("selection: was %s, now %s" % (_selection_text(recorded.get(name)), _selection_text(given)))
+            else:
+                differences.append("%s: was %s, now %s" % (name, json.dumps(recorded.get(name)), json.dumps(given)))
+        if differences:
+            raise ThingSpaceError("Campaign %r was created with other options (%s); nothing was sent. Give the campaign's own options, or start a "
+                                  "new campaign under another name" % (campaign.name, "; ".join(differences)))
+
+    def _policy(self, campaign, policy):
+        """Replace the recorded policy options this step gives with other values, with a warning each."""
+        changed = {name: value for name, value in policy.items() if value is not None and value != campaign.policy.get(name)}
+        if not changed or campaign.state in FINAL:
+            return
+        for name, value in changed.items():
+            self.warnings.append("Campaign %s: %s changed from %s to %s for this and later steps"
+                                 % (campaign.name, name, json.dumps(campaign.policy.get(name)), json.dumps(value)))
+        campaign.policy.update(changed)
+        if not self.check_mode:
+            with self.ledger.store.transaction():
+                self.ledger.store.execute("UPDATE campaigns SET policy = ? WHERE id = ?", (json.dumps(campaign.policy, sort_keys=True), campaign.id))
+
+    def _evaluate(self, campaign, claimed_at=None):
+        """Read the campaign's state again, observe, decide, and write what moved (not in check mode); the campaign as it is
+        now. The devices read before are kept: their states only move forward, and observe brings them forward from the
+        ledger's own records, which hold what any controller did."""
+        if campaign.id is not None:
+            campaign = self._reread(campaign)
+        now = self.clock()
+        observe(self.ledger, campaign, now, claimed_at)
+        decide(campaign)
+        if not self.check_mode and campaign.id is not None:
+            _save(self.ledger, campaign, now)
+            if campaign.state != campaign.saved_state:
+                campaign = self._reread(campaign)
+        return campaign
+
+    def _reread(self, campaign):
+        """The campaign's state as stored: another controller's final state or pause outranks this step's reading."""
+        stored = self.ledger.store.rows("SELECT state, wave, abort_reason FROM campaigns WHERE id = ?", (campaign.id,))[0]
+        campaign.state, campaign.wave = stored[0], stored[1]
+        campaign.abort_reason = json.loads(stored[2]) if stored[2] else None
+        return campaign
+
+    def _advance(self, campaign):
+        """Send the current wave's due devices, batch by batch, deciding again from the store right before each (after any
+        wait for the pace, so an abort recorded meanwhile stops it); the failure or None. Devices another controller is
+        sending are left to it, and waited for (up to IN_FLIGHT_WAIT) when nothing else is due, so the step reports them."""
+        busy_until = None
+        while True:
+            self.campaign = campaign = self._evaluate(campaign)
+            if campaign.state != RUNNING:
+                return None
+            due = [device.target for device in campaign.wave_devices(campaign.wave) if device.state == "pending" and device.target not in campaign.in_flight]
+            if not due and not self.check_mode:
+                busy_until = busy_until or self.clock() + IN_FLIGHT_WAIT
+                if self.clock() >= busy_until:
+                    self.warnings.append("Campaign %s: %d device(s) of wave %d are being sent by another controller; this step leaves them to it"
+                                         % (campaign.name, len(campaign.in_flight), campaign.wave))
+                    return None
+                self.sleep(IN_FLIGHT_INTERVAL)
+                continue
+            limit = batch_limit(campaign.policy["max_per_minute"])
+            batch = due[:limit]
+            if self.check_mode:
+                self.preview = {"wave": campaign.wave, "devices": len(due), "first": [device_of(target) for target in due[:PREVIEW_LIMIT]]}
+                return None
+            go, later = _reserve(self.ledger, campaign, len(batch), self.clock())
+            if not go:
+                if self.params["wait"] != "gate":
+                    return None
+                self.sleep(max(0.0, later - self.clock()))
+                continue
+            at = self.clock()
+            plan = SendPlan(campaign.account, [tuple(target.split(":", 1)) for target in batch], None, TRACK_DEVICE, self.params["sms_message"],
+                            self.params["data_encoding"], self.size, campaign.name, None)
+            result, failure = SmsSend(plan, self.client, self.ledger, self.scope, batch_size=len(batch), duplicate_window=0).run()
+            self.warnings.extend(result["warnings"])
+            self.request_ids.extend(result["request_ids"])
+            self.sent += result["devices_sent"] or 0
+            # The batch's devices with their claim time as sent_at.
+            self.campaign = campaign = self._evaluate(campaign, claimed_at=dict.fromkeys(batch, at))
+            if failure:
+                if any(entry.get("status") == "unconfirmed" for entry in result["batches"]):
+                    error = next(entry["error"] for entry in result["batches"] if entry.get("status") == "unconfirmed")
+                    return ("Campaign %s, wave %d: a batch of %d device(s) is unconfirmed: %s. The ledger records them unconfirmed: the campaign "
+                            "never sends them again, they count as sent for the gate, and a callback of their request settles them"
+                            % (campaign.name, campaign.wave, len(batch), error))
+                if result["devices_unknown"]:
+                    unknown = ["%s:%s" % (device["kind"], device["id"]) for device in result["devices_unknown"]]
+                    return ("Campaign %s, wave %d: ThingSpace refused a batch for %d device(s) account %s does not have: %s; nothing of it was "
+                            "sent. The campaign's selection is frozen: abort it (state: aborted) and start a new campaign without them"
+                            % (campaign.name, campaign.wave, len(unknown), campaign.account, first_of(unknown)))
+                return "Campaign %s, wave %d: %s" % (campaign.name, campaign.wave, failure)
+            if not result["request_ids"] and not any(device.state == "pending" and device.target in batch and device.target not in campaign.in_flight
+                                                     for device in campaign.devices):
+                continue  # another controller claimed the batch first: its outcome is read next
+            if not result["request_ids"]:
+                return None
+
+    def _wait(self, campaign):
+        """wait: gate: read the ledger until the current wave's gate decides (and send the next wave's due devices), or
+        wait_timeout passes."""
+        wave = self.campaign.wave
+        deadline = self.clock() + self.params["wait_timeout"]
+        while self.campaign.state in (RUNNING, WAITING) and self.campaign.wave == wave:
+            now = self.clock()
+            if now >= deadline:
+                self.warnings.append("Campaign %s: wave %d's gate did not decide within wait_timeout (%d s); the campaign goes on at the next step"
+                                     % (self.campaign.name, wave, self.params["wait_timeout"]))
+                return None
+            self.sleep(min(GATE_INTERVAL, deadline - now))
+            failure = self._advance(self.campaign)
+            if failure:
+                return failure
+        return None
+
+    def _finish(self, campaign, now, msg, failure=None):
+        campaign = getattr(self, "campaign", campaign)
+        if msg is not None and not self.check_mode:
+            _save(self.ledger, campaign, now)
+            campaign = self._reread(campaign) if campaign.id is not None else campaign
+        result = figures(campaign)
+        result.update(changed=bool(self.sent) or campaign.state != campaign.saved_state or campaign.id is None, campaign=campaign.name,
+                      devices_sent=self.sent, request_ids=self.request_ids, warnings=self.warnings)
+        if self.check_mode:
+            preview = getattr(self, "preview", None)
+            result["next_wave_preview"] = preview or {"wave": campaign.wave, "devices": 0, "first": []}
+        if failure is None and campaign.state == ABORTED and not (campaign.abort_reason or {}).get("by_hand") and self.params["fail_on_abort"]:
+            failure = "Campaign %s aborted: %s" % (campaign.name, abort_text(campaign.abort_reason))
+        result["msg"] = failure or msg or _summary(campaign, result, self.check_mode)
+        return result, failure
+
+
+def abort_text(reason):
+    """An abort reason in words, with its counts."""
+    if reason.get("gate") is not None:
+        return ("wave %d's gate can no longer pass: %d of its devices succeeded, %d needed (success_threshold), %d failed"
+                % (reason["gate"], reason["succeeded"], reason["needed"], reason["failed"]))
+    if reason.get("criterion"):
+        criterion = reason["criterion"]
+        return ("abort criterion {failure: %s, threshold: %s, min_devices: %d} met at device %s:%s (%d of %d finished devices failed)"
+                % (criterion["failure"], criterion["threshold"], criterion["min_devices"], reason["device"]["kind"], reason["device"]["id"],
+                   reason["failed"], reason["finished"]))
+    return "by hand"
+
+
+def _summary(campaign, result, check_mode):
+    sent = ("would send %d device(s) of wave %d" % (result["next_wave_preview"]["devices"], result["next_wave_preview"]["wave"]) if check_mode
+            else "sent to %d device(s) in this run" % result["devices_sent"])
+    shown = (campaign.name, campaign.state, campaign.wave, len(campaign.ends), sent, result["sent"], campaign.devices_total)
+    return "Campaign %s: %s, wave %d of %d; %s; %d of %d devices sent" % shown
+
+
+def _selection_text(selection):
+    if selection is None:
+        return "none"
+    if "filters" in selection:
+        return json.dumps(selection["filters"], sort_keys=True)
+    return "a device list of %d device(s)" % selection["devices"]
+
+
+def step(params, client, ledger, scope, check_mode=False, clock=None, sleep=None):
+    """One step of the campaign ``params["name"]``: (result, failure message or None)."""
+    return Step(params, client, ledger, scope, check_mode, clock, sleep).run()
+
+
+def copy_campaigns(source, destination, check_mode=False):
+    """Copy the campaigns of the Ledger ``source`` into the Ledger ``destination`` (in check mode, count them): a
+    campaign the destination lacks whole; one it has with the same definition merged (devices forward only, a final
+    state of the source's kept); one it has with another definition refuses the copy, before anything is written.
+    Returns (campaigns read, campaigns copied or merged: those of which the destination lacked something)."""
+    columns = "id, scope, name, account, definition, policy, devices_total, waves, state, wave, abort_reason, next_send_at, created_at, updated_at"
+    with source.store.transaction():
+        campaigns = source.store.rows("SELECT %s FROM campaigns ORDER BY id" % columns)
+        rows = source.store.rows("SELECT campaign_id, %s FROM campaign_devices" % _COLUMNS)
+    by_campaign = {}
+    for row in rows:
+        by_campaign.setdefault(row[0], []).append(row[1:])
+    plan, conflicts = [], []
+    for row in campaigns:
+        present = destination.store.rows("SELECT id, definition, account FROM campaigns WHERE scope = ? AND name = ?", (row[1], row[2]))
+        if present and (json.loads(present[0][1]) != json.loads(row[4]) or present[0][2] != row[3]):
+            conflicts.append("%s (%s)" % (row[2], row[1]))
+            continue
+        if present:
+            states = dict(destination.store.rows("SELECT target, state FROM campaign_devices WHERE campaign_id = ?", (present[0][0],)))
+            further = any(RANKS[device[3]] > RANKS[states.get(device[0], "pending")] for device in by_campaign.get(row[0], []))
+            if not further and not (row[8] in FINAL and destination.store.rows("SELECT state FROM campaigns WHERE id = ?", (present[0][0],))[0][0]
+                                    not in FINAL):
+                continue  # nothing the destination lacks
+        plan.append((row, present[0][0] if present else None))
+    if conflicts:
+        raise ThingSpaceError("The campaigns %s were created with other options in %s than in %s; nothing was copied. Copy into another "
+                              "ledger_schema, or resolve them by hand" % (", ".join(conflicts), destination.where, source.where))
+    if check_mode or not plan:
+        return len(campaigns), len(plan)
+    store = destination.store
+    with store.transaction():
+        for row, campaign_id in plan:
+            if campaign_id is None:
+                store.execute("INSERT INTO campaigns (%s) VALUES (%s)" % (columns.split(", ", 1)[1], ", ".join("?" * 13)), row[1:])
+                campaign_id = store.rows("SELECT id FROM campaigns WHERE scope = ? AND name = ?", (row[1], row[2]))[0][0]
+            elif row[8] in FINAL:
+                store.execute("UPDATE campaigns SET state = ?, abort_reason = coalesce(abort_reason, ?) WHERE id = ? AND state NOT IN ('completed', "
+                              "'aborted')", (row[8], row[10], campaign_id))
+            store.executemany("INSERT INTO campaign_devices (campaign_id, %s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, target) DO "
+                              "NOTHING" % _COLUMNS, [(campaign_id, *device) for device in by_campaign.get(row[0], [])])
+            campaign = load(destination, row[1], row[2])
+            mine = {device.target: device for device in campaign.devices}
+            for target, _position, _wave, state, request_id, sent_at, finished_at in by_campaign.get(row[0], []):
+                mine[target].advance(state, request_id, sent_at, finished_at)
+            _write(store, campaign, time.time())
+    return len(campaigns), len(plan)

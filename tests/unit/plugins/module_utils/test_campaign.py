@@ -1,0 +1,349 @@
+"""The campaign's state machine (campaign.py): wave arithmetic, order, pacing, gate and abort evaluation, and on both
+stores the frozen campaign, forward-only device states, transitions, replies and the pace's reservation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ansible_collections.thingspace.m2m.plugins.module_utils import campaign as c
+from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
+from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
+from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+
+from callback_bodies import ACCOUNT, delivery, device_sms
+from fake_api import API, CREDENTIALS
+
+SCOPE, NAME = "http://127.0.0.1:9", "firmware-7"
+
+
+def mdn(number):
+    return "555010%04d" % number
+
+
+# --- arithmetic ---------------------------------------------------------------------------------------------
+
+
+def test_waves_are_cumulative_counts_and_percentages_rounded_up():
+    assert c.wave_ends([10, "1%", "10%", "100%"], 500) == [10, 10, 50, 500]
+    assert c.wave_ends(["1%", "50%", "100%"], 50) == [1, 25, 50]
+    assert c.wave_ends([3, "100%"], 2) == [2, 2]  # capped at the selection
+    assert c.wave_ends(["33.4%", "100%"], 3) == [2, 3]
+    assert c.wave_ends(["100%"], 1) == [1]
+
+
+@pytest.mark.parametrize("waves, message", [
+    ([10, "50%"], 'waves: the last wave reaches 50 of the selection\'s 100 devices; end the list with "100%" so that no device is left out'),
+    ([], 'waves: give at least one wave, such as ["100%"]'),
+    (["0%", "100%"], "waves[0]: '0%' is neither a count of 1 or more nor a percentage such as 10% (more than 0, at most 100)"),
+    ([0, "100%"], "waves[0]: 0 is neither a count of 1 or more nor a percentage such as 10% (more than 0, at most 100)"),
+    (["100%", "101%"], "waves[1]: '101%' is neither a count of 1 or more nor a percentage such as 10% (more than 0, at most 100)"),
+    (["ten"], "waves[0]: 'ten' is neither a count of 1 or more nor a percentage such as 10% (more than 0, at most 100)"),
+])
+def test_bad_waves_are_named(waves, message):
+    with pytest.raises(ValueError) as caught:
+        c.wave_ends(waves, 100)
+    assert str(caught.value) == message
+
+
+def test_the_order_is_a_stable_hash_of_name_and_device_not_the_order_given():
+    targets = ["mdn:%s" % mdn(n) for n in range(200)]
+    order = c.ordered(NAME, targets)
+    assert sorted(order) == targets and order != targets
+    assert c.ordered(NAME, list(reversed(targets))) == order
+    assert c.ordered("another", targets) != order
+    # A canary of 10 is spread over the list, not its first rows.
+    assert max(targets.index(target) for target in order[:10]) > 50
+
+
+def test_pacing_spreads_batches_and_idle_time_earns_no_credit():
+    assert c.batch_limit(None) == 10000 and c.batch_limit(600) == 100 and c.batch_limit(3) == 1 and c.batch_limit(10 ** 7) == 10000
+    assert c.pace(0.0, 1000.0, 100, 600) == (True, 1010.0)  # an idle campaign starts now, not in the past
+    assert c.pace(1010.0, 1005.0, 100, 600) == (False, 1010.0)
+    assert c.pace(1010.0, 1010.0, 100, 600) == (True, 1020.0)
+    assert c.pace(1010.0, 1012.5, 50, 600) == (True, 1017.5)
+    assert c.pace(5.0, 0.0, 100, None) == (True, 5.0)
+    # Over ten minutes of batches as fast as the pace allows, exactly max_per_minute per minute.
+    now, next_at, sent = 0.0, 0.0, 0
+    while now < 600:
+        go, next_at = c.pace(next_at, now, c.batch_limit(600), 600)
+        sent += c.batch_limit(600) if go else 0
+        now = max(now + 0.5, next_at if not go else now)
+    assert sent == 6000
+
+
+def test_a_gate_passes_fails_or_stays_open():
+    assert c.gate(["delivered", "delivered", "sent"], "60%", "delivered") == ("passed", 2, 2)
+    assert c.gate(["delivered", "sent", "sent"], "60%", "delivered") == ("open", 2, 1)
+    assert c.gate(["delivered", "pending", "delivered"], "60%", "delivered") == ("open", 2, 2)  # not all sent yet
+    assert c.gate(["delivered", "undelivered", "timed_out"], "60%", "delivered") == ("failed", 2, 1)
+    assert c.gate(["delivered", "delivered", "delivered"], "100%", "replied") == ("open", 3, 0)
+    assert c.gate(["replied", "delivered", "reply_error"], "2", "replied") == ("open", 2, 1)  # delivered may still reply
+    assert c.gate(["replied", "undelivered", "reply_error"], "2", "replied") == ("failed", 2, 1)
+    assert c.gate(["replied", "replied", "reply_error"], "2", "replied") == ("passed", 2, 2)
+    assert c.gate([], "100%", "delivered") == ("passed", 0, 0)
+
+
+def test_an_abort_criterion_triggers_on_exactly_the_device_that_crosses_it():
+    outcomes = [("a", "delivered"), ("b", "undelivered"), ("c", "delivered"), ("d", "delivered"), ("e", "expired"), ("f", "undelivered")]
+    undelivered = {"failure": "undelivered", "threshold": "30%", "min_devices": 4}
+    # b: 1 of 2 is 50 % but fewer than 4 finished; d: 1 of 4 is 25 %; e: 1 of 5; f: 2 of 6 = 33 % ≥ 30 %.
+    assert c.crossing([undelivered], outcomes) == (undelivered, 5, 6, 2)
+    every = {"failure": "any", "threshold": "30%", "min_devices": 4}
+    assert c.crossing([every], outcomes) == (every, 4, 5, 2)  # e: 2 of 5 = 40 %
+    assert c.crossing([undelivered, every], outcomes)[1] == 4  # the earliest device of all criteria
+    assert c.crossing([dict(undelivered, threshold="40%")], outcomes) is None
+    assert c.crossing([{"failure": "rejected", "threshold": "1%", "min_devices": 1}], outcomes) is None
+
+
+@pytest.mark.parametrize("abort, message", [
+    ([{"failure": "lost"}], "abort[0].failure: 'lost' is not one of undelivered, expired, rejected, timed_out, reply_error, any"),
+    ([{"failure": "any", "threshold": "5"}], "abort[0].threshold: '5' is not a percentage such as 10%"),
+    ([{"failure": "any", "threshold": "5%", "min_devices": 0}], "abort[0].min_devices: 0 is not a count of 1 or more"),
+    ([{"failure": "any", "when": 1}], "abort[0]: give {failure, threshold, min_devices}, failure one of undelivered, expired, rejected, timed_out, "
+                                      "reply_error, any"),
+])
+def test_bad_abort_criteria_are_named(abort, message):
+    with pytest.raises(ValueError) as caught:
+        c.check_abort(abort)
+    assert str(caught.value) == message
+
+
+def test_abort_criteria_take_their_defaults():
+    assert c.check_abort([{"failure": "expired"}]) == [{"failure": "expired", "threshold": "100%", "min_devices": 1}]
+
+
+# --- the store ---------------------------------------------------------------------------------------------
+
+
+def make(where, count, waves=("100%",), success="delivered", **policy):
+    ledger = Ledger(where)
+    definition = dict(c.DEFAULT_DEFINITION, waves=list(waves), success=success, message="hash", data_encoding="7-bit", selection={"devices": count})
+    if "reply_error_pattern" in policy:
+        definition["reply_error_pattern"] = policy.pop("reply_error_pattern")
+    campaign = c._create(ledger, SCOPE, NAME, ACCOUNT, definition, dict(c.DEFAULT_POLICY, **policy),
+                         ["mdn:%s" % mdn(n) for n in range(count)], time.time(), False)
+    return ledger, campaign
+
+
+def send(ledger, campaign, targets, request_id):
+    claim, claimed = ledger.claim(SCOPE, campaign.name, list(targets))
+    assert claimed == list(targets)
+    ledger.settle(claim, "sent", request_id)
+
+
+def confirm(where, target, state="Delivered", request_id="r1"):
+    recorder = StoreRecorder(where)
+    recorder.record([callback_event(DELIVERY_SERVICE, ACCOUNT, dict(delivery(state, target.split(":")[1]), requestId=request_id))])
+    recorder.close()
+
+
+def reply(where, target, text, timestamp="2030-01-01T00:00:00+00:00"):
+    body = device_sms(text, timestamp)
+    body["deviceIds"] = [{"kind": "Mdn", "id": target.split(":")[1]}]
+    recorder = StoreRecorder(where)
+    recorder.record([callback_event(SMS_SERVICE, ACCOUNT, body)])
+    recorder.close()
+
+
+def step(ledger, now=None):
+    """Observe, decide and save as a step does; the campaign as stored after it."""
+    campaign = c.load(ledger, SCOPE, NAME)
+    now = time.time() if now is None else now
+    c.observe(ledger, campaign, now)
+    c.decide(campaign)
+    c._save(ledger, campaign, now)
+    return c.load(ledger, SCOPE, NAME)
+
+
+def test_a_campaign_is_frozen_in_order_with_its_waves_and_created_once(where):
+    ledger, campaign = make(where, 20, waves=(2, "50%", "100%"))
+    assert (campaign.state, campaign.wave, campaign.ends, campaign.devices_total) == ("running", 1, [2, 10, 20], 20)
+    assert [device.target for device in campaign.devices] == c.ordered(NAME, ["mdn:%s" % mdn(n) for n in range(20)])
+    assert [device.wave for device in campaign.devices] == [1] * 2 + [2] * 8 + [3] * 10
+    assert {device.state for device in campaign.devices} == {"pending"}
+    # A second controller creating it at the same time gets the first one's campaign, devices and order.
+    again = c._create(ledger, SCOPE, NAME, ACCOUNT, campaign.definition, campaign.policy, ["mdn:1"], time.time(), False)
+    assert again.id == campaign.id and [device.target for device in again.devices] == [device.target for device in campaign.devices]
+    assert c.names(ledger, SCOPE) == [NAME] and c.load(ledger, "http://127.0.0.1:8", NAME) is None
+    ledger.close()
+
+
+def test_check_mode_reads_a_campaign_and_creates_none(where):
+    make(where, 3)[0].close()
+    ledger = Ledger(where, read_only=True)
+    assert [device.state for device in c.load(ledger, SCOPE, NAME).devices] == ["pending"] * 3
+    preview = c._create(ledger, SCOPE, "other", ACCOUNT, dict(c.DEFAULT_DEFINITION), dict(c.DEFAULT_POLICY), ["mdn:1"], time.time(), True)
+    assert preview.id is None and c.load(ledger, SCOPE, "other") is None
+    ledger.close()
+
+
+def test_waves_open_one_after_another_and_the_last_gate_completes(where):
+    ledger, campaign = make(where, 4, waves=(1, "100%"))
+    first = campaign.devices[0].target
+    send(ledger, campaign, [first], "r1")
+    campaign = step(ledger)
+    assert (campaign.state, campaign.wave, campaign.devices[0].state) == ("waiting", 1, "sent")
+    confirm(where, first)
+    campaign = step(ledger)
+    assert (campaign.state, campaign.wave, campaign.devices[0].state) == ("running", 2, "delivered")
+    rest = [device.target for device in campaign.devices[1:]]
+    send(ledger, campaign, rest, "r2")
+    assert step(ledger).state == "waiting"
+    for target in rest:
+        confirm(where, target, request_id="r2")
+    campaign = step(ledger)
+    assert (campaign.state, campaign.wave) == ("completed", 2)
+    assert c.figures(campaign)["delivered"] == 4 and [wave["gate"]["state"] for wave in c.figures(campaign)["waves"]] == ["passed", "passed"]
+    ledger.close()
+
+
+def test_device_states_only_move_forward_whoever_writes(where):
+    ledger, campaign = make(where, 2)
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets, "r1")
+    confirm(where, targets[0], "Undelivered")
+    stale = c.load(ledger, SCOPE, NAME)  # a second controller's reading, before the callbacks
+    assert step(ledger).devices[0].state == "undelivered"
+    confirm(where, targets[0], "Delivered")  # a late, contradicting callback
+    campaign = step(ledger)
+    assert campaign.devices[0].state == "undelivered"
+    # The stale reading writes sent over undelivered: the store keeps undelivered.
+    stale.devices[0].advance("sent", "r1", time.time())
+    c._save(ledger, stale, time.time())
+    assert c.load(ledger, SCOPE, NAME).devices[0].state == "undelivered"
+    ledger.close()
+
+
+def test_a_gate_that_can_no_longer_pass_aborts_and_names_the_counts(where):
+    ledger, campaign = make(where, 4, waves=(2, "100%"), success_threshold="100%")
+    first = [device.target for device in campaign.devices[:2]]
+    send(ledger, campaign, first, "r1")
+    confirm(where, first[0], "Expired")
+    campaign = step(ledger)
+    assert campaign.state == "aborted"
+    assert campaign.abort_reason == {"criterion": None, "gate": 1, "device": None, "needed": 2, "succeeded": 0, "finished": 1, "failed": 1, "at": None}
+    assert c.abort_text(campaign.abort_reason) == "wave 1's gate can no longer pass: 0 of its devices succeeded, 2 needed (success_threshold), 1 failed"
+    # Final: later successes change the devices, never the campaign's state.
+    confirm(where, first[1])
+    campaign = step(ledger)
+    assert campaign.state == "aborted" and campaign.devices[1].state == "delivered"
+    ledger.close()
+
+
+def test_an_abort_names_the_device_that_crossed_the_threshold(where):
+    ledger, campaign = make(where, 6, success_threshold="1", abort=[{"failure": "undelivered", "threshold": "40%", "min_devices": 3}])
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets, "r1")
+    for target, state in zip(targets, ["Delivered", "Undelivered", "Delivered", "Delivered", "Undelivered", "Undelivered"]):
+        confirm(where, target, state)
+    campaign = step(ledger)
+    # 1/2, 1/3, 1/4, 2/5 = 40 % at the fifth device to finish.
+    assert campaign.state == "aborted" and campaign.abort_reason["device"] == {"kind": "mdn", "id": targets[4].split(":")[1]}
+    assert (campaign.abort_reason["finished"], campaign.abort_reason["failed"]) == (5, 2)
+    ledger.close()
+
+
+def test_devices_without_an_outcome_time_out_after_the_wave_timeout(where):
+    ledger, campaign = make(where, 3, wave_timeout=60, success_threshold="1")
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets, "r1")
+    confirm(where, targets[0])
+    last = max(ledger.send_times(SCOPE, NAME).values())
+    assert step(ledger, now=last + 59).state == "completed"  # the gate passed with one success: nothing times out
+    ledger.close()
+    ledger, campaign = make(str(where) + "2" if isinstance(where, str) else where._replace(schema=where.schema + "b"), 3, wave_timeout=60)
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets, "r1")
+    last = max(ledger.send_times(SCOPE, NAME).values())
+    assert step(ledger, now=last + 59).state == "waiting"
+    campaign = step(ledger, now=last + 60)
+    assert [device.state for device in campaign.devices] == ["timed_out"] * 3 and campaign.devices[0].finished_at == last + 60
+    assert campaign.state == "aborted" and campaign.abort_reason["gate"] == 1
+    ledger.close()
+
+
+def test_a_reply_counts_for_the_latest_campaign_send_before_it(where):
+    ledger, campaign = make(where, 2, success="replied", reply_error_pattern="^ERR")
+    targets = [device.target for device in campaign.devices]
+    reply(where, targets[0], "OK early")  # before the send: it does not count
+    send(ledger, campaign, targets, "r1")
+    assert {device.state for device in step(ledger).devices} == {"sent"}
+    reply(where, targets[0], "OK")
+    reply(where, targets[1], "ERR 7")
+    campaign = step(ledger)
+    assert [device.state for device in campaign.devices] == ["replied", "reply_error"]
+    ledger.close()
+
+
+def test_a_reply_to_a_later_campaign_does_not_count_for_an_earlier_one(where):
+    ledger, first = make(where, 1, success="replied")
+    target = first.devices[0].target
+    send(ledger, first, [target], "r1")
+    step(ledger)
+    other = c._create(ledger, SCOPE, "other", ACCOUNT, dict(first.definition), first.policy, [target], time.time(), False)
+    claim, _claimed = ledger.claim(SCOPE, "other", [target])
+    ledger.settle(claim, "sent", "r9")
+    c.observe(ledger, other, time.time())
+    c._save(ledger, other, time.time())
+    reply(where, target, "OK")
+    assert step(ledger).devices[0].state == "sent"
+    other = c.load(ledger, SCOPE, "other")
+    c.observe(ledger, other, time.time())
+    assert other.devices[0].state == "replied"
+    ledger.close()
+
+
+def test_the_pace_is_reserved_in_the_store_for_every_controller(where):
+    ledger, campaign = make(where, 1000, max_per_minute=600)
+    assert c._reserve(ledger, campaign, 100, 1000.0) == (True, 1010.0)
+    other = Ledger(where)  # another controller
+    assert c._reserve(other, c.load(other, SCOPE, NAME), 100, 1005.0) == (False, 1010.0)
+    assert c._reserve(other, c.load(other, SCOPE, NAME), 100, 1010.0) == (True, 1020.0)
+    other.close()
+    ledger.close()
+
+
+def test_current_reads_what_a_step_would_decide_and_writes_nothing(where):
+    ledger, campaign = make(where, 2, waves=(1, "100%"))
+    send(ledger, campaign, [campaign.devices[0].target], "r1")
+    confirm(where, campaign.devices[0].target)
+    ledger.close()
+    reader = Ledger(where, read_only=True)
+    now = c.current(reader, SCOPE, NAME)
+    assert (now.state, now.wave, now.devices[0].state) == ("running", 2, "delivered")
+    assert c.figures(now)["delivered"] == 1 and c.devices(now, ["delivered"])[0]["kind"] == "mdn"
+    assert (c.load(reader, SCOPE, NAME).wave, c.load(reader, SCOPE, NAME).devices[0].state) == (1, "pending")
+    assert c.current(reader, SCOPE, "nothing") is None
+    reader.close()
+
+
+def test_two_controllers_stepping_at_once_send_each_device_once_and_report_the_same(where, fake):
+    params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": mdn(n)} for n in range(40)], devices_file=None, group_name=None,
+                  service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None, reply_pattern=None,
+                  reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None, fail_on_abort=True,
+                  state="started", wait="none", wait_timeout=0)
+    results, start = [], threading.Barrier(2)
+
+    def controller():
+        ledger = Ledger(where)
+        client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+        start.wait()
+        try:
+            results.append(c.step(dict(params), client, ledger, SCOPE)[0])
+        finally:
+            ledger.close()
+
+    threads = [threading.Thread(target=controller) for _thread in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    sent = [device["id"] for _method, path, body in fake.calls if path == "/api/m2m/v1/sms" for device in body["deviceIds"]]
+    assert sorted(sent) == [mdn(n) for n in range(40)]
+    assert sorted(result["devices_sent"] for result in results) == [0, 40]
+    assert {(result["campaign_state"], result["sent"], result["pending"]) for result in results} == {("waiting", 40, 0)}
