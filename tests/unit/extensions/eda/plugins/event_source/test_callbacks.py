@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from with_rulebook import free_port
 
 from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source import callbacks
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackRecorder, MemoryRecorder, callback_event
@@ -33,17 +34,6 @@ pytestmark = pytest.mark.asyncio
 ECS = "EnhancedConnectivityService"
 SDC = "SMSDeliveryConfirmation"
 WRONG_PASSWORD = "wrong-pw-91c2"
-
-
-def free_port(candidates=(0,)):
-    for port in candidates:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    return None
 
 
 @pytest.fixture(autouse=True)
