@@ -27,34 +27,17 @@ BATCH = 10_000
 GOALS = {"sms_10k_seconds": 1.0, "sms_100k_in_10_seconds": 5.0, "callbacks_per_second": 2000.0}
 
 
-def luhn(digits: str) -> str:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if position % 2 == 0 else 1)
-        total += value - 9 if value > 9 else value
-    return str((10 - total % 10) % 10)
-
-
 def write_fleet(path: str) -> None:
-    """One account of DEVICES active devices, each with iccid, imei, mdn and msisdn, in 4 groups."""
-    devices = []
-    for n in range(DEVICES):
-        iccid = f"8914800001{n:09d}"
-        imei = f"35999999{n:06d}"
-        mdn = f"{7000000000 + n}"
-        devices.append(
-            {
-                "deviceIds": [
-                    {"kind": "iccid", "id": iccid + luhn(iccid)},
-                    {"kind": "imei", "id": imei + luhn(imei)},
-                    {"kind": "mdn", "id": mdn},
-                    {"kind": "msisdn", "id": "1" + mdn},
-                ],
-                "groupNames": [f"group-{n % 4}"],
-                "servicePlan": "plan",
-            }
-        )
-    fleet = {"accounts": [{"name": ACCOUNT, "groups": [{"name": f"group-{g}"} for g in range(4)], "servicePlans": ["plan"], "devices": devices}]}
+    """One account of DEVICES active devices, each with iccid, imei, mdn and msisdn, in 4 groups,
+    made from patterns (the fleet file's generated devices)."""
+    generator = {
+        "count": DEVICES,
+        "first": 0,
+        "ids": {"iccid": "8914800001{n:09d}{luhn}", "imei": "35999999{n:06d}{luhn}", "mdn": "7{n:09d}", "msisdn": "17{n:09d}"},
+        "groupNames": {f"group-{g}": 1 for g in range(4)},
+        "servicePlan": {"plan": 1},
+    }
+    fleet = {"accounts": [{"name": ACCOUNT, "groups": [{"name": f"group-{g}"} for g in range(4)], "servicePlans": ["plan"], "generate": [generator]}]}
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(fleet, handle)
 

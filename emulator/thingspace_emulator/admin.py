@@ -6,6 +6,8 @@ import re
 
 from .admin_models import (
     AdminError,
+    BehaviourBatch,
+    BehaviourList,
     CallbackAttemptList,
     ConfigUpdate,
     ConfigView,
@@ -34,6 +36,7 @@ from .admin_models import (
     UnlockResult,
 )
 from .api import Reply, Request, parse_body
+from .behaviours import Behaviour
 from .core import Emulator
 from .errors import ApiError
 from .wire import CallbackRegistration
@@ -45,6 +48,7 @@ CONFIG_FIELDS = {
     "deliveryDelay": "delivery_delay",
     "devicePageSize": "device_page_size",
     "callbackRetryDelays": "callback_retry_delays",
+    "clockSpeed": "clock_speed",
 }
 
 
@@ -154,6 +158,26 @@ def inject_mo(emulator: Emulator, request: Request) -> Reply:
         delivered = emulator.inbox.inject(body.accountName, device, body.message)
         results.append(MoResult(delivered=delivered, queued=not delivered))
     return Reply(200, MoResultBatch(results) if batch else results[0])
+
+
+def add_behaviours(emulator: Emulator, request: Request) -> Reply:
+    """One rule (object) or several (array), added after those in force; answers every rule in force."""
+    batch = request.body.lstrip().startswith(b"[")
+    rules = parse(request, BehaviourBatch).root if batch else [parse(request, Behaviour)]
+    try:
+        emulator.behaviours.add(rules)
+    except ValueError as exc:
+        raise admin_error(404, str(exc)) from None
+    return Reply(200, BehaviourList(behaviours=emulator.behaviours.view()))
+
+
+def list_behaviours(emulator: Emulator, request: Request) -> Reply:
+    return Reply(200, BehaviourList(behaviours=emulator.behaviours.view()))
+
+
+def clear_behaviours(emulator: Emulator, request: Request) -> Reply:
+    emulator.behaviours.clear()
+    return Reply(200, BehaviourList(behaviours=emulator.behaviours.view()))
 
 
 def add_portal_listener(emulator: Emulator, request: Request) -> Reply:

@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from .behaviours import Behaviour
 from .fleet_file import FleetPortalListener
 from .persistence import SentSms
 from .wire import CallbackRegistration, DeviceId
@@ -25,6 +26,7 @@ class ConfigUpdate(BaseModel):
     devicePageSize: Optional[int] = Field(default=None, ge=1)
     # Seconds before attempts 2, 3 and 4 of a callback.
     callbackRetryDelays: Optional[tuple[RetryDelay, RetryDelay, RetryDelay]] = None
+    clockSpeed: Optional[float] = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class ConfigView(BaseModel):
@@ -34,6 +36,7 @@ class ConfigView(BaseModel):
     deliveryDelay: float
     devicePageSize: int
     callbackRetryDelays: tuple[float, float, float]
+    clockSpeed: float
     allowAnyCallbackPort: bool
     allowRemote: bool
 
@@ -65,6 +68,14 @@ class PortalListener(FleetPortalListener):
 
 class PortalListenerList(BaseModel):
     listeners: list[CallbackRegistration]
+
+
+class BehaviourBatch(RootModel[list[Behaviour]]):
+    """POST /_emulator/behaviours also takes a JSON array of rules."""
+
+
+class BehaviourList(BaseModel):
+    behaviours: list[Behaviour]
 
 
 class MoInject(BaseModel):

@@ -1,11 +1,13 @@
 """Application-originated (AO) SMS: each accepted POST /sms, the delivery outcome of each device, and
 the callbacks that report them (EnhancedConnectivityService, then SMSDeliveryConfirmation)."""
 
+import math
 import threading
 import time
 import uuid
 from typing import Callable, NamedTuple, Optional
 
+from .behaviours import RECEIVED, Behaviours
 from .clock import now_iso
 from .fanout import MAX_ATTEMPTS, Delivery, Dispatcher
 from .persistence import DeviceCounters, PendingBatch, SentSms
@@ -23,6 +25,8 @@ from .wire import (
 ECS = "EnhancedConnectivityService"
 DELIVERY = "SMSDeliveryConfirmation"
 PENDING_LIMIT = 100  # a device with this many pending messages rejects the next one
+CONFIRMATIONS = {"delivered": "Delivered", "undelivered": "Undelivered", "expired": "Expired", "rejected": "Rejected"}
+REPLY_CHUNK = 200  # replies one worker task sends, so many replies spread over the workers
 
 
 def key_id(device) -> DeviceId:
@@ -51,6 +55,14 @@ class SentRecord(NamedTuple):
         )
 
 
+def natural_outcome(device) -> str:
+    """The outcome a device's state and reachability give: only an active device gets the SMS; an
+    unreachable one holds it until it expires."""
+    if device.state != "active":
+        return "undelivered"
+    return "delivered" if device.reachable else "expired"
+
+
 class Pending:
     """Messages waiting on unreachable devices until they expire."""
 
@@ -64,11 +76,14 @@ class Pending:
 
 
 class Outbox:
-    def __init__(self, config, fleet, registrations: Registrations, dispatcher: Dispatcher, on_change: Callable[[], None]):
+    def __init__(self, config, fleet, registrations: Registrations, dispatcher: Dispatcher, behaviours: Behaviours, inbox, on_change: Callable[[], None]):
+        """inbox: the mo_sms.Inbox that devices' replies go through."""
         self.config = config
         self.fleet = fleet
         self.registrations = registrations
         self.dispatcher = dispatcher
+        self.behaviours = behaviours
+        self.inbox = inbox
         self.on_change = on_change
         self.lock = threading.Lock()
         self.sent: list = []
@@ -93,32 +108,58 @@ class Outbox:
         """Record an accepted send ({account: [Device]}), update counters and start its callbacks."""
         request_id = str(uuid.uuid4())
         received_at = now_iso()
-        expires_at = time.time() + self.config.sms_expiry
+        now = time.time()
+        speed = self.config.clock_speed
+        delivered_after = self.config.delivery_delay / speed
+        expires_at = now + self.config.sms_expiry / speed
+        plan_of = self.behaviours.compiled()
         with self.lock:
             for account, devices in by_account.items():
                 outcomes = []
                 waiting = []
+                replies = []
                 for device in devices:
                     device.sms_received += 1
-                    if device.state != "active":
-                        outcomes.append((device, "Undelivered"))
-                    elif device.reachable:
-                        outcomes.append((device, "Delivered"))
-                    elif device.pending >= PENDING_LIMIT:
-                        outcomes.append((device, "Rejected"))
-                    else:
-                        device.pending += 1
-                        waiting.append(device)
+                    plan = plan_of(device)
+                    outcome = plan.outcome or natural_outcome(device)
+                    if outcome == "expired":
+                        if device.pending >= PENDING_LIMIT:
+                            outcome = "rejected"
+                        else:
+                            device.pending += 1
+                            waiting.append(device)
+                            continue
+                    if outcome != "none":
+                        outcomes.append((device, CONFIRMATIONS[outcome]))
+                    if plan.reply is not None and outcome in RECEIVED:
+                        replies.append((device, plan.reply, plan.reply_delay))
                 self.sent.append(SentRecord(request_id, account, message, encoding, devices, received_at))
                 if waiting:
                     batch = Pending(request_id, account, waiting, expires_at)
                     self.pending.append(batch)
                     self._schedule_expiry(batch)
-                self.dispatcher.run_task(lambda a=account, d=devices, o=outcomes: self._fan_out(request_id, a, d, o))
+                self.dispatcher.run_task(lambda a=account, d=devices, o=outcomes: self._fan_out(request_id, a, d, o, delivered_after))
+                self._schedule_replies(account, replies, now, delivered_after, speed)
         self.on_change()
         return request_id
 
-    def _fan_out(self, request_id: str, account: str, devices: list, outcomes: list) -> None:
+    def _schedule_replies(self, account: str, replies: list, now: float, delivered_after: float, speed: float) -> None:
+        """Each device's reply, replyDelay (emulated) after its delivery, and never within the second the
+        send was accepted in: the reply's timestamp (whole seconds) is then later than the send."""
+        earliest = math.floor(now) + 1
+        by_time: dict = {}
+        for device, text, delay in replies:
+            by_time.setdefault(max(now + delivered_after + delay / speed, earliest), []).append((device, text))
+        for at, group in by_time.items():
+            for start in range(0, len(group), REPLY_CHUNK):
+                chunk = group[start : start + REPLY_CHUNK]
+                self.dispatcher.schedule(at - time.time(), lambda c=chunk: self._reply(account, c))
+
+    def _reply(self, account: str, chunk: list) -> None:
+        for device, text in chunk:
+            self.inbox.inject(account, device, text)
+
+    def _fan_out(self, request_id: str, account: str, devices: list, outcomes: list, delivered_after: float) -> None:
         """Worker task: the EnhancedConnectivityService callbacks now, the confirmations after the delay."""
         registration = self.registrations.get(account, ECS)
         if registration is not None:
@@ -154,7 +195,7 @@ class Outbox:
                 )
                 self.dispatcher.submit(Delivery(ECS, registration.url, body, device_done))
         if outcomes:
-            self.dispatcher.schedule(self.config.delivery_delay, lambda: self._confirm(request_id, account, outcomes))
+            self.dispatcher.schedule(delivered_after, lambda: self._confirm(request_id, account, outcomes))
 
     def _confirm(self, request_id: str, account: str, outcomes: list) -> None:
         registration = self.registrations.get(account, DELIVERY)

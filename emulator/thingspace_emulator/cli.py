@@ -30,6 +30,17 @@ def retry_delays(text: str) -> tuple:
     return delays
 
 
+def clock_speed(text: str) -> float:
+    """--clock-speed: a positive finite number."""
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not 0 < speed < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, such as 3600; not {text!r}")
+    return speed
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = Config()
     parser = argparse.ArgumentParser(prog="thingspace-emulator", description="A local ThingSpace M2M server for demos, tests and offline playbook runs.")
@@ -48,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     default_delays = ",".join("%g" % delay for delay in defaults.callback_retry_delays)
     parser.add_argument("--callback-retry-delays", type=retry_delays, default=defaults.callback_retry_delays, metavar="S,S,S",
                         help=f"seconds before attempts 2, 3 and 4 of a callback (default {default_delays})")
+    parser.add_argument("--clock-speed", type=clock_speed, default=defaults.clock_speed, metavar="X",
+                        help="emulated seconds per real second (delivery delay, SMS expiry, reply delays) (default %(default)s; 3600: a second is an hour)")
     parser.add_argument("--log-size", type=int, default=defaults.log_size, help="entries kept in the request and callback logs (default %(default)s)")
     parser.add_argument("--allow-any-callback-port", action="store_true", help="accept any port for loopback callback URLs")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host and non-loopback callback URLs")
@@ -81,6 +94,7 @@ def main(argv: Optional[list] = None) -> int:
         callback_workers=args.callback_workers,
         log_size=args.log_size,
         callback_retry_delays=args.callback_retry_delays,
+        clock_speed=args.clock_speed,
     )
     try:
         server = serve(Emulator(config, fleet, args.state), args.host, args.port, args.verbose)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .ao_sms import Outbox
+from .behaviours import Behaviours
 from .clock import now_iso
 from .fanout import RETRY_DELAYS, CallbackLog, Dispatcher
 from .faults import FaultRegistry
@@ -30,6 +31,7 @@ class Config:
     callback_workers: int = 8
     log_size: int = 100_000
     callback_retry_delays: tuple = RETRY_DELAYS
+    clock_speed: float = 1.0  # emulated seconds per real second, for delivery delay, expiry and reply delays
 
 
 class Emulator:
@@ -43,8 +45,9 @@ class Emulator:
         self.faults = FaultRegistry()
         self.requests: deque = deque(maxlen=config.log_size)
         self.registrations = Registrations(self.changed, fleet.portal_listeners)
-        self.outbox = Outbox(config, fleet, self.registrations, self.dispatcher, self.changed)
+        self.behaviours = Behaviours(fleet.behaviours, fleet.lookup)
         self.inbox = Inbox(fleet, self.registrations, self.dispatcher, self.changed)
+        self.outbox = Outbox(config, fleet, self.registrations, self.dispatcher, self.behaviours, self.inbox, self.changed)
         self.sink_lock = threading.Lock()
         self.sink: dict = {}  # listener name -> [SinkEntry], the built-in callback listener
         self.store = StateStore(state_path, self.snapshot) if state_path else None
@@ -69,10 +72,11 @@ class Emulator:
             self.store.mark_dirty()
 
     def reset(self) -> None:
-        """Back to the loaded fleet; the configuration stays."""
+        """Back to the loaded fleet and its behaviours; the configuration stays."""
         self.dispatcher.reset()
         self.tokens.clear()
         self.faults.clear()
+        self.behaviours.clear()
         self.callback_log.clear()
         self.requests.clear()
         self.registrations.clear()

@@ -3,12 +3,13 @@ when the emulator starts."""
 
 import json
 from importlib import resources
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .rules import CUSTOM_FIELD_NAMES, KINDS, SERVICE_NAMES, identifier_key, valid_identifier
+from .behaviours import Behaviour, share_fraction
+from .rules import CUSTOM_FIELD_NAMES, DEVICE_STATES, KINDS, SERVICE_NAMES, device_state, identifier_key, valid_identifier
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -29,23 +30,76 @@ class FleetDeviceId(BaseModel):
         return self
 
 
+def known_state(name: str) -> str:
+    state = device_state(name)
+    if state not in DEVICE_STATES:
+        raise ValueError(f"device state {name!r} is not one of {', '.join(DEVICE_STATES)}")
+    return state
+
+
+def custom_field_names(value: dict) -> dict:
+    for key in value:
+        if key not in CUSTOM_FIELD_NAMES:
+            raise ValueError(f"custom field {key!r} is not one of {', '.join(CUSTOM_FIELD_NAMES)}")
+    return value
+
+
+State = Annotated[str, AfterValidator(known_state)]
+DEFAULT_CREATED_AT = "2024-01-02T09:00:00-05:00"
+
+
 class FleetDevice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     deviceIds: list[FleetDeviceId] = Field(min_length=1)
     groupNames: list[str] = []
     servicePlan: Optional[str] = None
-    state: str = "active"
+    state: State = "active"
     reachable: bool = True
-    customFields: dict[str, str] = {}
+    customFields: Annotated[dict[str, str], AfterValidator(custom_field_names)] = {}
     ipAddress: Optional[str] = None
-    createdAt: str = "2024-01-02T09:00:00-05:00"
+    createdAt: str = DEFAULT_CREATED_AT
 
-    @field_validator("customFields")
+
+Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def known_kinds(value: dict) -> dict:
+    for kind, template in value.items():
+        if kind not in KINDS:
+            raise ValueError(f"unknown device kind {kind!r}")
+        if "{n" not in template:
+            raise ValueError(f"ids.{kind}: {template!r} does not use {{n}}")
+        if "{luhn}" in template and not template.endswith("{luhn}"):
+            raise ValueError(f"ids.{kind}: {{luhn}} must end the pattern")
+    return value
+
+
+def known_states(value: dict) -> dict:
+    return {known_state(name): weight for name, weight in value.items()}
+
+
+class FleetGenerator(BaseModel):
+    """count devices made from patterns, for fleets too large to list: device n (first, first+1, ...)
+    gets each identifier by formatting its pattern with n ({n:09d}; a final {luhn} appends a Luhn
+    check digit), and each property drawn by weight with a generator seeded by the account name and
+    seed, so a fleet file always makes the same fleet."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(ge=1, le=1_000_000)
+    first: int = Field(default=1, ge=0)
+    seed: str = ""
+    ids: Annotated[dict[str, str], AfterValidator(known_kinds)] = Field(min_length=1)
+    groupNames: dict[str, Weight] = {}  # one group per device
+    servicePlan: dict[str, Weight] = {}
+    state: Annotated[dict[str, Weight], AfterValidator(known_states)] = {"active": 1}
+    unreachable: Union[str, float] = 0  # share of the devices marked reachable: false
+    customFields: Annotated[dict[str, dict[str, Weight]], AfterValidator(custom_field_names)] = {}
+    createdAt: str = DEFAULT_CREATED_AT
+
+    @field_validator("unreachable")
     @classmethod
-    def _field_names(cls, value: dict) -> dict:
-        for key in value:
-            if key not in CUSTOM_FIELD_NAMES:
-                raise ValueError(f"custom field {key!r} is not one of {', '.join(CUSTOM_FIELD_NAMES)}")
+    def _share(cls, value):
+        share_fraction(value)
         return value
 
 
@@ -77,6 +131,7 @@ class FleetAccount(BaseModel):
     groups: list[FleetGroup] = []
     servicePlans: list[str] = []
     devices: list[FleetDevice] = []
+    generate: list[FleetGenerator] = []
     portalListeners: list[FleetPortalListener] = []
 
     @model_validator(mode="after")
@@ -89,6 +144,13 @@ class FleetAccount(BaseModel):
                     raise ValueError(f"account {self.name}: device group {name!r} is not declared")
             if device.servicePlan is not None and device.servicePlan not in plans:
                 raise ValueError(f"account {self.name}: service plan {device.servicePlan!r} is not declared")
+        for generator in self.generate:
+            for name in generator.groupNames:
+                if name not in groups:
+                    raise ValueError(f"account {self.name}: generated group {name!r} is not declared")
+            for name in generator.servicePlan:
+                if name not in plans:
+                    raise ValueError(f"account {self.name}: generated service plan {name!r} is not declared")
         return self
 
 
@@ -110,6 +172,7 @@ class FleetFile(BaseModel):
     accounts: list[FleetAccount] = Field(min_length=1)
     clients: list[FleetClient] = [FleetClient(id="emulator-client", secret="emulator-secret")]
     users: list[FleetUser] = [FleetUser(username="emulator-user", password="emulator-pass")]
+    behaviours: list[Behaviour] = []
 
     @model_validator(mode="after")
     def _user_accounts(self):

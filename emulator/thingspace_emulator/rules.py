@@ -27,6 +27,18 @@ KINDS = tuple(KIND_PATTERNS)
 # Kinds whose identifiers are hexadecimal, compared without regard to case.
 HEX_KINDS = ("meid",)
 
+# Device states as the vendor names them (carrierInformations[].state, the device list's currentState);
+# only an active device gets an SMS. "suspended", the emulator's earlier word, reads as "suspend".
+DEVICE_STATES = ("active", "suspend", "deactive", "pre-active", "pending activation")
+STATE_ALIASES = {"suspended": "suspend"}
+
+
+def device_state(name: str) -> str:
+    """The state name as the emulator keeps it: lower case, aliases resolved."""
+    name = name.strip().lower()
+    return STATE_ALIASES.get(name, name)
+
+
 CUSTOM_FIELD_NAMES = tuple(f"CustomField{n}" for n in range(1, 6))
 
 # The callback services the vendor documents; tests/vendor_rules.yml gives the source of each.

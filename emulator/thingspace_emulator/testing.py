@@ -41,7 +41,7 @@ class AdminClient:
         self.call("POST", "reset")
 
     def config(self, **changes) -> dict:
-        """Change timings (accessTokenTtl, sessionIdleTtl, smsExpiry, deliveryDelay, devicePageSize, callbackRetryDelays); returns all."""
+        """Change timings (accessTokenTtl, sessionIdleTtl, smsExpiry, deliveryDelay, devicePageSize, callbackRetryDelays, clockSpeed); returns all."""
         return self.call("POST", "config", changes)
 
     def expire(self, kind: str = "all") -> int:
@@ -71,6 +71,34 @@ class AdminClient:
 
     def callbacks(self) -> list:
         return self.call("GET", "callbacks")["attempts"]
+
+    def behaviour(
+        self,
+        *,
+        device: Optional[tuple] = None,
+        share=None,
+        seed: str = "",
+        outcome: Optional[str] = None,
+        reply: Optional[str] = None,
+        reply_delay: float = 0.0,
+    ) -> list:
+        """Add a device behaviour: device (kind, id), else a share ("10%" or 0.1), else every device;
+        outcome (delivered, undelivered, expired, rejected, none), reply text after reply_delay
+        emulated seconds. Returns every rule in force."""
+        rule = {"seed": seed, "replyDelay": reply_delay}
+        if device is not None:
+            rule["device"] = {"kind": device[0], "id": device[1]}
+        for name, value in (("share", share), ("outcome", outcome), ("reply", reply)):
+            if value is not None:
+                rule[name] = value
+        return self.call("POST", "behaviours", rule)["behaviours"]
+
+    def behaviours(self) -> list:
+        return self.call("GET", "behaviours")["behaviours"]
+
+    def clear_behaviours(self) -> None:
+        """Back to the fleet file's behaviours."""
+        self.call("DELETE", "behaviours")
 
     def inject_mo(self, account: str, kind: str, id: str, message: str) -> dict:
         return self.call("POST", "mo", {"accountName": account, "deviceId": {"kind": kind, "id": id}, "message": message})

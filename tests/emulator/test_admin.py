@@ -16,6 +16,7 @@ def test_health_and_config(emu):
         "deliveryDelay": 0.5,
         "devicePageSize": 7,
         "callbackRetryDelays": [0.05, 0.1, 0.2],
+        "clockSpeed": 1.0,
         "allowAnyCallbackPort": True,
         "allowRemote": False,
     }
@@ -23,7 +24,8 @@ def test_health_and_config(emu):
 
 
 @pytest.mark.parametrize("change", [{"devicePageSize": 0}, {"accessTokenTtl": -1}, {"unknown": 1}, {"callbackRetryDelays": [1, 2]},
-                                    {"callbackRetryDelays": [1, 2, -4]}, {"callbackRetryDelays": [1, 2, 1e999]}])
+                                    {"callbackRetryDelays": [1, 2, -4]}, {"callbackRetryDelays": [1, 2, 1e999]},
+                                    {"clockSpeed": 0}, {"clockSpeed": -1}])
 def test_config_refuses_bad_values(emu, change):
     with pytest.raises(RuntimeError, match="HTTP 400"):
         emu.admin.config(**change)
@@ -67,7 +69,7 @@ def test_device_view(emu):
     devices = emu.admin.devices(ACCOUNT)
     assert len(devices) == 24
     assert set(devices[0]) == {"accountName", "deviceIds", "state", "reachable", "smsReceived", "pending"}
-    assert sorted(d["state"] for d in devices if d["state"] != "active") == ["deactive", "suspended", "suspended"]
+    assert sorted(d["state"] for d in devices if d["state"] != "active") == ["deactive", "suspend", "suspend"]
     assert [d["reachable"] for d in devices].count(False) == 1
 
 

@@ -52,6 +52,14 @@ def test_callback_retry_delays():
         assert result.returncode == 2 and "--callback-retry-delays: expected 3 comma-separated seconds" in result.stderr, result.stderr
 
 
+def test_clock_speed():
+    with running_emulator("--quiet", "--clock-speed", "3600") as emu:
+        assert emu.call("GET", "config")["clockSpeed"] == 3600
+    for wrong in ("0", "-2", "fast", "inf"):
+        result = subprocess.run([*COMMAND, "--port", "0", "--clock-speed", wrong], capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode == 2 and "--clock-speed: expected a number above 0" in result.stderr, result.stderr
+
+
 def test_bad_fleet_refused(tmp_path):
     fleet = tmp_path / "fleet.yml"
     fleet.write_text("accounts: []\n")

@@ -17,7 +17,7 @@ def test_demo_fleet():
     assert len(devices) >= 24
     assert len(account.groups) >= 2 and len(account.plans) == 2
     assert {"CustomField1", "CustomField2"} <= {key for device in devices for key in device.custom}
-    assert any(device.state == "suspended" for device in devices)
+    assert any(device.state == "suspend" for device in devices)
     assert {kind for device in devices for kind, _id in device.ids} == {"esn", "iccid", "imei", "imsi", "mdn", "meid", "msisdn", "eid"}
     for device in devices:
         assert device.ids[0][0] == "iccid"
