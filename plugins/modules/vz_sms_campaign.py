@@ -123,7 +123,7 @@ options:
     description:
       - Seconds after a wave's last send after which its devices without an outcome count as C(timed_out). Delivery
         callbacks and replies later than that do not count.
-      - The campaign's policy (none when created without it: devices wait for their outcome).
+      - The campaign's policy (none when created without it, so devices wait for their outcome).
     type: int
   abort:
     description:
