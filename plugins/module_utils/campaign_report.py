@@ -225,7 +225,7 @@ margin-right: 4px; }
 def html(campaign, figures, records, generated_at, csv_name):
     """The report page: the campaign's state and figures, the abort reason, the chart, the per-wave table, a link to the
     CSV (``csv_name``: its path relative to the page)."""
-    name = escape(campaign.name)
+    name, state = escape(campaign.name), escape(figures["campaign_state"])
     rows = []
     for wave in figures["waves"]:
         gate = wave["gate"]
@@ -245,11 +245,11 @@ def html(campaign, figures, records, generated_at, csv_name):
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         "<title>Campaign %s</title>" % name,
         "<style>%s</style></head><body>" % _STYLE,
-        '<h1>Campaign %s <span class="state state-%s" id="campaign-state">%s</span></h1>' % (name, escape(figures["campaign_state"]),
-                                                                                          escape(figures["campaign_state"])),
+        '<h1>Campaign %s <span class="state state-%s" id="campaign-state">%s</span></h1>' % (name, state, state),
         '<p id="summary">Wave %d of %d; %d devices: %d sent, %d delivered, %d replied, %d pending, unconfirmed %d; failures: %s. '
-        "Read from the ledger at %s.</p>" % (figures["wave"], figures["waves_total"], figures["devices_total"], figures["sent"], figures["delivered"],
-                                              figures["replied"], figures["pending"], figures["unconfirmed"], escape(failures), iso_time(generated_at)),
+        "Read from the ledger at %s.</p>" % (figures["wave"], figures["waves_total"], figures["devices_total"], figures["sent"],
+                                             figures["delivered"], figures["replied"], figures["pending"], figures["unconfirmed"], escape(failures),
+                                             iso_time(generated_at)),
         abort,
         "<h2>Devices over time</h2>",
         '<p class="legend">%s</p>' % legend,
