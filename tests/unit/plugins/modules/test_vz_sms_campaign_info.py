@@ -5,6 +5,7 @@ check mode, and the failures (no ledger, an unknown campaign, report paths) befo
 from __future__ import annotations
 
 import csv
+import sqlite3
 
 import pytest
 
@@ -134,3 +135,25 @@ def test_a_missing_ledger_fails_and_is_not_created(run_module, state_dir, tmp_pa
     else:
         with server.connect() as db:
             assert db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (where.schema,)).fetchone() is None
+
+
+def test_a_schema_4_ledger_has_no_campaign_and_is_not_migrated(run_module, where):
+    """A ledger written before campaigns (schema 4, no campaign tables) is read as it is: no campaign, nothing created."""
+    Ledger(where).close()
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        db.executescript("DROP TABLE campaign_devices; DROP TABLE campaigns; PRAGMA user_version = 4")
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+            db.execute('DROP TABLE "%s".campaign_devices; DROP TABLE "%s".campaigns; UPDATE "%s".schema_version SET version = 4'
+                       % (where.schema, where.schema, where.schema))
+    result, failed = run_module(vz_sms_campaign_info.main, **ledger_args(where))
+    assert not failed and result["campaigns"] == [] and result["warnings"] == []
+    result, failed = run_module(vz_sms_campaign_info.main, **ledger_args(where), name=NAME)
+    assert failed and result["msg"].endswith("has no campaign of that name for api_url %s; its campaigns there are: none" % API)
+    ledger = Ledger(where, read_only=True)
+    assert ledger.store.rows("SELECT count(*) FROM campaigns") == []  # still without the table
+    ledger.close()
