@@ -166,3 +166,24 @@ def test_every_text_from_the_ledger_or_the_user_is_escaped(story):
     root = parse(svg)  # still one well-formed SVG
     assert root.find(SVG + "title").text == "Campaign %s: devices sent, delivered, replied and failed over time" % hostile
     assert '<a href="a%22b%3Cc%3E.csv" id="devices-csv">a&quot;b&lt;c&gt;.csv</a>' in page
+
+
+def test_a_campaign_nothing_was_sent_to_yet_is_drawn_flat_to_now(where):
+    ledger = Ledger(where)
+    definition = dict(c.DEFAULT_DEFINITION, waves=[1, "100%"], message="hash", data_encoding="7-bit", selection={"devices": 3})
+    c._create(ledger, service_scope(API), "empty", "0000123456-00001", definition, dict(c.DEFAULT_POLICY), ["mdn:555000000%d" % n for n in range(3)],
+              T0, False)
+    ledger.close()
+    ledger = Ledger(where, read_only=True)
+    campaign = c.reading(ledger, service_scope(API), "empty", T0 + 60)
+    records = r.timeline(ledger, campaign)
+    ledger.close()
+    assert r.series(records) == {"sent": [], "delivered": [], "replied": [], "failed": []} and r.wave_starts(records) == {}
+    root = parse(r.svg(campaign, records, T0 + 60))
+    assert (root.get("data-start"), root.get("data-end")) == ("2026-12-07T02:00:00Z", "2026-12-07T02:01:00Z")
+    bottom, right = r.HEIGHT - r.BOTTOM, r.WIDTH - r.RIGHT
+    assert {line.get("data-series"): (line.get("data-final"), line.get("points")) for line in root.iter(SVG + "polyline")} == {
+        name: ("0", "%d.0,%d.0 %d.0,%d.0" % (r.LEFT, bottom, right, bottom)) for name in r.SERIES}
+    assert [tick.get("data-value") for tick in root.iter(SVG + "g") if tick.get("class") == "tick y-tick"] == ["0", "1", "2", "3"]
+    assert not [group for group in root.iter(SVG + "g") if group.get("class") in ("wave-boundary", "abort-marker")]
+    assert r.csv_text(records).splitlines()[1:] == ["mdn,%s,%d,pending,,,," % (device.target.split(":")[1], device.wave) for device in campaign.devices]
