@@ -28,14 +28,14 @@ RETURNED_KEYS := $(CURDIR)/tests/output/returned_keys
 MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/transport.py plugins/module_utils/ledger.py \
 	plugins/module_utils/_store_sqlite.py plugins/module_utils/_store_postgresql.py \
 	plugins/module_utils/send.py plugins/module_utils/sms.py plugins/module_utils/deliveries.py plugins/module_utils/_event_source.py \
-	plugins/module_utils/campaign.py
+	plugins/module_utils/campaign.py plugins/module_utils/campaign_report.py
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv help lock clean demo test lint unit emulator-test reliability eda doctest sanity integration returns molecule build docs bench mutation
+.PHONY: venv help lock clean demo test lint chromium unit emulator-test reliability eda doctest sanity integration returns molecule build docs bench mutation
 venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
 
 help: ## List the targets
@@ -89,7 +89,13 @@ lint: venv ## ruff and ansible-lint
 	$(BIN)/ruff check .
 	$(BIN)/ansible-lint
 
-unit: venv ## Unit tests (tests/unit, a fake ThingSpace under requests); records the keys each module run returns for make returns
+# The campaign report's browser test drives the system's Chromium with Playwright (never `playwright install`).
+CHROMIUM := /usr/bin/chromium
+chromium: ## Install Chromium (Debian package chromium, through sudo unless root) when $(CHROMIUM) is missing
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null || { echo "make: install Chromium as $(CHROMIUM) (no apt-get here)" >&2; exit 1; }; \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
+
+unit: venv chromium ## Unit tests (tests/unit, a fake ThingSpace under requests); records the keys each module run returns for make returns
 	rm -rf $(RETURNED_KEYS)/unit
 	RETURNED_KEYS=$(RETURNED_KEYS)/unit $(BIN)/pytest -q tests/unit
 

@@ -22,6 +22,8 @@ antsibull-docs lint-collection-docs --plugin-docs .
 # antsibull-docs writes only into a directory that no one else can write to.
 mkdir -m 700 "$build/rst"
 antsibull-docs collection --use-current --squash-hierarchy --fail-on-error --dest-dir "$build/rst" thingspace.m2m
+# antsibull-docs takes only the .rst files of docs/docsite/rst: the pictures the guides show go beside them.
+cp docs/docsite/rst/*.png "$build/rst/docsite/"
 
 # The page of a module with an action plugin refers to the label action_plugins of Ansible's own docsite, which this
 # build does not have: a page of its own holds it here, not in docs/docsite (the docsite would hold it twice).

@@ -827,3 +827,23 @@ def copy_campaigns(source, destination, check_mode=False):
                 mine[target].advance(state, request_id, sent_at, finished_at)
             _write(store, campaign, time.time())
     return len(campaigns), len(plan)
+
+
+# --- reading, for vz_sms_campaign_info -------------------------------------------------------------------------
+
+
+def reading(ledger, scope, name, now=None):
+    """The campaign ``name`` of ``scope`` as a step at ``now`` would find it (devices observed, abort and gate decided),
+    without writing anything; None when the ledger has none."""
+    campaign = load(ledger, scope, name)
+    if campaign is not None:
+        observe(ledger, campaign, time.time() if now is None else now)
+        decide(campaign)
+    return campaign
+
+
+def scopes(ledger, name=None):
+    """{service scope: its number of campaigns (named ``name``, when given)} over the whole ledger."""
+    if name is None:
+        return dict(ledger.store.rows("SELECT scope, count(*) FROM campaigns GROUP BY scope ORDER BY scope"))
+    return dict(ledger.store.rows("SELECT scope, count(*) FROM campaigns WHERE name = ? GROUP BY scope ORDER BY scope", (name,)))

@@ -1,0 +1,189 @@
+"""The campaign report (campaign_report.py) of a real three-wave campaign that aborts (campaign_story.py), on both
+stores: each device's timeline, the cumulative series, the SVG's geometry (axes, step lines, wave boundaries, abort
+marker), the CSV; and the escaping of every text from the ledger or the user."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.thingspace.m2m.plugins.module_utils import campaign as c
+from ansible_collections.thingspace.m2m.plugins.module_utils import campaign_report as r
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, service_scope
+
+from campaign_story import NAME, T0, three_wave_campaign
+from fake_api import API
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def story(run_module, fake, where, monkeypatch):
+    """The campaign, and the report's inputs as the info module reads them at T0 + 1000."""
+    built = three_wave_campaign(run_module, fake, where, monkeypatch)
+    ledger = Ledger(where, read_only=True)
+    campaign = c.reading(ledger, service_scope(API), NAME, time.time())
+    built.campaign, built.records = campaign, r.timeline(ledger, campaign)
+    ledger.close()
+    return built
+
+
+def at(offset):
+    return T0 + offset
+
+
+def test_the_series_count_each_device_at_its_send_delivery_and_outcome(story):
+    first, second, third = story.waves
+    assert (len(first), len(second), len(third)) == (4, 8, 28)
+    found = r.series(story.records)
+    assert found["sent"] == [(at(0), 4), (at(120), 12), (at(300), 22), (at(310), 32), (at(320), 40)]
+    # Delivered: a confirmation (or the reply) of 4 + 7 + 3 devices; the reply_error device was delivered too.
+    assert found["delivered"] == [(at(20), 1), (at(30), 2), (at(40), 3), (at(50), 4), (at(140), 5), (at(145), 6), (at(150), 7), (at(155), 8),
+                                  (at(160), 10), (at(165), 11), (at(350), 12), (at(520), 13), (at(530), 14)]
+    assert found["replied"][-1] == (at(540), 13) and found["replied"][0] == (at(30), 1)
+    # Failed: Undelivered (150), reply_error (210), Undelivered (400), Rejected (410), Expired (540), 22 timed out at 320 + 600.
+    assert found["failed"] == [(at(150), 1), (at(210), 2), (at(400), 3), (at(410), 4), (at(540), 5), (at(920), 27)]
+    figures = c.figures(story.campaign)
+    assert (figures["sent"], figures["replied"], sum(figures["failures"].values())) == (40, 13, 27)
+    assert r.wave_starts(story.records) == {1: at(0), 2: at(120), 3: at(300)}
+    # The abort point is the crossing device's outcome, not the step that recorded it (t=500).
+    assert story.campaign.abort_reason["device"] == {"kind": "mdn", "id": story.crossing}
+    assert r.abort_point(story.campaign, story.records) == at(410)
+
+
+def test_a_gate_abort_is_placed_at_the_failure_after_which_the_gate_could_not_pass():
+    records = [{"wave": 2, "state": state, "finished_at": finished_at} for state, finished_at in
+               [("replied", 10.0), ("undelivered", 30.0), ("expired", 20.0), ("timed_out", 50.0), ("sent", None)]]
+    records.append({"wave": 1, "state": "undelivered", "finished_at": 5.0})
+    campaign = SimpleNamespace(state="aborted", abort_reason={"gate": 2, "needed": 3, "at": None})
+    # 5 devices, failures at t=20, 30, 50: 3 needed, after the third only 2 could succeed; 4 needed, after the second.
+    assert r.abort_point(campaign, records) == 50.0
+    campaign.abort_reason["needed"] = 4
+    assert r.abort_point(campaign, records) == 30.0
+    campaign.abort_reason["needed"] = 5
+    assert r.abort_point(campaign, records) == 20.0
+    assert r.abort_point(SimpleNamespace(state="waiting", abort_reason=None), records) is None
+    assert r.abort_point(SimpleNamespace(state="aborted", abort_reason={"gate": None, "at": None, "by_hand": True}), records) is None
+    assert r.abort_point(SimpleNamespace(state="aborted", abort_reason={"by_hand": True, "at": "2026-12-07T02:00:10Z"}), records) == T0 + 10
+
+
+def parse(svg):
+    return ET.fromstring(svg)
+
+
+def test_the_svg_draws_the_axes_the_four_step_lines_the_waves_and_the_abort(story):
+    root = parse(r.svg(story.campaign, story.records, at(1000)))
+    chart = r.Chart(at(0), at(920), 40)  # from the campaign's creation to its last event: it is final, so not to "now"
+    assert (root.get("data-start"), root.get("data-end"), root.get("data-devices")) == ("2026-12-07T02:00:00Z", "2026-12-07T02:15:20Z", "40")
+    bottom, right = r.HEIGHT - r.BOTTOM, r.WIDTH - r.RIGHT
+    axes = {line.get("class"): line.attrib for line in root.iter(SVG + "line") if "axis" in (line.get("class") or "")}
+    assert axes["axis x-axis"] == {"class": "axis x-axis", "x1": str(r.LEFT), "y1": str(bottom), "x2": str(right), "y2": str(bottom)}
+    assert axes["axis y-axis"] == {"class": "axis y-axis", "x1": str(r.LEFT), "y1": str(r.TOP), "x2": str(r.LEFT), "y2": str(bottom)}
+    ticks = [tick.get("data-value") for tick in root.iter(SVG + "g") if tick.get("class") == "tick y-tick"]
+    assert ticks == ["0", "10", "20", "30", "40"]
+    lines = {line.get("data-series"): line for line in root.iter(SVG + "polyline")}
+    assert {name: line.get("data-final") for name, line in lines.items()} == {"sent": "40", "delivered": "14", "replied": "13", "failed": "27"}
+    sent = [tuple(float(value) for value in point.split(",")) for point in lines["sent"].get("points").split()]
+    # A step line: 0 from the start, up at each send, flat to the end.
+    assert sent[0] == (r.LEFT, bottom) and sent[-1] == (right, r.TOP)
+    assert sent[1:5] == [(r.LEFT, bottom), (r.LEFT, round(chart.y(4), 1)), (round(chart.x(at(120)), 1), round(chart.y(4), 1)),
+                         (round(chart.x(at(120)), 1), round(chart.y(12), 1))]
+    failed = [tuple(float(value) for value in point.split(",")) for point in lines["failed"].get("points").split()]
+    assert failed[-2:] == [(right, round(chart.y(27), 1)), (right, round(chart.y(27), 1))]
+    labels = {text.get("data-series"): text.text for text in root.iter(SVG + "text") if text.get("class") == "final-value"}
+    assert labels == {"sent": "sent 40", "delivered": "delivered 14", "replied": "replied 13", "failed": "failed 27"}
+    heights = sorted(float(text.get("y")) for text in root.iter(SVG + "text") if text.get("class") == "final-value")
+    assert all(b - a >= 14 for a, b in zip(heights, heights[1:]))  # 14 and 13 are not drawn over each other
+    waves = [group for group in root.iter(SVG + "g") if group.get("class") == "wave-boundary"]
+    assert [(group.get("data-wave"), group.get("data-at"), float(group.find(SVG + "line").get("x1"))) for group in waves] == [
+        ("1", "2026-12-07T02:00:00Z", r.LEFT), ("2", "2026-12-07T02:02:00Z", round(chart.x(at(120)), 1)),
+        ("3", "2026-12-07T02:05:00Z", round(chart.x(at(300)), 1))]
+    assert [group.find(SVG + "text").text for group in waves] == ["wave 1", "wave 2", "wave 3"]
+    (marker,) = [group for group in root.iter(SVG + "g") if group.get("class") == "abort-marker"]
+    assert (marker.get("data-at"), marker.get("data-failed")) == ("2026-12-07T02:06:50Z", "4")
+    circle = marker.find(SVG + "circle")
+    assert (float(circle.get("cx")), float(circle.get("cy"))) == (round(chart.x(at(410)), 1), round(chart.y(4), 1))
+    assert marker.find(SVG + "title").text == ("aborted: abort criterion {failure: any, threshold: 25%%, min_devices: 12} met at device mdn:%s "
+                                               "(4 of 15 finished devices failed)" % story.crossing)
+
+
+def test_a_running_campaign_is_drawn_to_now_without_an_abort_marker(story):
+    story.campaign.state, story.campaign.abort_reason = "waiting", None
+    root = parse(r.svg(story.campaign, story.records, at(2000)))
+    assert root.get("data-end") == "2026-12-07T02:33:20Z"
+    assert not [group for group in root.iter(SVG + "g") if group.get("class") == "abort-marker"]
+
+
+def test_the_csv_has_every_device_in_order_with_its_times(story):
+    rows = list(csv.reader(io.StringIO(r.csv_text(story.records))))
+    assert rows[0] == list(r.CSV_COLUMNS) and len(rows) == 41
+    by_id = {row[1]: row for row in rows[1:]}
+    assert [row[1] for row in rows[1:]] == [device.target.split(":")[1] for device in story.campaign.devices]
+    first = story.waves[0][0]
+    assert by_id[first][:4] == ["mdn", first, "1", "replied"]
+    assert by_id[first][5:] == ["2026-12-07T02:00:00Z", "2026-12-07T02:00:20Z", "2026-12-07T02:00:30Z"]
+    assert by_id[story.crossing][2:4] == ["3", "rejected"] and by_id[story.crossing][6:] == ["", "2026-12-07T02:06:50Z"]
+    assert by_id[story.waves[1][7]][3] == "reply_error" and by_id[story.waves[1][7]][6] == "2026-12-07T02:02:40Z"
+    silent = by_id[story.waves[2][-1]]
+    assert silent[3] == "timed_out" and silent[5:] == ["2026-12-07T02:05:20Z", "", "2026-12-07T02:15:20Z"]
+    assert all(row[4] for row in rows[1:])  # every device was sent: each has its request id
+
+
+def test_a_spreadsheet_formula_in_a_cell_is_quoted():
+    assert [r._cell(value) for value in ("=HYPERLINK(1)", "+1", "-1", "@SUM(A1)", "5550000001", None, 3)] == [
+        "'=HYPERLINK(1)", "'+1", "'-1", "'@SUM(A1)", "5550000001", "", "3"]
+
+
+class Elements(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_every_text_from_the_ledger_or_the_user_is_escaped(story):
+    hostile = '<img src=x onerror="alert(1)">&</svg><script>'
+    story.campaign.name = hostile
+    story.campaign.abort_reason = dict(story.campaign.abort_reason, criterion=dict(story.campaign.abort_reason["criterion"], failure=hostile))
+    page = r.html(story.campaign, dict(c.figures(story.campaign), campaign_state=hostile), story.records, at(1000), 'a"b<c>.csv')
+    parsed = Elements()
+    parsed.feed(page)
+    assert "img" not in parsed.tags and "script" not in parsed.tags
+    # The page title, the heading, the state, the abort reason, the chart title and the abort marker title: all as text.
+    assert "".join(parsed.text).count(hostile) == 6
+    svg = page[page.index("<svg"):page.index("</svg>") + 6]
+    root = parse(svg)  # still one well-formed SVG
+    assert root.find(SVG + "title").text == "Campaign %s: devices sent, delivered, replied and failed over time" % hostile
+    assert '<a href="a%22b%3Cc%3E.csv" id="devices-csv">a&quot;b&lt;c&gt;.csv</a>' in page
+
+
+def test_a_campaign_nothing_was_sent_to_yet_is_drawn_flat_to_now(where):
+    ledger = Ledger(where)
+    definition = dict(c.DEFAULT_DEFINITION, waves=[1, "100%"], message="hash", data_encoding="7-bit", selection={"devices": 3})
+    c._create(ledger, service_scope(API), "empty", "0000123456-00001", definition, dict(c.DEFAULT_POLICY), ["mdn:555000000%d" % n for n in range(3)],
+              T0, False)
+    ledger.close()
+    ledger = Ledger(where, read_only=True)
+    campaign = c.reading(ledger, service_scope(API), "empty", T0 + 60)
+    records = r.timeline(ledger, campaign)
+    ledger.close()
+    assert r.series(records) == {"sent": [], "delivered": [], "replied": [], "failed": []} and r.wave_starts(records) == {}
+    root = parse(r.svg(campaign, records, T0 + 60))
+    assert (root.get("data-start"), root.get("data-end")) == ("2026-12-07T02:00:00Z", "2026-12-07T02:01:00Z")
+    bottom, right = r.HEIGHT - r.BOTTOM, r.WIDTH - r.RIGHT
+    assert {line.get("data-series"): (line.get("data-final"), line.get("points")) for line in root.iter(SVG + "polyline")} == {
+        name: ("0", "%d.0,%d.0 %d.0,%d.0" % (r.LEFT, bottom, right, bottom)) for name in r.SERIES}
+    assert [tick.get("data-value") for tick in root.iter(SVG + "g") if tick.get("class") == "tick y-tick"] == ["0", "1", "2", "3"]
+    assert not [group for group in root.iter(SVG + "g") if group.get("class") in ("wave-boundary", "abort-marker")]
+    assert r.csv_text(records).splitlines()[1:] == ["mdn,%s,%d,pending,,,," % (device.target.split(":")[1], device.wave) for device in campaign.devices]
