@@ -114,6 +114,7 @@ def goals(results):
         controllers["controllers"], _n(controllers["devices"] // controllers["controllers"]), _n(controllers["devices"])),
         _x(controllers["wall"]["four"]["median"] / controllers["wall"]["one"]["median"]), "reported", None))
     rows += callback_goals(results)
+    rows += campaign_goals(results)
     return rows
 
 
@@ -129,6 +130,26 @@ def callback_goals(results):
             goal = figures["goal_callbacks_per_second"]
             rows.append(("7", "callbacks source, %s: callbacks/s (median), none lost" % label, "%s/s" % _n(round(figures["callbacks_per_second"])),
                          "≥ %s/s" % _n(round(goal)) if goal else "reported, none lost", figures["met"]))
+    return rows
+
+
+def campaign_goals(results):
+    """The summary rows of section 8, the staged campaign (bench_campaign.py; none for figures from before it existed)."""
+    campaign, rows = results.get("campaign"), []
+    for store, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        figures = (campaign or {}).get(store)
+        if figures:
+            goal = campaign["goals"]
+            rows += [
+                ("8", "campaign, %s devices, 3 waves / vz_sms_send + the waits, %s ledger (wall)" % (_n(campaign["devices"]), label),
+                 "%s (%s / %s)" % (_x(figures["ratio"]), _s(figures["campaign_seconds"]), _s(figures["send_seconds"])),
+                 "≤ %.1f" % goal["campaign_vs_send"], figures["ratio"] <= goal["campaign_vs_send"]),
+                ("8", "campaign: one gate evaluation over %s devices, %s ledger (median)" % (_n(campaign["devices"]), label),
+                 _s(figures["gate_seconds"]), "< %.0f s" % goal["gate_seconds"], figures["gate_seconds"] < goal["gate_seconds"]),
+                ("8", "campaign: max_per_minute %s, densest 10-minute window / 10 x max_per_minute, %s ledger (compressed clock)"
+                 % (_n(figures["pace"]["max_per_minute"]), label), "%s / %s" % (_n(figures["pace"]["densest_window"]), _n(round(figures["pace"]["allowed"]))),
+                 "within %.0f %%" % (100 * goal["pace_excess"]), abs(figures["pace"]["excess"]) <= goal["pace_excess"]),
+            ]
     return rows
 
 
