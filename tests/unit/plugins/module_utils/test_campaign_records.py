@@ -181,3 +181,17 @@ def test_a_later_step_that_changes_the_policy_records_it_with_a_warning(where):
         assert c.load(ledger, SCOPE, NAME).policy["wave_timeout"] == 60 and final.warnings == []
     finally:
         ledger.close()
+
+
+def test_every_campaign_is_looked_at_past_one_up_to_date_or_created_otherwise(source, destination):
+    for name in ("a", "b", "c", "d"):
+        create(source, name=name)
+    create(destination, name="a")  # up to date
+    assert c.copy_campaigns(source, destination) == (4, 3)
+    assert c.names(destination, SCOPE) == ["a", "b", "c", "d"]
+    for name in ("e", "f"):
+        create(source, name=name)
+        create(destination, name=name, message="another hash")
+    with pytest.raises(ThingSpaceError) as caught:
+        c.copy_campaigns(source, destination)
+    assert str(caught.value).startswith("The campaigns e (%s), f (%s) were created with other options" % (SCOPE, SCOPE))
