@@ -9,8 +9,12 @@ import json
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.module_utils import campaign as c
+from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credentials
+from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, iso_time
+
+from fake_api import API, CREDENTIALS
 
 SCOPE, NAME, ACCOUNT = "http://127.0.0.1:9", "apn-7", "0000123456-00001"
 TARGETS = ["mdn:55501000%02d" % n for n in range(4)]
@@ -195,3 +199,37 @@ def test_every_campaign_is_looked_at_past_one_up_to_date_or_created_otherwise(so
     with pytest.raises(ThingSpaceError) as caught:
         c.copy_campaigns(source, destination)
     assert str(caught.value).startswith("The campaigns e (%s), f (%s) were created with other options" % (SCOPE, SCOPE))
+
+
+def test_wait_gate_sleeps_for_the_pace_between_batches_and_sends_the_encoding(where, fake):
+    """30 devices at 60 a minute: batches of 10, each 10 s after the last (the step's clock moves only by its sleeps);
+    the batches carry the campaign's data_encoding."""
+    clock = [1000.0]
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": "55502000%02d" % n} for n in range(30)], devices_file=None,
+                  group_name=None, service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="8-bit-UTF-8", waves=["100%"], success=None,
+                  reply_pattern=None, reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=60,
+                  fail_on_abort=True, state="started", wait="gate", wait_timeout=1)
+    ledger = Ledger(where)
+    try:
+        client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+        result, failure = c.step(params, client, ledger, SCOPE, clock=lambda: clock[0], sleep=sleep)
+    finally:
+        ledger.close()
+    bodies = [body for _method, path, body in fake.calls if path == "/api/m2m/v1/sms"]
+    assert failure is None and result["devices_sent"] == 30 and [len(body["deviceIds"]) for body in bodies] == [10, 10, 10]
+    assert {body["dataEncoding"] for body in bodies} == {"8-bit-UTF-8"}
+    assert sleeps[:2] == [10.0, 10.0] and sum(sleeps[2:]) == 1.0  # then wait_timeout, reading the gate
+
+
+def test_devices_further_in_the_source_alone_are_merged(source, destination):
+    create(source)
+    create(destination)
+    move(source, {3: ("sent", "r4", 1005.0)})
+    assert c.copy_campaigns(source, destination) == (1, 1)
+    assert [(d.state, d.request_id, d.sent_at) for d in c.load(destination, SCOPE, NAME).devices][3] == ("sent", "r4", 1005.0)
