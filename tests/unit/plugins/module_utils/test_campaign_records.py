@@ -233,3 +233,24 @@ def test_devices_further_in_the_source_alone_are_merged(source, destination):
     move(source, {3: ("sent", "r4", 1005.0)})
     assert c.copy_campaigns(source, destination) == (1, 1)
     assert [(d.state, d.request_id, d.sent_at) for d in c.load(destination, SCOPE, NAME).devices][3] == ("sent", "r4", 1005.0)
+
+
+def test_a_hand_abort_and_a_check_mode_step_with_nothing_due_report_in_full(where, fake):
+    params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": "55503000%02d" % n} for n in range(3)], devices_file=None,
+                  group_name=None, service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None,
+                  reply_pattern=None, reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None,
+                  fail_on_abort=True, state="started", wait="none", wait_timeout=0)
+    client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+    ledger = Ledger(where)
+    try:
+        sent, failure = c.step(dict(params), client, ledger, SCOPE, clock=lambda: 1000.0)
+        assert failure is None and (sent["campaign"], sent["devices_sent"], sent["changed"]) == (NAME, 3, True)
+        checked, failure = c.step(dict(params), client, ledger, SCOPE, check_mode=True, clock=lambda: 1001.0)
+        assert failure is None and checked["next_wave_preview"] == {"wave": 1, "devices": 0, "first": []} and not checked["changed"]
+        assert checked["campaign_state"] == "waiting"
+        aborted, failure = c.step(dict(params, state="aborted"), client, ledger, SCOPE, clock=lambda: 1002.0)
+    finally:
+        ledger.close()
+    assert failure is None and aborted["changed"] and aborted["campaign"] == NAME
+    assert aborted["abort_reason"] == {"criterion": None, "gate": None, "device": None, "by_hand": True, "at": iso_time(1002.0)}
+    assert aborted["msg"] == "Campaign %s aborted by hand: it sends nothing more" % NAME
