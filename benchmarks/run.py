@@ -14,6 +14,8 @@ process tree) next to the wall time because these machines are shared and noisy.
    (bench_controllers.py);
 7. the callbacks event source taking callbacks into memory, the SQLite ledger and the PostgreSQL ledger
    (bench_callbacks.py);
+8. a 100,000-device three-wave campaign against vz_sms_send plus the waits, one gate evaluation, and max_per_minute
+   over a 10-minute window on a compressed clock, on SQLite and PostgreSQL (bench_campaign.py);
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -42,6 +44,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_callbacks
+import bench_campaign
 import bench_controllers
 import bench_emulator
 import bench_playbooks as playbooks
@@ -302,6 +305,8 @@ def main():
             bench_emulator.check_goals(results["emulator"])
         print("7. the callbacks source into memory, SQLite and PostgreSQL, %d rounds ..." % args.rounds, flush=True)
         results["callbacks"] = bench_callbacks.run(rounds=args.rounds, server=server)
+        print("8. a staged campaign of %d devices, SQLite and PostgreSQL ..." % bench_campaign.DEVICES, flush=True)
+        results["campaign"] = bench_campaign.run(server=server, rounds=args.rounds)
     finally:
         stack.close()
         if args.keep:
