@@ -34,7 +34,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv help lock clean demo test lint unit emulator-test reliability eda sanity integration returns molecule build docs bench mutation
+.PHONY: venv help lock clean demo test lint unit emulator-test reliability eda doctest sanity integration returns molecule build docs bench mutation
 venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
 
 help: ## List the targets
@@ -81,8 +81,7 @@ clean: ## Remove the venvs, .collections, build output, tests/output, .ansible, 
 demo: venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
 	rm -rf $(CURDIR)/.ansible/demo
 	mkdir -p $(CURDIR)/.ansible/demo
-	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
-		$(WITH_EMULATOR) --emulator-arg=--allow-any-callback-port -- \
+	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) -- \
 		$(BIN)/python tests/utils/with_rulebook.py --log $(CURDIR)/.ansible/demo/rulebook.log -- $(BIN)/ansible-playbook playbooks/demo.yml
 
 lint: venv ## ruff and ansible-lint
@@ -101,6 +100,9 @@ reliability: venv ## Faults, kills, concurrency and secrets against the emulator
 
 eda: venv ## The rulebook with the event sources under the real ansible-rulebook, against an emulator (tests/eda, about 15 s)
 	$(BIN)/pytest -q tests/eda
+
+doctest: venv ## The documentation as written: every callback URL it registers, its shell steps and playbooks, on loopback (tests/docs)
+	$(BIN)/pytest -q tests/docs
 
 sanity: venv ## ansible-test sanity on a copy of the collection
 	$(BIN)/python tests/utils/collection_tree.py $(TEST_TREE)
@@ -137,4 +139,4 @@ bench: venv ## Measure against the uri playbook a user would write, and BENCH_BE
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)
 
-test: lint unit emulator-test reliability eda sanity integration returns molecule build docs ## Every check but mutation (runs molecule)
+test: lint unit emulator-test reliability eda doctest sanity integration returns molecule build docs ## Every check but mutation (runs molecule)

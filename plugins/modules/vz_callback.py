@@ -71,7 +71,7 @@ EXAMPLES = r"""
   thingspace.m2m.vz_callback:
     account_name: "0000123456-00001"
     service_name: SMSDeliveryConfirmation
-    callback_url: https://iot.example.com:9002/thingspace/delivery
+    callback_url: https://iot.example.com:9002/thingspace/0000123456-00001/SMSDeliveryConfirmation
     callback_username: thingspace
     callback_password: "{{ vault_listener_password }}"
 
@@ -87,7 +87,7 @@ listener:
   description: The registration after the task (in check mode, as it would be); empty when absent. No password.
   returned: always
   type: dict
-  sample: {service_name: SMSDeliveryConfirmation, url: "https://iot.example.com:9002/thingspace/delivery", username: thingspace}
+  sample: {service_name: SMSDeliveryConfirmation, url: "https://iot.example.com:9002/thingspace/0000123456-00001/SMSDeliveryConfirmation", username: thingspace}
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import SERVICE_NAMES, ensure_listener, listener_warnings, remove_listener

@@ -45,7 +45,7 @@ EXAMPLES = r"""
 - name: Register the listener and deliver queued device SMS to it
   thingspace.m2m.vz_sms_start_callbacks:
     account_name: "0000123456-00001"
-    callback_url: https://iot.example.com:9001/thingspace/sms
+    callback_url: https://iot.example.com:9002/thingspace/0000123456-00001/EnhancedConnectivityService
     callback_username: thingspace
     callback_password: "{{ vault_listener_password }}"
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITES = {"unit": 120, "emulator": 60, "reliability": 600, "eda": 300}
+SUITES = {"unit": 120, "emulator": 60, "reliability": 600, "eda": 300, "docs": 600}
 
 HANGING = '''
 import asyncio
@@ -69,6 +69,8 @@ def test_a_hanging_test_fails_with_its_name_within_the_limit(tmp_path):
 
 
 def test_every_test_of_every_suite_has_its_suite_s_limit(tmp_path):
+    suites = {path.parent.name for path in (ROOT / "tests").glob("*/conftest.py")}
+    assert suites == set(SUITES), "suites without a limit here: %s" % sorted(suites - set(SUITES))
     (tmp_path / "print_limits.py").write_text(LIMITS)
     for suite, seconds in SUITES.items():  # one run each, as make runs them (their test files share names)
         run = pytest_run("--collect-only", "-q", "-p", "print_limits", "tests/" + suite, cwd=ROOT, pythonpath=tmp_path)
