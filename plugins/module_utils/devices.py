@@ -169,8 +169,8 @@ class LedgerActivity:
         self._replies = {}
         for (event,) in store.rows("SELECT event FROM callbacks WHERE type = 'device_sms'"):
             event = json.loads(event)
-            reply = {"text": event["message"], "time": event["sent_at"] or event["received_at"], "received_at": event["received_at"]}
-            for device in event["devices"] or ():
+            reply = {"text": event.get("message"), "time": event.get("sent_at") or event["received_at"], "received_at": event["received_at"]}
+            for device in event.get("devices") or ():
                 target = "%s:%s" % (device["kind"], device["id"])
                 if target not in self._replies or reply["received_at"] > self._replies[target]["received_at"]:
                     self._replies[target] = reply
