@@ -166,7 +166,8 @@ def test_the_last_sms_is_the_latest_send_of_any_identifier_with_its_delivery_sta
 def test_the_last_reply_is_the_latest_device_sms_naming_the_device(where):
     now = datetime.now(timezone.utc)
     record(where, callback_event(SMS_SERVICE, ACCOUNT, device_sms("FIRST"), received_at=now),
-           callback_event(SMS_SERVICE, ACCOUNT, device_sms("LAST", timestamp="2026-12-01T09:31:00-05:00", request_id="r2"), received_at=now + timedelta(seconds=5)),
+           callback_event(SMS_SERVICE, ACCOUNT, device_sms("LAST", timestamp="2026-12-01T09:31:00-05:00", request_id="r2"),
+                          received_at=now + timedelta(seconds=5)),
            callback_event(SMS_SERVICE, ACCOUNT, device_sms("OLD", request_id="r3"), received_at=now - timedelta(seconds=5)))
     found = activity(where)
     assert found.last_reply({"mdn": MDN}) == {"text": "LAST", "time": "2026-12-01T09:31:00-05:00"}
