@@ -105,7 +105,7 @@ groups:
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.devices import inventory_hosts, nameless_warning, read_devices
+from ansible_collections.thingspace.m2m.plugins.module_utils.devices import inventory_hosts, nameless_warning, read_activity, read_devices
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, ThingSpaceTask
 
@@ -148,7 +148,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _populate(self, devices, task):
         hostnames = self.get_option("hostnames")
-        activity = _ledger_activity(task) if task.params["ledger_path"] or task.params["ledger_url"] else None
+        activity = read_activity(task.ledger_location) if task.params["ledger_path"] or task.params["ledger_url"] else None
         hosts, nameless = inventory_hosts(devices, hostnames, self.get_option("group_prefix"), activity)
         if nameless:
             self.display.warning(nameless_warning(nameless, hostnames))
@@ -164,17 +164,3 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)
 
-
-def _ledger_activity(task):
-    """The ledger's LedgerActivity, read-only; a ledger that does not exist is an error (the plugin never creates one)."""
-    from ansible_collections.thingspace.m2m.plugins.module_utils.devices import LedgerActivity
-    from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
-
-    ledger = Ledger(task.ledger_location, read_only=True)
-    try:
-        if not ledger.exists:
-            raise ThingSpaceError("no ledger at %s (ledger_path / ledger_url): nothing was ever recorded there; check the option, or leave "
-                                  "it out to list the devices without their last SMS and reply" % ledger.where)
-        return LedgerActivity(ledger)
-    finally:
-        ledger.close()

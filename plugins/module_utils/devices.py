@@ -193,3 +193,53 @@ class LedgerActivity:
             return None
         reply = max(found, key=lambda entry: entry["received_at"])
         return {"text": reply["text"], "time": reply["time"]}
+
+
+def device_info(client, account, filters=None, devices=None, count_only=False, activity=None):
+    """vz_device_info's result: the devices of ``account`` that ``filters`` select (every page of the device list) and,
+    with ``devices`` (normalized ``(kind, id)`` pairs), only those; ``count``, ``states`` (state → count), ``inactive``
+    (how many are not active), ``devices`` (facts, with ``last_sms`` and ``last_reply`` from ``activity``; not with
+    ``count_only``) and ``devices_missing`` (the listed devices the selection lacks)."""
+    wanted = None if devices is None else {"%s:%s" % device for device in devices}
+    found, missing = [], set(wanted or ())
+    count, states, inactive = 0, {}, 0
+    for page in client.iter_device_pages(device_list_request(account, filters)):
+        for device in page.devices:
+            if wanted is not None or not count_only:
+                facts = device_facts(device)
+                targets = {"%s:%s" % item for item in facts["device_ids"].items()}
+                if wanted is not None and not targets & wanted:
+                    continue
+                missing -= targets
+                if not count_only:
+                    if activity is not None:
+                        facts.update(last_sms=activity.last_sms(facts["device_ids"]), last_reply=activity.last_reply(facts["device_ids"]))
+                    found.append(facts)
+                state = facts["state"]
+            else:
+                state = device.carrier_informations[0].state if device.carrier_informations else None
+            count += 1
+            states[state] = states.get(state, 0) + 1
+            inactive += is_inactive(state)
+    result = {"changed": False, "count": count, "states": {str(state): number for state, number in states.items()}, "inactive": inactive,
+              "devices_missing": [{"kind": kind, "id": ident} for kind, ident in devices or () if "%s:%s" % (kind, ident) in missing]}
+    if not count_only:
+        result["devices"] = found
+    result["msg"] = "%d device(s)%s%s" % (count, ": " + ", ".join("%d %s" % (n, s) for s, n in sorted(result["states"].items())) if count else "",
+                                         "; %d listed device(s) not found" % len(result["devices_missing"]) if result["devices_missing"] else "")
+    return result
+
+
+def read_activity(location):
+    """The LedgerActivity of the ledger at ``location`` (as ``Ledger`` takes it), read-only; ThingSpaceError when there is
+    no ledger there, which is never created."""
+    from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+
+    ledger = Ledger(location, read_only=True)
+    try:
+        if not ledger.exists:
+            raise ThingSpaceError("No ledger at %s (ledger_path / ledger_url): nothing was ever recorded there; check the option, or leave it "
+                                  "out to read the devices without their last SMS and reply" % ledger.where)
+        return LedgerActivity(ledger)
+    finally:
+        ledger.close()

@@ -128,5 +128,30 @@ def test_a_send_to_an_inventory_group_and_the_last_sms_and_reply_of_each_host(an
 def test_a_ledger_that_does_not_exist_fails_and_is_not_created(ansible):
     missing = ansible.workdir / "none" / "ledger.sqlite3"
     play = ansible._spawn([str(BIN / "ansible-inventory"), "-i", source(ansible, ledger_path=str(missing)), "--list"], None, -1, None, ()).finish()
-    assert "no ledger at" in " ".join(play.stderr.split())
+    assert "No ledger at" in " ".join(play.stderr.split())
     assert not missing.exists()
+
+
+def test_vz_device_info_counts_lists_and_finds_listed_devices_in_check_mode(ansible, demo):
+    out = ansible.workdir / "info.json"
+    base = {"account_name": DEMO_ACCOUNT}
+    playbook = ansible.workdir / "info.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"thingspace.m2m.vz_device_info": dict(base, count_only=True), "register": "counted"},
+        {"thingspace.m2m.vz_device_info": dict(base, state="suspend"), "register": "suspended"},
+        {"thingspace.m2m.vz_device_info": dict(base, devices=[{"kind": "mdn", "id": "5550100001"}, {"kind": "mdn", "id": "5550109999"}]),
+         "register": "listed"},
+        {"ansible.builtin.copy": {"content": "{{ {'counted': counted, 'suspended': suspended, 'listed': listed} | to_json }}", "dest": str(out)},
+         "check_mode": False},
+    ]}]), encoding="utf-8")
+    play = ansible._spawn([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "--check", str(playbook)], None, -1, None, ()).finish()
+    assert play.returncode == 0, play.describe()
+    found = json.loads(out.read_text(encoding="utf-8"))
+    counted = found["counted"]
+    assert (counted["count"], counted["states"], counted["inactive"]) == (24, {"active": 21, "suspend": 2, "deactive": 1}, 3)
+    assert "devices" not in counted and not counted["changed"]
+    assert [device["device_ids"]["iccid"] for device in found["suspended"]["devices"]] == sorted(SUSPENDED)
+    listed = found["listed"]
+    assert [device["device_ids"]["mdn"] for device in listed["devices"]] == ["5550100001"]
+    assert listed["devices_missing"] == [{"kind": "mdn", "id": "5550109999"}] and "1 listed device(s) not found" in listed["msg"]
+    assert demo.sms(DEMO_ACCOUNT) == []
