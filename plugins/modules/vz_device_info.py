@@ -50,7 +50,7 @@ options:
     type: str
   count_only:
     description:
-      - Return only RV(count), RV(states), RV(inactive) and RV(devices_missing), not RV(devices): for selections of
+      - Return only RV(count), RV(states), RV(inactive) and RV(devices_missing), not RV(devices), for selections of
         tens of thousands of devices, whose list would be megabytes of result.
     type: bool
     default: false
