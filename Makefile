@@ -27,7 +27,8 @@ RETURNED_KEYS := $(CURDIR)/tests/output/returned_keys
 # The files `make mutation` mutates.
 MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/transport.py plugins/module_utils/ledger.py \
 	plugins/module_utils/_store_sqlite.py plugins/module_utils/_store_postgresql.py \
-	plugins/module_utils/send.py plugins/module_utils/sms.py plugins/module_utils/deliveries.py plugins/module_utils/_event_source.py
+	plugins/module_utils/send.py plugins/module_utils/sms.py plugins/module_utils/deliveries.py plugins/module_utils/_event_source.py \
+	plugins/module_utils/devices.py
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)

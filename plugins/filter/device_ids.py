@@ -6,7 +6,8 @@ DOCUMENTATION = r"""
 name: device_ids
 short_description: The devices list of vz_sms_send for inventory hosts of thingspace.m2m.devices
 version_added: 0.2.0
-author: thingspace.m2m contributors
+author:
+  - thingspace.m2m maintainers (@thingspace-m2m)
 description:
   - Turns host names of the C(thingspace.m2m.devices) inventory into the O(thingspace.m2m.vz_sms_send#module:devices)
     list, one C({kind, id}) per host, by the identifier a send to a selection resolves the device to (its ICCID first),

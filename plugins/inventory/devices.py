@@ -6,7 +6,8 @@ DOCUMENTATION = r"""
 name: devices
 short_description: The devices of a ThingSpace M2M account as Ansible hosts
 version_added: 0.2.0
-author: thingspace.m2m contributors
+author:
+  - thingspace.m2m maintainers (@thingspace-m2m)
 description:
   - Reads every device of an account (every page of the device list), optionally filtered on the server, and adds
     each device as a host named by its first identifier of O(hostnames).
@@ -163,4 +164,3 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)
-

@@ -225,8 +225,9 @@ def device_info(client, account, filters=None, devices=None, count_only=False, a
               "devices_missing": [{"kind": kind, "id": ident} for kind, ident in devices or () if "%s:%s" % (kind, ident) in missing]}
     if not count_only:
         result["devices"] = found
-    result["msg"] = "%d device(s)%s%s" % (count, ": " + ", ".join("%d %s" % (n, s) for s, n in sorted(result["states"].items())) if count else "",
-                                         "; %d listed device(s) not found" % len(result["devices_missing"]) if result["devices_missing"] else "")
+    per_state = ": " + ", ".join("%d %s" % (n, s) for s, n in sorted(result["states"].items())) if count else ""
+    not_found = "; %d listed device(s) not found" % len(result["devices_missing"]) if result["devices_missing"] else ""
+    result["msg"] = "%d device(s)%s%s" % (count, per_state, not_found)
     return result
 
 
