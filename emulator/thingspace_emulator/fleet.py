@@ -170,10 +170,10 @@ def generate(account: str, spec: FleetGenerator, device_ids) -> Iterable:
     unreachable = share_fraction(spec.unreachable)
     reachable = [draw.random() >= unreachable for _n in numbers]
     custom = {name: drawn(values) for name, values in spec.customFields.items()}
-    for index, ids in enumerate(zip(*columns)):
+    for index, (ids, device_id) in enumerate(zip(zip(*columns), device_ids)):
         fields = {name: values[index] for name, values in custom.items()}
         group = [] if groups[index] is None else [groups[index]]
-        yield Device(account, next(device_ids), list(ids), group, plans[index], states[index], reachable[index], fields, None, spec.createdAt)
+        yield Device(account, device_id, list(ids), group, plans[index], states[index], reachable[index], fields, None, spec.createdAt)
 
 
 def load_fleet(path: Optional[str] = None) -> Fleet:

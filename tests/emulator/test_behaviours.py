@@ -93,7 +93,7 @@ def test_share_is_stable_and_nested(emu):
 def test_share_picks_the_devices_the_hash_picks(emu, registered, listener):
     emu.admin.behaviour(share="50%", seed="s1", outcome="undelivered")
     registered.send(accountName=ACCOUNT, groupName="east-wave", smsMessage="hi")
-    east = [n for n in range(1, 25, 2)]
+    east = list(range(1, 25, 2))
     got = confirmations(listener, 12)
     devices = {d["deviceIds"][2]["id"]: d for d in emu.admin.devices(ACCOUNT)}
     for n in east:
