@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import ACCEPTED, UNCONFIRMED
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import ACCEPTED, UNCONFIRMED
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import REFUSED, SENT, iso_time
-from ansible_collections.thingspace.m2m.plugins.module_utils.send import RESOLVED_KIND_ORDER
-from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS, check_custom_fields, check_name
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS, RESOLVED_KIND_ORDER, check_custom_fields, check_name
 
 # The one state in which a device gets SMS; every other vendor state (suspend, deactive, pre-active, pending
 # activation...) answers "Undelivered".
@@ -35,6 +34,11 @@ def is_inactive(state):
     """Whether a device in ``state`` (as the device list gives it, any case) gets no SMS; a device without a
     state is not counted inactive, since nothing says so."""
     return state is not None and state.strip().lower() != ACTIVE
+
+
+def device_state(device):
+    """The state of a models.Device as the device list gives it (its first carrier information), or None."""
+    return device.carrier_informations[0].state if device.carrier_informations else None
 
 
 def identifiers(device):
@@ -96,7 +100,7 @@ def default_groups(facts, prefix=""):
 
 def send_entry(ids):
     """The ``{kind, id}`` vz_sms_send's ``devices`` takes for a device of kind → id: the identifier a send to a selection
-    resolves it to (send.RESOLVED_KIND_ORDER), so both record it under the same ledger target; None without one."""
+    resolves it to (sms.RESOLVED_KIND_ORDER), so both record it under the same ledger target; None without one."""
     kind = next((kind for kind in RESOLVED_KIND_ORDER if ids.get(kind)), None)
     return None if kind is None else {"kind": kind, "id": ids[kind]}
 
@@ -217,7 +221,7 @@ def device_info(client, account, filters=None, devices=None, count_only=False, a
                     found.append(facts)
                 state = facts["state"]
             else:
-                state = device.carrier_informations[0].state if device.carrier_informations else None
+                state = device_state(device)
             count += 1
             states[state] = states.get(state, 0) + 1
             inactive += is_inactive(state)
