@@ -202,15 +202,19 @@ class SmsSend:
             result["msg"] = ("Nothing to send: the %d device(s) left to send under idempotency key %s are not active (devices_inactive; "
                              "skip_inactive: true)" % (len(diff.to_send), self.key))
             return result, None
-        if self.check_mode:
-            return self._preview(to_send, result)
-        return self._send(to_send, result)
+        result, failure = self._preview(to_send, result) if self.check_mode else self._send(to_send, result)
+        left_out = len(diff.to_send) - len(to_send)
+        if left_out:
+            result["msg"] += "; %d device(s) not active %s left out (skip_inactive: true; devices_inactive)" % (
+                left_out, "would be" if self.check_mode else "were")
+        return result, failure
 
     def _inactive(self, to_send, result):
         """Report the devices to send that are not active (devices.is_inactive), as the device list gives their state:
         warned about, or with skip_inactive left out (counted in devices_skipped, never recorded, so a later run sends
-        them once they are active). The states are known where the device list is read: a resolved selection, and a
-        device list with account_name in check mode or with skip_inactive. What is left to send."""
+        them once they are active; run's message says how many, without a warning, as it was asked for). The states are
+        known where the device list is read: a resolved selection, and a device list with account_name in check mode or
+        with skip_inactive. What is left to send."""
         plan = self.plan
         if plan.devices is not None and plan.account and (self.check_mode or self.skip_inactive):
             self._unknown([])  # reads the device list once; the preview and a refused batch reuse it
@@ -223,19 +227,16 @@ class SmsSend:
         result["devices_inactive"] = [dict(device_of(target), state=self._states[target]) for target in inactive]
         if not inactive:
             return to_send
-        per_state = {}
-        for target in inactive:
-            per_state[self._states[target]] = per_state.get(self._states[target], 0) + 1
-        states = ", ".join("%d %s" % (count, state) for state, count in sorted(per_state.items()))
         if not self.skip_inactive:
+            per_state = {}
+            for target in inactive:
+                per_state[self._states[target]] = per_state.get(self._states[target], 0) + 1
+            states = ", ".join("%d %s" % (count, state) for state, count in sorted(per_state.items()))
             result["warnings"].append(
                 "%d device(s) this run %s to are not active (%s; devices_inactive): ThingSpace answers Undelivered for them. Set skip_inactive: "
                 "true to leave them out until they are active" % (len(inactive), "would send" if self.check_mode else "sends", states))
             return to_send
         result["devices_skipped"] += len(inactive)
-        result["warnings"].append(
-            "%d device(s) are not active (%s; devices_inactive) and %s left out (skip_inactive: true); nothing is recorded for them, so a later "
-            "run sends them once they are active" % (len(inactive), states, "would be" if self.check_mode else "were"))
         inactive = set(inactive)
         return [target for target in to_send if target not in inactive]
 

@@ -132,7 +132,8 @@ options:
         (RV(devices_inactive)).
       - V(false) sends to them too and warns with their count (when the states are known, that is for a selection by filters, or a
         device list with O(account_name) in check mode).
-      - V(true) leaves them out, reports them in RV(devices_inactive) and counts them in RV(devices_skipped). Nothing is
+      - V(true) leaves them out, reports them in RV(devices_inactive) and RV(msg) (not as a warning, since it was asked for)
+        and counts them in RV(devices_skipped). Nothing is
         recorded for them in the ledger, so a later run under the same key sends them once they are active. With a device
         list it reads the account's device list once per run, so it needs O(account_name); it cannot be used with
         O(filter_tracking=selection), which sends the selection whole.

@@ -970,12 +970,13 @@ def test_skip_inactive_leaves_them_out_unrecorded_and_a_later_run_sends_them(fak
     args = dict(account_name=ACCOUNT, group_name="west", sms_message="hello", skip_inactive=True)
     result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
     assert not failed and result["devices_sent"] == 2 and result["devices_skipped"] == 2 and sms_bodies(fake) == []
+    assert result["msg"].endswith("(2 devices); 2 device(s) not active would be left out (skip_inactive: true; devices_inactive)")
     assert [d["id"] for d in result["devices_preview"]] == ["89148000000800000005", "89148000000800000007"]
     result, failed = run_module(vz_sms_send.main, **args)
     assert not failed and result["changed"] and result["devices_sent"] == 2 and result["devices_skipped"] == 2
     assert [d["id"] for d in result["devices_inactive"]] == ["89148000000800000001", "89148000000800000003"]
-    assert result["warnings"] == ["2 device(s) are not active (2 suspend; devices_inactive) and were left out (skip_inactive: true); nothing is "
-                                  "recorded for them, so a later run sends them once they are active"]
+    assert result["warnings"] == [] and result["msg"] == ("Sent to the selection group_name=west (2 devices) in 1 request(s); 2 device(s) not "
+                                                          "active were left out (skip_inactive: true; devices_inactive)")
     assert [d["id"] for d in sms_bodies(fake)[0]["deviceIds"]] == ["89148000000800000005", "89148000000800000007"]
     result, failed = run_module(vz_sms_send.main, **args)
     assert not failed and not result["changed"] and result["devices_skipped"] == 4
