@@ -212,7 +212,7 @@ class SmsSend:
     def _inactive(self, to_send, result):
         """Report the devices to send that are not active (devices.is_inactive), as the device list gives their state:
         warned about, or with skip_inactive left out (counted in devices_skipped, never recorded, so a later run sends
-        them once they are active; run's message says how many, without a warning, as it was asked for). The states are
+        them once they are active; the run's message says how many, without a warning, as it was asked for). The states are
         known where the device list is read: a resolved selection, and a device list with account_name in check mode or
         with skip_inactive. What is left to send."""
         plan = self.plan
