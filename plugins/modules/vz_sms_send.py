@@ -18,7 +18,8 @@ description:
     device kinds and identifiers, custom field names, credentials).
   - Check mode previews the send (which and how many devices, in how many batches) without sending.
     With filters it resolves the selection through the read-only device list API; with a device list and
-    O(account_name) it checks the devices against the account's device list (RV(devices_unknown)).
+    O(account_name) it checks the devices against the account's device list (RV(devices_unknown)). Either way it reports
+    the devices that are not active (RV(devices_inactive)), which O(skip_inactive) leaves out.
   - A selection by filters that matches no device fails the task before any SMS request, unless O(allow_empty=true).
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
