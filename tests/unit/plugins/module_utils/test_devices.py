@@ -181,3 +181,39 @@ def test_a_reply_without_the_device_time_takes_the_time_it_was_received(where):
     event = history_event(ACCOUNT, message, received_at=datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc))
     record(where, event)
     assert activity(where).last_reply({"mdn": MDN}) == {"text": "OK", "time": "2026-12-07T12:00:00.000+00:00"}
+
+
+def test_the_nameless_warning_word_for_word():
+    nameless = [{"mdn": "5550100001", "imsi": "311480000000001"}]
+    assert nameless_warning(nameless, ["iccid"]) == (
+        '1 device(s) have no identifier of the kinds in hostnames (iccid), so they are not in the inventory: {"imsi": "311480000000001", "mdn": '
+        '"5550100001"}; add one of their kinds to hostnames')
+    assert " more" not in nameless_warning(nameless * 20, ["iccid"])
+    assert nameless_warning(nameless * 22, ["iccid"]).endswith('"mdn": "5550100001"} and 2 more; add one of their kinds to hostnames')
+
+
+def test_a_bad_service_plan_fails_before_any_request_with_the_whole_message():
+    with pytest.raises(ThingSpaceError, match="service_plan: 'p ' has leading or trailing whitespace"):
+        device_list_request(ACCOUNT, {"service_plan": "p "})
+    with pytest.raises(ThingSpaceError) as failure:
+        device_list_request(ACCOUNT, {"plan": "p"})
+    assert failure.value.message == "filters: plan is not a filter; use group_name, service_plan, custom_fields, state"
+
+
+def test_inventory_hosts_use_the_hostnames_the_prefix_and_the_ledger(where):
+    claim(where, "wave1", ["mdn:%s" % MDN])
+    devices = [device_facts(wire_device([("iccid", ICCID), ("mdn", MDN)]))]
+    hosts, nameless = inventory_hosts(devices, hostnames=["mdn"], group_prefix="ts_", activity=activity(where))
+    [(name, variables, groups)] = hosts
+    assert nameless == [] and name == MDN and groups == ["ts_group_east_wave", "ts_state_active"]
+    assert variables["thingspace_last_sms"]["key"] == "wave1" and variables["thingspace_last_reply"] is None
+
+
+def test_the_last_reply_of_a_device_is_the_latest_of_all_its_identifiers(where):
+    now = datetime.now(timezone.utc)
+    early = dict(device_sms("EARLY", request_id="r1"), deviceIds=[{"kind": "Mdn", "id": MDN}])
+    late = dict(device_sms("LATE", request_id="r2"), deviceIds=[{"kind": "Iccid", "id": ICCID}])
+    record(where, callback_event(SMS_SERVICE, ACCOUNT, late, received_at=now + timedelta(seconds=5)),
+           callback_event(SMS_SERVICE, ACCOUNT, early, received_at=now))
+    assert activity(where).last_reply({"mdn": MDN, "iccid": ICCID})["text"] == "LATE"
+    assert activity(where).last_reply({"iccid": ICCID, "mdn": MDN})["text"] == "LATE"
