@@ -14,6 +14,8 @@ process tree) next to the wall time because these machines are shared and noisy.
    (bench_controllers.py);
 7. the callbacks event source taking callbacks into memory, the SQLite ledger and the PostgreSQL ledger
    (bench_callbacks.py);
+8. the fleet as inventory: ansible-inventory --list over 100,000 devices, a cache hit, and vz_device_info count_only
+   against a bare requests script (bench_inventory.py; alone with ``--only inventory``);
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -21,6 +23,7 @@ its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 same rounds: the bulk send, the per-task play and the profile, so a change is compared side by side in one run.
 
     python benchmarks/run.py --report docs/performance.md [--rounds 3] [--before REF] [--json-out FILE] [--keep]
+    python benchmarks/run.py --only inventory [--rounds 3] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_callbacks
 import bench_controllers
 import bench_emulator
+import bench_inventory
 import bench_playbooks as playbooks
 import ledger_scaling
 import module_profile
@@ -247,7 +251,10 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory (playbooks, logs, payloads)")
     parser.add_argument("--before", metavar="REF", help="also measure the collection at this git ref, side by side")
     parser.add_argument("--from-json", metavar="FILE", help="measure nothing: write the report from the figures of an earlier --json-out")
+    parser.add_argument("--only", choices=["inventory"], help="measure only this phase and print its figures (no report)")
     args = parser.parse_args()
+    if args.only:
+        return only_inventory(args)
     if args.from_json:
         with open(args.from_json, encoding="utf-8") as handle:
             results = json.load(handle)
@@ -316,6 +323,29 @@ def main():
         report.write(results, args.report)
         print("wrote %s" % args.report)
     print(report.summary_text(results))
+    return 0
+
+
+def only_inventory(args):
+    """Phase 8 alone: the emulator with the 100,000-device fleet, the figures printed (and written with --json-out)."""
+    workdir = tempfile.mkdtemp(prefix="thingspace-bench-")
+    os.makedirs(os.path.join(workdir, "logs"))
+    try:
+        fleet = os.path.join(workdir, "fleet.json")
+        bench_emulator.write_fleet(fleet)
+        inventory = write_inventory(workdir)
+        with running_emulator("--fleet", fleet, "--quiet", timeout=300) as emulator:
+            ctx = {"emulator": emulator, "workdir": workdir, "inventory": inventory, "env": ansible_env(workdir, emulator.url)}
+            results = {"machine": machine(), "inventory": bench_inventory.run(ctx, args.rounds)}
+    finally:
+        if args.keep:
+            print("work directory kept: %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2, default=str)
+    print(bench_inventory.summary_text(results["inventory"]))
     return 0
 
 
