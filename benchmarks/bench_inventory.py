@@ -111,7 +111,7 @@ def section(results):
         "fleet.thingspace.yml --list --output` with the plugin `thingspace.m2m.devices` (every page, a host per device with its",
         "`thingspace_*` variables and default groups), the same with `cache: true` warm, and one `vz_device_info count_only: true`",
         "task, against `benchmarks/inventory_floor.py`, which logs in, pages the same list on one `requests` Session and writes",
-        "the same hosts, variables and groups as JSON. %d rounds, order reversed every other round; medians." % result["rounds"],
+        "the same hosts, variables and groups as JSON. %d round(s), order reversed every other round; medians." % result["rounds"],
         "",
         "| run | wall (median) | min - max | CPU (median) | device-list requests | / floor | goal |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
