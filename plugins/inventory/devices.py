@@ -83,6 +83,7 @@ EXAMPLES = r"""
 plugin: thingspace.m2m.devices
 account_name: "0000123456-00001"
 
+---
 # east.thingspace.yml: the active devices of one device group, with the ledger, cached for an hour
 plugin: thingspace.m2m.devices
 account_name: "0000123456-00001"
