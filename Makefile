@@ -28,7 +28,7 @@ RETURNED_KEYS := $(CURDIR)/tests/output/returned_keys
 MUTATION_FILES ?= plugins/module_utils/auth.py plugins/module_utils/client.py plugins/module_utils/transport.py plugins/module_utils/ledger.py \
 	plugins/module_utils/_store_sqlite.py plugins/module_utils/_store_postgresql.py \
 	plugins/module_utils/send.py plugins/module_utils/sms.py plugins/module_utils/deliveries.py plugins/module_utils/_event_source.py \
-	plugins/module_utils/campaign.py plugins/module_utils/campaign_report.py
+	plugins/module_utils/campaign.py plugins/module_utils/campaign_report.py plugins/module_utils/devices.py
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import bench_inventory
 from common import LOGIN_PATH, OAUTH_PATH
 from module_profile import IMPORT_STAGES, STAGES
 
@@ -494,6 +495,7 @@ def markdown(results, plot_name):
 
     lines += callback_section(results)
     lines += campaign_section(results)
+    lines += bench_inventory.section(results)
 
     one, big = profile["one"], profile["bulk"]
     walls, cpus = one["walls"], one["cpus"]

@@ -16,6 +16,8 @@ process tree) next to the wall time because these machines are shared and noisy.
    (bench_callbacks.py);
 8. a 100,000-device three-wave campaign against vz_sms_send plus the waits, one gate evaluation, and max_per_minute
    over a 10-minute window on a compressed clock, on SQLite and PostgreSQL (bench_campaign.py);
+9. the fleet as inventory: ansible-inventory --list over 100,000 devices, a cache hit, and vz_device_info count_only
+   against a bare requests script (bench_inventory.py; alone with ``--only inventory``);
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -23,6 +25,7 @@ its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 same rounds: the bulk send, the per-task play and the profile, so a change is compared side by side in one run.
 
     python benchmarks/run.py --report docs/performance.md [--rounds 3] [--before REF] [--json-out FILE] [--keep]
+    python benchmarks/run.py --only inventory [--rounds 3] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import bench_callbacks
 import bench_campaign
 import bench_controllers
 import bench_emulator
+import bench_inventory
 import bench_playbooks as playbooks
 import ledger_scaling
 import module_profile
@@ -250,7 +254,10 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory (playbooks, logs, payloads)")
     parser.add_argument("--before", metavar="REF", help="also measure the collection at this git ref, side by side")
     parser.add_argument("--from-json", metavar="FILE", help="measure nothing: write the report from the figures of an earlier --json-out")
+    parser.add_argument("--only", choices=["inventory"], help="measure only this phase and print its figures (no report)")
     args = parser.parse_args()
+    if args.only:
+        return only_inventory(args)
     if args.from_json:
         with open(args.from_json, encoding="utf-8") as handle:
             results = json.load(handle)
@@ -300,6 +307,8 @@ def main():
             results["controllers"] = bench_controllers.run(ctx, server, args.rounds, DEVICES)
             print("profile of the module ...", flush=True)
             results["profile"] = bench_profile(ctx, args.profile_rounds)
+            print("9. the fleet as inventory, %d rounds ..." % args.rounds, flush=True)
+            results["inventory"] = bench_inventory.run(ctx, args.rounds)
             print("5. emulator ...", flush=True)
             results["emulator"] = bench_emulator.run_on(emulator, workdir)
             bench_emulator.check_goals(results["emulator"])
@@ -321,6 +330,29 @@ def main():
         report.write(results, args.report)
         print("wrote %s" % args.report)
     print(report.summary_text(results))
+    return 0
+
+
+def only_inventory(args):
+    """Phase 9 alone: the emulator with the 100,000-device fleet, the figures printed (and written with --json-out)."""
+    workdir = tempfile.mkdtemp(prefix="thingspace-bench-")
+    os.makedirs(os.path.join(workdir, "logs"))
+    try:
+        fleet = os.path.join(workdir, "fleet.json")
+        bench_emulator.write_fleet(fleet)
+        inventory = write_inventory(workdir)
+        with running_emulator("--fleet", fleet, "--quiet", timeout=300) as emulator:
+            ctx = {"emulator": emulator, "workdir": workdir, "inventory": inventory, "env": ansible_env(workdir, emulator.url)}
+            results = {"machine": machine(), "inventory": bench_inventory.run(ctx, args.rounds)}
+    finally:
+        if args.keep:
+            print("work directory kept: %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2, default=str)
+    print(bench_inventory.summary_text(results["inventory"]))
     return 0
 
 

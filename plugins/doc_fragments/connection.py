@@ -106,3 +106,33 @@ requirements:
   - requests >= 2.25
   - pydantic >= 2.0
 """
+
+    # The environment variables of the common options for plugins (the inventory plugin), which read them through ``env``
+    # entries; merged with DOCUMENTATION above (thingspace.m2m.connection.plugin).
+    PLUGIN = r"""
+options:
+  api_url:
+    env:
+      - name: THINGSPACE_API_URL
+  client_id:
+    env:
+      - name: THINGSPACE_CLIENT_ID
+  client_secret:
+    env:
+      - name: THINGSPACE_CLIENT_SECRET
+  username:
+    env:
+      - name: THINGSPACE_USERNAME
+  password:
+    env:
+      - name: THINGSPACE_PASSWORD
+  access_token:
+    env:
+      - name: THINGSPACE_ACCESS_TOKEN
+  session_token:
+    env:
+      - name: THINGSPACE_SESSION_TOKEN
+  state_dir:
+    env:
+      - name: THINGSPACE_STATE_DIR
+"""

@@ -46,3 +46,21 @@ options:
 requirements:
   - psycopg >= 3 (only for ledger_url)
 """
+
+    # The environment variables of the ledger options for plugins (the inventory plugin), which read them through ``env``
+    # entries; merged with DOCUMENTATION above (thingspace.m2m.ledger.plugin).
+    PLUGIN = r"""
+options:
+  ledger_path:
+    env:
+      - name: THINGSPACE_LEDGER_PATH
+  ledger_url:
+    env:
+      - name: THINGSPACE_LEDGER_URL
+  ledger_password:
+    env:
+      - name: THINGSPACE_LEDGER_PASSWORD
+  ledger_schema:
+    env:
+      - name: THINGSPACE_LEDGER_SCHEMA
+"""

@@ -57,6 +57,10 @@ SERVICE_TYPES = {
     DELIVERY_SERVICE: ("sms_delivery",),
 }
 DELIVERY_STATES = ("Delivered", "Undelivered", "Expired", "Rejected")
+# A target no callback has named yet, whose request ThingSpace took (the ledger has it sent).
+ACCEPTED = "accepted"
+# A target the ledger does not know to be sent (pending, unknown or in flight): no callback will name it.
+UNCONFIRMED = "unconfirmed"
 EVENT_KEYS = ("event_id", "type", "service", "via", "account", "request_id", "devices", "state", "status", "comment",
               "devices_requested", "message", "sent_at", "received_at")
 # The event fields that make up the identity of each type (beside the type itself). A device is every

@@ -27,7 +27,7 @@ import json
 import math
 import time
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_STATES, CallbackRecorder
+from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import ACCEPTED, DELIVERY_STATES, UNCONFIRMED, CallbackRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import PENDING, REFUSED, SENT, UNKNOWN, Ledger, iso_time
 from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTION, device_of
@@ -35,10 +35,6 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.send import SELECTI
 DELIVERED = "Delivered"
 # The network sent the SMS to the device; its delivery is not confirmed yet.
 SENT_TO_DEVICE = "sent"
-# A target no callback has named yet, whose request ThingSpace took (the ledger has it sent).
-ACCEPTED = "accepted"
-# A target the ledger does not know to be sent (pending, unknown or in flight): no callback will name it.
-UNCONFIRMED = "unconfirmed"
 FINAL_STATES = DELIVERY_STATES
 REPORT_STATES = (*FINAL_STATES, SENT_TO_DEVICE, ACCEPTED, UNCONFIRMED)
 # The identifier a device's row is keyed by: the first of these kinds the callback names.

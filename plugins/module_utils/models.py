@@ -174,7 +174,9 @@ class Device(Wire):
     account_name: Optional[str] = None
     device_ids: List[DeviceId] = []
     group_names: List[str] = []
+    custom_fields: List[CustomField] = []
     carrier_informations: List[CarrierInformation] = []
+    ip_address: Optional[str] = None
     extended_attributes: List[ExtendedAttribute] = []
 
     def internal_id(self):

@@ -20,6 +20,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, 
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
     HEX_KINDS,
     MAX_DEVICES_PER_REQUEST,
+    RESOLVED_KIND_ORDER,
     check_custom_fields,
     first_of,
     message_size,
@@ -31,9 +32,6 @@ SELECTION = "selection"
 PREVIEW_LIMIT = 50
 # How a filter send is recorded: each resolved device, or the selection as a whole.
 TRACK_DEVICE, TRACK_SELECTION = "device", "selection"
-# The identifier a resolved device is sent and recorded by: the first of its kinds in this order (the SIM's
-# ICCID first, as it survives a number change).
-RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "imsi")
 # What a send does when ThingSpace refuses devices of a list that the account does not have (unknown_devices).
 UNKNOWN_FAIL, UNKNOWN_SKIP = "fail", "skip"
 # The error of a POST /sms naming a device the account does not have; it does not reliably say which one.
@@ -70,6 +68,11 @@ def plan_send(params, check_mode=False):
                                  "selection and allow_empty: true")
         elif params["unknown_devices"] == UNKNOWN_SKIP and not params["account_name"]:
             raise ValueError("unknown_devices: skip needs account_name: the devices ThingSpace refuses are found in the account's device list")
+        if params["skip_inactive"] and tracking == TRACK_SELECTION:
+            raise ValueError("skip_inactive: needs the devices one by one; filter_tracking: selection sends the selection whole, to its "
+                             "inactive devices too. Use filter_tracking: device")
+        if params["skip_inactive"] and devices is not None and not params["account_name"]:
+            raise ValueError("skip_inactive: needs account_name: the state of each device is read from the account's device list")
         if not 1 <= params["batch_size"] <= MAX_DEVICES_PER_REQUEST:
             raise ValueError("batch_size: %d is outside 1..%d (the API takes at most %d devices per request)"
                              % (params["batch_size"], MAX_DEVICES_PER_REQUEST, MAX_DEVICES_PER_REQUEST))
@@ -158,7 +161,8 @@ class SmsSend:
     preview of a device list without account_name makes none) and ``ledger`` (a Ledger, read-only in check mode)."""
 
     def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None,
-                 batch_size=MAX_DEVICES_PER_REQUEST, allow_empty=False, unknown_devices=UNKNOWN_FAIL, duplicate_window=DUPLICATE_WINDOW):
+                 batch_size=MAX_DEVICES_PER_REQUEST, allow_empty=False, unknown_devices=UNKNOWN_FAIL, duplicate_window=DUPLICATE_WINDOW,
+                 skip_inactive=False):
         self.plan = plan
         self.key = plan.key  # or the older key of the same send, chosen by run()
         self.client = client
@@ -171,10 +175,12 @@ class SmsSend:
         self.allow_empty = allow_empty
         self.unknown_devices = unknown_devices
         self.duplicate_window = duplicate_window
+        self.skip_inactive = skip_inactive
         self.resolved = None  # the devices a filter selects, when resolved ([] also when a selection matches none)
         self.targets = None  # the ledger targets of this send, once run
         self.refused = set()  # targets ThingSpace refused in this run (not in the account)
         self._known = None  # the identifiers of the account's devices, once read
+        self._states = None  # ledger target → the device's state, from the device list when it was read
 
     def run(self):
         """(result, failure message or None)."""
@@ -191,9 +197,48 @@ class SmsSend:
         if not diff.to_send:
             result["msg"] = self._nothing_to_send(targets, diff)
             return result, None
-        if self.check_mode:
-            return self._preview(diff.to_send, result)
-        return self._send(diff.to_send, result)
+        to_send = self._inactive(diff.to_send, result)
+        if not to_send:
+            result["msg"] = ("Nothing to send: the %d device(s) left to send under idempotency key %s are not active (devices_inactive; "
+                             "skip_inactive: true)" % (len(diff.to_send), self.key))
+            return result, None
+        result, failure = self._preview(to_send, result) if self.check_mode else self._send(to_send, result)
+        left_out = len(diff.to_send) - len(to_send)
+        if left_out:
+            result["msg"] += "; %d device(s) not active %s left out (skip_inactive: true; devices_inactive)" % (
+                left_out, "would be" if self.check_mode else "were")
+        return result, failure
+
+    def _inactive(self, to_send, result):
+        """Report the devices to send that are not active (devices.is_inactive), as the device list gives their state:
+        warned about, or with skip_inactive left out (counted in devices_skipped, never recorded, so a later run sends
+        them once they are active; the run's message says how many, without a warning, as it was asked for). The states are
+        known where the device list is read: a resolved selection, and a device list with account_name in check mode or
+        with skip_inactive. What is left to send."""
+        plan = self.plan
+        if plan.devices is not None and plan.account and (self.check_mode or self.skip_inactive):
+            self._unknown([])  # reads the device list once; the preview and a refused batch reuse it
+        if self._states is None:
+            return to_send
+        from ansible_collections.thingspace.m2m.plugins.module_utils.devices import is_inactive
+
+        candidates = [target_of(d) for d in self.resolved] if plan.tracking == TRACK_SELECTION else to_send
+        inactive = [target for target in candidates if is_inactive(self._states.get(target))]
+        result["devices_inactive"] = [dict(device_of(target), state=self._states[target]) for target in inactive]
+        if not inactive:
+            return to_send
+        if not self.skip_inactive:
+            per_state = {}
+            for target in inactive:
+                per_state[self._states[target]] = per_state.get(self._states[target], 0) + 1
+            states = ", ".join("%d %s" % (count, state) for state, count in sorted(per_state.items()))
+            result["warnings"].append(
+                "%d device(s) this run %s to are not active (%s; devices_inactive): ThingSpace answers Undelivered for them. Set skip_inactive: "
+                "true to leave them out until they are active" % (len(inactive), "would send" if self.check_mode else "sends", states))
+            return to_send
+        result["devices_skipped"] += len(inactive)
+        inactive = set(inactive)
+        return [target for target in to_send if target not in inactive]
 
     def select_targets(self):
         """The ledger targets: the devices of the list or of the resolved selection, or the selection as a whole
@@ -239,6 +284,7 @@ class SmsSend:
             "devices_skipped": len(targets) - len(diff.to_send) if per_device else None,
             "devices_unconfirmed": [device_of(t) for t in skipped_unconfirmed if t != SELECTION],
             "devices_unknown": [device_of(t) for t in refused_before],
+            "devices_inactive": None,
             "selection_unconfirmed": SELECTION in skipped_unconfirmed,
             "warnings": [],
         }
@@ -346,8 +392,11 @@ class SmsSend:
 
     def _resolve(self):
         """The devices a filter selects, through the device list API (read-only, page after page), each as (kind, id)
-        by the first kind of RESOLVED_KIND_ORDER it has; fails at the end of the page that takes it past max_devices."""
+        by the first kind of sms.RESOLVED_KIND_ORDER it has; fails at the end of the page that takes it past max_devices."""
+        from ansible_collections.thingspace.m2m.plugins.module_utils.devices import device_state
+
         devices = {}
+        states = self._states = {}
         pages = 0
         for page in self.client.iter_device_pages(self._device_list_request(**self._filters())):
             pages += 1
@@ -357,9 +406,12 @@ class SmsSend:
                 if kind is None:
                     continue
                 try:
-                    devices.setdefault(normalize_device({"kind": kind, "id": ids[kind]}, "the device list answer"), None)
+                    resolved = normalize_device({"kind": kind, "id": ids[kind]}, "the device list answer")
                 except ValueError as exc:
                     raise ThingSpaceError("Unexpected content in %s" % exc)
+                if resolved not in devices:
+                    devices[resolved] = None
+                    states[target_of(resolved)] = device_state(device)
             if self.max_devices is not None and len(devices) > self.max_devices:
                 count = ("at least %d devices (in the first %d page(s) of the device list, which was not read further)" % (len(devices), pages)
                          if page.has_more_data else "%d devices" % len(devices))
@@ -373,14 +425,21 @@ class SmsSend:
         return bool(first.devices) or first.has_more_data
 
     def _unknown(self, targets):
-        """The targets of a device list that the account does not have, from its device list (every page, read once)."""
+        """The targets of a device list that the account does not have, from its device list (every page, read once,
+        which also gives each device's state)."""
         if self._known is None:
+            from ansible_collections.thingspace.m2m.plugins.module_utils.devices import device_state
+
             known = set()
+            states = {}
             for device in self.client.iter_devices(self._device_list_request()):
+                state = device_state(device)
                 for entry in device.device_ids:
                     kind = entry.kind.lower()
-                    known.add(target_of((kind, entry.id.upper() if kind in HEX_KINDS else entry.id)))
-            self._known = known
+                    target = target_of((kind, entry.id.upper() if kind in HEX_KINDS else entry.id))
+                    known.add(target)
+                    states.setdefault(target, state)
+            self._known, self._states = known, states
         return [target for target in targets if target not in self._known]
 
     def _send(self, to_send, result):

@@ -35,6 +35,9 @@ DEVICE_KINDS = {
 }
 # Kinds whose identifiers are hexadecimal (the ledger and the API get them in upper case).
 HEX_KINDS = ("meid",)
+# The identifier a device of a selection (vz_sms_send with filters, an inventory host) is sent and recorded by: the
+# first of its kinds in this order (the SIM's ICCID first, as it survives a number change).
+RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "imsi")
 _DEVICE_PATTERNS = {kind: re.compile(pattern) for kind, (pattern, _rule) in DEVICE_KINDS.items()}
 
 CUSTOM_FIELD_KEYS = tuple("CustomField%d" % n for n in range(1, 6))

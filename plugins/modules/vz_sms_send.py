@@ -18,7 +18,8 @@ description:
     device kinds and identifiers, custom field names, credentials).
   - Check mode previews the send (which and how many devices, in how many batches) without sending.
     With filters it resolves the selection through the read-only device list API; with a device list and
-    O(account_name) it checks the devices against the account's device list (RV(devices_unknown)).
+    O(account_name) it checks the devices against the account's device list (RV(devices_unknown)). Either way it reports
+    the devices that are not active (RV(devices_inactive)), which O(skip_inactive) leaves out.
   - A selection by filters that matches no device fails the task before any SMS request, unless O(allow_empty=true).
 author:
   - thingspace.m2m maintainers (@thingspace-m2m)
@@ -125,6 +126,20 @@ options:
     type: str
     choices: [fail, skip]
     default: fail
+  skip_inactive:
+    description:
+      - What a send does with devices that are not active (suspended, deactivated, pre-active, pending activation, or
+        any other state but C(active)), which ThingSpace answers C(Undelivered) for. Their states come from the device list
+        (RV(devices_inactive)).
+      - V(false) sends to them too and warns with their count (when the states are known, that is for a selection by filters, or a
+        device list with O(account_name) in check mode).
+      - V(true) leaves them out, reports them in RV(devices_inactive) and RV(msg) (not as a warning, since it was asked for)
+        and counts them in RV(devices_skipped). Nothing is
+        recorded for them in the ledger, so a later run under the same key sends them once they are active. With a device
+        list it reads the account's device list once per run, so it needs O(account_name); it cannot be used with
+        O(filter_tracking=selection), which sends the selection whole.
+    type: bool
+    default: false
   sms_message:
     description:
       - The SMS text (the API's C(smsMessage); the name C(message) is reserved by Ansible).
@@ -268,6 +283,20 @@ EXAMPLES = r"""
   register: wave
   ignore_errors: true
 
+- name: Send to the active devices of a group only; suspended ones get it from a later run once reactivated
+  thingspace.m2m.vz_sms_send:
+    account_name: "0000123456-00001"
+    group_name: west-sensors
+    sms_message: "FW=2.4.1 REBOOT"
+    idempotency_key: west-fw-2.4.1
+    skip_inactive: true
+  register: west_send
+
+- name: Show the devices left out as not active
+  ansible.builtin.debug:
+    msg: "{{ west_send.devices_inactive }}"
+  when: west_send.devices_inactive | default([], true) | length > 0
+
 - name: Send to a group whose membership is being built, accepting that it may have no device yet
   thingspace.m2m.vz_sms_send:
     account_name: "0000123456-00001"
@@ -363,7 +392,8 @@ devices_sent:
   sample: 24
 devices_skipped:
   description:
-    - Devices not sent because the ledger already has them under the key (or a concurrent run claimed them first), of O(devices),
+    - Devices not sent because the ledger already has them under the key (or a concurrent run claimed them first, or they are
+      not active and O(skip_inactive=true)), of O(devices),
       O(devices_file) or the devices the filters select with C(filter_tracking=device). Null with C(filter_tracking=selection).
   returned: always
   type: int
@@ -374,6 +404,18 @@ devices_unconfirmed:
   type: list
   elements: dict
   sample: [{kind: iccid, id: "89148000000800000001"}]
+devices_inactive:
+  description:
+    - Devices this run sends (in check mode, would send) to that are not active, each C({kind, id, state}) with the
+      state the device list gives. With O(skip_inactive=true) they were left out and counted in RV(devices_skipped).
+      With O(filter_tracking=selection), the inactive devices of the resolved selection.
+    - Null when the states were not read, that is for a device list without O(account_name), or a real run of a
+      device list without O(skip_inactive=true), or a selection sent whole and not resolved. Also null when the run
+      stopped before (nothing to send, an empty selection).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: iccid, id: "89148000000800000003", state: suspend}]
 devices_unknown:
   description:
     - Devices of O(devices) or O(devices_file) that the account does not have, as the account's device list shows
@@ -480,7 +522,7 @@ def send(module):
             plan, module.client, ledger, scope, check_mode=module.check_mode,
             force=params["force"], resend_unconfirmed=params["resend_unconfirmed"],
             max_devices=params["max_devices"], batch_size=params["batch_size"], duplicate_window=params["duplicate_window"],
-            allow_empty=params["allow_empty"], unknown_devices=params["unknown_devices"],
+            allow_empty=params["allow_empty"], unknown_devices=params["unknown_devices"], skip_inactive=params["skip_inactive"],
         )
         result, failure = sms_send.run()
         if params["wait"] != WAIT_DELIVERED or failure:
@@ -523,6 +565,7 @@ def main(module_class=ThingSpaceModule):
         filter_tracking=dict(type="str", choices=[TRACK_DEVICE, TRACK_SELECTION], default=TRACK_DEVICE),
         allow_empty=dict(type="bool", default=False),
         unknown_devices=dict(type="str", choices=[UNKNOWN_FAIL, UNKNOWN_SKIP], default=UNKNOWN_FAIL),
+        skip_inactive=dict(type="bool", default=False),
         sms_message=dict(type="str", required=True),
         data_encoding=dict(type="str", choices=list(ENCODINGS), default="7-bit"),
         idempotency_key=dict(type="str", no_log=False),

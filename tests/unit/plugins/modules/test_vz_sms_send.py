@@ -940,3 +940,82 @@ def test_nothing_to_send_does_not_count_refused_devices_as_sent(fake, run_module
     result, failed = run_module(vz_sms_send.main, **args)
     assert not failed and result["msg"] == ("Nothing to send: the 2 device(s) already got this message under idempotency key %s; ThingSpace "
                                             "refused 1 device(s) as not in the account (devices_unknown)" % result["idempotency_key"])
+
+
+def suspend(fake, *numbers, state="suspend"):
+    """Put devices of the fake's fleet (numbered from 1) in ``state``."""
+    for n in numbers:
+        fake.devices[n - 1]["carrierInformations"][0]["state"] = state
+
+
+def test_check_mode_reports_inactive_devices_of_a_selection_and_warns(fake, run_module):
+    suspend(fake, 1)
+    suspend(fake, 3, state="deactive")
+    result, failed = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, group_name="west", sms_message="hello")
+    assert not failed and result["devices_sent"] == 4 and result["devices_skipped"] == 0
+    assert result["devices_inactive"] == [{"kind": "iccid", "id": "89148000000800000001", "state": "suspend"},
+                                          {"kind": "iccid", "id": "89148000000800000003", "state": "deactive"}]
+    assert result["warnings"] == ["2 device(s) this run would send to are not active (1 deactive, 1 suspend; devices_inactive): ThingSpace answers "
+                                  "Undelivered for them. Set skip_inactive: true to leave them out until they are active"]
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, group_name="west", sms_message="hello")
+    assert not failed and result["devices_sent"] == 4 and len(result["devices_inactive"]) == 2 and "this run sends to" in result["warnings"][0]
+    assert len(sms_bodies(fake)[0]["deviceIds"]) == 4
+    result, failed = run_module(vz_sms_send.main, check_mode=True, account_name=ACCOUNT, group_name="west", sms_message="hello",
+                                filter_tracking="selection", idempotency_key="whole")
+    assert not failed and [d["state"] for d in result["devices_inactive"]] == ["suspend", "deactive"] and result["devices_skipped"] is None
+
+
+def test_skip_inactive_leaves_them_out_unrecorded_and_a_later_run_sends_them(fake, run_module):
+    suspend(fake, 1, 3)
+    args = dict(account_name=ACCOUNT, group_name="west", sms_message="hello", skip_inactive=True)
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
+    assert not failed and result["devices_sent"] == 2 and result["devices_skipped"] == 2 and sms_bodies(fake) == []
+    assert result["msg"].endswith("(2 devices); 2 device(s) not active would be left out (skip_inactive: true; devices_inactive)")
+    assert [d["id"] for d in result["devices_preview"]] == ["89148000000800000005", "89148000000800000007"]
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["changed"] and result["devices_sent"] == 2 and result["devices_skipped"] == 2
+    assert [d["id"] for d in result["devices_inactive"]] == ["89148000000800000001", "89148000000800000003"]
+    assert result["warnings"] == [] and result["msg"] == ("Sent to the selection group_name=west (2 devices) in 1 request(s); 2 device(s) not "
+                                                          "active were left out (skip_inactive: true; devices_inactive)")
+    assert [d["id"] for d in sms_bodies(fake)[0]["deviceIds"]] == ["89148000000800000005", "89148000000800000007"]
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and not result["changed"] and result["devices_skipped"] == 4
+    assert result["msg"] == ("Nothing to send: the 2 device(s) left to send under idempotency key %s are not active (devices_inactive; "
+                             "skip_inactive: true)" % result["idempotency_key"])
+    suspend(fake, 1, 3, state="active")
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["devices_sent"] == 2 and result["devices_inactive"] == [] and result["warnings"] == []
+    assert [d["id"] for d in sms_bodies(fake)[1]["deviceIds"]] == ["89148000000800000001", "89148000000800000003"]
+
+
+def test_skip_inactive_with_a_device_list_reads_the_device_list_once(fake, run_module):
+    suspend(fake, 2)
+    args = dict(account_name=ACCOUNT, devices=DEVICES, sms_message="hello", skip_inactive=True)
+    result, failed = run_module(vz_sms_send.main, check_mode=True, **args)
+    assert not failed and result["devices_sent"] == 4 and result["devices_skipped"] == 1
+    assert result["devices_inactive"] == [{"kind": "mdn", "id": "5550000002", "state": "suspend"}]
+    pages = fake.count("POST", "/api/m2m/v1/devices/actions/list")
+    assert pages == 3  # 7 devices in pages of 3, read once for the unknown devices and the states
+    result, failed = run_module(vz_sms_send.main, **args)
+    assert not failed and result["devices_sent"] == 4 and DEVICES[1] not in sms_bodies(fake)[0]["deviceIds"]
+    assert fake.count("POST", "/api/m2m/v1/devices/actions/list") == 2 * pages
+    without = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, sms_message="hello", check_mode=True)[0]
+    assert without["devices_inactive"] == [{"kind": "mdn", "id": "5550000002", "state": "suspend"}] and without["devices_sent"] == 1
+
+
+def test_a_device_list_sent_without_skip_inactive_reads_no_states(fake, run_module):
+    suspend(fake, 2)
+    result, failed = run_module(vz_sms_send.main, account_name=ACCOUNT, devices=DEVICES, sms_message="hello")
+    assert not failed and result["devices_sent"] == 5 and result["devices_inactive"] is None
+    assert fake.count("POST", "/api/m2m/v1/devices/actions/list") == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(account_name=ACCOUNT, group_name="west", filter_tracking="selection"),
+     "skip_inactive: needs the devices one by one; filter_tracking: selection sends the selection whole, to its inactive devices too. Use "
+     "filter_tracking: device"),
+    (dict(devices=DEVICES), "skip_inactive: needs account_name: the state of each device is read from the account's device list"),
+])
+def test_skip_inactive_fails_before_any_request_where_it_cannot_work(fake, run_module, args, message):
+    result, failed = run_module(vz_sms_send.main, sms_message="hello", skip_inactive=True, **args)
+    assert failed and result["msg"] == message and fake.calls == []
