@@ -577,7 +577,8 @@ class Step:
         return dict(sms_message=params["sms_message"], data_encoding=params["data_encoding"], devices=params.get("devices"),
                     devices_file=params.get("devices_file"), group_name=params.get("group_name"), service_plan=params.get("service_plan"),
                     custom_fields=params.get("custom_fields"), account_name=params["account_name"], filter_tracking="device",
-                    allow_empty=False, unknown_devices="fail", batch_size=MAX_DEVICES_PER_REQUEST, max_devices=None, idempotency_key=params["name"])
+                    allow_empty=False, unknown_devices="fail", skip_inactive=False, batch_size=MAX_DEVICES_PER_REQUEST, max_devices=None,
+                    idempotency_key=params["name"])
 
     @staticmethod
     def _selection(plan):
