@@ -59,6 +59,8 @@ RUNS_ELSEWHERE = {
 # test waits for before the next step; they are stopped after the document's last step.
 SERVERS = {
     ("docs/docsite/rst/guide_callbacks.rst", "export THINGSPACE_CALLBACK_USERNAME=thingspace THINGSPACE_CALLBACK_PASSWORD=...   # as registered"): "{port}",
+    ("docs/docsite/rst/guide_campaigns.rst", "export THINGSPACE_CALLBACK_USERNAME=thingspace THINGSPACE_CALLBACK_PASSWORD=...   # as registered below"):
+        "{port}",
 }
 
 # Values a reader supplies that the test supplies instead: (document, text in the block, replacement, why).
@@ -75,6 +77,10 @@ SUBSTITUTIONS = (
      "the reader's reverse proxy (TLS, a public name, nginx) is not here: the source's own loopback address stands in"),
     ("docs/docsite/rst/guide_callbacks.rst", "wait_timeout: 1800", "wait_timeout: 120",
      "the emulator confirms within seconds: a wait that cannot succeed fails the test in minutes, not half an hour"),
+    ("docs/docsite/rst/guide_campaigns.rst", "THINGSPACE_CALLBACK_PASSWORD=...", "THINGSPACE_CALLBACK_PASSWORD={listener_password}",
+     "the listener password the reader registers from the vault (VAULT)"),
+    ("docs/docsite/rst/guide_campaigns.rst", "callbacks_port: 9002\n", "callbacks_port: {port}\n", "another run may hold 9002: a free port"),
+    ("docs/docsite/rst/guide_campaigns.rst", "http://127.0.0.1:9002", "http://127.0.0.1:{port}", "the same free port"),
     ("docs/docsite/rst/guide_idempotency.rst", "'postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full&sslrootcert=/etc/pki/db-ca.pem'",
      "'{ledger_url}'", "the reader's database: a PostgreSQL server the test starts on loopback (without TLS) stands in"),
     ("docs/docsite/rst/guide_idempotency.rst", "'postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full'", "'{ledger_url}'",
@@ -89,6 +95,9 @@ EXPECT = {
         "Sent to 6 device(s) in 1 request(s); 2 device(s) not active were left out (skip_inactive: true; devices_inactive); not active: "
         "89148000000000000118, 89148000000000000233",
     ("docs/docsite/rst/guide_inventory.rst", "cat > east-ledger.thingspace.yml <<'SOURCE'"): '"key": "east-fw-1.2"',
+    ("docs/docsite/rst/guide_campaigns.rst", "- name: A staged campaign to east-wave"): "Campaign apn-v1: completed, wave 3 of 3",
+    ("docs/docsite/rst/guide_campaigns.rst", "- name: A campaign that aborts"): "Campaign fw-7: aborted, wave 1 of 3",
+    ("docs/docsite/rst/guide_campaigns.rst", "- name: Pause, resume and abort a campaign"): "Campaign apn-v1-west aborted by hand",
 }
 # What a reader of a document has done before its first step, run first: (document, a shell step, why).
 BEFORE = (

@@ -41,8 +41,8 @@ def free_port(candidates=(0,)):
 
 
 @contextlib.contextmanager
-def running_rulebook(work, env, variables, stdout):
-    """ansible-rulebook running the rulebook thingspace.m2m.sms_callbacks for localhost, with ``variables`` (written into
+def running_rulebook(work, env, variables, stdout, rulebook="thingspace.m2m.sms_callbacks"):
+    """ansible-rulebook running the rulebook ``rulebook`` (thingspace.m2m.sms_callbacks) for localhost, with ``variables`` (written into
     ``work`` with the inventory) and its output to ``stdout``, until the block ends: (the process, the inventory's path,
     which playbooks run beside it use too)."""
     inventory, variables_path = os.path.join(work, "inventory.yml"), os.path.join(work, "vars.yml")
@@ -50,7 +50,7 @@ def running_rulebook(work, env, variables, stdout):
         yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}, handle)
     with open(variables_path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(variables, handle)
-    rulebook = subprocess.Popen([os.path.join(BIN, "ansible-rulebook"), "-r", "thingspace.m2m.sms_callbacks", "-i", inventory,
+    rulebook = subprocess.Popen([os.path.join(BIN, "ansible-rulebook"), "-r", rulebook, "-i", inventory,
                                  "--vars", variables_path, "-v"], env=env, cwd=work, stdout=stdout, stderr=subprocess.STDOUT, text=True)
     try:
         yield rulebook, inventory
