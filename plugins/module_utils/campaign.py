@@ -525,7 +525,7 @@ class Step:
                 _resume(self.ledger, campaign, now)
             campaign.state = RUNNING
         failure = self._advance(campaign)
-        if failure is None and params["wait"] == "gate":
+        if failure is None and params["wait"] == "gate" and not self.check_mode:  # check mode changes nothing it could wait for
             failure = self._wait(campaign)
         return self._finish(campaign, self.clock(), None, failure)
 

@@ -227,6 +227,23 @@ def test_wait_gate_sleeps_for_the_pace_between_batches_and_sends_the_encoding(wh
     assert sleeps[:2] == [10.0, 10.0] and sum(sleeps[2:]) == 1.0  # then wait_timeout, reading the gate
 
 
+def test_check_mode_with_wait_gate_returns_at_once(where, fake):
+    """A check-mode step previews and reads the gate; it sends nothing, so nothing it waited for could change: no sleep."""
+    sleeps = []
+    params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": "55502000%02d" % n} for n in range(3)], devices_file=None,
+                  group_name=None, service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None,
+                  reply_pattern=None, reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None,
+                  fail_on_abort=True, state="started", wait="gate", wait_timeout=600)
+    ledger = Ledger(where, read_only=True)
+    try:
+        client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+        result, failure = c.step(params, client, ledger, SCOPE, check_mode=True, clock=lambda: 1000.0, sleep=sleeps.append)
+    finally:
+        ledger.close()
+    assert failure is None and sleeps == [] and result["next_wave_preview"]["devices"] == 3
+    assert [call for call in fake.calls if call[1] == "/api/m2m/v1/sms"] == []
+
+
 def test_devices_further_in_the_source_alone_are_merged(source, destination):
     create(source)
     create(destination)
