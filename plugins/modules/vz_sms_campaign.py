@@ -160,7 +160,7 @@ options:
       - V(none) evaluates the gate, sends what is due and returns.
       - V(gate) stays until the current wave's gate decides (it passes, and the next wave's due devices are sent, or the
         campaign completes or aborts), sleeping for the pace and reading the ledger every 2 seconds, up to
-        O(wait_timeout); then it returns with a warning, and the next step goes on. In check mode it does not wait: a
+        O(wait_timeout); then it returns with a warning, and the next step goes on. In check mode it does not wait, since a
         step that sends nothing changes nothing it could wait for.
     type: str
     choices: [none, gate]
