@@ -107,7 +107,7 @@ def plain_send(url, location, count):
     ledger, deliveries = Ledger(location), Deliveries(location)
     try:
         plan = plan_send(dict(params("plain", count), idempotency_key="plain", filter_tracking="device", unknown_devices="fail",
-                               batch_size=10000, max_devices=None, allow_empty=False))
+                              batch_size=10000, max_devices=None, allow_empty=False, skip_inactive=False))
         result, failure = SmsSend(plan, client(url), ledger, service_scope(url), duplicate_window=0).run()
         assert failure is None and result["devices_sent"] == count, failure
         assert deliveries.record(ledger) == count

@@ -54,6 +54,7 @@ def _params(count):
         "max_devices": None,
         "allow_empty": False,
         "unknown_devices": "fail",
+        "skip_inactive": False,
         "batch_size": count // BATCHES,
         "ledger_path": None,
     }

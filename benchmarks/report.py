@@ -180,8 +180,9 @@ def campaign_section(results):
         figures = campaign.get(store)
         if figures:
             pace = figures["pace"]
-            lines.append("| %s | %s | %s | %s | %s | %s / %s |" % (label, _s(figures["send_seconds"]), _s(figures["campaign_seconds"]), _x(figures["ratio"]),
-                                                            _s(figures["gate_seconds"]), _n(pace["densest_window"]), _n(round(pace["allowed"]))))
+            cells = (label, _s(figures["send_seconds"]), _s(figures["campaign_seconds"]), _x(figures["ratio"]), _s(figures["gate_seconds"]),
+                     _n(pace["densest_window"]), _n(round(pace["allowed"])))
+            lines.append("| %s | %s | %s | %s | %s | %s / %s |" % cells)
     return lines
 
 

@@ -145,8 +145,8 @@ def test_a_reply_time_is_the_earlier_of_thingspaces_with_a_zone_and_the_record(s
 
 @pytest.mark.parametrize("abort, message", [
     ([{"failure": "any", "threshold": "x"}], "abort[0].threshold: 'x' is not a percentage such as 10%"),
-    ([{"failure": "any"}, {"failure": "any", "threshold": "101%"}], "abort[1].threshold: '101%' is neither a count of 1 or more nor a "
-                                                                       "percentage such as 10% (more than 0, at most 100)"),
+    ([{"failure": "any"}, {"failure": "any", "threshold": "101%"}],
+     "abort[1].threshold: '101%' is neither a count of 1 or more nor a percentage such as 10% (more than 0, at most 100)"),
     ([{"failure": "any", "min_devices": True}], "abort[0].min_devices: True is not a count of 1 or more"),
     ([{"failure": "any", "min_devices": "5"}], "abort[0].min_devices: '5' is not a count of 1 or more"),
 ])
