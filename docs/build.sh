@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build the collection docs into docs/build/html, offline (`make docs` runs it with the venv's bin on PATH):
 # lint the docs, generate the module and role pages with antsibull-docs together with the guides of
-# docs/docsite, and build HTML with Sphinx, failing on any warning. docs/build/ is not tracked.
+# docs/docsite, build HTML with Sphinx, failing on any warning, and check every link of the built site (its pages
+# and their anchors; external URLs only for their form, offline). docs/build/ is not tracked.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -41,4 +42,5 @@ controller" in the collection's design notes for what ``vz_sms_send``'s does.
 RST
 
 sphinx-build -b html -W --keep-going -q -c docs "$build/rst" "$build/html"
+python tests/utils/check_links.py --html "$build/html"
 echo "docs/build.sh: open $build/html/index.html"
