@@ -40,7 +40,7 @@ options:
       - Schema of the ledger's tables in the O(ledger_url) database; one schema is one ledger.
       - If not set, the environment variable E(THINGSPACE_LEDGER_SCHEMA) is used, then V(thingspace).
       - Created on first use when the user may create schemas in the database; otherwise an administrator creates it
-        once, owned by that user (see the idempotency guide).
+        once, owned by that user (see the guide "Keep the ledger in PostgreSQL").
     type: str
     default: thingspace
 requirements:

@@ -89,8 +89,8 @@ _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CONNECT_TIMEOUT = 10
 _MASK = "********"
-_PRIVILEGE_HINT = ("; the role needs the schema and its tables, or the right to create them: see \"The ledger on PostgreSQL\" in the "
-                   "idempotency guide for the SQL an administrator runs once")
+_PRIVILEGE_HINT = ("; the role needs the schema and its tables, or the right to create them: see the guide \"Keep the ledger in "
+                   "PostgreSQL\" for the SQL an administrator runs once")
 
 
 def url_problem(url):

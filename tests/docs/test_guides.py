@@ -81,15 +81,22 @@ SUBSTITUTIONS = (
      "the listener password the reader registers from the vault (VAULT)"),
     ("docs/docsite/rst/guide_campaigns.rst", "callbacks_port: 9002\n", "callbacks_port: {port}\n", "another run may hold 9002: a free port"),
     ("docs/docsite/rst/guide_campaigns.rst", "http://127.0.0.1:9002", "http://127.0.0.1:{port}", "the same free port"),
-    ("docs/docsite/rst/guide_idempotency.rst", "'postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full&sslrootcert=/etc/pki/db-ca.pem'",
+    ("docs/docsite/rst/guide_postgresql.rst", "'postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full&sslrootcert=/etc/pki/db-ca.pem'",
      "'{ledger_url}'", "the reader's database: a PostgreSQL server the test starts on loopback (without TLS) stands in"),
-    ("docs/docsite/rst/guide_idempotency.rst", "'postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full'", "'{ledger_url}'",
-     "the same"),
-    ("docs/docsite/rst/guide_idempotency.rst", "THINGSPACE_LEDGER_PASSWORD='...'", "THINGSPACE_LEDGER_PASSWORD='{ledger_password}'",
+    ("docs/docsite/rst/guide_postgresql.rst", "THINGSPACE_LEDGER_PASSWORD='...'", "THINGSPACE_LEDGER_PASSWORD='{ledger_password}'",
      "the password of the test's server"),
+    ("docs/docsite/rst/guide_postgresql.rst", "-e @wave1.yml", "-e @../wave.yml", "the wave the reader sent with the SQLite ledger (BEFORE)"),
 )
 # What a step's output must show, beyond its exit status 0 (a play that ignores an error passes): (document, first line): text.
 EXPECT = {
+    ("docs/docsite/rst/guide_provision.rst", "$ ansible-playbook thingspace.m2m.provision -e @wave3.yml --check"):
+        "Check mode: would send to the selection group_name=east-wave (10 devices); 2 device(s) not active would be left out",
+    ("docs/docsite/rst/guide_provision.rst", "$ ansible-playbook thingspace.m2m.provision -e @wave3.yml"):
+        "Nothing to send: the 2 device(s) left to send under idempotency key wave3-apn-v1 are not active",
+    ("docs/docsite/rst/guide_provision.rst", "$ ansible localhost -m thingspace.m2m.vz_sms_delivery_info -a idempotency_key=wave3-apn-v1"):
+        "10 device(s): 10 accepted",
+    ("docs/docsite/rst/guide_postgresql.rst", "$ export THINGSPACE_LEDGER_URL='postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full&sslrootcert=/etc/pki/db-ca.pem'"):
+        "Nothing to send",
     ("docs/docsite/rst/guide_callbacks.rst", "- name: Provision east-wave and report its delivery"): "12 device(s): 10 Delivered, 2 Undelivered",
     ("docs/docsite/rst/guide_inventory.rst", "cat > update.yml <<'PLAY'"):
         "Sent to 6 device(s) in 1 request(s); 2 device(s) not active were left out (skip_inactive: true; devices_inactive); not active: "
@@ -101,7 +108,7 @@ EXPECT = {
 }
 # What a reader of a document has done before its first step, run first: (document, a shell step, why).
 BEFORE = (
-    ("docs/docsite/rst/guide_idempotency.rst", "ansible-playbook thingspace.m2m.provision -e @../wave.yml",
+    ("docs/docsite/rst/guide_postgresql.rst", "ansible-playbook thingspace.m2m.provision -e @../wave.yml",
      "a reader who moves a ledger to PostgreSQL has sent with the SQLite ledger: one send makes it"),
 )
 # What the vault holds in the plays that read vault_* variables: the emulator's credentials.

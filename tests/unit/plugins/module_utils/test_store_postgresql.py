@@ -161,7 +161,7 @@ def test_a_role_that_may_not_create_the_schema_is_told_what_to_ask_for(fake, run
     result, failed = run_module(vz_sms_send.main, devices=DEVICES, sms_message="hello", ledger_url=postgresql.url(user=name),
                                 ledger_password=password, ledger_schema="ops_ledger")
     assert failed and result["msg"] == ("The ledger database %s: permission denied for database postgres; the role needs the schema and its tables, "
-                                        "or the right to create them: see \"The ledger on PostgreSQL\" in the idempotency guide for the SQL an "
+                                        "or the right to create them: see the guide \"Keep the ledger in PostgreSQL\" for the SQL an "
                                         "administrator runs once" % _where(postgresql, name, "ops_ledger"))
     assert fake.calls == []
 
