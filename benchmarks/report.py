@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 
 import bench_inventory
-from common import LOGIN_PATH, OAUTH_PATH
-from module_profile import IMPORT_STAGES, STAGES
+from module_profile import IMPORT_STAGES
 
 GOAL_MODULE_VS_URI = 1.1
 # Issue 13: the bulk send at most 4 x the bare requests script; the per-task play no dearer than the uri play.
@@ -196,13 +195,11 @@ def callback_section(results):
         "",
         "## 7. The callbacks event source",
         "",
-        "`benchmarks/bench_callbacks.py`: the source `thingspace.m2m.callbacks` in a process of its own with a consumer that",
-        "drains its queue, as ansible-rulebook runs it; another process posts %s distinct callbacks (half delivery" % _n(first["callbacks"]),
-        "confirmations, half per-device \"sent\" messages) over %d keep-alive connections, then every one again (ThingSpace's" % first["connections"],
-        "retries). Each callback is recorded before it is answered: in memory, in the SQLite ledger (the default ledger file of a",
-        "new state_dir; WAL, synchronous=FULL) or in the PostgreSQL ledger (a new schema). The stores took turns, %d rounds;" % len(first["rounds"]),
-        "every round was checked: every callback answered 200 and queued once, its repeat answered 200 and not queued, and the",
-        "ledger's `callbacks` table holding each callback posted exactly once and nothing else.",
+        "`benchmarks/bench_callbacks.py`: the source `thingspace.m2m.callbacks` in a process of its own, drained as ansible-rulebook",
+        "does; another process posts %s distinct callbacks over %d keep-alive connections, then every one again (ThingSpace's"
+        % (_n(first["callbacks"]), first["connections"]),
+        "retries). Each is recorded before it is answered: in memory, in the SQLite ledger (WAL, synchronous=FULL) or in PostgreSQL;",
+        "%d rounds, each checked: every callback answered 200 and queued once, its repeat not queued, the ledger holding each once." % len(first["rounds"]),
         "",
         "| store | callbacks/s (median) | min - max | per CPU second of the source (median) | repeats/s (median) | none lost |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
@@ -262,168 +259,135 @@ def task_parts(results):
     return parts
 
 
-def _stage_table(columns):
-    """Stages side by side: ``columns`` are (title, profile) of module_profile runs."""
-    rows = ["| stage | %s |" % " | ".join(title for title, _profile in columns), "| --- |%s" % (" ---: |" * len(columns))]
-    for name, label in STAGES:
-        if any(name in profile["stages"] for _title, profile in columns):
-            rows.append("| %s | %s |" % (label, " | ".join(_ms(profile["stages"][name]) if name in profile["stages"] else "—" for _title, profile in columns)))
-    totals = [profile["stages"]["module_run"] + sum(profile["stages"].get(name, 0.0) for name in IMPORT_STAGES) for _title, profile in columns]
-    rows.append("| **imports + module run** | %s |" % " | ".join("**%s**" % _ms(total) for total in totals))
-    rows.append("| of which the module run (after the imports) | %s |" % " | ".join(_ms(profile["stages"]["module_run"]) for _title, profile in columns))
-    return rows
-
-
 def markdown(results, plot_name):
     machine, bulk, tasks, ledger, emulator, profile = (results[k] for k in ("machine", "bulk", "tasks", "ledger", "emulator", "profile"))
     rounds = results["rounds"]
     lines = [
         "# Performance",
         "",
-        "Measured by `make bench` (`benchmarks/run.py`) against the emulator on loopback (127.0.0.1), with a generated",
-        "fleet of %s devices. **All figures below are from one run** on %s: %s CPU(s) (%s), %s, Python %s, ansible-core %s,"
-        % (_n(bulk["devices"]), machine["date"], machine["nproc"], machine["cpu"], machine["os"], machine["python"], machine["ansible_core"]),
-        "requests %s, pydantic %s, SQLite %s, PostgreSQL %s (psycopg %s, a server on loopback started by the run, fsync on),"
-        % (machine["requests"], machine["pydantic"], machine["sqlite"], machine["postgresql"], machine["psycopg"]),
-        "checkout `%s`. The run took %.0f s." % (machine["git"], results["runtime_seconds"]),
+        "What the collection costs against what a user would write instead (an `ansible.builtin.uri` playbook, a bare",
+        "`requests` script), measured by `make bench` against the emulator on loopback with a fleet of %s devices. The figures"
+        % _n(bulk["devices"]),
+        "are from one run on %s: %s CPU(s) (%s), Python %s, ansible-core %s, SQLite %s, PostgreSQL %s (fsync on), checkout `%s`."
+        % (machine["date"], machine["nproc"], machine["cpu"], machine["python"], machine["ansible_core"], machine["sqlite"], machine["postgresql"],
+           machine["git"]),
+        "These machines are shared and noisy, so every comparison is made side by side in the same run, %d rounds with the" % rounds,
+        "order reversed every other round: tables give the median, the range and the median CPU time (user + system of the",
+        "process tree, not the emulator's); ratios are ratios of the medians, and they are what carries over to other machines.",
         "",
-        "These machines are shared and noisy: absolute times vary from run to run, so every comparison is made side by",
-        "side in the same run, repeated %d times with the order reversed every other round. Tables give the median, the" % rounds,
-        "range (min - max) and the median CPU time (user + system of the whole process tree: ansible-playbook, its workers",
-        "and the modules, not the emulator); ratios are ratios of the medians.",
+        "## Reproduce",
+        "",
+        "`make bench` (about %.0f minutes here; it rewrites this page and `performance.png`; `BENCH_BEFORE=REF` also measures"
+        % (results["runtime_seconds"] / 60),
+        "the collection at REF, side by side). `benchmarks/run.py --rounds N --tasks N --keep --json-out FILE` keeps the playbooks,",
+        "logs and payloads and writes every figure as JSON; `--from-json FILE` writes the page again from them; `--only inventory`",
+        "measures section 9 alone. `benchmarks/bench_emulator.py`, `ledger_scaling.py [--postgresql]`, `bench_campaign.py` and",
+        "`module_profile.py --driver DEBUG_DIR [--controller]` also run alone. The run starts its own PostgreSQL server",
+        "(tests/utils/postgresql.py: PostgreSQL's binaries must be installed).",
         "",
         "## Summary",
+        "",
+        "The measurements with a goal (each section has the rest):",
         "",
         "| # | measurement | figure | goal | met |",
         "| --- | --- | ---: | --- | --- |",
     ]
     for item, label, figure, goal, met in goals(results):
-        lines.append("| %s | %s | %s | %s | %s |" % (item, label, figure, goal, "—" if met is None else _yes(met)))
+        if met is not None:
+            lines.append("| %s | %s | %s | %s | %s |" % (item, label, figure, goal, _yes(met)))
     if plot_name:
         lines += ["", "![Benchmark figures of this run](%s)" % plot_name]
 
-    wall, cpu = bulk["wall"], bulk["cpu"]
+    wall = bulk["wall"]
+    before = "before" in wall
     lines += [
         "",
         "## 1. Bulk send: %s devices by ID" % _n(bulk["devices"]),
         "",
-        "- **vz_sms_send**: one task, `devices: \"{{ fleet.devices }}\"`, a fresh state dir (token cache and ledger) per round;",
-        "  on localhost the action plugin runs it in Ansible's worker (docs/design.md, \"Tasks on the controller\").",
-        "- **vz_sms_send with `devices_file`**: the same task with `devices_file: devices.json`, the file the other variants",
-        "  load: the module reads and checks it itself, and Ansible templates no list.",
-        "- **uri playbook**: an OAuth token task (`uri`, Basic auth, form body), a session login task, then one `uri` task",
-        "  looping over `fleet.devices | batch(%d) | list` and POSTing `/api/m2m/v1/sms` with both headers." % bulk["batch"],
-        "- **requests script** (`benchmarks/requests_floor.py`): the same token, login and %d POSTs on one `requests.Session`,"
+        "- **vz_sms_send**: one task, `devices: \"{{ fleet.devices }}\"`, a fresh state dir per round; on localhost the action",
+        "  plugin runs it in Ansible's worker (docs/design.md, \"Tasks on the controller\"). **With `devices_file`**: the same",
+        "  task reading `devices.json` itself, so Ansible templates no list.",
+        "- **uri playbook**: an OAuth token task, a login task, then one `uri` task looping over `fleet.devices | batch(%d)`." % bulk["batch"],
+        "- **requests script** (`benchmarks/requests_floor.py`): the same token, login and %d POSTs on one Session, no checks, no"
         % (bulk["devices"] // bulk["batch"]),
-        "  no checks, no ledger: the floor.",
-        "- **Ansible alone**: the vz_sms_send play with the task replaced by a `debug` task with `msg: \"{{ fleet.devices }}\"` and",
-        "  `verbosity: 1`: ansible-playbook loading the list and templating it into a task argument; the task is then skipped.",
+        "  ledger: the floor. **Ansible alone**: the play with a skipped `debug` task taking the list, the cost of templating it.",
     ]
-    if "before" in wall:
-        lines.append("- **vz_sms_send at `%s`** (before): the same play with the collection as it was at that commit, in the same rounds."
-                     % results["before"])
-    lines += [
-        "",
-        "The other playbooks load the device list with `lookup('ansible.builtin.file', 'devices.json') | from_json` (the playbooks",
-        "are in `benchmarks/bench_playbooks.py`). Each variant's sends were checked in the emulator: %s devices in %d requests."
-        % (_n(bulk["devices"]), bulk["devices"] // bulk["batch"]),
-        "",
-        "| variant | wall (median) | wall (min - max) | CPU (median) |",
-        "| --- | ---: | ---: | ---: |",
-    ]
+    if before:
+        lines.append("- **vz_sms_send at `%s`**: the collection at that commit, in the same rounds." % results["before"])
     variants = [("file", "vz_sms_send with `devices_file`, first run"), ("module", "vz_sms_send, the list in `devices`, first run")]
-    if "before" in wall:
-        variants.append(("before", "vz_sms_send at `%s` (before), first run" % results["before"]))
+    if before:
+        variants.append(("before", "vz_sms_send at `%s`, first run" % results["before"]))
     variants += [("uri", "uri playbook"), ("floor", "requests script"), ("ansible", "Ansible alone (the list templated into a skipped task)")]
+    lines += ["", "| variant | wall (median) | wall (min - max) | CPU (median) |", "| --- | ---: | ---: | ---: |"]
     lines += _timing_rows(bulk, variants)
-    ratios = [("file", "floor", "vz_sms_send with `devices_file` / requests script"), ("module", "floor", "vz_sms_send, `devices` / requests script"),
-              ("file", "module", "vz_sms_send with `devices_file` / with `devices`"), ("module", "uri", "vz_sms_send, `devices` / uri playbook")]
-    if "before" in wall:
-        ratios += [("before", "floor", "vz_sms_send at `%s` / requests script" % results["before"]),
-                   ("module", "before", "vz_sms_send / vz_sms_send at `%s`" % results["before"])]
-    ratios += [("uri", "floor", "uri playbook / requests script"), ("ansible", "floor", "Ansible alone / requests script")]
-    lines += ["", "| ratio | wall | CPU |", "| --- | ---: | ---: |"]
-    for top, bottom, label in ratios:
-        lines.append("| %s | %s | %s |" % (label, _x(wall[top]["median"] / wall[bottom]["median"]), _x(cpu[top]["median"] / cpu[bottom]["median"])))
-    columns = ["file", "module"] + (["before"] if "before" in wall else []) + ["uri", "floor"]
     lines += [
         "",
-        "Requests each variant made (last round), from the emulator's request log:",
-        "",
-        "| request | `devices_file` | `devices` | %suri playbook | requests script |" % ("before | " if "before" in wall else ""),
-        "| --- | ---: | ---: | ---: | ---: |%s" % (" ---: |" if "before" in wall else ""),
-    ]
-    for request in sorted({key for counts in bulk["requests"].values() for key in counts}):
-        lines.append("| %s | %s |" % (request, " | ".join(str(bulk["requests"].get(name, {}).get(request, 0)) for name in columns)))
-    lines += [
+        "Ratios of the medians (wall): vz_sms_send with `devices` / requests script %s, uri playbook / requests script %s, Ansible alone /"
+        % (_x(wall["module"]["median"] / wall["floor"]["median"]), _x(wall["uri"]["median"] / wall["floor"]["median"])),
+        "requests script %s%s. Every variant's requests were counted in the emulator's log (last round): %s."
+        % (_x(wall["ansible"]["median"] / wall["floor"]["median"]),
+           "; vz_sms_send / at `%s` %s" % (results["before"], _x(wall["module"]["median"] / wall["before"]["median"])) if before else "",
+           _requests_text(bulk["requests"])),
+        "What it means: a send to %s devices costs %s with `devices_file`, %s times the bare script; with the list in `devices`,"
+        % (_n(bulk["devices"]), _s(wall["file"]["median"]), _x(wall["file"]["median"] / wall["floor"]["median"])),
+        "%s of it is Ansible templating the list before any module runs (Ansible alone), which no task taking the list escapes."
+        % _s(wall["ansible"]["median"]),
         "",
         "## 2. Re-run of the same rollout",
         "",
-        "Each vz_sms_send playbook again, same inputs and state dir (same ledger), right after each first run.",
+        "Each vz_sms_send playbook again, same inputs and state dir (same ledger), right after each first run (section 1).",
         "",
         "| variant | wall (median) | wall (min - max) | CPU (median) |",
         "| --- | ---: | ---: | ---: |",
     ]
-    lines += _timing_rows(bulk, (("module", "`devices`: first run"), ("rerun", "`devices`: re-run"),
-                                 ("file", "`devices_file`: first run"), ("file_rerun", "`devices_file`: re-run")))
+    lines += _timing_rows(bulk, (("rerun", "`devices`: re-run"), ("file_rerun", "`devices_file`: re-run")))
     lines += [
         "",
-        "- Requests the re-runs made, per round: %s with `devices` (POST /sms: %s), %s with `devices_file` (POST /sms: %s)."
-        % (", ".join(str(n) for n in bulk["rerun_all_requests"]), ", ".join(str(n) for n in bulk["rerun_sms_posts"]),
-           ", ".join(str(n) for n in bulk["file_rerun_all_requests"]), ", ".join(str(n) for n in bulk["file_rerun_sms_posts"])),
-        "- Re-run / first run: %s (wall), %s (CPU) with `devices`; %s (wall), %s (CPU) with `devices_file`."
-        % (_x(wall["rerun"]["median"] / wall["module"]["median"]), _x(cpu["rerun"]["median"] / cpu["module"]["median"]),
-           _x(wall["file_rerun"]["median"] / wall["file"]["median"]), _x(cpu["file_rerun"]["median"] / cpu["file"]["median"])),
+        "Requests of the re-runs, per round: %s with `devices`, %s with `devices_file` (POST /sms: %s and %s). Re-run / first run:"
+        % (", ".join(str(n) for n in bulk["rerun_all_requests"]), ", ".join(str(n) for n in bulk["file_rerun_all_requests"]),
+           ", ".join(str(n) for n in bulk["rerun_sms_posts"]), ", ".join(str(n) for n in bulk["file_rerun_sms_posts"])),
+        "%s (wall) with `devices`, %s with `devices_file`: a re-run reads the ledger and sends nothing."
+        % (_x(wall["rerun"]["median"] / wall["module"]["median"]), _x(wall["file_rerun"]["median"] / wall["file"]["median"])),
     ]
 
     n = tasks["tasks"]
     twall, tcpu = tasks["wall"], tasks["cpu"]
+    plays = [("module", "%d vz_sms_send tasks" % n)] + ([("before", "%d vz_sms_send tasks at `%s`" % (n, results["before"]))] if "before" in twall else [])
+    plays.append(("uri", "2 + %d uri tasks" % n))
     lines += [
         "",
         "## 3. Per-task overhead: %d tasks of 1 device" % n,
         "",
-        "- **vz_sms_send**: %d tasks, each sending to another device, a fresh state dir per play (empty token cache)." % n,
-        "- **uri**: the OAuth token and login tasks, then %d `uri` tasks (%d tasks in all)." % (n, n + 2),
-    ]
-    plays = [("module", "%d vz_sms_send tasks" % n), ("uri", "2 + %d uri tasks" % n)]
-    if "before" in twall:
-        lines.append("- **before**: the vz_sms_send play with the collection at `%s`, in the same rounds." % results["before"])
-        plays.insert(1, ("before", "%d vz_sms_send tasks at `%s` (before)" % (n, results["before"])))
-    lines += [
+        "A play of %d vz_sms_send tasks, each sending to another device, a fresh state dir per play (empty token cache), against" % n,
+        "the OAuth token and login tasks and %d `uri` tasks." % n,
         "",
         "| play | wall (median) | wall (min - max) | CPU (median) | wall per task |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for key, label in plays:
         row = twall[key]
-        cells = (label, _s(row["median"]), _s(row["min"]), _s(row["max"]), _s(tcpu[key]["median"]), _ms(row["median"] / n))
-        lines.append("| %s | %s | %s - %s | %s | %s |" % cells)
+        lines.append("| %s | %s | %s - %s | %s | %s |" % (label, _s(row["median"]), _s(row["min"]), _s(row["max"]), _s(tcpu[key]["median"]),
+                                                       _ms(row["median"] / n)))
     lines += [
         "",
-        "- vz_sms_send play / uri play: %s (wall), %s (CPU)."
-        % (_x(twall["module"]["median"] / twall["uri"]["median"]), _x(tcpu["module"]["median"] / tcpu["uri"]["median"])),
+        "vz_sms_send play / uri play: %s (wall), %s (CPU). Requests per round (OAuth, login, POST /sms): %s."
+        % (_x(twall["module"]["median"] / twall["uri"]["median"]), _x(tcpu["module"]["median"] / tcpu["uri"]["median"]),
+           "; ".join("%s play %s" % ({"module": "vz_sms_send", "before": "before", "uri": "uri"}[key], _logins_text(tasks["logins"][key]))
+                     for key, _label in plays)),
+        "What it means: the tokens are cached, so a play logs in once, and on the controller each task runs in Ansible's worker",
+        "without a Python of its own: a task costs %s, against %s for a `uri` task." % (_ms(twall["module"]["median"] / n), _ms(twall["uri"]["median"] / n)),
     ]
-    if "before" in twall:
-        lines.append("- Before (`%s`) / uri play: %s (wall), %s (CPU)." % (
-            results["before"], _x(twall["before"]["median"] / twall["uri"]["median"]), _x(tcpu["before"]["median"] / tcpu["uri"]["median"])))
-    for key, label in [("module", "vz_sms_send play")] + ([("before", "play before")] if "before" in twall else []) + [("uri", "uri play")]:
-        lines.append("- Requests of the %s, per round (OAuth %s, session %s, POST /sms): %s." % (
-            label, OAUTH_PATH, LOGIN_PATH, "; ".join("%d, %d, %d" % (e["oauth"], e["session"], e["sms"]) for e in tasks["logins"][key])))
 
     postgresql = results["ledger_postgresql"]
-    largest = str(ledger["sizes"][-1])
     lines += [
         "",
         "## 4. Ledger scaling",
         "",
-        "The collection's own code (`plan_send`, `SmsSend.run`, `Ledger`), no HTTP, on a new SQLite file per size and",
-        "round, then on PostgreSQL (a new schema per size and round, one connection as a module has); the median of %d" % ledger["rounds"],
-        "rounds. Claim + settle is the ledger work of a first run (10 batches, each a claim transaction and a settle",
-        "transaction); the re-run diff is what a re-run does before it finds that nothing is left to send.",
-        "",
-        "Linear growth is x10 per step; the goal in the summary allows x%.0f (20 %% for noise), or 1.2 times the growth of the" % GOAL_GROWTH,
-        "reference where that is more: the reference is the diff's dictionary work alone (no ledger, no SQL), and it grows",
-        "faster than x10 where the dictionaries outgrow the CPU's caches, which no linear algorithm escapes.",
+        "The collection's own code (`plan_send`, `SmsSend.run`, `Ledger`), no HTTP, on a new SQLite file, then a new PostgreSQL",
+        "schema, per size and round; median of %d rounds. Claim + settle is a first run's ledger work (10 batches); the re-run" % ledger["rounds"],
+        "diff is what a re-run does before it finds nothing left to send. Linear is x10 per step; the goal allows x%.0f (noise), or" % GOAL_GROWTH,
+        "1.2 times the growth of the reference (the diff's dictionary work alone, which outgrows the CPU's caches). PostgreSQL's",
+        "table leaves out the two phases that do not touch the ledger.",
         "",
     ]
     for name, figures in (("SQLite", ledger), ("PostgreSQL", postgresql)):
@@ -432,25 +396,17 @@ def markdown(results, plot_name):
             + " | ".join("growth %s" % _step(step) for step in figures["growth"]) + " |",
             "| --- | " + " | ".join("---:" for _size in figures["sizes"]) + " | " + " | ".join("---:" for _step in figures["growth"]) + " |",
         ]
-        for phase, label in LEDGER_PHASES:
+        for phase, label in LEDGER_PHASES if figures is ledger else LEDGER_PHASES[1:-1]:
             cells = [_ms(figures["seconds"][str(size)][phase]) for size in figures["sizes"]]
             factors = ["x%.1f" % figures["growth"][step][phase] for step in figures["growth"]]
             lines.append("| %s | %s | %s |" % (label, " | ".join(cells), " | ".join(factors)))
         lines.append("")
+    largest = str(ledger["sizes"][-1])
     lines += [
-        "At %s devices, side by side:" % format(int(largest), ","),
-        "",
-        "| phase | SQLite | PostgreSQL | PostgreSQL / SQLite | per device on PostgreSQL |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for phase, label in LEDGER_PHASES[1:-1]:
-        lite, pg = ledger["seconds"][largest][phase], postgresql["seconds"][largest][phase]
-        lines.append("| %s | %s | %s | %s | %.2f µs |" % (label, _ms(lite), _ms(pg), _x(pg / lite), 1e6 * pg / int(largest)))
-    lines += [
-        "",
-        "Per device at %s devices on SQLite: diff %.2f µs (first run), %.2f µs (re-run); claim + settle %.2f µs." % (
-            format(int(largest), ","), 1e6 * ledger["seconds"][largest]["first_diff"] / int(largest),
-            1e6 * ledger["seconds"][largest]["rerun_diff"] / int(largest), 1e6 * ledger["seconds"][largest]["claim_settle"] / int(largest)),
+        "What it means: the ledger's work grows with the devices, no faster than linearly within the goal; at %s devices a re-run's diff takes %s on"
+        % (format(int(largest), ","), _s(ledger["seconds"][largest]["rerun_diff"])),
+        "SQLite and %s on PostgreSQL, whose claim + settle (%s) is the price of sharing one ledger between controllers."
+        % (_s(postgresql["seconds"][largest]["rerun_diff"]), _s(postgresql["seconds"][largest]["claim_settle"])),
         "",
         "## 5. Emulator",
         "",
@@ -476,11 +432,11 @@ def markdown(results, plot_name):
         "",
         "## 6. Several controllers, one PostgreSQL ledger",
         "",
-        "`benchmarks/bench_controllers.py`: %d `ansible-playbook` processes started together, each with its own state dir" % count,
-        "(token cache, so %d logins), each sending to its own %s devices of the fleet under one idempotency key, against" % (count, _n(share)),
-        "one process sending to all %s; the ledger in PostgreSQL, a new schema per round. Wall from the first start to" % _n(controllers["devices"]),
-        "the last end; CPU of all the processes. Each round was checked: every device once in the emulator, every device",
-        "recorded `sent` in the ledger. These machines have %s CPU(s), which the %d processes share." % (results["machine"]["nproc"], count),
+        "`benchmarks/bench_controllers.py`: %d `ansible-playbook` processes started together (own state dirs, %d logins), each sending"
+        % (count, count),
+        "to its own %s devices under one key, against one process sending to all %s; the ledger in PostgreSQL. Each round was"
+        % (_n(share), _n(controllers["devices"])),
+        "checked: every device once in the emulator and `sent` in the ledger. The %d processes share %s CPU(s)." % (count, results["machine"]["nproc"]),
         "",
         "| variant | wall (median) | wall (min - max) | CPU (median) |",
         "| --- | ---: | ---: | ---: |",
@@ -489,113 +445,61 @@ def markdown(results, plot_name):
                                         ("four", "%d controllers x %s devices" % (count, _n(share)))))
     lines += [
         "",
-        "- %d controllers / 1 controller: %s (wall), %s (CPU). The single controller with the SQLite ledger is section 1's"
-        % (count, _x(cwall["four"]["median"] / cwall["one"]["median"]), _x(ccpu["four"]["median"] / ccpu["one"]["median"])),
-        "  vz_sms_send first run: %s wall (median)." % _s(results["bulk"]["wall"]["module"]["median"]),
+        "%d controllers / 1 controller: %s (wall), %s (CPU); section 1's single controller with the SQLite ledger: %s wall."
+        % (count, _x(cwall["four"]["median"] / cwall["one"]["median"]), _x(ccpu["four"]["median"] / ccpu["one"]["median"]),
+           _s(results["bulk"]["wall"]["module"]["median"])),
     ]
 
     lines += callback_section(results)
     lines += campaign_section(results)
     lines += bench_inventory.section(results)
 
-    one, big = profile["one"], profile["bulk"]
+    one = profile["one"]
     walls, cpus = one["walls"], one["cpus"]
+    controller = profile["one_controller"]["stages"]
     lines += [
         "",
         "## Profile: where a vz_sms_send task's time goes",
         "",
-        "`benchmarks/module_profile.py` keeps the AnsiballZ payload of a real task run as a module (ANSIBLE_KEEP_REMOTE_FILES=1;",
-        "a task `environment` makes the action plugin hand it to the module), explodes it and runs it again in new processes:",
-        "as the controller runs it, exploded without timers, and exploded with timers around the module's hot path; then the",
-        "same arguments as the action plugin runs them in the controller (`--controller`: Ansible's argument validator and the",
-        "module's code, no AnsiballZ), with the same timers. Token cache warm (as for every task of a play but the first), a new",
-        "ledger per run so every run sends. Median of %d runs, 1 device." % one["rounds"],
+        "`benchmarks/module_profile.py` runs a real task's AnsiballZ payload again (ANSIBLE_KEEP_REMOTE_FILES=1), exploded and",
+        "with timers around the module's hot path, and the same arguments as the action plugin runs them in the controller",
+        "(`--controller`); it prints every stage. Token cache warm, a new ledger per run, median of %d runs, 1 device." % one["rounds"],
         "",
         "| what | wall | CPU |",
         "| --- | ---: | ---: |",
-    ]
-    for key, label in [("module", "one vz_sms_send task in the %d-task play (section 3, play / %d)" % (n, n))] + \
-            ([("before", "the same at `%s` (before)" % results["before"])] if "before" in twall else []):
-        lines.append("| %s | %s | %s |" % (label, _ms(twall[key]["median"] / n), _ms(tcpu[key]["median"] / n)))
-    lines += [
-        "| the module process as the controller runs it (`python AnsiballZ_vz_sms_send.py`) | %s | %s |"
-        % (_ms(walls["payload"]), _ms(cpus["payload"])),
-        "| the same module run from the exploded payload (no zip) | %s | %s |" % (_ms(walls["exploded"]), _ms(cpus["exploded"])),
+        "| one vz_sms_send task in the %d-task play (section 3, play / %d) | %s | %s |"
+        % (n, n, _ms(twall["module"]["median"] / n), _ms(tcpu["module"]["median"] / n)),
+        "| the same task run as a module process (`python AnsiballZ_vz_sms_send.py`) | %s | %s |" % (_ms(walls["payload"]), _ms(cpus["payload"])),
         "| Python start-up alone (`python -c pass`), for reference | %s | %s |" % (_ms(walls["python_start"]), _ms(cpus["python_start"])),
-        "",
-        "One task of section 3's play (wall), part by part: as a module, the differences of the module-process timings and",
-        "the module's timers; in the controller, the module's code in the worker (the `--controller` run) and Ansible's own",
-        "work for the task, the rest (differences of medians: on a loaded machine a small part can come out negative):",
     ]
-    for title, parts in task_parts(results):
-        total = sum(seconds for _label, seconds in parts)
-        lines += ["", "| %s: part | wall | share |" % title, "| --- | ---: | ---: |"]
-        lines += ["| %s | %s | %.0f %% |" % (label, _ms(seconds), 100 * seconds / total) for label, seconds in parts]
-        lines.append("| **one task** | **%s** | |" % _ms(total))
-    controller = profile["one_controller"]["stages"]
+    parts = controller_parts(profile["one_controller"], twall["module"]["median"] / n)
     lines += [
         "",
-        "In the controller the imports are paid once per play, not per task: the strategy loads the action plugin in",
-        "ansible-playbook's main process, and the workers it forks for the tasks find them loaded (%s in the `--controller`"
+        "As a module, a task pays an AnsiballZ unpack, a Python start and the imports of `ansible.module_utils.basic`, requests",
+        "and pydantic every time; in the controller the imports are paid once per play (%s in the `--controller` run), in"
         % _ms(sum(controller.get(name, 0.0) for name in IMPORT_STAGES)),
-        "run: requests %s, pydantic and the models %s, the action plugin's code with ansible.plugins.action %s)."
-        % (_ms(controller["import_requests"]), _ms(controller["import_pydantic"] + controller["import_models"]), _ms(controller["import_controller"])),
-        "",
-        "The timers side by side (imports are timed in this order, a shared dependency counts for the first group that needs",
-        "it; payload %s, arguments %s):" % (_kb(one["payload_bytes"]), _kb(one["args_bytes"])),
-        "",
-    ]
-    columns = ([("before: module (`%s`)" % results["before"], profile["one_before"])] if "one_before" in profile else []) + \
-        [("after: module", one), ("after: in the controller", profile["one_controller"])]
-    lines += _stage_table(columns)
-    bwalls = big["walls"]
-    lines += [
-        "",
-        "### The %s-device run" % _n(bulk["devices"]),
-        "",
-        "The bulk task's payload (%s, of which arguments %s; the result it prints: %s), run as the controller runs it (%s wall,"
-        % (_kb(big["payload_bytes"]), _kb(big["args_bytes"]), _kb(big["result_bytes"]), _s(bwalls["payload"])),
-        "%s CPU), then exploded with timers, and its arguments as the action plugin runs them in the controller; the last"
-        % _s(big["cpus"]["payload"]),
-        "column is the task with `devices_file` in the controller (its arguments %s):" % _kb(profile["bulk_file"]["args_bytes"]),
-        "",
-    ]
-    columns = ([("before: module (`%s`)" % results["before"], profile["bulk_before"])] if "bulk_before" in profile else []) + \
-        [("after: module", big), ("after: in the controller", profile["bulk_controller"]),
-         ("after: `devices_file`, in the controller", profile["bulk_file_controller"])]
-    lines += _stage_table(columns)
-    ansible_alone = wall["ansible"]["median"]
-    lines += [
-        "",
-        "The bulk play (section 1, medians) took %s wall, %s CPU. Ansible alone, starting, loading the list and templating it"
-        % (_s(wall["module"]["median"]), _s(cpu["module"]["median"])),
-        "into a task's argument (the skipped `debug` task), took %s wall, %s CPU, %s times the requests script: what any task"
-        % (_s(ansible_alone), _s(cpu["ansible"]["median"]), _x(ansible_alone / wall["floor"]["median"])),
-        "that takes the list as an argument pays before it runs. The difference, %s wall and %s CPU, is what the vz_sms_send"
-        % (_s(wall["module"]["median"] - ansible_alone), _s(cpu["module"]["median"] - cpu["ansible"]["median"])),
-        "task adds to the play. With `devices_file` the play took %s wall, %s CPU: ansible-playbook's start and the task,"
-        % (_s(wall["file"]["median"]), _s(cpu["file"]["median"])),
-        "without a list to template into the task's arguments and to validate as an argument.",
-        "",
-        "## What was tried",
-        "",
-        _tried(),
-        "## Reproduce",
-        "",
-        "`make bench` (about %.0f minutes here; `BENCH_BEFORE=REF` picks the commit measured as \"before\")."
-        % (results["runtime_seconds"] / 60),
-        "`benchmarks/run.py --rounds N --tasks N --before REF --keep --json-out FILE` keeps the playbooks, logs and payloads of a run and writes every",
-        "figure as JSON; `--from-json FILE` writes the report again from them. `benchmarks/bench_emulator.py`,",
-        "`benchmarks/ledger_scaling.py [--postgresql]` and `benchmarks/module_profile.py --driver DEBUG_DIR [--controller]` also run alone.",
-        "The run starts its own PostgreSQL server (tests/utils/postgresql.py: the binaries of PostgreSQL must be installed).",
+        "ansible-playbook's main process before it forks the workers. Of a task's %s in the play, Ansible's own work (a forked"
+        % _ms(twall["module"]["median"] / n),
+        "worker, templating, the result) is %s and the module's code %s. In the bulk play (section 1) Ansible alone took %s of the"
+        % (_ms(parts[0][1]), _ms(parts[1][1]), _s(wall["ansible"]["median"])),
+        "%s: what remains, %s wall, is the vz_sms_send task itself (checks, ledger, %d requests)."
+        % (_s(wall["module"]["median"]), _s(wall["module"]["median"] - wall["ansible"]["median"]), bulk["devices"] // bulk["batch"]),
     ]
     return "\n".join(lines) + "\n"
 
 
-def _tried():
-    """The levers of issue 13 and what each measured (benchmarks/tried.md, written by hand)."""
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tried.md"), encoding="utf-8") as handle:
-        return handle.read()
+def _requests_text(requests):
+    """The requests of the bulk variants: one list when every variant made the same, else each variant's."""
+    texts = {name: ", ".join("%d %s" % (counts[request], request) for request in sorted(counts)) for name, counts in requests.items()}
+    if len(set(texts.values())) == 1:
+        return "each made " + next(iter(texts.values()))
+    return "; ".join("%s: %s" % (name, text) for name, text in sorted(texts.items()))
+
+
+def _logins_text(entries):
+    """'1, 1, 50 in every round', or each round's."""
+    rounds = ["%d, %d, %d" % (entry["oauth"], entry["session"], entry["sms"]) for entry in entries]
+    return "%s in every round" % rounds[0] if len(set(rounds)) == 1 else "; ".join(rounds)
 
 
 def _step(step):
@@ -605,10 +509,6 @@ def _step(step):
 
 def _n(count):
     return format(count, ",")
-
-
-def _kb(size):
-    return "%.0f KB" % (size / 1000) if size < 1_000_000 else "%.1f MB" % (size / 1_000_000)
 
 
 def plot(results, path):
