@@ -1,4 +1,4 @@
-"""The user guides run as written: every shell step and every playbook of README.md and docs/docsite/rst/guide_*.rst.
+"""The user guides run as written: every shell step and every playbook of README.md and docs/docsite/rst/*.rst.
 
 Blocks are read as a reader sees them: ```sh/```shell/```console in Markdown, ``.. code-block:: shell`` (sh, bash,
 console) in reStructuredText, and every yaml/yaml+jinja block that is a playbook (a list of plays). Each document's
@@ -32,7 +32,7 @@ from thingspace_emulator.testing import running_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-DOCUMENTS = ["README.md", *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "docs" / "docsite" / "rst").glob("guide_*.rst"))]
+DOCUMENTS = ["README.md", *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "docs" / "docsite" / "rst").glob("*.rst"))]
 SHELLS = {"sh", "shell", "bash", "console"}
 TIMEOUT = 300
 # The emulator's default credentials (docs/emulator.md), which the guides export as the local example.
