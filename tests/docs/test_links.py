@@ -94,3 +94,7 @@ def test_a_built_site_links_its_pages_and_their_ids(tmp_path):
     found = [(str(page), line, target) for page, line, target, _problem in check_links.html_problems(tmp_path)]
     assert found == [("index.html", 3, "guide.html#gone"), ("index.html", 3, "gone.html"), ("index.html", 3, "#nowhere"),
                      ("index.html", 4, "../outside.html"), ("index.html", 4, "https://bad host/")]
+
+
+def test_a_site_without_pages_is_not_taken_for_one_without_broken_links(tmp_path):
+    assert check_links.html_problems(tmp_path / "html") == [((tmp_path / "html").resolve(), 0, "", "no HTML page: the site was not built")]

@@ -167,6 +167,8 @@ def html_problems(site):
         parsed = _Page()
         parsed.feed(page.read_text(encoding="utf-8"))
         pages[page] = parsed
+    if not pages:
+        return [(site, 0, "", "no HTML page: the site was not built")]
     problems = []
     for page, parsed in pages.items():
         for line, target in parsed.links:
@@ -224,7 +226,7 @@ def main():
     for line in found:
         print(line)
     if found:
-        sys.exit("check_links.py: %d broken %s" % (len(found), what))
+        sys.exit("check_links.py: %d problem(s) with the %s" % (len(found), what))
     print("check_links.py: %s all reach their target" % what)
 
 
