@@ -366,8 +366,8 @@ def markdown(results, plot_name):
     ]
     for key, label in plays:
         row = twall[key]
-        lines.append("| %s | %s | %s - %s | %s | %s |" % (label, _s(row["median"]), _s(row["min"]), _s(row["max"]), _s(tcpu[key]["median"]),
-                                                       _ms(row["median"] / n)))
+        cells = (label, _s(row["median"]), _s(row["min"]), _s(row["max"]), _s(tcpu[key]["median"]), _ms(row["median"] / n))
+        lines.append("| %s | %s | %s - %s | %s | %s |" % cells)
     lines += [
         "",
         "vz_sms_send play / uri play: %s (wall), %s (CPU). Requests per round (OAuth, login, POST /sms): %s."

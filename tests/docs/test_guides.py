@@ -95,7 +95,8 @@ EXPECT = {
         "Nothing to send: the 2 device(s) left to send under idempotency key wave3-apn-v1 are not active",
     ("docs/docsite/rst/guide_provision.rst", "$ ansible localhost -m thingspace.m2m.vz_sms_delivery_info -a idempotency_key=wave3-apn-v1"):
         "10 device(s): 10 accepted",
-    ("docs/docsite/rst/guide_postgresql.rst", "$ export THINGSPACE_LEDGER_URL='postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full&sslrootcert=/etc/pki/db-ca.pem'"):
+    ("docs/docsite/rst/guide_postgresql.rst",
+     "$ export THINGSPACE_LEDGER_URL='postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full&sslrootcert=/etc/pki/db-ca.pem'"):
         "Nothing to send",
     ("docs/docsite/rst/guide_callbacks.rst", "- name: Provision east-wave and report its delivery"): "12 device(s): 10 Delivered, 2 Undelivered",
     ("docs/docsite/rst/guide_inventory.rst", "cat > update.yml <<'PLAY'"):

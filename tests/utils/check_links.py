@@ -107,7 +107,7 @@ def target_problem(source, target, root):
     """Why a link ``target`` written in the file ``source`` does not reach its file and anchor (None when it does)."""
     if urlsplit(target).scheme:
         return external_problem(target)
-    path_part, _, anchor = target.partition("#")
+    path_part, _hash, anchor = target.partition("#")
     path = (source.parent / unquote(path_part)).resolve() if path_part else source
     if not path.is_relative_to(root):
         return "leaves %s" % root
@@ -214,7 +214,7 @@ def checkout_problems(root=ROOT):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--html", metavar="DIR", help="check the built site in DIR instead of the checkout's documents")
     args = parser.parse_args()
     if args.html:
