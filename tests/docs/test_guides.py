@@ -56,6 +56,10 @@ RUNS_ELSEWHERE = {
         "a project file AWX runs with the job template's variables and credentials",
     ("docs/docsite/rst/guide_awx.rst", "- name: Set up thingspace.m2m in AWX"):
         "needs an AWX controller and the awx.awx collection",
+    ("docs/docsite/rst/guide_eda_controller.rst", "$ ansible-builder build -f decision-environment.yml -t registry.example.com/de/thingspace-m2m:1"):
+        "builds and pushes a container image (ansible-builder, podman, a registry)",
+    ("docs/docsite/rst/guide_eda_controller.rst", "- name: Set up the campaign rulebook in EDA controller"):
+        "needs an EDA controller, an AWX controller and the ansible.eda collection",
 }
 # Steps that serve until stopped (a reader leaves them running in a terminal): (document, first line): the port the
 # test waits for before the next step; they are stopped after the document's last step.
@@ -111,9 +115,11 @@ EXPECT = {
 BEFORE = (
     ("docs/docsite/rst/guide_idempotency.rst", "ansible-playbook thingspace.m2m.provision -e @../wave.yml",
      "a reader who moves a ledger to PostgreSQL has sent with the SQLite ledger: one send makes it"),
-    ("docs/docsite/rst/guide_awx.rst",
-     'ansible-galaxy collection build "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/thingspace/m2m" && mv thingspace-m2m-*.tar.gz thingspace-m2m-0.2.0.tar.gz',
-     "a reader who builds an execution environment has the collection's tarball: built from the checkout, named as the guide names it"),
+    *((document, 'ansible-galaxy collection build "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/thingspace/m2m" && '
+                 'mv thingspace-m2m-*.tar.gz thingspace-m2m-0.2.0.tar.gz',
+       "a reader who builds an execution or decision environment has the collection's tarball: built from the checkout, named as the guide "
+       "names it")
+      for document in ("docs/docsite/rst/guide_awx.rst", "docs/docsite/rst/guide_eda_controller.rst")),
 )
 # What the vault holds in the plays that read vault_* variables: the emulator's credentials.
 VAULT = {"vault_thingspace_" + name: value for name, value in CREDENTIALS.items()} | {"vault_listener_password": "listener-pw-docs"}
