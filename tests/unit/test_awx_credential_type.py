@@ -117,3 +117,10 @@ def test_the_awx_guide_shows_the_credential_types_as_shipped():
     shipped = [{"inputs": dict(t["inputs"], fields=[{k: v for k, v in field.items() if k != "help_text"} for field in fields(t).values()]),
                 "injectors": t["injectors"]} for t in TYPES.values()]
     assert shown == shipped
+
+
+def test_the_authentication_guide_shows_the_connection_type_as_shipped():
+    guide = (ROOT / "docs" / "docsite" / "rst" / "guide_authentication.rst").read_text().split("In AWX or Automation Controller\n", 1)[1]
+    inputs, injectors = (yaml.safe_load(textwrap.dedent(part.split("\n", 1)[1].split("\n\n", 1)[0])) for part in guide.split(".. code-block:: ")[1:3])
+    assert inputs == CONNECTION["inputs"]
+    assert {"env": injectors["env"]} == CONNECTION["injectors"]
