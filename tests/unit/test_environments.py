@@ -30,8 +30,8 @@ DEFINITIONS = {
     "execution environment": (ROOT / "extensions" / "awx" / "execution-environment.yml", ["plugins"]),
     "decision environment": (ROOT / "extensions" / "eda" / "decision-environment.yml", ["plugins", "extensions/eda/plugins"]),
 }
-PINNED = {canonicalize_name(name): version for name, _, version in (
-    line.partition("==") for line in (ROOT / "requirements" / "constraints-py3.11.txt").read_text().splitlines() if "==" in line)}
+PINNED = {canonicalize_name(name): version for name, version in (
+    line.split("==") for line in (ROOT / "requirements" / "constraints-py3.11.txt").read_text().splitlines() if "==" in line)}
 # Where the Containerfile's steps put things in the image, and where they go here.
 IMAGE_PATHS = ("/usr/share/ansible", "/output/scripts", "/tmp/src")
 
