@@ -49,6 +49,8 @@ NOT_CALLBACKS = (
      lambda url, near: "/_emulator/listener/" in url),
     ("API URL", "an api_url (where sends go, the ledger's scope) named as such: a URL without a path, never a listener",
      lambda url, near: urlsplit(url).path in ("", "/") and re.search(r"api_url|API URL", near) is not None),
+    ("repository", "a Git repository (an EDA controller project's), where rulebooks come from",
+     lambda url, near: url.endswith(".git")),
 )
 # The text around a URL that makes it a base URL under which the source takes <account>/<service>: the source's
 # public URL, or where a reverse proxy passes the callbacks to.

@@ -50,10 +50,16 @@ RUNS_ELSEWHERE = {
         "interactive: ansible-vault opens an editor and asks for a password",
     ("docs/docsite/rst/guide_awx.rst", "$ ansible-builder build -f execution-environment.yml -t registry.example.com/ee/thingspace-m2m:1"):
         "builds and pushes a container image (ansible-builder, podman, a registry)",
-    ("docs/docsite/rst/guide_awx.rst", "# provision.yml: the collection's playbook, run from the project"):
-        "a project file AWX runs with the job template's variables and credential",
+    ("docs/docsite/rst/guide_awx.rst", "# rollout.yml: the collection's staged campaign, run from the project"):
+        "a project file AWX runs with the job template's variables and credentials",
+    ("docs/docsite/rst/guide_awx.rst", "# campaign_step.yml: one step of a running campaign"):
+        "a project file AWX runs with the job template's variables and credentials",
     ("docs/docsite/rst/guide_awx.rst", "- name: Set up thingspace.m2m in AWX"):
         "needs an AWX controller and the awx.awx collection",
+    ("docs/docsite/rst/guide_eda_controller.rst", "$ ansible-builder build -f decision-environment.yml -t registry.example.com/de/thingspace-m2m:1"):
+        "builds and pushes a container image (ansible-builder, podman, a registry)",
+    ("docs/docsite/rst/guide_eda_controller.rst", "- name: Set up the campaign rulebook in EDA controller"):
+        "needs an EDA controller, an AWX controller and the ansible.eda collection",
 }
 # Steps that serve until stopped (a reader leaves them running in a terminal): (document, first line): the port the
 # test waits for before the next step; they are stopped after the document's last step.
@@ -86,6 +92,10 @@ SUBSTITUTIONS = (
     ("docs/docsite/rst/guide_postgresql.rst", "THINGSPACE_LEDGER_PASSWORD='...'", "THINGSPACE_LEDGER_PASSWORD='{ledger_password}'",
      "the password of the test's server"),
     ("docs/docsite/rst/guide_postgresql.rst", "-e @wave1.yml", "-e @../wave.yml", "the wave the reader sent with the SQLite ledger (BEFORE)"),
+    ("docs/docsite/rst/guide_awx.rst", "'postgresql://thingspace_ledger@db.example.com:5432/ops?sslmode=verify-full'", "'{ledger_url}'",
+     "the reader's database: a PostgreSQL server the test starts on loopback (without TLS) stands in"),
+    ("docs/docsite/rst/guide_awx.rst", "THINGSPACE_LEDGER_PASSWORD='...'", "THINGSPACE_LEDGER_PASSWORD='{ledger_password}'",
+     "the password of the test's server"),
 )
 # What a step's output must show, beyond its exit status 0 (a play that ignores an error passes): (document, first line): text.
 EXPECT = {
@@ -106,11 +116,18 @@ EXPECT = {
     ("docs/docsite/rst/guide_campaigns.rst", "- name: A staged campaign to east-wave"): "Campaign apn-v1: completed, wave 3 of 3",
     ("docs/docsite/rst/guide_campaigns.rst", "- name: A campaign that aborts"): "Campaign fw-7: aborted, wave 1 of 3",
     ("docs/docsite/rst/guide_campaigns.rst", "- name: Pause, resume and abort a campaign"): "Campaign apn-v1-west aborted by hand",
+    ("docs/docsite/rst/guide_awx.rst", "ansible-inventory -i inventories/fleet.thingspace.yml --list --yaml --output fleet.yml"):
+        "Nothing to send: the 10 device(s) already got this message under idempotency key east-reboot-1",
 }
 # What a reader of a document has done before its first step, run first: (document, a shell step, why).
 BEFORE = (
     ("docs/docsite/rst/guide_postgresql.rst", "ansible-playbook thingspace.m2m.provision -e @../wave.yml",
      "a reader who moves a ledger to PostgreSQL has sent with the SQLite ledger: one send makes it"),
+    *((document, 'ansible-galaxy collection build "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/thingspace/m2m" && '
+                 'mv thingspace-m2m-*.tar.gz thingspace-m2m-0.2.0.tar.gz',
+       "a reader who builds an execution or decision environment has the collection's tarball: built from the checkout, named as the guide "
+       "names it")
+      for document in ("docs/docsite/rst/guide_awx.rst", "docs/docsite/rst/guide_eda_controller.rst")),
 )
 # What the vault holds in the plays that read vault_* variables: the emulator's credentials.
 VAULT = {"vault_thingspace_" + name: value for name, value in CREDENTIALS.items()} | {"vault_listener_password": "listener-pw-docs"}
