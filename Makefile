@@ -35,7 +35,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv help lock clean demo test lint chromium unit emulator-test reliability eda doctest sanity integration returns molecule build docs bench mutation
+.PHONY: venv help lock clean demo test lint chromium unit emulator-test reliability eda doctest sanity integration returns molecule build release release-test docs bench mutation
 venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
 
 help: ## List the targets
@@ -76,7 +76,7 @@ $(COLLECTION_LINK):
 	ln -sfn $(CURDIR) $@
 
 clean: ## Remove the venvs, .collections, build output, tests/output, .ansible, caches and the ansible-test copy (not ~/.ansible, not state_dir)
-	rm -rf .venv .venv-* .collections .ansible build dist docs/build tests/output .pytest_cache .ruff_cache emulator/*.egg-info $(TEST_TREE)
+	rm -rf .venv .venv-* .collections .ansible build dist docs/build tests/output .pytest_cache .ruff_cache emulator/*.egg-info emulator/build emulator/dist $(TEST_TREE)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 demo: venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
@@ -135,6 +135,13 @@ molecule: venv ## The roles' molecule scenarios (installs the collection into ~/
 build: venv ## The collection tarball in build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build
 
+release: venv ## VERSION=x.y.z on a clean checkout: galaxy.yml's version, the changelog from the fragments, the tarball, installed and verified (tests/utils/release.py)
+	@test -n "$(VERSION)" || { echo "make: give the version: make release VERSION=x.y.z" >&2; exit 1; }
+	$(BIN)/python tests/utils/release.py $(VERSION)
+
+release-test: venv ## make release on a throwaway clone, the tarball's members, a Galaxy user's path from the tarball (tests/release, about 2 min)
+	$(BIN)/pytest -q tests/release
+
 docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
 	sh docs/build.sh
 
@@ -146,4 +153,4 @@ bench: venv ## Measure against the uri playbook a user would write, and BENCH_BE
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)
 
-test: lint unit emulator-test reliability eda doctest sanity integration returns molecule build docs ## Every check but mutation (runs molecule)
+test: lint unit emulator-test reliability eda doctest sanity integration returns molecule build release-test docs ## Every check but mutation (runs molecule)
