@@ -35,19 +35,36 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv help lock clean demo test lint chromium unit emulator-test reliability eda doctest sanity integration returns molecule build release release-test docs bench mutation
+.PHONY: venv demo-venv help lock clean demo test lint chromium unit emulator-test reliability eda doctest sanity integration returns molecule build release release-test docs bench mutation
 venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
+
+demo-venv: $(VENV)/.demo-installed $(COLLECTION_LINK) ## Only what make demo needs in .venv (requirements-demo.txt); make venv adds the rest
 
 help: ## List the targets
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo "  Variables: PYTHON=/path/to/python3.12 (another interpreter, its own venv), MUTATION_FILES=\"...\""
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.toml $(CONSTRAINTS)
-	$(PYTHON_EXE) -m venv --clear $(VENV)
-	$(BIN)/$(PIP) -c $(CONSTRAINTS) pip
-	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-dev.txt
+# Installed packages that $(CONSTRAINTS) does not pin fail the step that installed them.
+define CHECK_PINNED
 	@unpinned=$$($(BIN)/pip freeze --all --exclude-editable --disable-pip-version-check | grep -vxF -f $(CONSTRAINTS)); \
 	if [ -n "$$unpinned" ]; then echo "make: installed but not pinned in $(CONSTRAINTS) (run make lock):" $$unpinned >&2; exit 1; fi
+endef
+
+# Two steps into one venv: make demo installs requirements-demo.txt only; make venv (every other target) adds the
+# rest of requirements-dev.txt. Both with the pins of $(CONSTRAINTS).
+$(VENV)/.demo-installed: requirements.txt requirements-demo.txt emulator/pyproject.toml $(CONSTRAINTS)
+	@echo "==> Creating $(VENV) (Python $(PYVER)) with what the demo needs: ansible-core, ansible-rulebook, the emulator and the"
+	@echo "    collection's Python requirements, pinned by $(CONSTRAINTS) (about a minute)"
+	$(PYTHON_EXE) -m venv --clear $(VENV)
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) pip
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-demo.txt
+	$(CHECK_PINNED)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.demo-installed requirements-dev.txt
+	@echo "==> Adding the development tools of requirements-dev.txt to $(VENV): linters, test runners, molecule, docs, benchmarks"
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-dev.txt
+	$(CHECK_PINNED)
 	$(BIN)/python tests/utils/install_get_pip.py
 	touch $@
 
@@ -79,11 +96,14 @@ clean: ## Remove the venvs, .collections, build output, tests/output, .ansible, 
 	rm -rf .venv .venv-* .collections .ansible build dist docs/build tests/output .pytest_cache .ruff_cache emulator/*.egg-info emulator/build emulator/dist $(TEST_TREE)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-demo: venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
-	rm -rf $(CURDIR)/.ansible/demo
-	mkdir -p $(CURDIR)/.ansible/demo
-	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) -- \
-		$(BIN)/python tests/utils/with_rulebook.py --log $(CURDIR)/.ansible/demo/rulebook.log -- $(BIN)/ansible-playbook playbooks/demo.yml
+demo: demo-venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
+	@echo "==> A fresh ledger in .ansible/demo; starting the emulator, then ansible-rulebook with the callbacks source, on loopback"
+	@rm -rf $(CURDIR)/.ansible/demo
+	@mkdir -p $(CURDIR)/.ansible/demo
+	@THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) -- \
+		$(BIN)/python tests/utils/with_rulebook.py --log $(CURDIR)/.ansible/demo/rulebook.log -- \
+		sh -c 'echo "==> Running playbooks/demo.yml (about a minute)"; exec $(BIN)/ansible-playbook playbooks/demo.yml'
+	@echo "==> Done: the emulator and ansible-rulebook are stopped; the ledger and rulebook.log are in .ansible/demo"
 
 lint: venv ## ruff and ansible-lint
 	$(BIN)/ruff check .
