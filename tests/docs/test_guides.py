@@ -40,7 +40,7 @@ CREDENTIALS = {"client_id": "emulator-client", "client_secret": "emulator-secret
 
 # Blocks not run here: (document, the block's first line): why.
 RUNS_ELSEWHERE = {
-    ("README.md", "make demo   # creates .venv, installs everything, starts the emulator on loopback, runs playbooks/demo.yml, stops it"):
+    ("README.md", "make demo   # creates .venv with what the demo needs, starts the emulator and ansible-rulebook on loopback, runs playbooks/demo.yml"):
         "make test runs this suite (and takes an hour); tests/reliability/test_secrets.py runs the demo as make demo does",
     ("docs/docsite/rst/guide_getting_started.rst", "$ ansible-galaxy collection install thingspace.m2m"):
         "installs from Galaxy and PyPI; make venv installed both here, and tests/release/test_galaxy_user.py runs the guide from the built tarball",

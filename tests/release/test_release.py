@@ -22,10 +22,9 @@ def git(clone, *args):
     subprocess.run(["git", "-c", "user.name=release test", "-c", "user.email=release-test@localhost", *args], cwd=clone, check=True, capture_output=True)
 
 
-@pytest.fixture
-def clone(tmp_path):
-    """The checkout's files in a new repository, one commit, with this run's venv linked as VENV (make -o keeps it)."""
-    clone = tmp_path / "clone"
+def new_clone(clone):
+    """The checkout's files in a new repository at ``clone``, one commit, with this run's venv linked as VENV (make -o
+    keeps it)."""
     copy_files(clone)
     git(clone, "init", "-q")
     git(clone, "add", "-A")
@@ -33,6 +32,17 @@ def clone(tmp_path):
     (clone / VENV).symlink_to(sys.prefix)
     (clone / ".git" / "info" / "exclude").write_text("/%s\n" % VENV)
     return clone
+
+
+@pytest.fixture
+def clone(tmp_path):
+    return new_clone(tmp_path / "clone")
+
+
+@pytest.fixture(scope="module")
+def untouched(tmp_path_factory):
+    """One clone for the refusals, each of which must leave it as it was."""
+    return new_clone(tmp_path_factory.mktemp("untouched"))
 
 
 def make_release(clone, version):
@@ -69,14 +79,18 @@ def test_release(clone):
 
 @pytest.mark.parametrize(("version", "says"), [("0.2", "is not a semantic version"), ("v0.2.0", "is not a semantic version"),
                                                ("0.1.0", "is not above 0.1.0"), ("0.0.9", "is not above 0.1.0"), ("", "give the version")])
-def test_refused_versions_change_nothing(clone, version, says):
-    result = make_release(clone, version)
+def test_refused_versions_change_nothing(untouched, version, says):
+    result = make_release(untouched, version)
     assert result.returncode != 0 and says in result.stderr, result.stdout + result.stderr
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout == ""
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=untouched, capture_output=True, text=True).stdout == ""
 
 
-def test_a_checkout_with_changes_is_refused(clone):
-    (clone / "changelogs" / "fragments" / "23-unsaved.yml").write_text("bugfixes:\n  - not committed.\n")
-    result = make_release(clone, VERSION)
+def test_a_checkout_with_changes_is_refused(untouched):
+    unsaved = untouched / "changelogs" / "fragments" / "23-unsaved.yml"
+    unsaved.write_text("bugfixes:\n  - not committed.\n")
+    try:
+        result = make_release(untouched, VERSION)
+    finally:
+        unsaved.unlink()
     assert result.returncode != 0 and "the checkout has changes" in result.stderr, result.stdout + result.stderr
-    assert yaml.safe_load((clone / "galaxy.yml").read_text())["version"] == "0.1.0"
+    assert yaml.safe_load((untouched / "galaxy.yml").read_text())["version"] == "0.1.0"
