@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -48,7 +49,7 @@ def untouched(tmp_path_factory):
 def make_release(clone, version):
     env = {name: value for name, value in os.environ.items() if not name.startswith(("ANSIBLE_", "MAKE"))}
     return subprocess.run(["make", "-o", VENV + "/.installed", "release", "VERSION=" + version, "VENV=" + VENV, "PYTHON=" + sys.executable],
-                          cwd=clone, env=env, capture_output=True, text=True)
+                          cwd=clone, env=env, capture_output=True, text=True, check=False)
 
 
 def test_release(clone):
@@ -63,6 +64,10 @@ def test_release(clone):
     assert set(releases) == set(before) | {VERSION}
     assert sorted(releases[VERSION]["fragments"]) == fragments
     assert not list((clone / "changelogs" / "fragments").glob("*.yml")), "the fragments stay after the release"
+    # make lint's ansible-lint (yamllint's indentation) on the changelog the release wrote
+    lint = subprocess.run([str(Path(sys.executable).parent / "ansible-lint"), "changelogs/changelog.yaml"], cwd=clone, capture_output=True, text=True,
+                          check=False)
+    assert lint.returncode == 0, lint.stdout[-4000:] + lint.stderr[-4000:]
     changelog = (clone / "CHANGELOG.rst").read_text()
     assert "\nv%s\n" % VERSION in changelog
     # every module is documented as new in the release that added it, by its version_added
@@ -82,7 +87,7 @@ def test_release(clone):
 def test_refused_versions_change_nothing(untouched, version, says):
     result = make_release(untouched, version)
     assert result.returncode != 0 and says in result.stderr, result.stdout + result.stderr
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=untouched, capture_output=True, text=True).stdout == ""
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=untouched, capture_output=True, text=True, check=True).stdout == ""
 
 
 def test_a_checkout_with_changes_is_refused(untouched):
