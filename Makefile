@@ -159,7 +159,7 @@ release: venv ## VERSION=x.y.z on a clean checkout: galaxy.yml's version, the ch
 	@test -n "$(VERSION)" || { echo "make: give the version: make release VERSION=x.y.z" >&2; exit 1; }
 	$(BIN)/python tests/utils/release.py $(VERSION)
 
-release-test: venv ## make release on a throwaway clone, the tarball's members, a Galaxy user's path from the tarball (tests/release, about 2 min)
+release-test: venv ## make release on a throwaway clone, the tarball's members, a Galaxy user's path from the tarball (tests/release: 5 min at a load average of 16-22)
 	$(BIN)/pytest -q tests/release
 
 docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
