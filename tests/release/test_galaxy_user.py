@@ -88,6 +88,12 @@ def test_the_getting_started_guide_from_the_tarball(tarball, tmp_path):
     for text in EXPECT:
         assert text in output, "%r is not in the output:\n%s" % (text, output[-6000:])
 
+    # The installed collection is as the tarball made it: installing the emulator wrote nothing into it (Python's
+    # __pycache__ of the plugins Ansible loaded aside).
+    verify = subprocess.run(["ansible-galaxy", "collection", "verify", "--offline", "thingspace.m2m"], cwd=work, env=env, capture_output=True, text=True,
+                            check=False)
+    changed = [line.strip() for line in verify.stdout.splitlines() if line.startswith("    ") and "__pycache__" not in line]
+    assert "Verifying 'thingspace.m2m:" in verify.stdout and not changed, verify.stdout + verify.stderr
     # What ran was the tarball's collection and the emulator it ships, both under HOME.
     listed = run(["ansible-galaxy", "collection", "list", "thingspace.m2m"], work, env, "ansible-galaxy collection list")
     assert str(home / ".ansible" / "collections" / "ansible_collections") in listed and str(ROOT) not in listed, listed
