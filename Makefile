@@ -35,19 +35,36 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export ANSIBLE_REMOTE_TMP := $(CURDIR)/.ansible/tmp
 
-.PHONY: venv help lock clean demo test lint chromium unit emulator-test reliability eda doctest sanity integration returns molecule build docs bench mutation
+.PHONY: venv demo-venv help lock clean demo test lint chromium unit emulator-test reliability eda doctest sanity integration returns molecule build release release-test docs bench mutation
 venv: $(VENV)/.installed $(COLLECTION_LINK) ## Create .venv (.venv-<python> for another PYTHON) with the pinned tools; link .collections/ansible_collections/thingspace/m2m
+
+demo-venv: $(VENV)/.demo-installed $(COLLECTION_LINK) ## Only what make demo needs in .venv (requirements-demo.txt); make venv adds the rest
 
 help: ## List the targets
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo "  Variables: PYTHON=/path/to/python3.12 (another interpreter, its own venv), MUTATION_FILES=\"...\""
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt emulator/pyproject.toml $(CONSTRAINTS)
-	$(PYTHON_EXE) -m venv --clear $(VENV)
-	$(BIN)/$(PIP) -c $(CONSTRAINTS) pip
-	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-dev.txt
+# Installed packages that $(CONSTRAINTS) does not pin fail the step that installed them.
+define CHECK_PINNED
 	@unpinned=$$($(BIN)/pip freeze --all --exclude-editable --disable-pip-version-check | grep -vxF -f $(CONSTRAINTS)); \
 	if [ -n "$$unpinned" ]; then echo "make: installed but not pinned in $(CONSTRAINTS) (run make lock):" $$unpinned >&2; exit 1; fi
+endef
+
+# Two steps into one venv: make demo installs requirements-demo.txt only; make venv (every other target) adds the
+# rest of requirements-dev.txt. Both with the pins of $(CONSTRAINTS).
+$(VENV)/.demo-installed: requirements.txt requirements-demo.txt emulator/pyproject.toml $(CONSTRAINTS)
+	@echo "==> Creating $(VENV) (Python $(PYVER)) with what the demo needs: ansible-core, ansible-rulebook, the emulator and the"
+	@echo "    collection's Python requirements, pinned by $(CONSTRAINTS) (about a minute)"
+	$(PYTHON_EXE) -m venv --clear $(VENV)
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) pip
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-demo.txt
+	$(CHECK_PINNED)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.demo-installed requirements-dev.txt
+	@echo "==> Adding the development tools of requirements-dev.txt to $(VENV): linters, test runners, molecule, docs, benchmarks"
+	$(BIN)/$(PIP) -c $(CONSTRAINTS) -r requirements-dev.txt
+	$(CHECK_PINNED)
 	$(BIN)/python tests/utils/install_get_pip.py
 	touch $@
 
@@ -76,14 +93,17 @@ $(COLLECTION_LINK):
 	ln -sfn $(CURDIR) $@
 
 clean: ## Remove the venvs, .collections, build output, tests/output, .ansible, caches and the ansible-test copy (not ~/.ansible, not state_dir)
-	rm -rf .venv .venv-* .collections .ansible build dist docs/build tests/output .pytest_cache .ruff_cache emulator/*.egg-info $(TEST_TREE)
+	rm -rf .venv .venv-* .collections .ansible build dist docs/build tests/output .pytest_cache .ruff_cache emulator/*.egg-info emulator/build emulator/dist $(TEST_TREE)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-demo: venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
-	rm -rf $(CURDIR)/.ansible/demo
-	mkdir -p $(CURDIR)/.ansible/demo
-	THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) -- \
-		$(BIN)/python tests/utils/with_rulebook.py --log $(CURDIR)/.ansible/demo/rulebook.log -- $(BIN)/ansible-playbook playbooks/demo.yml
+demo: demo-venv ## Run playbooks/demo.yml against an emulator, with the callbacks source under ansible-rulebook, on loopback
+	@echo "==> A fresh ledger in .ansible/demo; starting the emulator, then ansible-rulebook with the callbacks source, on loopback"
+	@rm -rf $(CURDIR)/.ansible/demo
+	@mkdir -p $(CURDIR)/.ansible/demo
+	@THINGSPACE_STATE_DIR=$(CURDIR)/.ansible/demo $(WITH_EMULATOR) -- \
+		$(BIN)/python tests/utils/with_rulebook.py --log $(CURDIR)/.ansible/demo/rulebook.log -- \
+		sh -c 'echo "==> Running playbooks/demo.yml (about a minute)"; exec $(BIN)/ansible-playbook playbooks/demo.yml'
+	@echo "==> Done: the emulator and ansible-rulebook are stopped; the ledger and rulebook.log are in .ansible/demo"
 
 lint: venv ## ruff and ansible-lint
 	$(BIN)/ruff check .
@@ -135,6 +155,13 @@ molecule: venv ## The roles' molecule scenarios (installs the collection into ~/
 build: venv ## The collection tarball in build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build
 
+release: venv ## VERSION=x.y.z on a clean checkout: galaxy.yml's version, the changelog from the fragments, the tarball, installed and verified (tests/utils/release.py)
+	@test -n "$(VERSION)" || { echo "make: give the version: make release VERSION=x.y.z" >&2; exit 1; }
+	$(BIN)/python tests/utils/release.py $(VERSION)
+
+release-test: venv ## make release on a throwaway clone, the tarball's members, a Galaxy user's path from the tarball (tests/release: 5 min at a load average of 16-22)
+	$(BIN)/pytest -q tests/release
+
 docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
 	sh docs/build.sh
 
@@ -146,4 +173,4 @@ bench: venv ## Measure against the uri playbook a user would write, and BENCH_BE
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)
 
-test: lint unit emulator-test reliability eda doctest sanity integration returns molecule build docs ## Every check but mutation (runs molecule)
+test: lint unit emulator-test reliability eda doctest sanity integration returns molecule build release-test docs ## Every check but mutation (runs molecule)

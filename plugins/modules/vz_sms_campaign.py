@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: vz_sms_campaign
 short_description: Run a staged SMS campaign, in waves gated by delivery or replies, paced, with automatic abort
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Sends one SMS to a selection of devices in waves (a canary, then growing waves). Each wave starts only when the
     previous wave's gate passed (O(success_threshold) of its devices Delivered, or replied); the campaign stops for

@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: vz_sms_campaign_info
 short_description: Report staged SMS campaigns from the ledger, list the devices of a state, write an HTML report
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Reads the campaigns of M(thingspace.m2m.vz_sms_campaign) from the ledger and returns the same figures a step
     returns (RV(campaign_state), RV(wave), RV(waves), RV(sent), RV(delivered), RV(replied), RV(failures), RV(pending),

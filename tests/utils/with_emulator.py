@@ -30,6 +30,7 @@ if not command:
     parser.error("no command given")
 
 with running_emulator(*options.emulator_arg) as emulator:
+    print("==> thingspace-emulator listening at %s (its log: %s)" % (emulator.url, emulator.log_path), file=sys.stderr, flush=True)
     env = dict(os.environ, THINGSPACE_API_URL=emulator.url, **{"THINGSPACE_" + k.upper(): v for k, v in CREDENTIALS.items()})
     if options.config:
         os.makedirs(os.path.dirname(os.path.abspath(options.config)), exist_ok=True)

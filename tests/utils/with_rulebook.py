@@ -98,6 +98,8 @@ def main():
         variables = {"callbacks_port": port, "thingspace_account": options.account, "history_interval": 5, "reply_keyword": "YES"}
         with open(options.log, "w", encoding="utf-8") as log, running_rulebook(work, env, variables, log) as (rulebook, inventory):
             wait_for_port(port, rulebook, options.log)
+            print("==> ansible-rulebook: the callbacks source of the rulebook thingspace.m2m.sms_callbacks listening at http://127.0.0.1:%d "
+                  "(its log: %s)" % (port, options.log), file=sys.stderr, flush=True)
             code = subprocess.call(command, env=dict(env, THINGSPACE_CALLBACKS_URL="http://127.0.0.1:%d" % port, ANSIBLE_INVENTORY=inventory))
     return code
 
