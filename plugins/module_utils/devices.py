@@ -37,7 +37,8 @@ def is_inactive(state):
 
 
 def device_state(device):
-    """The state of a models.Device as the device list gives it (its first carrier information), or None."""
+    """The state of a models.Device or models.DeviceState as the device list gives it (its first carrier information),
+    or None."""
     return device.carrier_informations[0].state if device.carrier_informations else None
 
 
@@ -225,9 +226,10 @@ def device_info(client, account, filters=None, devices=None, count_only=False, a
     wanted = None if devices is None else {"%s:%s" % device for device in devices}
     found, missing = [], set(wanted or ())
     count, states, inactive = 0, {}, 0
-    for page in client.iter_device_pages(device_list_request(account, filters)):
+    states_only = count_only and wanted is None
+    for page in client.iter_device_pages(device_list_request(account, filters), states_only=states_only):
         for device in page.devices:
-            if wanted is not None or not count_only:
+            if not states_only:
                 facts = device_facts(device)
                 targets = {"%s:%s" % item for item in facts["device_ids"].items()}
                 if wanted is not None and not targets & wanted:
