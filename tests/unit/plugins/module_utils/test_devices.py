@@ -211,9 +211,9 @@ def test_inventory_hosts_use_the_hostnames_the_prefix_and_the_ledger(where):
     [(name, variables, groups)] = hosts
     assert nameless == [] and name == MDN and groups == ["ts_group_east_wave", "ts_state_active"]
     assert "thingspace_last_sms" not in variables
-    assert ledger_vars(variables, activity(where)) == {"thingspace_last_sms": activity(where).last_sms({"iccid": ICCID, "mdn": MDN}),
-                                                      "thingspace_last_reply": None}
-    assert ledger_vars(variables, activity(where))["thingspace_last_sms"]["key"] == "wave1"
+    found = ledger_vars(variables, activity(where))
+    assert found == {"thingspace_last_sms": activity(where).last_sms({"iccid": ICCID, "mdn": MDN}), "thingspace_last_reply": None}
+    assert found["thingspace_last_sms"]["key"] == "wave1"
 
 
 def test_a_cache_entry_gives_back_its_hosts_only_for_the_options_that_shaped_them():
