@@ -75,7 +75,9 @@ options:
         O(ledger_url)) no ledger is read; unlike the modules, the plugin does not use C(ledger.sqlite3) in O(state_dir).
       - The ledger is only read. A ledger that does not exist (yet) fails the inventory, naming it.
 notes:
-  - The cache (O(cache)) keeps the devices as ThingSpace listed them; the ledger is read on every run.
+  - The cache (O(cache)) keeps the hosts with their variables and default groups as the device list gave them; a cache
+    hit makes no request and does not read the device list again. The ledger is read on every run. A change of
+    O(hostnames) or O(group_prefix) reads the device list again.
 """
 
 EXAMPLES = r"""
@@ -107,7 +109,15 @@ groups:
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.thingspace.m2m.plugins.module_utils.devices import inventory_hosts, nameless_warning, read_activity, read_devices
+from ansible_collections.thingspace.m2m.plugins.module_utils.devices import (
+    cache_entry,
+    cached_hosts,
+    inventory_hosts,
+    ledger_vars,
+    nameless_warning,
+    read_activity,
+    read_devices,
+)
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import COMMON_ARGUMENT_SPEC, LEDGER_ARGUMENT_SPEC, ThingSpaceTask
 
@@ -137,31 +147,38 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._read_config_data(path)
         task = _Task(self)
         key = self.get_cache_key(path)
-        use_cache = self.get_option("cache") and cache
-        devices = self._cache.get(key) if use_cache else None
+        hostnames, prefix = self.get_option("hostnames"), self.get_option("group_prefix")
+        found = cached_hosts(self._cache.get(key), hostnames, prefix) if self.get_option("cache") and cache else None
         try:
-            if devices is None:
-                devices = read_devices(task.client, self.get_option("account_name"), self.get_option("filters"))
+            if found is None:
+                found = inventory_hosts(read_devices(task.client, self.get_option("account_name"), self.get_option("filters")), hostnames, prefix)
                 if self.get_option("cache"):
-                    self._cache[key] = devices
-            self._populate(devices, task)
+                    self._cache[key] = cache_entry(*found, hostnames, prefix)
+            activity = read_activity(task.ledger_location) if task.params["ledger_path"] or task.params["ledger_url"] else None
         except ThingSpaceError as error:
             raise AnsibleParserError("thingspace.m2m.devices: %s" % error.message)
-
-    def _populate(self, devices, task):
-        hostnames = self.get_option("hostnames")
-        activity = read_activity(task.ledger_location) if task.params["ledger_path"] or task.params["ledger_url"] else None
-        hosts, nameless = inventory_hosts(devices, hostnames, self.get_option("group_prefix"), activity)
+        hosts, nameless = found
         if nameless:
             self.display.warning(nameless_warning(nameless, hostnames))
-        strict = self.get_option("strict")
-        for name, variables, groups in hosts:
+        self._populate(hosts, activity)
+
+    def _populate(self, hosts, activity):
+        """Each host with its variables (the ledger's too, with ``activity``) and groups, then the Constructable options.
+        The cached hosts are not changed: the ledger's variables are read on every run."""
+        compose, groups, keyed_groups, strict = (self.get_option(name) for name in ("compose", "groups", "keyed_groups", "strict"))
+        added = set()
+        for name, variables, host_groups in hosts:
             self.inventory.add_host(name)
-            for group in groups:
-                self.inventory.add_group(group)
-                self.inventory.add_child(group, name)
+            if activity is not None:
+                variables = dict(variables, **ledger_vars(variables, activity))
             for variable, value in variables.items():
                 self.inventory.set_variable(name, variable, value)
-            self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)
+            for group in host_groups:
+                if group not in added:
+                    self.inventory.add_group(group)
+                    added.add(group)
+                self.inventory.add_child(group, name)
+            if compose or groups or keyed_groups:
+                self._set_composite_vars(compose, variables, name, strict=strict)
+                self._add_host_to_composed_groups(groups, variables, name, strict=strict)
+                self._add_host_to_keyed_groups(keyed_groups, variables, name, strict=strict)

@@ -123,15 +123,16 @@ class ThingSpaceClient:
         for page in self.iter_device_pages(request):
             yield from page.devices
 
-    def iter_device_pages(self, request):
+    def iter_device_pages(self, request, states_only=False):
         """The pages (models.DeviceList: ``devices``, ``has_more_data``) of the devices matching a DeviceListRequest,
-        each read when the one before it is done with: a caller that stops after the first page makes one request."""
-        from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceList, parse
+        each read when the one before it is done with: a caller that stops after the first page makes one request.
+        ``states_only``: models.DeviceStateList pages, whose devices have only their state and paging cursor."""
+        from ansible_collections.thingspace.m2m.plugins.module_utils.models import DeviceList, DeviceStateList, parse
 
         request = request.model_copy()
         while True:
             response = self.call("POST", "/devices/actions/list", "list devices of account %r" % request.account_name, body=request.wire())
-            page = parse(DeviceList, response, "the device list answer")
+            page = parse(DeviceStateList if states_only else DeviceList, response, "the device list answer")
             yield page
             if not page.has_more_data:
                 return

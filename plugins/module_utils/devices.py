@@ -37,7 +37,8 @@ def is_inactive(state):
 
 
 def device_state(device):
-    """The state of a models.Device as the device list gives it (its first carrier information), or None."""
+    """The state of a models.Device or models.DeviceState as the device list gives it (its first carrier information),
+    or None."""
     return device.carrier_informations[0].state if device.carrier_informations else None
 
 
@@ -72,16 +73,20 @@ def host_name(facts, hostnames=DEFAULT_HOSTNAMES):
     return next((ids[kind] for kind in hostnames if ids.get(kind)), None)
 
 
-def host_vars(facts, activity=None):
-    """The ``thingspace_*`` host variables of a device; ``thingspace_ip_address`` only where the vendor gives one, the
-    last SMS and reply only with ``activity`` (a LedgerActivity)."""
+def host_vars(facts):
+    """The ``thingspace_*`` host variables of a device but the ledger's (ledger_vars); ``thingspace_ip_address`` only
+    where the vendor gives one."""
     found = {HOSTVAR_PREFIX + name: value for name, value in facts.items() if name != "ip_address"}
     if facts["ip_address"]:
         found[HOSTVAR_PREFIX + "ip_address"] = facts["ip_address"]
-    if activity is not None:
-        found[HOSTVAR_PREFIX + "last_sms"] = activity.last_sms(facts["device_ids"])
-        found[HOSTVAR_PREFIX + "last_reply"] = activity.last_reply(facts["device_ids"])
     return found
+
+
+def ledger_vars(variables, activity):
+    """``thingspace_last_sms`` and ``thingspace_last_reply`` of the host whose host_vars are ``variables``, from
+    ``activity`` (a LedgerActivity)."""
+    ids = variables[HOSTVAR_PREFIX + "device_ids"]
+    return {HOSTVAR_PREFIX + "last_sms": activity.last_sms(ids), HOSTVAR_PREFIX + "last_reply": activity.last_reply(ids)}
 
 
 def safe_group_name(name):
@@ -129,8 +134,8 @@ def read_devices(client, account, filters=None):
     return [device_facts(device) for device in client.iter_devices(device_list_request(account, filters))]
 
 
-def inventory_hosts(devices, hostnames=DEFAULT_HOSTNAMES, group_prefix="", activity=None):
-    """(hosts, nameless) of device facts: hosts as (name, host variables, default groups), in the device list's order;
+def inventory_hosts(devices, hostnames=DEFAULT_HOSTNAMES, group_prefix=""):
+    """(hosts, nameless) of device facts: hosts as (name, host_vars, default groups), in the device list's order;
     nameless the devices without an identifier of a ``hostnames`` kind (their ``device_ids``)."""
     hosts = []
     nameless = []
@@ -139,8 +144,22 @@ def inventory_hosts(devices, hostnames=DEFAULT_HOSTNAMES, group_prefix="", activ
         if name is None:
             nameless.append(facts["device_ids"])
         else:
-            hosts.append((name, host_vars(facts, activity), default_groups(facts, group_prefix)))
+            hosts.append((name, host_vars(facts), default_groups(facts, group_prefix)))
     return hosts, nameless
+
+
+def cache_entry(hosts, nameless, hostnames, group_prefix):
+    """What the inventory cache keeps of a device list (JSON): the hosts and nameless devices of inventory_hosts, and
+    the options that shaped them, so that a cache hit adds the hosts without shaping them again."""
+    return {"hostnames": list(hostnames), "group_prefix": group_prefix, "hosts": hosts, "nameless": nameless}
+
+
+def cached_hosts(entry, hostnames, group_prefix):
+    """(hosts, nameless) of a cache_entry shaped with these ``hostnames`` and ``group_prefix``; None for an entry of
+    other options or of another shape (an earlier version kept the device facts), which is a cache miss."""
+    if not isinstance(entry, dict) or entry.get("hostnames") != list(hostnames) or entry.get("group_prefix") != group_prefix:
+        return None
+    return entry["hosts"], entry["nameless"]
 
 
 def nameless_warning(nameless, hostnames):
@@ -207,9 +226,10 @@ def device_info(client, account, filters=None, devices=None, count_only=False, a
     wanted = None if devices is None else {"%s:%s" % device for device in devices}
     found, missing = [], set(wanted or ())
     count, states, inactive = 0, {}, 0
-    for page in client.iter_device_pages(device_list_request(account, filters)):
+    states_only = count_only and wanted is None
+    for page in client.iter_device_pages(device_list_request(account, filters), states_only=states_only):
         for device in page.devices:
-            if wanted is not None or not count_only:
+            if not states_only:
                 facts = device_facts(device)
                 targets = {"%s:%s" % item for item in facts["device_ids"].items()}
                 if wanted is not None and not targets & wanted:

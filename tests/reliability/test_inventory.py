@@ -86,12 +86,39 @@ def test_server_side_filters_constructed_groups_and_the_prefix(ansible, demo):
     assert all(body.get("currentState") == "suspend" for body in bodies if body)
 
 
+def reply(ledger, text, mdn="5550100001"):
+    """A device's SMS recorded in the ledger as the history drain records it."""
+    recorder = StoreRecorder(ledger)
+    recorder.record([history_event(DEMO_ACCOUNT, MoMessage(device_ids=[{"kind": "mdn", "id": mdn}], message=text))])
+    recorder.close()
+
+
 def test_a_cache_hit_makes_no_request(ansible, demo):
     name = source(ansible, cache=True, cache_plugin="ansible.builtin.jsonfile", cache_connection=str(ansible.workdir / "cache"))
     first = listed(ansible, name)
     requests = len(demo.requests(path="/api/m2m/v1/devices/actions/list"))
     assert listed(ansible, name) == first
     assert len(demo.requests(path="/api/m2m/v1/devices/actions/list")) == requests
+
+
+def test_a_cache_hit_reads_the_ledger_again_and_other_hostnames_read_the_devices_again(ansible, demo):
+    ledger = str(ansible.state_dir / "ledger.sqlite3")
+    reply(ledger, "FIRST")
+    options = dict(cache=True, cache_plugin="ansible.builtin.jsonfile", cache_connection=str(ansible.workdir / "cache"), ledger_path=ledger)
+    name = source(ansible, **options)
+    assert listed(ansible, name)["_meta"]["hostvars"]["89148000000000000019"]["thingspace_last_reply"]["text"] == "FIRST"
+    requests = len(demo.requests(path="/api/m2m/v1/devices/actions/list"))
+    reply(ledger, "SECOND")
+    hit = listed(ansible, name)
+    assert hit["_meta"]["hostvars"]["89148000000000000019"]["thingspace_last_reply"]["text"] == "SECOND"
+    assert len(hit["_meta"]["hostvars"]) == 24 and set(hit["state_suspend"]["hosts"]) == SUSPENDED
+    assert len(demo.requests(path="/api/m2m/v1/devices/actions/list")) == requests
+    assert not any("thingspace_last_reply" in path.read_text(encoding="utf-8") for path in (ansible.workdir / "cache").iterdir())
+    renamed = listed(ansible, source(ansible, hostnames=["mdn"], group_prefix="ts_", **options))
+    hostvars = renamed["_meta"]["hostvars"]
+    assert len(hostvars) == 24 and all(name == variables["thingspace_device_ids"]["mdn"] for name, variables in hostvars.items())
+    assert len(renamed["ts_state_deactive"]["hosts"]) == 1 and "state_active" not in renamed
+    assert len(demo.requests(path="/api/m2m/v1/devices/actions/list")) == requests + 5
 
 
 def test_a_device_without_a_hostnames_kind_is_named_in_a_warning(ansible):
@@ -115,9 +142,7 @@ def test_a_send_to_an_inventory_group_and_the_last_sms_and_reply_of_each_host(an
     sent = {device["id"] for message in demo.sms(DEMO_ACCOUNT) for device in message["devices"]}
     assert len(sent) == 21 and not sent & (SUSPENDED | DEACTIVATED)
     # A device's SMS reaches the ledger through an event source (callbacks or the history drain); recorded here as the drain does.
-    recorder = StoreRecorder(ledger)
-    recorder.record([history_event(DEMO_ACCOUNT, MoMessage(device_ids=[{"kind": "mdn", "id": "5550100001"}], message="DONE"))])
-    recorder.close()
+    reply(ledger, "DONE")
     hostvars = listed(ansible, source(ansible, ledger_path=ledger))["_meta"]["hostvars"]
     last = hostvars["89148000000000000019"]["thingspace_last_sms"]
     assert last["key"] == "inventory-wave" and last["state"] in ("accepted", "sent", "Delivered")

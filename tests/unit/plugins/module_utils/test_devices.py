@@ -3,6 +3,7 @@ groups, the device list request of the filters, and the last SMS and reply each 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +12,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events imp
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.devices import (
     LedgerActivity,
+    cache_entry,
+    cached_hosts,
     default_groups,
     device_facts,
     device_list_request,
@@ -18,6 +21,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.devices import (
     host_vars,
     inventory_hosts,
     is_inactive,
+    ledger_vars,
     nameless_warning,
     safe_group_name,
     send_entry,
@@ -173,7 +177,7 @@ def test_the_last_reply_is_the_latest_device_sms_naming_the_device(where):
     assert found.last_reply({"mdn": MDN}) == {"text": "LAST", "time": "2026-12-01T09:31:00-05:00"}
     assert found.last_reply({"iccid": ICCID})["text"] == "LAST"
     assert found.last_reply({"mdn": "5550109999"}) is None
-    assert host_vars({"device_ids": {"mdn": MDN}, "ip_address": None}, found)["thingspace_last_reply"]["text"] == "LAST"
+    assert ledger_vars(host_vars({"device_ids": {"mdn": MDN}, "ip_address": None}), found)["thingspace_last_reply"]["text"] == "LAST"
 
 
 def test_a_reply_without_the_device_time_takes_the_time_it_was_received(where):
@@ -203,10 +207,26 @@ def test_a_bad_service_plan_fails_before_any_request_with_the_whole_message():
 def test_inventory_hosts_use_the_hostnames_the_prefix_and_the_ledger(where):
     claim(where, "wave1", ["mdn:%s" % MDN])
     devices = [device_facts(wire_device([("iccid", ICCID), ("mdn", MDN)]))]
-    hosts, nameless = inventory_hosts(devices, hostnames=["mdn"], group_prefix="ts_", activity=activity(where))
+    hosts, nameless = inventory_hosts(devices, hostnames=["mdn"], group_prefix="ts_")
     [(name, variables, groups)] = hosts
     assert nameless == [] and name == MDN and groups == ["ts_group_east_wave", "ts_state_active"]
-    assert variables["thingspace_last_sms"]["key"] == "wave1" and variables["thingspace_last_reply"] is None
+    assert "thingspace_last_sms" not in variables
+    found = ledger_vars(variables, activity(where))
+    assert found == {"thingspace_last_sms": activity(where).last_sms({"iccid": ICCID, "mdn": MDN}), "thingspace_last_reply": None}
+    assert found["thingspace_last_sms"]["key"] == "wave1"
+
+
+def test_a_cache_entry_gives_back_its_hosts_only_for_the_options_that_shaped_them():
+    devices = [device_facts(wire_device([("iccid", ICCID), ("mdn", MDN)])), device_facts(wire_device([("imsi", "311480000000001")]))]
+    hosts, nameless = inventory_hosts(devices, ["mdn"], "ts_")
+    entry = json.loads(json.dumps(cache_entry(hosts, nameless, ("mdn",), "ts_")))  # what the jsonfile cache gives back
+    assert cached_hosts(entry, ["mdn"], "ts_") == ([[MDN, hosts[0][1], hosts[0][2]]], nameless)
+    assert cached_hosts(entry, ("mdn",), "ts_") is not None
+    assert cached_hosts(entry, ["iccid"], "ts_") is None
+    assert cached_hosts(entry, ["mdn", "iccid"], "ts_") is None
+    assert cached_hosts(entry, ["mdn"], "") is None
+    assert cached_hosts([{"device_ids": {"mdn": MDN}}], ["mdn"], "ts_") is None  # the device facts an earlier version kept
+    assert cached_hosts(None, ["mdn"], "ts_") is None
 
 
 def test_the_last_reply_of_a_device_is_the_latest_of_all_its_identifiers(where):

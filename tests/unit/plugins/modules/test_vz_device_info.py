@@ -44,6 +44,16 @@ def test_a_device_without_carrier_information_counts_under_no_state(fake, run_mo
     assert not failed and result["states"] == {"None": 1, "active": 3} and result["inactive"] == 0
 
 
+def test_count_only_reads_only_the_state_and_paging_cursor_of_each_device(fake, run_module):
+    fake.devices[1]["deviceIds"] = [{"kind": "mdn"}]  # no id: a listing refuses the page, a count does not read the ids
+    counted, failed = run_module(vz_device_info.main, account_name=ACCOUNT, count_only=True)
+    assert not failed and counted["count"] == 7 and fake.count("POST", LIST) == 3
+    result, failed = run_module(vz_device_info.main, account_name=ACCOUNT)
+    assert failed and "Unexpected content in the device list answer" in result["msg"]
+    result, failed = run_module(vz_device_info.main, account_name=ACCOUNT, devices=[UNKNOWN], count_only=True)
+    assert failed and "Unexpected content in the device list answer" in result["msg"]
+
+
 def test_an_id_list_reads_only_those_devices_and_names_the_missing(fake, run_module):
     set_state(fake, "suspend", 2)
     listed = [{"kind": "MDN", "id": "5550000002"}, {"kind": "iccid", "id": "89148000000800000005"}, UNKNOWN]
