@@ -44,8 +44,6 @@ SENT_STATUS = "Success"
 # Request ids per query (well under both databases' limits on parameters).
 _CHUNK = 500
 
-_INSERT_CALLBACK = ("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (event_id) DO NOTHING")
 # Forward only: a row leaves ``sent`` once, for the state of the first confirmation; the longest list of
 # identifiers (the ``sent`` callback's) is kept.
 _UPSERT_DELIVERY = (
@@ -76,16 +74,30 @@ def _delivery_row(event, now):
 class StoreRecorder(CallbackRecorder):
     """Records events in the ledger's store at ``location`` (a path or a ``_store_postgresql.Database``, as
     ``Ledger`` takes it), creating or migrating its schema. One call at a time; each call is one transaction. After a
-    failed call the store is opened again at the next one, so a source outlives a database restart."""
+    failed call the store is opened again at the next one, so a source outlives a database restart.
+
+    The recorder holds a claim of the store (``hold``: an flock on SQLite, a session advisory lock on PostgreSQL) for
+    as long as it is open, and writes its id as ``recorded_by`` of each callback it records: a repeat of a callback
+    recorded but not marked queued yet is in flight at that recorder while the claim is live (another source
+    instance behind the same load balancer), and was never queued when it is not (the recorder died)."""
 
     def __init__(self, location):
         self._location = location
-        self._ledger = Ledger(location)
+        self._ledger = self._owner = None
+        self._open()
         self.where = self._ledger.where
+
+    def _open(self):
+        self._ledger = Ledger(self._location)
+        try:
+            self._owner = self._ledger.store.hold()
+        except BaseException:
+            self._ledger.close()
+            raise
 
     def record(self, events, queued=()):
         if self._ledger is None:
-            self._ledger = Ledger(self._location)
+            self._open()
         try:
             return self._record(self._ledger.store, events, queued)
         except ThingSpaceError:
@@ -96,42 +108,75 @@ class StoreRecorder(CallbackRecorder):
     def unknown(self, events):
         """The events of ``events`` the store does not hold yet (by identity)."""
         if self._ledger is None:
-            self._ledger = Ledger(self._location)
-        ids = [event["event_id"] for event in events]
-        known = set()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            select = "SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk))
-            known.update(row[0] for row in self._ledger.store.rows(select, chunk))
+            self._open()
+        known = set(row[0] for row in self._callbacks(self._ledger.store, "event_id", [event["event_id"] for event in events]))
         return [event for event in events if event["event_id"] not in known]
 
     @staticmethod
-    def _record(store, events, queued):
-        now = time.time()
-        found, seen = [], set()
-        with store.transaction():
-            if queued:
-                store.executemany("UPDATE callbacks SET queued_at = ? WHERE event_id = ?", [(now, event_id) for event_id in queued])
-            for event in events:
-                event_id = event["event_id"]
-                if event_id in seen:
-                    found.append(False)
-                    continue
-                seen.add(event_id)
-                body = json.dumps({name: value for name, value in event.items() if value is not None and name != "event_id"},
-                                  sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                if store.execute(_INSERT_CALLBACK, (event_id, event["type"], event["account"], event["request_id"], body, now)):
-                    row = _delivery_row(event, now)
-                    if row is not None:
-                        store.execute(_UPSERT_DELIVERY, row)
-                    found.append(True)
-                else:
-                    found.append(store.rows("SELECT queued_at FROM callbacks WHERE event_id = ?", (event_id,))[0][0] is None)
+    def _callbacks(store, columns, event_ids):
+        """The rows (``columns``) of the callbacks of ``event_ids``."""
+        found = []
+        for start in range(0, len(event_ids), _CHUNK):
+            chunk = event_ids[start:start + _CHUNK]
+            found.extend(store.rows("SELECT %s FROM callbacks WHERE event_id IN (%s)" % (columns, ", ".join("?" * len(chunk))), chunk))
         return found
+
+    def _record(self, store, events, queued):
+        """One transaction, its statements in one pipeline: the queued marks, the delivery states, and the new callbacks
+        in one statement. Rows go in key order, as every instance writes them, so that two instances recording the same
+        callbacks wait for each other instead of deadlocking. A repeat's delivery state changes nothing (its first copy
+        moved the state already), so every callback's is written without waiting to learn which are new."""
+        now = time.time()
+        first = {}
+        for event in events:
+            first.setdefault(event["event_id"], event)
+        deliveries = [row for row in (_delivery_row(event, now) for event in first.values()) if row is not None]
+        with store.pipeline(), store.transaction():
+            if queued:
+                store.executemany("UPDATE callbacks SET queued_at = ? WHERE event_id = ?", [(now, event_id) for event_id in sorted(queued)])
+            # Stable by key: the callbacks of one device keep their order of arrival, which decides its state.
+            store.executemany(_UPSERT_DELIVERY, sorted(deliveries, key=lambda row: row[:2]))
+            inserted = store.insert_callbacks([(event_id, event["type"], event["account"], event["request_id"], _event_text(event), now, self._owner)
+                                               for event_id, event in sorted(first.items())])
+        answers = {event_id: True for event_id in inserted}
+        answers.update(self._repeats(store, [event_id for event_id in first if event_id not in inserted]))
+        found, seen = [], set()
+        for event in events:
+            event_id = event["event_id"]
+            found.append(False if event_id in seen else answers[event_id])
+            seen.add(event_id)
+        return found
+
+    def _repeats(self, store, event_ids):
+        """event id → the answer for a callback recorded before: False once queued; else True when this recorder
+        recorded it or takes it over from one that is gone, None while the live recorder of another instance has it."""
+        answers, unqueued = {}, {}
+        for event_id, queued_at, owner in self._callbacks(store, "event_id, queued_at, recorded_by", event_ids):
+            if queued_at is not None:
+                answers[event_id] = False
+            else:
+                unqueued[event_id] = owner
+        live = store.live({owner for owner in unqueued.values() if owner and owner != self._owner})
+        for event_id, owner in unqueued.items():
+            if owner == self._owner:
+                answers[event_id] = True
+            elif owner in live:
+                answers[event_id] = None
+            else:
+                answers[event_id] = store.execute("UPDATE callbacks SET recorded_by = ? WHERE event_id = ? AND queued_at IS NULL "
+                                                  "AND coalesce(recorded_by, '') = ?", (self._owner, event_id, owner or "")) == 1 or None
+        return answers
 
     def close(self):
         if self._ledger is not None:
             self._ledger.close()
+            self._ledger = None
+
+
+def _event_text(event):
+    """The stored form of ``event``: JSON without its identity and empty fields."""
+    return json.dumps({name: value for name, value in event.items() if value is not None and name != "event_id"},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def copy_deliveries(source, destination, check_mode=False):
