@@ -289,22 +289,35 @@ class PostgresqlStore:
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are
-        not recorded yet, in one statement (its arrays in binary: nothing to quote); the event ids inserted."""
+        not recorded yet, in one statement (its arrays in binary: nothing to quote); a function that returns the event
+        ids inserted, to call after the transaction: in a ``pipelined_transaction`` the answer comes with the commit's."""
         if not rows:
-            return set()
+            return set
         cursor = self._db.cursor(binary=True)
         try:
             cursor.execute("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
                            "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::double precision[], %b::text[]) "
                            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id", [list(column) for column in zip(*rows)])
-            return {row[0] for row in cursor.fetchall()}
         except psycopg.Error as exc:
             raise self._error(exc)
 
-    def pipeline(self):
-        """The statements of the block sent without waiting for each answer: one round trip where they need none."""
+        def inserted():
+            try:
+                return {row[0] for row in cursor.fetchall()}
+            except psycopg.Error as exc:
+                raise self._error(exc)
+
+        return inserted
+
+    @contextlib.contextmanager
+    def pipelined_transaction(self):
+        """A transaction in one round trip: its statements go in one pipeline without waiting for their answers, and
+        PostgreSQL runs the statements before a pipeline's Sync as one implicit transaction, committed at the Sync (rolled
+        back at the first error). Nothing inside may wait for an answer (a fetch would send a Sync, ending the
+        transaction there)."""
         try:
-            return self._db.pipeline()
+            with self._db.pipeline():
+                yield
         except psycopg.Error as exc:
             raise self._error(exc)
 

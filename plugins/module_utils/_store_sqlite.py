@@ -10,7 +10,6 @@ runs beside another) and in-flight locks: while a run sends a claimed batch it h
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import sqlite3
@@ -232,17 +231,17 @@ class SqliteStore:
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are
-        not recorded yet; the event ids inserted."""
+        not recorded yet; a function that returns the event ids inserted (as PostgreSQL's, whose answer comes later)."""
         inserted = set()
         for row in rows:
             if self._db.execute("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
                                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING", row).rowcount:
                 inserted.add(row[0])
-        return inserted
+        return lambda: inserted
 
-    def pipeline(self):
-        """Statements go to SQLite in this process: nothing to send together."""
-        return contextlib.nullcontext()
+    def pipelined_transaction(self):
+        """A transaction: statements go to SQLite in this process, with nothing to send together."""
+        return self.transaction()
 
     def transaction(self):
         return _Transaction(self._db)

@@ -122,7 +122,7 @@ class StoreRecorder(CallbackRecorder):
         return found
 
     def _record(self, store, events, queued):
-        """One transaction, its statements in one pipeline: the queued marks, the delivery states, and the new callbacks
+        """One transaction, in one round trip on PostgreSQL: the queued marks, the delivery states, and the new callbacks
         in one statement. Rows go in key order, as every instance writes them, so that two instances recording the same
         callbacks wait for each other instead of deadlocking. A repeat's delivery state changes nothing (its first copy
         moved the state already), so every callback's is written without waiting to learn which are new."""
@@ -131,13 +131,16 @@ class StoreRecorder(CallbackRecorder):
         for event in events:
             first.setdefault(event["event_id"], event)
         deliveries = [row for row in (_delivery_row(event, now) for event in first.values()) if row is not None]
-        with store.pipeline(), store.transaction():
-            if queued:
-                store.executemany("UPDATE callbacks SET queued_at = ? WHERE event_id = ?", [(now, event_id) for event_id in sorted(queued)])
+        queued = sorted(queued)
+        with store.pipelined_transaction():
+            for start in range(0, len(queued), _CHUNK):
+                chunk = queued[start:start + _CHUNK]
+                store.execute("UPDATE callbacks SET queued_at = ? WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)), [now, *chunk])
             # Stable by key: the callbacks of one device keep their order of arrival, which decides its state.
             store.executemany(_UPSERT_DELIVERY, sorted(deliveries, key=lambda row: row[:2]))
             inserted = store.insert_callbacks([(event_id, event["type"], event["account"], event["request_id"], _event_text(event), now, self._owner)
                                                for event_id, event in sorted(first.items())])
+        inserted = inserted()
         answers = {event_id: True for event_id in inserted}
         answers.update(self._repeats(store, [event_id for event_id in first if event_id not in inserted]))
         found, seen = [], set()

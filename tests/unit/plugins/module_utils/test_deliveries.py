@@ -3,6 +3,8 @@ the report per key or request id (devices matched across their identifiers), and
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
@@ -96,11 +98,26 @@ def test_a_callback_another_live_recorder_has_not_queued_is_in_flight_until_it_i
     third.close()
 
 
+def test_a_pipelined_transaction_is_all_or_nothing(where):
+    """What a recorder call relies on: a failing statement undoes the ones before it (on PostgreSQL, the implicit
+    transaction of one pipeline)."""
+    ledger = Ledger(where)
+    try:
+        # The SQLite store passes sqlite3's errors on.
+        with pytest.raises((ThingSpaceError, sqlite3.IntegrityError)), ledger.store.pipelined_transaction():
+            ledger.store.execute("INSERT INTO callbacks (event_id, type, event, received_at) VALUES ('a', 'sms_sent', '{}', 1)")
+            ledger.store.execute("INSERT INTO callbacks (event_id, type, event, received_at) VALUES ('b', 'sms_sent', NULL, 1)")
+        assert ledger.store.rows("SELECT count(*) FROM callbacks") == [(0,)]
+        with ledger.store.pipelined_transaction():
+            ledger.store.execute("INSERT INTO callbacks (event_id, type, event, received_at) VALUES ('a', 'sms_sent', '{}', 1)")
+        assert ledger.store.rows("SELECT event_id FROM callbacks") == [("a",)]
+    finally:
+        ledger.close()
+
+
 def test_a_schema_5_ledger_gets_the_recorder_column(where):
     Ledger(where).close()
     if isinstance(where, str):
-        import sqlite3
-
         db = sqlite3.connect(where)
         db.executescript("ALTER TABLE callbacks DROP COLUMN recorded_by; PRAGMA user_version = 5")
         db.close()
