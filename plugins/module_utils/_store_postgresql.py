@@ -289,32 +289,34 @@ class PostgresqlStore:
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are
-        not recorded yet, in one statement (its arrays in binary: nothing to quote); a function that returns the event
-        ids inserted, to call after the transaction: in a ``pipelined_transaction`` the answer comes with the commit's."""
-        if not rows:
-            return set
-        cursor = self._db.cursor(binary=True)
-        try:
-            cursor.execute("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
-                           "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::double precision[], %b::text[]) "
-                           "ON CONFLICT (event_id) DO NOTHING RETURNING event_id", [list(column) for column in zip(*rows)])
-        except psycopg.Error as exc:
-            raise self._error(exc)
-
-        def inserted():
+        not recorded yet, in one statement (its arrays in binary: nothing to quote)."""
+        if rows:
             try:
-                return {row[0] for row in cursor.fetchall()}
+                self._db.cursor(binary=True).execute(
+                    "INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
+                    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::double precision[], %b::text[]) "
+                    "ON CONFLICT (event_id) DO NOTHING", [list(column) for column in zip(*rows)])
             except psycopg.Error as exc:
                 raise self._error(exc)
 
-        return inserted
+    def rows_after(self, sql, args=()):
+        """Run a query whose rows are read after the ``pipelined_transaction`` it is in: a function that returns them."""
+        cursor = self._execute(sql, args)
+
+        def fetch():
+            try:
+                return cursor.fetchall()
+            except psycopg.Error as exc:
+                raise self._error(exc)
+
+        return fetch
 
     @contextlib.contextmanager
     def pipelined_transaction(self):
         """A transaction in one round trip: its statements go in one pipeline without waiting for their answers, and
         PostgreSQL runs the statements before a pipeline's Sync as one implicit transaction, committed at the Sync (rolled
         back at the first error). Nothing inside may wait for an answer (a fetch would send a Sync, ending the
-        transaction there)."""
+        transaction there): read with ``rows_after``."""
         try:
             with self._db.pipeline():
                 yield

@@ -231,13 +231,14 @@ class SqliteStore:
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are
-        not recorded yet; a function that returns the event ids inserted (as PostgreSQL's, whose answer comes later)."""
-        inserted = set()
-        for row in rows:
-            if self._db.execute("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING", row).rowcount:
-                inserted.add(row[0])
-        return lambda: inserted
+        not recorded yet."""
+        self._db.executemany("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING", rows)
+
+    def rows_after(self, sql, args=()):
+        """The rows of a query, read now; a function that returns them (as PostgreSQL's, read after its pipeline)."""
+        found = self.rows(sql, args)
+        return lambda: found
 
     def pipelined_transaction(self):
         """A transaction: statements go to SQLite in this process, with nothing to send together."""

@@ -109,40 +109,34 @@ class StoreRecorder(CallbackRecorder):
         """The events of ``events`` the store does not hold yet (by identity)."""
         if self._ledger is None:
             self._open()
-        known = set(row[0] for row in self._callbacks(self._ledger.store, "event_id", [event["event_id"] for event in events]))
+        known = set()
+        for chunk in _chunks([event["event_id"] for event in events]):
+            known.update(row[0] for row in self._ledger.store.rows("SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)),
+                                                                   chunk))
         return [event for event in events if event["event_id"] not in known]
 
-    @staticmethod
-    def _callbacks(store, columns, event_ids):
-        """The rows (``columns``) of the callbacks of ``event_ids``."""
-        found = []
-        for start in range(0, len(event_ids), _CHUNK):
-            chunk = event_ids[start:start + _CHUNK]
-            found.extend(store.rows("SELECT %s FROM callbacks WHERE event_id IN (%s)" % (columns, ", ".join("?" * len(chunk))), chunk))
-        return found
-
     def _record(self, store, events, queued):
-        """One transaction, in one round trip on PostgreSQL: the queued marks, the delivery states, and the new callbacks
-        in one statement. Rows go in key order, as every instance writes them, so that two instances recording the same
-        callbacks wait for each other instead of deadlocking. A repeat's delivery state changes nothing (its first copy
-        moved the state already), so every callback's is written without waiting to learn which are new."""
+        """One transaction, in one round trip on PostgreSQL: the queued marks, the delivery states, the new callbacks in
+        one statement, and how each callback of ``events`` stands after them. Rows go in key order, as every instance
+        writes them, so that two instances recording the same callbacks wait for each other instead of deadlocking. A
+        repeat's delivery state changes nothing (its first copy moved the state already), so every callback's is
+        written without waiting to learn which are new."""
         now = time.time()
         first = {}
         for event in events:
             first.setdefault(event["event_id"], event)
         deliveries = [row for row in (_delivery_row(event, now) for event in first.values()) if row is not None]
-        queued = sorted(queued)
+        queued, event_ids = sorted(queued), sorted(first)
         with store.pipelined_transaction():
-            for start in range(0, len(queued), _CHUNK):
-                chunk = queued[start:start + _CHUNK]
+            for chunk in _chunks(queued):
                 store.execute("UPDATE callbacks SET queued_at = ? WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)), [now, *chunk])
             # Stable by key: the callbacks of one device keep their order of arrival, which decides its state.
             store.executemany(_UPSERT_DELIVERY, sorted(deliveries, key=lambda row: row[:2]))
-            inserted = store.insert_callbacks([(event_id, event["type"], event["account"], event["request_id"], _event_text(event), now, self._owner)
-                                               for event_id, event in sorted(first.items())])
-        inserted = inserted()
-        answers = {event_id: True for event_id in inserted}
-        answers.update(self._repeats(store, [event_id for event_id in first if event_id not in inserted]))
+            store.insert_callbacks([(event_id, first[event_id]["type"], first[event_id]["account"], first[event_id]["request_id"],
+                                     _event_text(first[event_id]), now, self._owner) for event_id in event_ids])
+            reads = [store.rows_after("SELECT event_id, queued_at, recorded_by FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)), chunk)
+                     for chunk in _chunks(event_ids)]
+        answers = self._answers(store, [row for read in reads for row in read()])
         found, seen = [], set()
         for event in events:
             event_id = event["event_id"]
@@ -150,30 +144,34 @@ class StoreRecorder(CallbackRecorder):
             seen.add(event_id)
         return found
 
-    def _repeats(self, store, event_ids):
-        """event id → the answer for a callback recorded before: False once queued; else True when this recorder
-        recorded it or takes it over from one that is gone, None while the live recorder of another instance has it."""
+    def _answers(self, store, rows):
+        """event id → the answer for each of ``rows`` (event_id, queued_at, recorded_by): False once queued; else True
+        when this recorder recorded it (now or before) or takes it over from one that is gone, None while the live
+        recorder of another instance has it."""
         answers, unqueued = {}, {}
-        for event_id, queued_at, owner in self._callbacks(store, "event_id, queued_at, recorded_by", event_ids):
+        for event_id, queued_at, owner in rows:
             if queued_at is not None:
                 answers[event_id] = False
+            elif owner == self._owner:
+                answers[event_id] = True
             else:
                 unqueued[event_id] = owner
-        live = store.live({owner for owner in unqueued.values() if owner and owner != self._owner})
+        live = store.live({owner for owner in unqueued.values() if owner})
         for event_id, owner in unqueued.items():
-            if owner == self._owner:
-                answers[event_id] = True
-            elif owner in live:
-                answers[event_id] = None
-            else:
-                answers[event_id] = store.execute("UPDATE callbacks SET recorded_by = ? WHERE event_id = ? AND queued_at IS NULL "
-                                                  "AND coalesce(recorded_by, '') = ?", (self._owner, event_id, owner or "")) == 1 or None
+            answers[event_id] = None if owner in live else store.execute(
+                "UPDATE callbacks SET recorded_by = ? WHERE event_id = ? AND queued_at IS NULL AND coalesce(recorded_by, '') = ?",
+                (self._owner, event_id, owner or "")) == 1 or None
         return answers
 
     def close(self):
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+
+
+def _chunks(values):
+    """``values`` in lists of at most _CHUNK (the parameters of one statement)."""
+    return [values[start:start + _CHUNK] for start in range(0, len(values), _CHUNK)]
 
 
 def _event_text(event):
