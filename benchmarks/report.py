@@ -134,8 +134,9 @@ def debug_goals(tasks):
 
 def tasks_text(tasks):
     """Phase 3 as text (``run.py --only tasks``)."""
-    lines = ["%s: wall %s (median, %s - %s), CPU %s" % (name, _s(tasks["wall"][name]["median"]), _s(tasks["wall"][name]["min"]),
-                                                      _s(tasks["wall"][name]["max"]), _s(tasks["cpu"][name]["median"])) for name in tasks["wall"]]
+    wall, cpu = tasks["wall"], tasks["cpu"]
+    lines = ["%s: wall %s (median, %s - %s), CPU %s" % (name, _s(wall[name]["median"]), _s(wall[name]["min"]), _s(wall[name]["max"]), _s(cpu[name]["median"]))
+             for name in wall]
     goals_met = ["%s: %s (goal %s, %s)" % (label, figure, goal, "met" if met else "NOT met") for _item, label, figure, goal, met in debug_goals(tasks)]
     return "\n".join(lines + goals_met)
 
