@@ -45,13 +45,15 @@ SENT_STATUS = "Success"
 _CHUNK = 500
 
 # Forward only: a row leaves ``sent`` once, for the state of the first confirmation; the longest list of
-# identifiers (the ``sent`` callback's) is kept.
+# identifiers (the ``sent`` callback's) is kept. A row that would not change is not written (a repeat's: no new row
+# version, nothing to log).
 _UPSERT_DELIVERY = (
     "INSERT INTO deliveries (request_id, device, state, aliases, updated_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (request_id, device) DO UPDATE SET "
     "state = CASE WHEN deliveries.state = 'sent' THEN excluded.state ELSE deliveries.state END, "
     "updated_at = CASE WHEN deliveries.state = 'sent' AND excluded.state <> 'sent' THEN excluded.updated_at ELSE deliveries.updated_at END, "
-    "aliases = CASE WHEN length(excluded.aliases) > length(deliveries.aliases) THEN excluded.aliases ELSE deliveries.aliases END"
+    "aliases = CASE WHEN length(excluded.aliases) > length(deliveries.aliases) THEN excluded.aliases ELSE deliveries.aliases END "
+    "WHERE (deliveries.state = 'sent' AND excluded.state <> 'sent') OR length(excluded.aliases) > length(deliveries.aliases)"
 )
 
 
