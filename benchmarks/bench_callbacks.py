@@ -6,10 +6,14 @@ distinct callbacks (half delivery confirmations, half per-device "sent" messages
 aiohttp over keep-alive connections, then posts every one again (ThingSpace's retries: answered 200, queued once).
 None may be lost: every callback answered 200, queued once, and in a store exactly once (its ``callbacks`` table
 holds the identity of each callback posted, and nothing else). The stores take turns, ``--rounds`` times; the
-median rate counts. Goal: >= 2,000/s (memory and SQLite). Prints a JSON summary.
+median rate counts. Goals: >= 2,000/s (memory and SQLite), PostgreSQL at least SQLite's rate. Prints a JSON summary.
 
     python benchmarks/bench_callbacks.py [--stores memory,sqlite,postgresql] [--callbacks N] [--connections C] [--rounds N]
                                          [--json-out FILE]
+    python benchmarks/bench_callbacks.py --sustained SECONDS [--rate 2000] [--stores postgresql,sqlite] [--json-out FILE]
+
+With --sustained the emulator sends the callbacks (``sustained``): about --rate per second for SECONDS, into each store
+in turn, the source's resident memory sampled from /proc.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ GOAL = 2000.0
 STORES = ("memory", "sqlite", "postgresql")
 # The stores the goal applies to; PostgreSQL is reported.
 GOAL_STORES = ("memory", "sqlite")
+# The sustained run (issue 24): the rate the emulator offers, its callback threads, how often the source is
+# sampled, and how many 1-second samples without a new event end the drain after the last send.
+SUSTAINED_RATE = 2000.0
+SUSTAINED_WORKERS = 16
+SAMPLE_SECONDS = 10
+DRAIN_IDLE = 30
 
 
 def body(number):
@@ -129,12 +139,15 @@ def recorded(location):
     return len(event_ids), set(event_ids)
 
 
-def measure(count, connections, store="memory", server=None):
-    """One pass of ``count`` distinct callbacks and one of their repeats into the source recording in ``store``
-    (``server``: a running tests/utils/postgresql.py Server, for postgresql)."""
+def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def start_source(store, server, port):
+    """The source in a process of its own (this file with --serve), recording in ``store`` (``server``: a running
+    tests/utils/postgresql.py Server, for postgresql): (process, ledger location or None, state_dir to remove or None)."""
     args = {"port": port, "check_port": False, "username": USERNAME, "password": PASSWORD}
     env = {name: value for name, value in os.environ.items() if not name.startswith("THINGSPACE_")}
     state_dir = location = None
@@ -151,21 +164,48 @@ def measure(count, connections, store="memory", server=None):
         location = Database(server.url(), server.password, server.new_schema())
         env.update(THINGSPACE_LEDGER_URL=location.url, THINGSPACE_LEDGER_PASSWORD=location.password, THINGSPACE_LEDGER_SCHEMA=location.schema)
     source = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", json.dumps(args)], stdout=subprocess.PIPE, text=True, env=env)
+    return source, location, state_dir
 
-    def snapshot():
-        """(events queued, CPU seconds) of the source process."""
-        source.send_signal(signal.SIGUSR1)
-        line = json.loads(source.stdout.readline())
-        return line["queued"], line["cpu"]
 
+def snapshot(source):
+    """(events queued, CPU seconds) of the source process ``source``."""
+    source.send_signal(signal.SIGUSR1)
+    line = json.loads(source.stdout.readline())
+    return line["queued"], line["cpu"]
+
+
+def memory(pid):
+    """(VmRSS, VmHWM) of process ``pid`` in kB: the kernel's figures, /proc/PID/status."""
+    found = {}
+    with open("/proc/%d/status" % pid, encoding="ascii") as handle:
+        for line in handle:
+            name, _colon, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(value.split()[0])
+    return found["VmRSS"], found["VmHWM"]
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
+        fields = handle.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(count, connections, store="memory", server=None):
+    """One pass of ``count`` distinct callbacks and one of their repeats into the source recording in ``store``
+    (``server``: a running tests/utils/postgresql.py Server, for postgresql)."""
+    port = free_port()
+    source, location, state_dir = start_source(store, server, port)
     try:
         wait_for_port(port, source)
         bodies = [body(number) for number in range(count)]
-        _queued, cpu_before = snapshot()
+        load = os.getloadavg()[0]
+        _queued, cpu_before = snapshot(source)
         seconds, statuses = asyncio.run(post_all(port, bodies, connections))
-        queued, cpu_new = snapshot()
+        queued, cpu_new = snapshot(source)
         repeat_seconds, repeat_statuses = asyncio.run(post_all(port, bodies, connections))
-        queued_after_repeats, cpu_repeats = snapshot()
+        queued_after_repeats, cpu_repeats = snapshot(source)
     finally:
         source.send_signal(signal.SIGTERM)
         source.communicate(timeout=30)
@@ -180,6 +220,7 @@ def measure(count, connections, store="memory", server=None):
         none_lost = none_lost and rows == count and stored == set(identities(bodies))
     return {
         "seconds": round(seconds, 3),
+        "load_average": load,
         "callbacks_per_second": round(rate),
         # Less sensitive to other load on a shared machine than the wall-clock rate.
         "callbacks_per_source_cpu_second": round(count / (cpu_new - cpu_before)),
@@ -220,6 +261,7 @@ def run(stores=STORES, count=20000, connections=16, rounds=3, server=None):
             "callbacks_per_second_max": max(run["callbacks_per_second"] for run in runs),
             "callbacks_per_source_cpu_second": statistics.median(run["callbacks_per_source_cpu_second"] for run in runs),
             "repeats_per_second": statistics.median(run["repeats_per_second"] for run in runs),
+            "load_average": [min(run["load_average"] for run in runs), max(run["load_average"] for run in runs)],
             "none_lost": none_lost,
             "goal_callbacks_per_second": GOAL if store in GOAL_STORES else None,
             "met": none_lost and (rate >= GOAL or store not in GOAL_STORES),
@@ -229,12 +271,139 @@ def run(stores=STORES, count=20000, connections=16, rounds=3, server=None):
     return results
 
 
+def callbacks_by_type(location):
+    """type → (rows, rows marked queued) of the ``callbacks`` table of the ledger at ``location``."""
+    from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+
+    ledger = Ledger(location, read_only=True)
+    try:
+        return {kind: (rows, queued) for kind, rows, queued in ledger.store.rows("SELECT type, count(*), count(queued_at) FROM callbacks GROUP BY type")}
+    finally:
+        ledger.close()
+
+
+def sustained(seconds, rate=SUSTAINED_RATE, store="postgresql", server=None, workers=SUSTAINED_WORKERS):
+    """The emulator sends the source callbacks for ``seconds``: every second one POST /sms to ``rate`` / 2 devices of
+    its fleet, each device's "sent" callback and delivery confirmation, and the send's "request complete" (``workers``
+    callback threads, each with its connection kept alive; answers after 5 s count as failed and are retried, at most 4
+    attempts). Every SAMPLE_SECONDS: the events the source queued, its CPU time and resident memory (VmRSS, VmHWM).
+    After the last send, the backlog drains (until nothing arrives for DRAIN_IDLE seconds, for at most as long as the
+    sending took). Nothing lost: the ledger
+    holds per type what the emulator's accepted sends made (their devices, twice, and one per send), each marked
+    queued, and the source queued exactly as many."""
+    from bench_emulator import ACCOUNT as FLEET_ACCOUNT
+    from bench_emulator import Client, send_body, write_fleet
+
+    from thingspace_emulator.testing import running_emulator
+
+    assert FLEET_ACCOUNT == ACCOUNT
+    devices = int(rate // 2)
+    workdir = tempfile.mkdtemp(prefix="thingspace-bench-sustained-")
+    fleet = os.path.join(workdir, "fleet.json")
+    write_fleet(fleet, devices)
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        if store == "postgresql" and server is None:
+            from postgresql import running_postgresql
+
+            server = stack.enter_context(running_postgresql(durable=True))
+        emulator = stack.enter_context(running_emulator("--fleet", fleet, "--quiet", "--allow-any-callback-port", "--delivery-delay", "0",
+                                                        "--callback-workers", str(workers), timeout=120))
+        source, location, state_dir = start_source(store, server, port)
+        samples, sent = [], []
+        try:
+            wait_for_port(port, source)
+            client = Client(emulator.url)
+            client.authenticate()
+            for service in ("EnhancedConnectivityService", "SMSDeliveryConfirmation"):
+                registration = {"name": service, "url": "http://127.0.0.1:%d/%s/%s" % (port, ACCOUNT, service), "username": USERNAME, "password": PASSWORD}
+                assert client.request("POST", "/api/m2m/v1/callbacks/%s" % ACCOUNT, registration)[0] == 200
+
+            # The source's PostgreSQL session: the server process that does its statements.
+            backend = server.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'thingspace.m2m'")[0][0] if store == "postgresql" else None
+
+            def sample(phase):
+                queued, cpu = snapshot(source)
+                rss, hwm = memory(source.pid)
+                samples.append({"t": round(time.monotonic() - started, 2), "phase": phase, "queued": queued, "cpu": round(cpu, 2), "rss_kb": rss,
+                                "hwm_kb": hwm, "load": os.getloadavg()[0], "emulator_cpu": cpu_seconds(emulator.process.pid),
+                                "database_cpu": cpu_seconds(backend) if backend else 0.0})
+
+            started = time.monotonic()
+            sample("send")
+            while time.monotonic() - started < seconds:
+                due = started + len(sent)
+                if time.monotonic() >= due:
+                    client.timed("POST", "/api/m2m/v1/sms", send_body(0, devices))
+                    sent.append(devices)
+                if time.monotonic() >= started + SAMPLE_SECONDS * len(samples):
+                    sample("send")
+                time.sleep(max(0.0, min(started + len(sent), started + SAMPLE_SECONDS * len(samples)) - time.monotonic()))
+            sending = time.monotonic() - started
+            expected = sum(2 * count + 1 for count in sent)
+            sample("drain")
+            while samples[-1]["queued"] < expected and time.monotonic() - started < 2 * seconds:
+                time.sleep(1)
+                sample("drain")
+                idle = [entry for entry in samples[-DRAIN_IDLE:] if entry["queued"] == samples[-1]["queued"]]
+                if len(idle) == DRAIN_IDLE:
+                    break
+            last = time.monotonic() - started
+        finally:
+            source.send_signal(signal.SIGTERM)
+            source.communicate(timeout=60)
+        try:
+            by_type = callbacks_by_type(location) if location is not None else {}
+        finally:
+            if state_dir:
+                shutil.rmtree(state_dir, ignore_errors=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+    wanted = {"sms_sent": sum(sent), "sms_delivery": sum(sent), "request_complete": len(sent)}
+    received = samples[-1]["queued"]
+    none_lost = received == expected and (location is None or by_type == {kind: (count, count) for kind, count in wanted.items()})
+    sending_samples = [entry for entry in samples if entry["phase"] == "send"]
+    windows = [(later["queued"] - earlier["queued"]) / (later["t"] - earlier["t"]) for earlier, later in zip(sending_samples, sending_samples[1:])]
+    # Flat: the resident memory at the end no more than 10 % above what it was after the first minute.
+    settled = next((entry for entry in samples if entry["t"] >= 60), samples[0])
+    flat = samples[-1]["rss_kb"] <= settled["rss_kb"] * 1.1
+    overall = received / last
+    return {
+        "store": store,
+        "seconds": seconds,
+        "offered_per_second": round(expected / sending),
+        "callbacks_expected": expected,
+        "callbacks_queued": received,
+        "ledger_by_type": {kind: {"rows": rows, "queued": queued} for kind, (rows, queued) in by_type.items()},
+        "sends": len(sent),
+        "devices_per_send": devices,
+        "callback_workers": workers,
+        "received_per_second": round(overall),
+        "window_per_second_min": round(min(windows)) if windows else None,
+        "window_per_second_median": round(statistics.median(windows)) if windows else None,
+        "drain_seconds": round(last - sending, 1),
+        "source_cpu_per_callback_ms": round(1000 * (samples[-1]["cpu"] - samples[0]["cpu"]) / max(1, received), 3),
+        "emulator_cpu_per_callback_ms": round(1000 * (samples[-1]["emulator_cpu"] - samples[0]["emulator_cpu"]) / max(1, received), 3),
+        "database_cpu_per_callback_ms": round(1000 * (samples[-1]["database_cpu"] - samples[0]["database_cpu"]) / max(1, received), 3),
+        "rss_kb_after_first_minute": settled["rss_kb"],
+        "rss_kb_end": samples[-1]["rss_kb"],
+        "hwm_kb": samples[-1]["hwm_kb"],
+        "memory_flat": flat,
+        "load_average": [round(min(entry["load"] for entry in samples), 2), round(max(entry["load"] for entry in samples), 2)],
+        "none_lost": none_lost,
+        "goal_callbacks_per_second": SUSTAINED_RATE,
+        "met": none_lost and flat and overall >= SUSTAINED_RATE,
+        "samples": samples,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", default=",".join(STORES), help="comma-separated, of %s (default: all)" % ", ".join(STORES))
     parser.add_argument("--callbacks", type=int, default=20000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="passes per store, the stores in turn (default %(default)s)")
+    parser.add_argument("--sustained", type=int, metavar="SECONDS", help="instead: the emulator sends --rate callbacks/s for SECONDS into --stores")
+    parser.add_argument("--rate", type=float, default=SUSTAINED_RATE, help="callbacks/s of --sustained (default %(default)s)")
     parser.add_argument("--json-out")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -245,7 +414,10 @@ def main():
     unknown = sorted(set(stores) - set(STORES))
     if unknown:
         parser.error("unknown store(s) %s; the stores are %s" % (", ".join(unknown), ", ".join(STORES)))
-    result = run(stores, options.callbacks, options.connections, options.rounds)
+    if options.sustained:
+        result = {store: sustained(options.sustained, options.rate, store) for store in stores}
+    else:
+        result = run(stores, options.callbacks, options.connections, options.rounds)
     print(json.dumps(result, indent=2))
     if options.json_out:
         with open(options.json_out, "w", encoding="utf-8") as handle:

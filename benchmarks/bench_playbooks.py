@@ -163,6 +163,19 @@ def tasks_module(count):
     return "- name: %d vz_sms_send tasks\n  hosts: localhost\n  gather_facts: false\n  tasks:\n" % count + "\n".join(tasks)
 
 
+def tasks_debug(count):
+    """The floor of any module: a play of ``count`` ``ansible.builtin.debug`` tasks, Ansible's own cost per task."""
+    tasks = [
+        f"""\
+    - name: Device {n}
+      ansible.builtin.debug:
+        msg: "{mdn(n)}"
+"""
+        for n in range(count)
+    ]
+    return "- name: %d debug tasks\n  hosts: localhost\n  gather_facts: false\n  tasks:\n" % count + "\n".join(tasks)
+
+
 def tasks_uri(count):
     """The same with ``uri``: the two login tasks, then ``count`` send tasks."""
     sends = [
@@ -179,6 +192,7 @@ def write_all(workdir, task_count):
         "bulk_uri.yml": BULK_URI,
         "tasks_module.yml": tasks_module(task_count),
         "tasks_uri.yml": tasks_uri(task_count),
+        "tasks_debug.yml": tasks_debug(task_count),
         "one_task.yml": tasks_module(1),
         "one_task_as_module.yml": tasks_module(1) + _AS_MODULE,
         "bulk_as_module.yml": BULK_MODULE + _AS_MODULE,

@@ -11,6 +11,8 @@ GOAL_MODULE_VS_URI = 1.1
 # Issue 13: the bulk send at most 4 x the bare requests script; the per-task play no dearer than the uri play.
 GOAL_MODULE_VS_FLOOR = 4.0
 GOAL_TASKS_VS_URI = 1.0
+# Issue 24: a play of vz_sms_send tasks against the same number of ansible.builtin.debug tasks, the floor of any module.
+GOAL_TASKS_VS_DEBUG = 1.5
 GOAL_DIFF_SECONDS = 1.0
 GOAL_CLAIM_SETTLE_SECONDS = 3.0
 # "Linear or better": each x10 step in devices may cost at most x12 in time (x10 plus 20 % for the noise of
@@ -82,6 +84,7 @@ def goals(results):
         ratio = tasks[kind]["module"]["median"] / tasks[kind]["uri"]["median"]
         label = "play of %d vz_sms_send tasks / play of 2 + %d uri tasks (%s)" % (tasks["tasks"], tasks["tasks"], "CPU" if kind == "cpu" else kind)
         rows.append(("3", label, _x(ratio), "≤ %.1f" % GOAL_TASKS_VS_URI, ratio <= GOAL_TASKS_VS_URI))
+    rows += debug_goals(tasks)
     if "before" in tasks["wall"]:
         rows.append(("3", "the same play at `%s` (before) / the uri play (wall)" % results["before"],
                      _x(tasks["wall"]["before"]["median"] / tasks["wall"]["uri"]["median"]), "reported", None))
@@ -118,6 +121,25 @@ def goals(results):
     return rows
 
 
+def debug_goals(tasks):
+    """The rows of the vz_sms_send play against the debug play, the floor (none for figures from before it existed)."""
+    rows = []
+    for kind in ("wall", "cpu") if "debug" in tasks["wall"] else ():
+        ratio = tasks[kind]["module"]["median"] / tasks[kind]["debug"]["median"]
+        label = "play of %d vz_sms_send tasks / play of %d debug tasks, the floor (%s)" % (tasks["tasks"], tasks["tasks"], "CPU" if kind == "cpu" else kind)
+        rows.append(("3", label, _x(ratio), "≤ %.1f" % GOAL_TASKS_VS_DEBUG, ratio <= GOAL_TASKS_VS_DEBUG))
+    return rows
+
+
+def tasks_text(tasks):
+    """Phase 3 as text (``run.py --only tasks``)."""
+    wall, cpu = tasks["wall"], tasks["cpu"]
+    lines = ["%s: wall %s (median, %s - %s), CPU %s" % (name, _s(wall[name]["median"]), _s(wall[name]["min"]), _s(wall[name]["max"]), _s(cpu[name]["median"]))
+             for name in wall]
+    goals_met = ["%s: %s (goal %s, %s)" % (label, figure, goal, "met" if met else "NOT met") for _item, label, figure, goal, met in debug_goals(tasks)]
+    return "\n".join(lines + goals_met)
+
+
 CALLBACK_STORES = (("memory", "in memory"), ("sqlite", "into the SQLite ledger"), ("postgresql", "into the PostgreSQL ledger"))
 
 
@@ -130,6 +152,15 @@ def callback_goals(results):
             goal = figures["goal_callbacks_per_second"]
             rows.append(("7", "callbacks source, %s: callbacks/s (median), none lost" % label, "%s/s" % _n(round(figures["callbacks_per_second"])),
                          "≥ %s/s" % _n(round(goal)) if goal else "reported, none lost", figures["met"]))
+    stores = results.get("callbacks", {})
+    if "postgresql" in stores and "sqlite" in stores:
+        for key, label in (("callbacks_per_second", "wall"), ("callbacks_per_source_cpu_second", "per CPU second of the source")):
+            ratio = stores["postgresql"][key] / stores["sqlite"][key]
+            rows.append(("7", "callbacks source, PostgreSQL / SQLite ledger (%s, medians)" % label, _x(ratio), "≥ 1.0", ratio >= 1.0))
+    for store, figures in sorted(results.get("callbacks_sustained", {}).items()):
+        rows.append(("7", "callbacks source, %d s sustained from the emulator into the %s ledger: callbacks/s, none lost, memory flat" % (
+            figures["seconds"], "PostgreSQL" if store == "postgresql" else "SQLite"), "%s/s" % _n(figures["received_per_second"]),
+            "≥ %s/s" % _n(round(figures["goal_callbacks_per_second"])), figures["met"]))
     return rows
 
 
@@ -210,6 +241,47 @@ def callback_section(results):
             lines.append("| %s | %s | %s - %s | %s | %s | %s |" % (
                 label, _n(round(figures["callbacks_per_second"])), _n(figures["callbacks_per_second_min"]), _n(figures["callbacks_per_second_max"]),
                 _n(round(figures["callbacks_per_source_cpu_second"])), _n(round(figures["repeats_per_second"])), _yes(figures["none_lost"])))
+    loads = [figures["load_average"] for figures in callbacks.values() if "load_average" in figures]
+    if loads:
+        low, high = min(pair[0] for pair in loads), max(pair[1] for pair in loads)
+        lines += ["", "Load average (1 minute) at the start of the passes: %.1f - %.1f." % (low, high)]
+    return lines + sustained_section(results)
+
+
+def sustained_section(results):
+    """The sustained run of section 7 (``make bench CALLBACKS_SUSTAINED=600``), when it ran."""
+    runs = results.get("callbacks_sustained")
+    if not runs:
+        return []
+    first = next(iter(runs.values()))
+    lines = [
+        "",
+        "### Sustained, from the emulator",
+        "",
+        "`bench_callbacks.sustained` (`make bench CALLBACKS_SUSTAINED=%d`): the emulator sends the source callbacks for %d s," % (
+            first["seconds"], first["seconds"]),
+        "one POST /sms to %s devices a second (each device's \"sent\" callback and delivery confirmation, one" % _n(first["devices_per_send"]),
+        "\"request complete\" per send: %s callbacks/s offered) with %d callback threads; then the backlog drains. Resident memory of the source" % (
+            _n(first["offered_per_second"]), first["callback_workers"]),
+        "process from /proc/PID/status. None lost: the ledger holds, per type, what the emulator's sends made, each marked",
+        "queued, and the source queued exactly as many.",
+        "",
+        "| ledger | received/s (whole run) | 10-s windows: min / median | drain after the last send | VmRSS after 1 min / at the end | VmHWM "
+        "| none lost | load average |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for store, figures in sorted(runs.items()):
+        lines.append("| %s | %s | %s / %s | %.1f s | %s / %s | %s | %s | %.1f - %.1f |" % (
+            "PostgreSQL" if store == "postgresql" else "SQLite", _n(figures["received_per_second"]), _n(figures["window_per_second_min"] or 0),
+            _n(figures["window_per_second_median"] or 0), figures["drain_seconds"], _kb(figures["rss_kb_after_first_minute"] * 1024),
+            _kb(figures["rss_kb_end"] * 1024), _kb(figures["hwm_kb"] * 1024), _yes(figures["none_lost"]), *figures["load_average"]))
+    lines.append("")
+    for store, figures in sorted(runs.items()):
+        total = figures["source_cpu_per_callback_ms"] + figures["emulator_cpu_per_callback_ms"] + figures["database_cpu_per_callback_ms"]
+        lines.append("- %s: CPU per callback %.3f ms in the source, %.3f ms in the emulator, %.3f ms in the source's database session: %s callbacks "
+                     "per CPU second of the three." % ("PostgreSQL" if store == "postgresql" else "SQLite", figures["source_cpu_per_callback_ms"],
+                                                       figures["emulator_cpu_per_callback_ms"], figures["database_cpu_per_callback_ms"],
+                                                       _n(round(1000 / total)) if total else "?"))
     return lines
 
 
@@ -354,12 +426,15 @@ def markdown(results, plot_name):
     twall, tcpu = tasks["wall"], tasks["cpu"]
     plays = [("module", "%d vz_sms_send tasks" % n)] + ([("before", "%d vz_sms_send tasks at `%s`" % (n, results["before"]))] if "before" in twall else [])
     plays.append(("uri", "2 + %d uri tasks" % n))
+    if "debug" in twall:
+        plays.append(("debug", "%d debug tasks (the floor)" % n))
     lines += [
         "",
         "## 3. Per-task overhead: %d tasks of 1 device" % n,
         "",
         "A play of %d vz_sms_send tasks, each sending to another device, a fresh state dir per play (empty token cache), against" % n,
-        "the OAuth token and login tasks and %d `uri` tasks." % n,
+        "the OAuth token and login tasks and %d `uri` tasks, and %d `ansible.builtin.debug` tasks: Ansible's own cost per task," % (n, n),
+        "the floor of any module.",
         "",
         "| play | wall (median) | wall (min - max) | CPU (median) | wall per task |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -373,10 +448,13 @@ def markdown(results, plot_name):
         "vz_sms_send play / uri play: %s (wall), %s (CPU). Requests per round (OAuth, login, POST /sms): %s."
         % (_x(twall["module"]["median"] / twall["uri"]["median"]), _x(tcpu["module"]["median"] / tcpu["uri"]["median"]),
            "; ".join("%s play %s" % ({"module": "vz_sms_send", "before": "before", "uri": "uri"}[key], _logins_text(tasks["logins"][key]))
-                     for key, _label in plays)),
+                     for key, _label in plays if key in tasks["logins"])),
         "What it means: the tokens are cached, so a play logs in once, and on the controller each task runs in Ansible's worker",
         "without a Python of its own: a task costs %s, against %s for a `uri` task." % (_ms(twall["module"]["median"] / n), _ms(twall["uri"]["median"] / n)),
     ]
+    if "debug" in twall:
+        lines.append("vz_sms_send play / debug play (the floor): %s (wall), %s (CPU)."
+                     % (_x(twall["module"]["median"] / twall["debug"]["median"]), _x(tcpu["module"]["median"] / tcpu["debug"]["median"])))
 
     postgresql = results["ledger_postgresql"]
     lines += [

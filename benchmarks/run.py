@@ -13,7 +13,7 @@ process tree) next to the wall time because these machines are shared and noisy.
 6. four controllers sending 4 x 25,000 distinct devices against one sending 100,000, the ledger in PostgreSQL
    (bench_controllers.py);
 7. the callbacks event source taking callbacks into memory, the SQLite ledger and the PostgreSQL ledger
-   (bench_callbacks.py);
+   (bench_callbacks.py); with ``--callbacks-sustained SECONDS``, also from the emulator for that long into each ledger;
 8. a 100,000-device three-wave campaign against vz_sms_send plus the waits, one gate evaluation, and max_per_minute
    over a 10-minute window on a compressed clock, on SQLite and PostgreSQL (bench_campaign.py);
 9. the fleet as inventory: ansible-inventory --list over 100,000 devices, a cache hit, and vz_device_info count_only
@@ -26,6 +26,7 @@ same rounds: the bulk send, the per-task play and the profile, so a change is co
 
     python benchmarks/run.py --report docs/performance.md [--rounds 3] [--before REF] [--json-out FILE] [--keep]
     python benchmarks/run.py --only inventory [--rounds 3] [--json-out FILE]
+    python benchmarks/run.py --only tasks [--rounds 3] [--tasks 50] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -200,10 +201,10 @@ def _count_text(counts):
 
 
 def bench_tasks(ctx, rounds, tasks):
-    """Item 3."""
-    order = ["module", "uri"] + (["before"] if "env_before" in ctx else [])
+    """Item 3: the vz_sms_send play, the uri play, and the debug play (the floor: Ansible's own cost per task)."""
+    order = ["module", "debug", "uri"] + (["before"] if "env_before" in ctx else [])
     runs = {name: [] for name in order}
-    logins = {name: [] for name in order}
+    logins = {name: [] for name in order if name != "debug"}
     for index in range(rounds):
         for variant in order if index % 2 == 0 else order[::-1]:
             ctx["emulator"].reset()
@@ -212,9 +213,10 @@ def bench_tasks(ctx, rounds, tasks):
             runs[variant].append(playbook(ctx["workdir"], ctx["inventory"], play, env, "tasks-%s-%d" % (variant, index)))
             counts = request_counts(ctx["emulator"])
             sms = counts.get(("POST", SMS_PATH), 0)
-            if sms != tasks:
+            if sms != (0 if variant == "debug" else tasks):
                 raise RuntimeError("%s play: %d POST /sms, expected %d" % (variant, sms, tasks))
-            logins[variant].append({"oauth": counts.get(("POST", OAUTH_PATH), 0), "session": counts.get(("POST", LOGIN_PATH), 0), "sms": sms})
+            if variant != "debug":
+                logins[variant].append({"oauth": counts.get(("POST", OAUTH_PATH), 0), "session": counts.get(("POST", LOGIN_PATH), 0), "sms": sms})
     return {
         "tasks": tasks,
         "rounds": rounds,
@@ -254,10 +256,12 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory (playbooks, logs, payloads)")
     parser.add_argument("--before", metavar="REF", help="also measure the collection at this git ref, side by side")
     parser.add_argument("--from-json", metavar="FILE", help="measure nothing: write the report from the figures of an earlier --json-out")
-    parser.add_argument("--only", choices=["inventory"], help="measure only this phase and print its figures (no report)")
+    parser.add_argument("--callbacks-sustained", type=int, metavar="SECONDS",
+                        help="also the callbacks source sustained for SECONDS from the emulator, PostgreSQL and SQLite in turn (issue 24: 600)")
+    parser.add_argument("--only", choices=["inventory", "tasks"], help="measure only this phase and print its figures (no report)")
     args = parser.parse_args()
     if args.only:
-        return only_inventory(args)
+        return only_phase(args)
     if args.from_json:
         with open(args.from_json, encoding="utf-8") as handle:
             results = json.load(handle)
@@ -314,6 +318,10 @@ def main():
             bench_emulator.check_goals(results["emulator"])
         print("7. the callbacks source into memory, SQLite and PostgreSQL, %d rounds ..." % args.rounds, flush=True)
         results["callbacks"] = bench_callbacks.run(rounds=args.rounds, server=server)
+        if args.callbacks_sustained:
+            print("7. the callbacks source sustained for %d s from the emulator, PostgreSQL then SQLite ..." % args.callbacks_sustained, flush=True)
+            results["callbacks_sustained"] = {store: bench_callbacks.sustained(args.callbacks_sustained, store=store, server=server)
+                                              for store in ("postgresql", "sqlite")}
         print("8. a staged campaign of %d devices, SQLite and PostgreSQL ..." % bench_campaign.DEVICES, flush=True)
         results["campaign"] = bench_campaign.run(server=server, rounds=args.rounds)
     finally:
@@ -333,17 +341,21 @@ def main():
     return 0
 
 
-def only_inventory(args):
-    """Phase 9 alone: the emulator with the 100,000-device fleet, the figures printed (and written with --json-out)."""
+def only_phase(args):
+    """One phase alone on the emulator with the 100,000-device fleet: 9 (inventory) or 3 (tasks); its figures printed
+    (and written with --json-out)."""
     workdir = tempfile.mkdtemp(prefix="thingspace-bench-")
     os.makedirs(os.path.join(workdir, "logs"))
     try:
         fleet = os.path.join(workdir, "fleet.json")
         bench_emulator.write_fleet(fleet)
-        inventory = write_inventory(workdir)
         with running_emulator("--fleet", fleet, "--quiet", timeout=300) as emulator:
-            ctx = {"emulator": emulator, "workdir": workdir, "inventory": inventory, "env": ansible_env(workdir, emulator.url)}
-            results = {"machine": machine(), "inventory": bench_inventory.run(ctx, args.rounds)}
+            ctx = {"emulator": emulator, "workdir": workdir, "inventory": write_inventory(workdir), "env": ansible_env(workdir, emulator.url)}
+            if args.only == "tasks":
+                ctx["plays"] = playbooks.write_all(workdir, args.tasks)
+                results = {"machine": machine(), "tasks": bench_tasks(ctx, args.rounds, args.tasks)}
+            else:
+                results = {"machine": machine(), "inventory": bench_inventory.run(ctx, args.rounds)}
     finally:
         if args.keep:
             print("work directory kept: %s" % workdir)
@@ -352,7 +364,7 @@ def only_inventory(args):
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2, default=str)
-    print(bench_inventory.summary_text(results["inventory"]))
+    print(report.tasks_text(results["tasks"]) if args.only == "tasks" else bench_inventory.summary_text(results["inventory"]))
     return 0
 
 

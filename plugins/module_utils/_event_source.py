@@ -179,14 +179,27 @@ def make_recorder(options):
     return StoreRecorder(ledger_location(options))
 
 
+class InFlight(ThingSpaceError):
+    """An event another instance of the source recorded and has not queued yet, after waiting ``IN_FLIGHT_WAIT``
+    seconds for it: not acknowledged (the callbacks source answers 503, so ThingSpace sends it again)."""
+
+
+# How long a source waits for another instance to queue an event it recorded (it marks it queued at once), and how
+# often it looks.
+IN_FLIGHT_WAIT = 5.0
+IN_FLIGHT_POLL = 0.05
+
+
 class Recording:
     """Records events through ``recorder`` (a callback_events.CallbackRecorder, called in ``executor``, a
     one-thread pool) and puts the new ones on the rulebook's ``queue``: an event is queued only after it is
     recorded, and ``put`` returns only after that, so what a source acknowledges is recorded.
 
     Events arriving while the recorder is busy are recorded together in its next call (one transaction for
-    many callbacks). Which events were queued is told to the recorder in its next call, so a callback recorded
-    but never queued (the source died in between, and ThingSpace sends it again) is queued when it comes again."""
+    many callbacks). Which events were queued is told to the recorder in its next call, made at once when no event is
+    waiting, so a callback recorded but never queued (the source died in between, and ThingSpace sends it again) is
+    queued when it comes again, and another instance of the source on the same ledger, which waits while this one's
+    recorder has an event unmarked, soon sees it queued."""
 
     @classmethod
     async def start(cls, queue, new_recorder, executor):
@@ -210,23 +223,35 @@ class Recording:
 
     async def put(self, event, host=None):
         """Record ``event`` and queue it (with ``meta.hosts`` = ``host`` when given) when new; True when queued.
-        Raises what the recorder raised."""
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append((event, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.ensure_future(self._flush())
-        new = await future
+        Raises what the recorder raised, and InFlight when another instance holds the event unqueued too long."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + IN_FLIGHT_WAIT
+        while True:
+            future = loop.create_future()
+            self._waiting.append((event, future))
+            self._flush_soon()
+            new = await future
+            if new is not None:
+                break
+            if loop.time() >= deadline:
+                raise InFlight("another instance of the source recorded it and has not queued it yet")
+            await asyncio.sleep(IN_FLIGHT_POLL)
         event_id = event["event_id"]
         if not new or event_id in self._unmarked:  # in the recorder's call with the first copy, or queued but not marked yet
             return False
         self._unmarked.add(event_id)
         await self.queue.put(dict(event, meta={"hosts": host}) if host else event)
         self._queued.append(event_id)
+        self._flush_soon()
         return True
+
+    def _flush_soon(self):
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
 
     async def _flush(self):
         loop = asyncio.get_running_loop()
-        while self._waiting:
+        while self._waiting or self._queued:
             batch, self._waiting = self._waiting, []
             queued, self._queued = self._queued, []
             try:
@@ -236,6 +261,8 @@ class Recording:
                 for _event, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+                if not self._waiting:
+                    return  # the marks ride on the next call
                 continue
             self._unmarked.difference_update(queued)
             for (_event, future), new in zip(batch, found):

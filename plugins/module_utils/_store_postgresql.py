@@ -41,13 +41,14 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
 # first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py);
-# version 4 the send state ``refused``; version 5 the campaigns (campaign.py).
+# version 4 the send state ``refused``; version 5 the campaigns (campaign.py); version 6 which recorder recorded a
+# callback (``callbacks.recorded_by``).
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -83,6 +84,7 @@ _STEPS = {
         "finished_at double precision, PRIMARY KEY (campaign_id, target), UNIQUE (campaign_id, position))",
         "CREATE INDEX campaign_devices_target ON campaign_devices (target)",
     ),
+    6: ('ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS recorded_by text COLLATE "C"',),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"
@@ -284,6 +286,42 @@ class PostgresqlStore:
         taken over. Each target goes in once: one statement may not update a row twice."""
         self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
                       "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets))))
+
+    def insert_callbacks(self, rows):
+        """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are
+        not recorded yet, in one statement (its arrays in binary: nothing to quote)."""
+        if rows:
+            try:
+                self._db.cursor(binary=True).execute(
+                    "INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
+                    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::double precision[], %b::text[]) "
+                    "ON CONFLICT (event_id) DO NOTHING", [list(column) for column in zip(*rows)])
+            except psycopg.Error as exc:
+                raise self._error(exc)
+
+    def rows_after(self, sql, args=()):
+        """Run a query whose rows are read after the ``pipelined_transaction`` it is in: a function that returns them."""
+        cursor = self._execute(sql, args)
+
+        def fetch():
+            try:
+                return cursor.fetchall()
+            except psycopg.Error as exc:
+                raise self._error(exc)
+
+        return fetch
+
+    @contextlib.contextmanager
+    def pipelined_transaction(self):
+        """A transaction in one round trip: its statements go in one pipeline without waiting for their answers, and
+        PostgreSQL runs the statements before a pipeline's Sync as one implicit transaction, committed at the Sync (rolled
+        back at the first error). Nothing inside may wait for an answer (a fetch would send a Sync, ending the
+        transaction there): read with ``rows_after``."""
+        try:
+            with self._db.pipeline():
+                yield
+        except psycopg.Error as exc:
+            raise self._error(exc)
 
     @contextlib.contextmanager
     def transaction(self):

@@ -18,8 +18,9 @@ import uuid
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
-# 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py).
-SCHEMA_VERSION = 5
+# 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py);
+# 6: which recorder recorded a callback (callbacks.recorded_by).
+SCHEMA_VERSION = 6
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS callbacks (
     request_id TEXT,
     event TEXT NOT NULL,
     received_at REAL NOT NULL,
-    queued_at REAL
+    queued_at REAL,
+    recorded_by TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS callbacks_complete ON callbacks (request_id) WHERE type = 'request_complete';
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -170,6 +172,8 @@ class SqliteStore:
                 if remake:
                     self._db.execute("DROP INDEX IF EXISTS sends_claim")
                     self._db.execute("ALTER TABLE sends RENAME TO sends_before_4")
+                if 3 <= version < 6 and "recorded_by" not in [row[1] for row in self._db.execute("PRAGMA table_info(callbacks)")]:
+                    self._db.execute("ALTER TABLE callbacks ADD COLUMN recorded_by TEXT")
                 if version < SCHEMA_VERSION:
                     for statement in _SCHEMA.split(";"):
                         self._db.execute(statement)
@@ -224,6 +228,21 @@ class SqliteStore:
             self._db.execute("INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES %s %s"
                              % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
                              [value for target in rows for value in (key_id, target, claim_id, now)])
+
+    def insert_callbacks(self, rows):
+        """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are
+        not recorded yet."""
+        self._db.executemany("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at, recorded_by) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING", rows)
+
+    def rows_after(self, sql, args=()):
+        """The rows of a query, read now; a function that returns them (as PostgreSQL's, read after its pipeline)."""
+        found = self.rows(sql, args)
+        return lambda: found
+
+    def pipelined_transaction(self):
+        """A transaction: statements go to SQLite in this process, with nothing to send together."""
+        return self.transaction()
 
     def transaction(self):
         return _Transaction(self._db)

@@ -251,9 +251,10 @@ class CallbackRecorder(abc.ABC):
     def record(self, events, queued=()):
         """Record ``events`` (each keyed by its ``event_id``) for good, and that the events of the identities
         ``queued`` are on the rulebook's queue now; return, per event, True when the source is to queue it: not
-        recorded before, or recorded but never queued. An event given twice is True once. Raise to refuse them
-        all: the callback source answers 503, so ThingSpace sends them again, and the history source reads the
-        block again."""
+        recorded before, or recorded but never queued; None while another instance of the source has it recorded
+        and not queued yet (the source asks again, then refuses it); else False. An event given twice is True
+        once. Raise to refuse them all: the callback source answers 503, so ThingSpace sends them again, and the
+        history source reads the block again."""
 
     @abc.abstractmethod
     def close(self):

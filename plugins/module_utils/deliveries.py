@@ -44,16 +44,16 @@ SENT_STATUS = "Success"
 # Request ids per query (well under both databases' limits on parameters).
 _CHUNK = 500
 
-_INSERT_CALLBACK = ("INSERT INTO callbacks (event_id, type, account, request_id, event, received_at) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (event_id) DO NOTHING")
 # Forward only: a row leaves ``sent`` once, for the state of the first confirmation; the longest list of
-# identifiers (the ``sent`` callback's) is kept.
+# identifiers (the ``sent`` callback's) is kept. A row that would not change is not written (a repeat's: no new row
+# version, nothing to log).
 _UPSERT_DELIVERY = (
     "INSERT INTO deliveries (request_id, device, state, aliases, updated_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (request_id, device) DO UPDATE SET "
     "state = CASE WHEN deliveries.state = 'sent' THEN excluded.state ELSE deliveries.state END, "
     "updated_at = CASE WHEN deliveries.state = 'sent' AND excluded.state <> 'sent' THEN excluded.updated_at ELSE deliveries.updated_at END, "
-    "aliases = CASE WHEN length(excluded.aliases) > length(deliveries.aliases) THEN excluded.aliases ELSE deliveries.aliases END"
+    "aliases = CASE WHEN length(excluded.aliases) > length(deliveries.aliases) THEN excluded.aliases ELSE deliveries.aliases END "
+    "WHERE (deliveries.state = 'sent' AND excluded.state <> 'sent') OR length(excluded.aliases) > length(deliveries.aliases)"
 )
 
 
@@ -76,16 +76,30 @@ def _delivery_row(event, now):
 class StoreRecorder(CallbackRecorder):
     """Records events in the ledger's store at ``location`` (a path or a ``_store_postgresql.Database``, as
     ``Ledger`` takes it), creating or migrating its schema. One call at a time; each call is one transaction. After a
-    failed call the store is opened again at the next one, so a source outlives a database restart."""
+    failed call the store is opened again at the next one, so a source outlives a database restart.
+
+    The recorder holds a claim of the store (``hold``: an flock on SQLite, a session advisory lock on PostgreSQL) for
+    as long as it is open, and writes its id as ``recorded_by`` of each callback it records: a repeat of a callback
+    recorded but not marked queued yet is in flight at that recorder while the claim is live (another source
+    instance behind the same load balancer), and was never queued when it is not (the recorder died)."""
 
     def __init__(self, location):
         self._location = location
-        self._ledger = Ledger(location)
+        self._ledger = self._owner = None
+        self._open()
         self.where = self._ledger.where
+
+    def _open(self):
+        self._ledger = Ledger(self._location)
+        try:
+            self._owner = self._ledger.store.hold()
+        except BaseException:
+            self._ledger.close()
+            raise
 
     def record(self, events, queued=()):
         if self._ledger is None:
-            self._ledger = Ledger(self._location)
+            self._open()
         try:
             return self._record(self._ledger.store, events, queued)
         except ThingSpaceError:
@@ -96,42 +110,76 @@ class StoreRecorder(CallbackRecorder):
     def unknown(self, events):
         """The events of ``events`` the store does not hold yet (by identity)."""
         if self._ledger is None:
-            self._ledger = Ledger(self._location)
-        ids = [event["event_id"] for event in events]
+            self._open()
         known = set()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            select = "SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk))
-            known.update(row[0] for row in self._ledger.store.rows(select, chunk))
+        for chunk in _chunks([event["event_id"] for event in events]):
+            known.update(row[0] for row in self._ledger.store.rows("SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)),
+                                                                   chunk))
         return [event for event in events if event["event_id"] not in known]
 
-    @staticmethod
-    def _record(store, events, queued):
+    def _record(self, store, events, queued):
+        """One transaction, in one round trip on PostgreSQL: the queued marks, the delivery states, the new callbacks in
+        one statement, and how each callback of ``events`` stands after them. Rows go in key order, as every instance
+        writes them, so that two instances recording the same callbacks wait for each other instead of deadlocking. A
+        repeat's delivery state changes nothing (its first copy moved the state already), so every callback's is
+        written without waiting to learn which are new."""
         now = time.time()
+        first = {}
+        for event in events:
+            first.setdefault(event["event_id"], event)
+        deliveries = [row for row in (_delivery_row(event, now) for event in first.values()) if row is not None]
+        queued, event_ids = sorted(queued), sorted(first)
+        with store.pipelined_transaction():
+            for chunk in _chunks(queued):
+                store.execute("UPDATE callbacks SET queued_at = ? WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)), [now, *chunk])
+            # Stable by key: the callbacks of one device keep their order of arrival, which decides its state.
+            store.executemany(_UPSERT_DELIVERY, sorted(deliveries, key=lambda row: row[:2]))
+            store.insert_callbacks([(event_id, first[event_id]["type"], first[event_id]["account"], first[event_id]["request_id"],
+                                     _event_text(first[event_id]), now, self._owner) for event_id in event_ids])
+            reads = [store.rows_after("SELECT event_id, queued_at, recorded_by FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)), chunk)
+                     for chunk in _chunks(event_ids)]
+        answers = self._answers(store, [row for read in reads for row in read()])
         found, seen = [], set()
-        with store.transaction():
-            if queued:
-                store.executemany("UPDATE callbacks SET queued_at = ? WHERE event_id = ?", [(now, event_id) for event_id in queued])
-            for event in events:
-                event_id = event["event_id"]
-                if event_id in seen:
-                    found.append(False)
-                    continue
-                seen.add(event_id)
-                body = json.dumps({name: value for name, value in event.items() if value is not None and name != "event_id"},
-                                  sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                if store.execute(_INSERT_CALLBACK, (event_id, event["type"], event["account"], event["request_id"], body, now)):
-                    row = _delivery_row(event, now)
-                    if row is not None:
-                        store.execute(_UPSERT_DELIVERY, row)
-                    found.append(True)
-                else:
-                    found.append(store.rows("SELECT queued_at FROM callbacks WHERE event_id = ?", (event_id,))[0][0] is None)
+        for event in events:
+            event_id = event["event_id"]
+            found.append(False if event_id in seen else answers[event_id])
+            seen.add(event_id)
         return found
+
+    def _answers(self, store, rows):
+        """event id → the answer for each of ``rows`` (event_id, queued_at, recorded_by): False once queued; else True
+        when this recorder recorded it (now or before) or takes it over from one that is gone, None while the live
+        recorder of another instance has it."""
+        answers, unqueued = {}, {}
+        for event_id, queued_at, owner in rows:
+            if queued_at is not None:
+                answers[event_id] = False
+            elif owner == self._owner:
+                answers[event_id] = True
+            else:
+                unqueued[event_id] = owner
+        live = store.live({owner for owner in unqueued.values() if owner})
+        for event_id, owner in unqueued.items():
+            answers[event_id] = None if owner in live else store.execute(
+                "UPDATE callbacks SET recorded_by = ? WHERE event_id = ? AND queued_at IS NULL AND coalesce(recorded_by, '') = ?",
+                (self._owner, event_id, owner or "")) == 1 or None
+        return answers
 
     def close(self):
         if self._ledger is not None:
             self._ledger.close()
+            self._ledger = None
+
+
+def _chunks(values):
+    """``values`` in lists of at most _CHUNK (the parameters of one statement)."""
+    return [values[start:start + _CHUNK] for start in range(0, len(values), _CHUNK)]
+
+
+def _event_text(event):
+    """The stored form of ``event``: JSON without its identity and empty fields."""
+    return json.dumps({name: value for name, value in event.items() if value is not None and name != "event_id"},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def copy_deliveries(source, destination, check_mode=False):

@@ -29,6 +29,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils._event_source impor
     REQUIRED,
     STORE_ENV,
     STORE_OPTIONS,
+    InFlight,
     Recording,
     check_store,
     make_recorder,
@@ -390,8 +391,10 @@ class Receiver:
         try:
             queued = await self.recording.put(event, device_host(event, self.settings["meta_hosts"]))
         except Exception as exc:
-            logger.error("Could not record a %s callback of request %s (answered 503, ThingSpace sends it again): %s: %s",
-                         event["type"], event["request_id"], type(exc).__name__, exc)
+            # Another instance holding it is no failure of this one.
+            logger.log(logging.WARNING if isinstance(exc, InFlight) else logging.ERROR,
+                       "Could not record a %s callback of request %s (answered 503, ThingSpace sends it again): %s: %s",
+                       event["type"], event["request_id"], type(exc).__name__, exc)
             return web.Response(status=503, text="not recorded\n")
         logger.debug("%s %s callback %s of request %s", "Queued" if queued else "Repeated", event["type"], event["event_id"], event["request_id"])
         return web.Response(status=200)

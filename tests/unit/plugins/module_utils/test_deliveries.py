@@ -3,6 +3,8 @@ the report per key or request id (devices matched across their identifiers), and
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
@@ -78,6 +80,54 @@ def test_each_callback_is_recorded_once_and_a_repeat_is_found_after_a_restart(wh
     assert record(where, [second, first, third]) == [[False, False, True]]
     rows = Ledger(where).store.rows("SELECT type, account, request_id, queued_at IS NULL FROM callbacks ORDER BY type")
     assert rows == [("request_complete", ACCOUNT, REQUEST_ID, True), ("sms_delivery", ACCOUNT, REQUEST_ID, False), ("sms_sent", ACCOUNT, REQUEST_ID, False)]
+
+
+def test_a_callback_another_live_recorder_has_not_queued_is_in_flight_until_it_is_queued_or_that_recorder_is_gone(where):
+    """Two source instances on one ledger: the answer of the second for a callback the first recorded."""
+    event, other = sent(), confirmed()
+    first, second = StoreRecorder(where), StoreRecorder(where)
+    assert first.record([event, other]) == [True, True]
+    assert second.record([event, other]) == [None, None]  # the first may still queue them
+    assert first.record([], queued=[event["event_id"]]) == []
+    assert second.record([event, other]) == [False, None]
+    first.close()  # gone without queuing the other: the second takes it over, once
+    assert second.record([other, other]) == [True, False]
+    third = StoreRecorder(where)
+    assert third.record([other]) == [None]
+    second.close()
+    third.close()
+
+
+def test_a_pipelined_transaction_is_all_or_nothing(where):
+    """What a recorder call relies on: a failing statement undoes the ones before it (on PostgreSQL, the implicit
+    transaction of one pipeline)."""
+    ledger = Ledger(where)
+    try:
+        # The SQLite store passes sqlite3's errors on.
+        with pytest.raises((ThingSpaceError, sqlite3.IntegrityError)), ledger.store.pipelined_transaction():
+            ledger.store.execute("INSERT INTO callbacks (event_id, type, event, received_at) VALUES ('a', 'sms_sent', '{}', 1)")
+            ledger.store.execute("INSERT INTO callbacks (event_id, type, event, received_at) VALUES ('b', 'sms_sent', NULL, 1)")
+        assert ledger.store.rows("SELECT count(*) FROM callbacks") == [(0,)]
+        with ledger.store.pipelined_transaction():
+            ledger.store.execute("INSERT INTO callbacks (event_id, type, event, received_at) VALUES ('a', 'sms_sent', '{}', 1)")
+        assert ledger.store.rows("SELECT event_id FROM callbacks") == [("a",)]
+    finally:
+        ledger.close()
+
+
+def test_a_schema_5_ledger_gets_the_recorder_column(where):
+    Ledger(where).close()
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        db.executescript("ALTER TABLE callbacks DROP COLUMN recorded_by; PRAGMA user_version = 5")
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+            db.execute('ALTER TABLE "%s".callbacks DROP COLUMN recorded_by; UPDATE "%s".schema_version SET version = 5' % (where.schema, where.schema))
+    assert record(where, [sent()]) == [[True]]
+    assert Ledger(where).store.rows("SELECT count(recorded_by) FROM callbacks") == [(1,)]
 
 
 def test_the_recorder_outlives_a_database_restart(postgresql):

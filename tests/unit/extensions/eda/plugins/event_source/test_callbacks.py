@@ -23,6 +23,8 @@ from cryptography.x509.oid import NameOID
 from with_rulebook import free_port
 
 from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source import callbacks
+from ansible_collections.thingspace.m2m.plugins.module_utils import _event_source
+from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import CallbackRecorder, MemoryRecorder, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.callbacks import LISTENER_PORTS
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
@@ -562,6 +564,22 @@ async def test_a_callback_recorded_but_never_queued_is_queued_when_sent_again(le
         assert [queued["event_id"] for queued in source.events()] == [event["event_id"]]
 
 
+async def test_a_callback_another_live_instance_holds_unqueued_is_answered_503_until_it_is_gone(ledger_dir, monkeypatch, debug_logs):
+    """The other instance recorded it and neither queued it nor died (a stuck rulebook queue): this one waits
+    IN_FLIGHT_WAIT, answers 503 and queues nothing; once that instance is gone, ThingSpace's next attempt is queued."""
+    monkeypatch.setattr(_event_source, "IN_FLIGHT_WAIT", 0.3)
+    event = callback_event(SDC, ACCOUNT, without(delivery(), "username", "password"))
+    other = StoreRecorder(str(ledger_dir / "ledger.sqlite3"))
+    assert other.record([event]) == [True]
+    async with Source() as source:
+        assert await source.post(path(SDC), delivery()) == (503, "not recorded\n")
+        assert source.events() == []
+        other.close()
+        assert await source.post(path(SDC), delivery()) == (200, "")
+        assert [queued["event_id"] for queued in source.events()] == [event["event_id"]]
+    assert "WARNING" in debug_logs.text and "InFlight: another instance of the source recorded it" in debug_logs.text
+
+
 async def test_callbacks_posted_together_are_each_recorded_and_queued_once(ledger_dir):
     bodies = [(SDC, delivery(mdn="555020%04d" % n)) for n in range(40)] + [(ECS, sms_sent())]
     async with Source() as source:
@@ -586,6 +604,35 @@ async def test_the_source_records_into_a_postgresql_ledger(postgresql, caplog):
     assert "TLS off, recording in the ledger postgres@127.0.0.1:%d/postgres (schema %s)" % (postgresql.port, schema) in caplog.text
     assert postgresql.password not in caplog.text
     assert postgresql.execute('SELECT device, state FROM "%s".deliveries' % schema) == [("mdn:%s" % MDN, "Rejected")]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_two_instances_on_one_ledger_record_and_queue_each_callback_once_whichever_gets_the_retry(backend, request, tmp_path):
+    """Two activations behind one load balancer: ThingSpace's retry of a callback reaches the other instance after the
+    first answered (its answer lost on the way), or while the first attempt is still being recorded."""
+    if backend == "postgresql":
+        server = request.getfixturevalue("postgresql")
+        args = {"ledger_url": server.url(), "ledger_password": server.password, "ledger_schema": server.new_schema()}
+    else:
+        args = {"ledger_path": str(tmp_path / "shared" / "ledger.sqlite3")}
+    after = [(SDC, delivery(mdn="555030%04d" % n)) for n in range(20)]
+    racing = [(SDC, delivery("Undelivered", mdn="555040%04d" % n)) for n in range(20)] + [(ECS, device_sms("reply %d" % n)) for n in range(20)]
+    async with Source(args) as first, Source(args) as second:
+        answers = []
+        for number, (service, body) in enumerate(after):
+            one, other = (first, second) if number % 2 else (second, first)
+            answers.append(await one.post(path(service), body))
+            answers.append(await other.post(path(service), body))
+        answers.extend(await asyncio.gather(*(instance.post(path(service), body) for service, body in racing for instance in (first, second))))
+        events = first.events() + second.events()
+    assert answers == [(200, "")] * 2 * len(after + racing)
+    expected = sorted(callback_event(service, ACCOUNT, without(body, "username", "password"))["event_id"] for service, body in after + racing)
+    assert sorted(event["event_id"] for event in events) == expected
+    ledger = Ledger(args.get("ledger_path") or Database(args["ledger_url"], args["ledger_password"], args["ledger_schema"]))
+    try:
+        assert ledger.store.rows("SELECT count(*), count(queued_at) FROM callbacks") == [(len(expected), len(expected))]
+    finally:
+        ledger.close()
 
 
 async def test_a_store_that_cannot_be_opened_stops_the_source_before_it_listens(ledger_dir):
