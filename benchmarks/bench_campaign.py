@@ -6,7 +6,7 @@ SQLite ledger and on PostgreSQL:
    the same devices (``send.SmsSend``, what the module runs) plus the waits, i.e. recording every delivery. The
    deliveries are recorded by the callbacks source's own recorder (``deliveries.StoreRecorder``, one transaction per
    10,000), in-process in both runs, right after each send: the network's delivery time is left out of both;
-2. one gate evaluation (``campaign.current``: every device brought forward from sends and deliveries, abort and gate
+2. one gate evaluation (``campaign.reading``: every device brought forward from sends and deliveries, abort and gate
    decided) over the 100,000 devices of the finished campaign;
 3. ``max_per_minute`` over a 10-minute window: a campaign of 70,000 devices at 6,000 a minute with wait: gate, on a
    compressed clock (``step``'s ``clock`` and ``sleep``; the pace reads only that clock, the sends are real); the
@@ -67,8 +67,8 @@ def params(name, count, **options):
     """vz_sms_campaign's parameters, as the module would pass them."""
     values = dict(name=name, account_name=ACCOUNT, devices=selection(count), devices_file=None, group_name=None, service_plan=None, custom_fields=None,
                   sms_message="FW=21", data_encoding="7-bit", waves=WAVES, success=None, reply_pattern=None, reply_error_pattern=None,
-                  success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None, fail_on_abort=True, state="started", wait="none",
-                  wait_timeout=0)
+                  success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None, skip_inactive=None, fail_on_abort=True, state="started",
+                  wait="none", wait_timeout=0)
     values.update(options)
     return values
 
@@ -138,15 +138,15 @@ def staged(url, location, count):
 
 
 def gate_seconds(url, location, rounds, count):
-    """campaign.current over the finished campaign's devices: seconds of each round."""
+    """campaign.reading over the finished campaign's devices: seconds of each round."""
     ledger = Ledger(location, read_only=True)
     try:
         times = []
         for _round in range(rounds):
             started = time.perf_counter()
-            found = campaign.current(ledger, service_scope(url), "staged")
+            found = campaign.reading(ledger, service_scope(url), "staged", whole=False)
             times.append(time.perf_counter() - started)
-            assert found.state == "completed" and len(found.devices) == count
+            assert found.state == "completed" and found.states()["delivered"] == count
         return times
     finally:
         ledger.close()

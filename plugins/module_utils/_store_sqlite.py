@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS campaign_devices (
     position INTEGER NOT NULL,
     wave INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'unconfirmed', 'sent', 'delivered', 'replied', 'reply_error', 'undelivered', 'expired',
-                                         'rejected', 'timed_out')),
+                                         'rejected', 'timed_out', 'refused', 'skipped')),
     request_id TEXT,
     sent_at REAL,
     finished_at REAL,
