@@ -314,3 +314,25 @@ def test_a_device_the_account_does_not_have_is_recorded_refused_and_the_rest_goe
     callbacks_arrive(state_dir, {device["id"]: "Delivered" for device in known})
     result, failed = run_module(vz_sms_campaign.main, **NEXT)
     assert not failed and result["campaign_state"] == "completed" and result["devices_sent"] == 0 and result["failures"]["refused"] == 1
+
+
+def test_the_preview_reports_inactive_devices_and_skip_inactive_leaves_them_out(fake, run_module, state_dir):
+    active, suspended = DEVICES[:3], DEVICES[3:4]
+    in_fleet(fake, active)
+    in_fleet(fake, suspended, state="suspend")
+    options = dict(CAMPAIGN, devices=active + suspended, waves=["100%"])
+    result, failed = run_module(vz_sms_campaign.main, check_mode=True, **options)
+    assert not failed and result["next_wave_preview"]["devices"] == 4
+    assert result["next_wave_preview"]["devices_inactive"] == [dict(suspended[0], state="suspend")]
+    assert any("1 device(s) this run would send to are not active (1 suspend; devices_inactive)" in warning for warning in result["warnings"])
+    result, failed = run_module(vz_sms_campaign.main, check_mode=True, skip_inactive=True, **options)
+    assert not failed and result["next_wave_preview"]["devices"] == 3 and not sms_bodies(fake)
+    result, failed = run_module(vz_sms_campaign.main, skip_inactive=True, **dict(options, account_name=None, name="without-account"))
+    assert failed and result["msg"].startswith("skip_inactive: needs account_name")
+    result, failed = run_module(vz_sms_campaign.main, skip_inactive=True, **options)
+    assert not failed and (result["devices_sent"], result["skipped"], result["pending"]) == (3, 1, 0)
+    assert sorted(sent_devices(fake)) == sorted(device["id"] for device in active)
+    # The gate (100 %) counts the devices sent: the skipped one is left out, not failed.
+    callbacks_arrive(state_dir, {device["id"]: "Delivered" for device in active})
+    result, failed = run_module(vz_sms_campaign.main, **NEXT)
+    assert not failed and result["campaign_state"] == "completed" and result["waves"][0]["gate"] == {"state": "passed", "needed": 3, "succeeded": 3}
