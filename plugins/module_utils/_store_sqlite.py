@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
     queued_at REAL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS callbacks_complete ON callbacks (request_id) WHERE type = 'request_complete';
+CREATE INDEX IF NOT EXISTS callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms';
 CREATE TABLE IF NOT EXISTS deliveries (
     request_id TEXT NOT NULL,
     device TEXT NOT NULL,

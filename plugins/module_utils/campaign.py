@@ -71,6 +71,8 @@ POLICY = ("success_threshold", "wave_timeout", "abort", "max_per_minute", "skip_
 DEFAULT_POLICY = {"success_threshold": "100%", "wave_timeout": None, "abort": [], "max_per_minute": None, "skip_inactive": False}
 DEFAULT_DEFINITION = {"waves": ["100%"], "success": SUCCESS_DELIVERED, "reply_pattern": None, "reply_error_pattern": None}
 _COLUMNS = "target, position, wave, state, request_id, sent_at, finished_at"
+# Targets per statement that names them (well under both databases' limits on parameters).
+_CHUNK = 500
 
 
 # --- arithmetic ---------------------------------------------------------------------------------------------
@@ -358,16 +360,19 @@ def _save(ledger, campaign, now):
 
 
 def _write(store, campaign, now):
-    """_save's writes, inside the caller's transaction."""
+    """_save's writes, inside the caller's transaction. Devices that moved to the same values (a batch sent, the
+    confirmations of one recording) are written by one UPDATE per 500."""
     moved = {}
     for device in campaign.devices:
         if device.dirty:
-            moved.setdefault(device.state, []).append(device)
-    for state, devices in moved.items():
-        lower = ", ".join("'%s'" % other for other, other_rank in RANKS.items() if other_rank < RANKS[state])
-        store.executemany("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), "
-                          "finished_at = ? WHERE campaign_id = ? AND target = ? AND state IN (%s)" % lower,
-                          [(state, device.request_id, device.sent_at, device.finished_at, campaign.id, device.target) for device in devices])
+            moved.setdefault((device.state, device.request_id, device.sent_at, device.finished_at), []).append(device)
+    for (state, request_id, sent_at, finished_at), devices in moved.items():
+        lower = _listed(other for other, rank in RANKS.items() if rank < RANKS[state])
+        for start in range(0, len(devices), _CHUNK):
+            chunk = [device.target for device in devices[start:start + _CHUNK]]
+            store.execute("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), finished_at = ? "
+                          "WHERE campaign_id = ? AND state IN (%s) AND target IN (%s)" % (lower, ", ".join("?" * len(chunk))),
+                          (state, request_id, sent_at, finished_at, campaign.id, *chunk))
     allowed = {ABORTED: (RUNNING, WAITING, PAUSED), COMPLETED: (RUNNING, WAITING), PAUSED: (RUNNING, WAITING),
                RUNNING: (RUNNING, WAITING), WAITING: (RUNNING, WAITING)}[campaign.state]
     store.execute("UPDATE campaigns SET state = ?, wave = CASE WHEN wave < ? THEN ? ELSE wave END, abort_reason = coalesce(abort_reason, ?), "
@@ -502,8 +507,8 @@ def _delivered(ledger, campaign, named):
         found = ledger.store.rows(select, (campaign.id,))
     else:
         targets, found = sorted({identifier for identifiers in named for identifier in identifiers}), []
-        for start in range(0, len(targets), 500):
-            chunk = targets[start:start + 500]
+        for start in range(0, len(targets), _CHUNK):
+            chunk = targets[start:start + _CHUNK]
             found.extend(ledger.store.rows(select + " AND target IN (%s)" % ", ".join("?" * len(chunk)), (campaign.id, *chunk)))
     devices = [Device(*row) for row in found if row[0] not in campaign.by_target]
     campaign.add(devices)
@@ -514,8 +519,8 @@ def _later_sends(ledger, campaign, targets):
     """target → the times other campaigns of the scope sent to it."""
     found = {}
     targets = sorted(targets)
-    for start in range(0, len(targets), 500):
-        chunk = targets[start:start + 500]
+    for start in range(0, len(targets), _CHUNK):
+        chunk = targets[start:start + _CHUNK]
         rows = ledger.store.rows("SELECT d.target, d.sent_at FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id WHERE c.scope = ? "
                                  "AND c.id <> ? AND d.sent_at IS NOT NULL AND d.target IN (%s)" % ", ".join("?" * len(chunk)),
                                  (campaign.scope, campaign.id, *chunk))
