@@ -475,8 +475,8 @@ def _replies(ledger, campaign, aliases, deadlines):
     if delivered and events:
         waiting.update((device.target, device) for device in _delivered(ledger, campaign, [identifiers for _event, _at, identifiers in events]))
     if any(not any(i in waiting or i in aliases for i in identifiers) for _event, _at, identifiers in events):
-        delivered = {device.target: device.request_id for device in waiting.values() if device.state == "delivered" and device.request_id}
-        for target, (_state, _at, identifiers) in delivery_states(ledger, delivered).items():
+        confirmed = {device.target: device.request_id for device in waiting.values() if device.state == "delivered" and device.request_id}
+        for target, (_state, _at, identifiers) in delivery_states(ledger, confirmed).items():
             aliases.update((alias, campaign.by_target[target]) for alias in identifiers)
     found = []
     for event, received_at, identifiers in events:
