@@ -82,8 +82,6 @@ _STEPS = {
         "'replied', 'reply_error', 'undelivered', 'expired', 'rejected', 'timed_out', 'refused', 'skipped')), request_id text COLLATE \"C\", "
         "sent_at double precision, finished_at double precision, PRIMARY KEY (campaign_id, target), UNIQUE (campaign_id, position))",
         "CREATE INDEX campaign_devices_target ON campaign_devices (target)",
-        # A step reads the devices that may still move one by one and counts the others per wave and state (campaign.load).
-        "CREATE INDEX campaign_devices_state ON campaign_devices (campaign_id, state, wave, sent_at)",
         # The replies a campaign step reads (device SMS since its first send), without reading every callback.
         "CREATE INDEX callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms'",
     ),

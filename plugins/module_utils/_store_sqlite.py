@@ -96,8 +96,7 @@ CREATE TABLE IF NOT EXISTS campaign_devices (
     PRIMARY KEY (campaign_id, target)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS campaign_devices_target ON campaign_devices (target);
-CREATE UNIQUE INDEX IF NOT EXISTS campaign_devices_position ON campaign_devices (campaign_id, position);
-CREATE INDEX IF NOT EXISTS campaign_devices_state ON campaign_devices (campaign_id, state, wave, sent_at)
+CREATE UNIQUE INDEX IF NOT EXISTS campaign_devices_position ON campaign_devices (campaign_id, position)
 """
 
 
