@@ -83,7 +83,7 @@ _STEPS = {
         "sent_at double precision, finished_at double precision, PRIMARY KEY (campaign_id, target), UNIQUE (campaign_id, position))",
         "CREATE INDEX campaign_devices_target ON campaign_devices (target)",
         # The replies a campaign step reads (device SMS since its first send), without reading every callback.
-        "CREATE INDEX callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms'",
+        "CREATE INDEX IF NOT EXISTS callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms'",
     ),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
