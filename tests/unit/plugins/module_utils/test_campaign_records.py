@@ -266,8 +266,8 @@ def test_a_hand_abort_and_a_check_mode_step_with_nothing_due_report_in_full(wher
         sent, failure = c.step(dict(params), client, ledger, SCOPE, clock=lambda: 1000.0)
         assert failure is None and (sent["campaign"], sent["devices_sent"], sent["changed"]) == (NAME, 3, True)
         checked, failure = c.step(dict(params), client, ledger, SCOPE, check_mode=True, clock=lambda: 1001.0)
-        assert failure is None and checked["next_wave_preview"] == {"wave": 1, "devices": 0, "first": [], "devices_inactive": None,
-                                                                  "devices_unknown": []} and not checked["changed"]
+        empty = {"wave": 1, "devices": 0, "first": [], "devices_inactive": None, "devices_unknown": []}
+        assert failure is None and checked["next_wave_preview"] == empty and not checked["changed"]
         assert checked["campaign_state"] == "waiting"
         aborted, failure = c.step(dict(params, state="aborted"), client, ledger, SCOPE, clock=lambda: 1002.0)
     finally:
