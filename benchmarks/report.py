@@ -198,7 +198,7 @@ def campaign_section(results):
         "in three waves (%s, success: delivered), stepped as a playbook loop would (`campaign.step`, wait: none), against"
         % ", ".join(str(wave) for wave in campaign["waves"]),
         "one `vz_sms_send` of the same devices; in both, each delivery is recorded right after the send by the callbacks",
-        "source's own recorder (the waits, without the network's delay). The gate evaluation is `campaign.current` over the",
+        "source's own recorder (the waits, without the network's delay). The gate evaluation is `campaign.reading` of the figures over the",
         "finished campaign (median of %d); the pace is a campaign of 70,000 devices at 6,000 a minute on `step`'s compressed" % results.get("rounds", 3),
         "clock (sends real), and the densest 10-minute window of the devices' `sent_at`.",
         "",

@@ -80,9 +80,11 @@ _STEPS = {
         "next_send_at double precision NOT NULL, created_at double precision NOT NULL, updated_at double precision NOT NULL, UNIQUE (scope, name))",
         'CREATE TABLE campaign_devices (campaign_id bigint NOT NULL REFERENCES campaigns (id), target text COLLATE "C" NOT NULL, '
         "position integer NOT NULL, wave integer NOT NULL, state text NOT NULL CHECK (state IN ('pending', 'unconfirmed', 'sent', 'delivered', "
-        "'replied', 'reply_error', 'undelivered', 'expired', 'rejected', 'timed_out')), request_id text COLLATE \"C\", sent_at double precision, "
-        "finished_at double precision, PRIMARY KEY (campaign_id, target), UNIQUE (campaign_id, position))",
+        "'replied', 'reply_error', 'undelivered', 'expired', 'rejected', 'timed_out', 'refused', 'skipped')), request_id text COLLATE \"C\", "
+        "sent_at double precision, finished_at double precision, PRIMARY KEY (campaign_id, target), UNIQUE (campaign_id, position))",
         "CREATE INDEX campaign_devices_target ON campaign_devices (target)",
+        # The replies a campaign step reads (device SMS since its first send), without reading every callback.
+        "CREATE INDEX IF NOT EXISTS callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms'",
     ),
     6: ('ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS recorded_by text COLLATE "C"',),
 }

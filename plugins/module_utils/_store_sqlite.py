@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
     recorded_by TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS callbacks_complete ON callbacks (request_id) WHERE type = 'request_complete';
+CREATE INDEX IF NOT EXISTS callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms';
 CREATE TABLE IF NOT EXISTS deliveries (
     request_id TEXT NOT NULL,
     device TEXT NOT NULL,
@@ -90,7 +91,7 @@ CREATE TABLE IF NOT EXISTS campaign_devices (
     position INTEGER NOT NULL,
     wave INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'unconfirmed', 'sent', 'delivered', 'replied', 'reply_error', 'undelivered', 'expired',
-                                         'rejected', 'timed_out')),
+                                         'rejected', 'timed_out', 'refused', 'skipped')),
     request_id TEXT,
     sent_at REAL,
     finished_at REAL,

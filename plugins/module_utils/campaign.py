@@ -17,13 +17,24 @@ import json
 import math
 import re
 import time
+from collections import Counter
 from datetime import datetime
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import delivery_states, share
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import IN_FLIGHT, PENDING, SENT, UNKNOWN, iso_time
-from ansible_collections.thingspace.m2m.plugins.module_utils.send import PREVIEW_LIMIT, TRACK_DEVICE, SendPlan, SmsSend, device_of, plan_send
-from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, first_of, message_size
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import IN_FLIGHT, PENDING, REFUSED, SENT, UNKNOWN, iso_time
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import (
+    PREVIEW_LIMIT,
+    TRACK_DEVICE,
+    UNKNOWN_FAIL,
+    UNKNOWN_SKIP,
+    SendPlan,
+    SmsSend,
+    device_of,
+    plan_send,
+    target_of,
+)
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, message_size
 
 # Campaign states; the last two are final.
 RUNNING, WAITING, PAUSED, COMPLETED, ABORTED = "running", "waiting", "paused", "completed", "aborted"
@@ -32,9 +43,13 @@ FINAL = (COMPLETED, ABORTED)
 STARTED = "started"
 # Device states and their rank: a device's state is only ever replaced by one of a higher rank.
 RANKS = {"pending": 0, "unconfirmed": 1, "sent": 2, "delivered": 3,
-         "replied": 4, "reply_error": 4, "undelivered": 4, "expired": 4, "rejected": 4, "timed_out": 4}
+         "replied": 4, "reply_error": 4, "undelivered": 4, "expired": 4, "rejected": 4, "timed_out": 4, "refused": 4, "skipped": 4}
 DEVICE_STATES = tuple(RANKS)
-FAILURES = ("undelivered", "expired", "rejected", "timed_out", "reply_error")
+FAILURES = ("undelivered", "expired", "rejected", "timed_out", "reply_error", "refused")
+# A device left out by skip_inactive: neither a success nor a failure, and not one of its wave's devices for the gate.
+SKIPPED = "skipped"
+# The final states of devices that got no SMS: ThingSpace refused them (not in the account), or skip_inactive left them out.
+NOT_SENT = ("refused", SKIPPED)
 ANY = "any"
 # What an abort criterion's ``failure`` may be.
 FAILURE_CHOICES = (*FAILURES, ANY)
@@ -52,10 +67,12 @@ IN_FLIGHT_WAIT, IN_FLIGHT_INTERVAL = 60.0, 0.2
 # The options frozen when the campaign is created; another value later fails, naming the difference.
 FROZEN = ("account_name", "message", "data_encoding", "selection", "waves", "success", "reply_pattern", "reply_error_pattern")
 # The options of the campaign's policy: recorded, and replaced by a step that gives other values.
-POLICY = ("success_threshold", "wave_timeout", "abort", "max_per_minute")
-DEFAULT_POLICY = {"success_threshold": "100%", "wave_timeout": None, "abort": [], "max_per_minute": None}
+POLICY = ("success_threshold", "wave_timeout", "abort", "max_per_minute", "skip_inactive")
+DEFAULT_POLICY = {"success_threshold": "100%", "wave_timeout": None, "abort": [], "max_per_minute": None, "skip_inactive": False}
 DEFAULT_DEFINITION = {"waves": ["100%"], "success": SUCCESS_DELIVERED, "reply_pattern": None, "reply_error_pattern": None}
 _COLUMNS = "target, position, wave, state, request_id, sent_at, finished_at"
+# Targets per statement that names them (well under both databases' limits on parameters).
+_CHUNK = 500
 
 
 # --- arithmetic ---------------------------------------------------------------------------------------------
@@ -97,14 +114,15 @@ def pace(next_send_at, now, devices, max_per_minute):
     return True, max(now, next_send_at) + 60.0 * devices / max_per_minute
 
 
-def gate(states, threshold, success):
-    """The gate of a wave whose devices are in ``states``: (``passed`` | ``failed`` | ``open``, needed, succeeded). It
-    passes when the wave is sent and enough devices succeeded, and fails when too few could still succeed."""
-    total = len(states)
+def gate(counts, threshold, success):
+    """The gate of a wave whose devices are in the states ``counts`` gives (state → how many): (``passed`` | ``failed`` |
+    ``open``, needed, succeeded). It passes when the wave is sent and enough devices succeeded, and fails when too few
+    could still succeed."""
+    total = sum(counts.values()) - counts.get(SKIPPED, 0)
     needed = share(threshold, total, "success_threshold") if total else 0
-    succeeded = sum(state in SUCCESSES[success] for state in states)
-    unfinished = sum(not finished(state, success) for state in states)
-    if succeeded >= needed and "pending" not in states:
+    succeeded = sum(count for state, count in counts.items() if state in SUCCESSES[success])
+    unfinished = sum(count for state, count in counts.items() if not finished(state, success))  # skipped devices are finished
+    if succeeded >= needed and not counts.get("pending"):
         return "passed", needed, succeeded
     if succeeded + unfinished < needed:
         return "failed", needed, succeeded
@@ -114,6 +132,12 @@ def gate(states, threshold, success):
 def finished(state, success):
     """Whether a device in ``state`` has its outcome under ``success``."""
     return RANKS[state] == 4 or (state == "delivered" and success == SUCCESS_DELIVERED)
+
+
+def moving(success):
+    """The device states a step reads devices in (load, whole=False): those whose device may still move under
+    ``success``; a delivered device is read when a reply names it (_replies)."""
+    return tuple(state for state in DEVICE_STATES if not finished(state, success))
 
 
 def crossing(criteria, outcomes):
@@ -198,14 +222,20 @@ class Device:
 
 
 class Campaign:
-    """A campaign row and its devices, as read from the store (or, in check mode, as creating it would write them)."""
+    """A campaign row and its devices, as read from the store (or, in check mode, as creating it would write them).
+    ``devices`` are all its devices, or (``load`` with whole=False) those that may still move, in order; ``settled``
+    counts the others: wave → state → [devices, first sent_at, last sent_at]."""
 
-    def __init__(self, row, devices):
+    def __init__(self, row, devices, settled=None, store=None):
         (self.id, self.scope, self.name, self.account, definition, policy, self.devices_total, waves, self.state, self.wave, abort_reason,
          self.next_send_at, self.created_at) = row
-        self.definition, self.policy, self.ends = json.loads(definition), json.loads(policy), json.loads(waves)
+        self.definition, self.policy, self.ends = json.loads(definition), dict(DEFAULT_POLICY, **json.loads(policy)), json.loads(waves)
         self.abort_reason = json.loads(abort_reason) if abort_reason else None
-        self.devices = devices
+        self.devices, self.by_target, self._waves = [], {}, {}
+        self.settled = settled or {}
+        self._store = store  # where the settled devices are read, when needed
+        self._outcomes = None
+        self.add(devices)
         self.saved_state, self.saved_wave = self.state, self.wave
         self.in_flight = set()  # targets another controller is sending right now (observe)
 
@@ -213,23 +243,79 @@ class Campaign:
     def success(self):
         return self.definition["success"]
 
+    def add(self, devices):
+        """Hold ``devices`` (read from the store) one by one, out of the settled counts, the campaign's order kept."""
+        for device in devices:
+            counts = self.settled.get(device.wave, {}).get(device.state)
+            if counts:
+                counts[0] -= 1
+            self.by_target[device.target] = device
+            self._waves.setdefault(device.wave, []).append(device)
+        self.devices.extend(devices)
+        if self.settled:
+            self.devices.sort(key=lambda device: device.position)
+            for listed in self._waves.values():
+                listed.sort(key=lambda device: device.position)
+
     def wave_devices(self, wave):
-        return [device for device in self.devices if device.wave == wave]
+        """The devices of ``wave`` the campaign holds one by one."""
+        return self._waves.get(wave, [])
+
+    def states(self, wave=None):
+        """state → how many devices (of ``wave``, else of the campaign) are in it."""
+        counts = Counter()
+        for number, states in self.settled.items():
+            if wave is None or number == wave:
+                counts.update({state: entry[0] for state, entry in states.items()})
+        counts.update(device.state for device in (self.devices if wave is None else self.wave_devices(wave)))
+        return counts
+
+    def outcomes(self):
+        """The finished devices as (finished_at or inf, position, target, state, wave), in the order they finished."""
+        if self._outcomes is None:
+            self._outcomes = {}
+            if self.settled:
+                rows = self._store.rows("SELECT target, position, state, finished_at, wave FROM campaign_devices WHERE campaign_id = ? AND state NOT IN "
+                                        "(%s)" % _listed(moving(self.success)), (self.id,))
+                self._outcomes = {row[0]: (math.inf if row[3] is None else row[3], row[1], row[0], row[2], row[4]) for row in rows}
+        found = dict(self._outcomes)
+        found.update((device.target, (math.inf if device.finished_at is None else device.finished_at, device.position, device.target, device.state,
+                                      device.wave)) for device in self.devices if finished(device.state, self.success))
+        return sorted(found.values())
+
+
+def _listed(states):
+    return ", ".join("'%s'" % state for state in states)
 
 
 _CAMPAIGN = ("SELECT id, scope, name, account, definition, policy, devices_total, waves, state, wave, abort_reason, next_send_at, created_at "
              "FROM campaigns WHERE scope = ? AND name = ?")
 
 
-def load(ledger, scope, name):
-    """The campaign ``name`` of ``scope`` with its devices in order; None when the ledger has none."""
-    rows = ledger.store.rows(_CAMPAIGN, (scope, name))
+def load(ledger, scope, name, whole=True):
+    """The campaign ``name`` of ``scope`` with its devices in order; None when the ledger has none. ``whole``: False reads
+    one by one only the devices that may still move (``moving``) and counts the others, in one statement (one snapshot)."""
+    store = ledger.store
+    rows = store.rows(_CAMPAIGN, (scope, name))
     if not rows:
         return None
-    # Read in the table's own order and sorted here: ORDER BY position reads the rows through the index, several times slower.
-    found = ledger.store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (rows[0][0],))
-    found.sort(key=lambda row: row[1])
-    return Campaign(rows[0], [Device(*row) for row in found])
+    if whole:
+        # Read in the table's own order and sorted here: ORDER BY position reads the rows through the index, several times slower.
+        found = store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (rows[0][0],))
+        found.sort(key=lambda row: row[1])
+        return Campaign(rows[0], [Device(*row) for row in found])
+    states = _listed(moving(json.loads(rows[0][4])["success"]))
+    found = store.rows("SELECT %s, 0 FROM campaign_devices WHERE campaign_id = ? AND state IN (%s) UNION ALL SELECT NULL, NULL, wave, state, NULL, "
+                       "min(sent_at), max(sent_at), count(*) FROM campaign_devices WHERE campaign_id = ? AND state NOT IN (%s) GROUP BY wave, state"
+                       % (_COLUMNS, states, states), (rows[0][0], rows[0][0]))
+    settled, devices = {}, []
+    for row in found:
+        if row[0] is None:
+            settled.setdefault(row[2], {})[row[3]] = [row[7], row[5], row[6]]
+        else:
+            devices.append(Device(*row[:7]))
+    devices.sort(key=lambda device: device.position)
+    return Campaign(rows[0], devices, settled, store)
 
 
 def names(ledger, scope):
@@ -241,6 +327,8 @@ def _create(ledger, scope, name, account, definition, policy, targets, now, chec
     """Write a new campaign with its devices pending (in check mode, only build it); the campaign as stored, which
     is another controller's when it created the same campaign first."""
     ends = wave_ends(definition["waves"], len(targets))
+    # The kinds of identifier the devices are held by: a reply naming one of each is matched by them alone (_delivered).
+    definition = dict(definition, kinds=sorted({target.split(":", 1)[0] for target in targets}))
     devices, wave = [], 1
     for position, target in enumerate(ordered(name, targets)):
         while position >= ends[wave - 1]:
@@ -272,21 +360,27 @@ def _save(ledger, campaign, now):
 
 
 def _write(store, campaign, now):
-    """_save's writes, inside the caller's transaction."""
-    for state, rank in RANKS.items():
-        moved = [device for device in campaign.devices if device.dirty and device.state == state]
-        lower = ", ".join("'%s'" % other for other, other_rank in RANKS.items() if other_rank < rank)
-        if moved:
-            store.executemany("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), "
-                              "finished_at = ? WHERE campaign_id = ? AND target = ? AND state IN (%s)" % lower,
-                              [(state, device.request_id, device.sent_at, device.finished_at, campaign.id, device.target) for device in moved])
+    """_save's writes, inside the caller's transaction. Devices that moved to the same values (a batch sent, the
+    confirmations of one recording) are written by one UPDATE per 500."""
+    moved = {}
+    for device in campaign.devices:
+        if device.dirty:
+            moved.setdefault((device.state, device.request_id, device.sent_at, device.finished_at), []).append(device)
+    for (state, request_id, sent_at, finished_at), devices in moved.items():
+        lower = _listed(other for other, rank in RANKS.items() if rank < RANKS[state])
+        for start in range(0, len(devices), _CHUNK):
+            chunk = [device.target for device in devices[start:start + _CHUNK]]
+            store.execute("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), finished_at = ? "
+                          "WHERE campaign_id = ? AND state IN (%s) AND target IN (%s)" % (lower, ", ".join("?" * len(chunk))),
+                          (state, request_id, sent_at, finished_at, campaign.id, *chunk))
     allowed = {ABORTED: (RUNNING, WAITING, PAUSED), COMPLETED: (RUNNING, WAITING), PAUSED: (RUNNING, WAITING),
                RUNNING: (RUNNING, WAITING), WAITING: (RUNNING, WAITING)}[campaign.state]
     store.execute("UPDATE campaigns SET state = ?, wave = CASE WHEN wave < ? THEN ? ELSE wave END, abort_reason = coalesce(abort_reason, ?), "
                   "updated_at = ? WHERE id = ? AND state IN (%s)" % ", ".join("'%s'" % state for state in allowed),
                   (campaign.state, campaign.wave, campaign.wave, json.dumps(campaign.abort_reason) if campaign.abort_reason else None, now, campaign.id))
-    for device in campaign.devices:
-        device.dirty = False
+    for devices in moved.values():
+        for device in devices:
+            device.dirty = False
 
 
 def _resume(ledger, campaign, now):
@@ -312,25 +406,29 @@ def _reserve(ledger, campaign, devices, now):
 def observe(ledger, campaign, now, claimed_at=None):
     """Bring each device forward from what the ledger holds: its send under the campaign's name (``claimed_at``:
     target → the claim time of a batch this step sent), its delivery callbacks, its replies, its wave's timeout.
-    Events after a wave's timeout do not count, so the outcome does not depend on when the step runs."""
+    Events after a wave's timeout do not count, so the outcome does not depend on when the step runs. Only what can
+    still move is read: the sends while a device is not sent, the deliveries of the devices sent and not confirmed."""
     claimed_at = claimed_at or {}
     if any(RANKS[device.state] < 2 for device in campaign.devices):
         ledger.resolve_unconfirmed(campaign.scope, campaign.name)
-        sends, times = ledger.sends(campaign.scope, campaign.name), ledger.send_times(campaign.scope, campaign.name)
-        campaign.in_flight = {target for target, (state, _request_id) in sends.items() if state == IN_FLIGHT}
-        for device in campaign.devices:
-            state, request_id = sends.get(device.target, (None, None))
-            at = claimed_at.get(device.target, times.get(device.target))
+        sends = ledger.send_rows(campaign.scope, campaign.name)
+        campaign.in_flight = {target for target, (state, _request_id, _at) in sends.items() if state == IN_FLIGHT}
+        for target, (state, request_id, at) in sends.items():
+            device = campaign.by_target.get(target)
+            if device is None or RANKS[device.state] >= 2:
+                continue
+            at = claimed_at.get(target, at)
             if state == SENT:
                 device.advance("sent", request_id, at)
             elif state in (PENDING, UNKNOWN):
                 device.advance("unconfirmed", None, at)
+            elif state == REFUSED:
+                device.advance("refused", finished_at=at)
     deadlines = _deadlines(campaign)
-    by_target = {device.target: device for device in campaign.devices}
-    sent = {device.target: device.request_id for device in campaign.devices if device.request_id and RANKS[device.state] in (2, 3)}
+    sent = {device.target: device.request_id for device in campaign.devices if device.state == "sent" and device.request_id}
     aliases = {}
     for target, (state, at, identifiers) in delivery_states(ledger, sent).items():
-        device = by_target[target]
+        device = campaign.by_target[target]
         aliases.update((alias, device) for alias in identifiers)
         if state in _FROM_DELIVERY and at is not None and at <= deadlines.get(device.wave, math.inf):
             device.advance(_FROM_DELIVERY[state], finished_at=at)
@@ -349,26 +447,39 @@ def _deadlines(campaign):
         return {}
     deadlines = {}
     for wave in range(1, len(campaign.ends) + 1):
-        devices = campaign.wave_devices(wave)
-        if devices and all(RANKS[device.state] >= 1 and device.sent_at is not None for device in devices):
-            deadlines[wave] = max(device.sent_at for device in devices) + timeout
+        devices = [device for device in campaign.wave_devices(wave) if device.state not in NOT_SENT]
+        if all(RANKS[device.state] >= 1 and device.sent_at is not None for device in devices):
+            sent = [device.sent_at for device in devices] + [entry[2] for entry in campaign.settled.get(wave, {}).values() if entry[0] and entry[2]]
+            if sent:
+                deadlines[wave] = max(sent) + timeout
     return deadlines
 
 
 def _replies(ledger, campaign, aliases, deadlines):
     """Move devices to replied / reply_error by the device SMS the ledger holds: a reply counts for the most recent
-    campaign send to its device (in any campaign of the scope) at or before it."""
+    campaign send to its device (in any campaign of the scope) at or before it. ``aliases``: the other identifiers of
+    the devices whose deliveries observe read; a reply naming none of those nor a waiting device's own identifier
+    reads the identifiers of the delivered devices too (a reply confirms a delivered device under success: delivered)."""
     waiting = {device.target: device for device in campaign.devices if RANKS[device.state] in (1, 2, 3) and device.sent_at is not None}
-    if not waiting:
+    delivered = [entry[1] for states in campaign.settled.values() for state, entry in states.items() if state == "delivered" and entry[0]]
+    if not waiting and not delivered:
         return
     definition = campaign.definition
     error_pattern = re.compile(definition["reply_error_pattern"]) if definition["reply_error_pattern"] else None
     pattern = re.compile(definition["reply_pattern"]) if definition["reply_pattern"] else None
-    since = min(device.sent_at for device in waiting.values())
-    found = []
+    since = min([device.sent_at for device in waiting.values()] + delivered)
+    events = []
     for event, received_at in ledger.store.rows("SELECT event, received_at FROM callbacks WHERE type = 'device_sms' AND received_at >= ?", (since,)):
         event = json.loads(event)
-        identifiers = ["%s:%s" % (device["kind"], device["id"]) for device in event.get("devices", ())]
+        events.append((event, received_at, ["%s:%s" % (device["kind"], device["id"]) for device in event.get("devices", ())]))
+    if delivered and events:
+        waiting.update((device.target, device) for device in _delivered(ledger, campaign, [identifiers for _event, _at, identifiers in events]))
+    if any(not any(i in waiting or i in aliases for i in identifiers) for _event, _at, identifiers in events):
+        confirmed = {device.target: device.request_id for device in waiting.values() if device.state == "delivered" and device.request_id}
+        for target, (_state, _at, identifiers) in delivery_states(ledger, confirmed).items():
+            aliases.update((alias, campaign.by_target[target]) for alias in identifiers)
+    found = []
+    for event, received_at, identifiers in events:
         device = next((waiting.get(i) or aliases.get(i) for i in identifiers if waiting.get(i) or aliases.get(i)), None)
         if device is not None and device.target in waiting:
             found.append((_reply_time(event, received_at), device, event.get("message") or ""))
@@ -386,12 +497,30 @@ def _replies(ledger, campaign, aliases, deadlines):
             device.advance("replied", finished_at=at)
 
 
+def _delivered(ledger, campaign, named):
+    """Read one by one the settled delivered devices that the replies ``named`` (lists of identifiers) may be from: those
+    named by the identifier they are held by, or every one when a reply lacks one of the campaign's kinds of identifier
+    (its device may be held by another: its other identifiers are in the deliveries). The devices read."""
+    kinds = set(campaign.definition.get("kinds") or ())
+    select = "SELECT %s FROM campaign_devices WHERE campaign_id = ? AND state = 'delivered'" % _COLUMNS
+    if not kinds or any(not kinds <= {identifier.split(":", 1)[0] for identifier in identifiers} for identifiers in named):
+        found = ledger.store.rows(select, (campaign.id,))
+    else:
+        targets, found = sorted({identifier for identifiers in named for identifier in identifiers}), []
+        for start in range(0, len(targets), _CHUNK):
+            chunk = targets[start:start + _CHUNK]
+            found.extend(ledger.store.rows(select + " AND target IN (%s)" % ", ".join("?" * len(chunk)), (campaign.id, *chunk)))
+    devices = [Device(*row) for row in found if row[0] not in campaign.by_target]
+    campaign.add(devices)
+    return devices
+
+
 def _later_sends(ledger, campaign, targets):
     """target → the times other campaigns of the scope sent to it."""
     found = {}
     targets = sorted(targets)
-    for start in range(0, len(targets), 500):
-        chunk = targets[start:start + 500]
+    for start in range(0, len(targets), _CHUNK):
+        chunk = targets[start:start + _CHUNK]
         rows = ledger.store.rows("SELECT d.target, d.sent_at FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id WHERE c.scope = ? "
                                  "AND c.id <> ? AND d.sent_at IS NOT NULL AND d.target IN (%s)" % ", ".join("?" * len(chunk)),
                                  (campaign.scope, campaign.id, *chunk))
@@ -408,25 +537,29 @@ def decide(campaign):
     wave moved past every passed gate, completed after the last, else running (devices to send) or waiting."""
     if campaign.state in FINAL:
         return
-    outcomes = sorted((device for device in campaign.devices if finished(device.state, campaign.success)),
-                      key=lambda device: (device.finished_at if device.finished_at is not None else math.inf, device.position))
-    crossed = crossing(campaign.policy["abort"], [(device.target, device.state) for device in outcomes])
+    crossed = None
+    if campaign.policy["abort"]:
+        outcomes = campaign.outcomes()
+        outcomes = [outcome for outcome in outcomes if outcome[3] != SKIPPED]
+        crossed = crossing(campaign.policy["abort"], [(target, state) for _at, _position, target, state, _wave in outcomes])
     if crossed:
         criterion, index, count, failed = crossed
-        device = outcomes[index]
+        at, _position, target, _state, _wave = outcomes[index]
         campaign.state = ABORTED
-        campaign.abort_reason = {"criterion": criterion, "gate": None, "device": device_of(device.target), "finished": count, "failed": failed,
-                                 "at": iso_time(device.finished_at) if device.finished_at is not None else None}
+        campaign.abort_reason = {"criterion": criterion, "gate": None, "device": device_of(target), "finished": count, "failed": failed,
+                                 "at": iso_time(at) if at != math.inf else None}
         return
     while True:
-        verdict, needed, succeeded = gate([device.state for device in campaign.wave_devices(campaign.wave)], campaign.policy["success_threshold"],
-                                          campaign.success)
+        counts = campaign.states(campaign.wave)
+        verdict, needed, succeeded = gate(counts, campaign.policy["success_threshold"], campaign.success)
         if verdict == "failed":
-            devices = campaign.wave_devices(campaign.wave)
+            # When: the failure of the wave after which its successes and its devices without an outcome were fewer than needed.
+            failures = [at for at, _position, _target, state, wave in campaign.outcomes() if wave == campaign.wave and state in FAILURES]
+            at = failures[sum(counts.values()) - counts[SKIPPED] - needed]
             campaign.state = ABORTED
             campaign.abort_reason = {"criterion": None, "gate": campaign.wave, "device": None, "needed": needed, "succeeded": succeeded,
-                                     "finished": sum(finished(device.state, campaign.success) for device in devices),
-                                     "failed": sum(device.state in FAILURES for device in devices), "at": None}
+                                     "finished": sum(count for state, count in counts.items() if finished(state, campaign.success)),
+                                     "failed": sum(counts[state] for state in FAILURES), "at": iso_time(at) if at != math.inf else None}
             return
         if verdict == "open":
             break
@@ -435,44 +568,33 @@ def decide(campaign):
             return
         campaign.wave += 1
     if campaign.state != PAUSED:
-        campaign.state = RUNNING if any(device.state == "pending" for device in campaign.wave_devices(campaign.wave)) else WAITING
-
-
-def current(ledger, scope, name, now=None):
-    """The campaign ``name`` of ``scope`` as a step would find it now (devices brought forward, gate and abort decided),
-    without writing anything: what vz_sms_campaign_info reports. None when the ledger has no such campaign."""
-    campaign = load(ledger, scope, name)
-    if campaign is not None:
-        observe(ledger, campaign, time.time() if now is None else now)
-        decide(campaign)
-    return campaign
+        campaign.state = RUNNING if campaign.states(campaign.wave)["pending"] else WAITING
 
 
 def figures(campaign):
     """The result fields of a campaign's state: per wave and in total."""
     waves = []
     for wave in range(1, len(campaign.ends) + 1):
-        states = [device.state for device in campaign.wave_devices(wave)]
+        states = campaign.states(wave)
         verdict, needed, succeeded = gate(states, campaign.policy["success_threshold"], campaign.success)
         if wave < campaign.wave or campaign.state == COMPLETED:
             verdict = "passed"
         elif wave > campaign.wave:
             verdict = "not_started"
         entry = _counts(states)
-        entry.update(wave=wave, devices=len(states), gate={"state": verdict, "needed": needed, "succeeded": succeeded})
+        entry.update(wave=wave, devices=sum(states.values()), gate={"state": verdict, "needed": needed, "succeeded": succeeded})
         waves.append(entry)
-    total = _counts([device.state for device in campaign.devices])
+    total = _counts(campaign.states())
     total.update(campaign_state=campaign.state, wave=campaign.wave, waves_total=len(campaign.ends), devices_total=campaign.devices_total,
                  waves=waves, abort_reason=campaign.abort_reason)
     return total
 
 
-def _counts(states):
-    counted = {state: 0 for state in DEVICE_STATES}
-    for state in states:
-        counted[state] += 1
-    return {"sent": sum(RANKS[state] >= 1 for state in states), "unconfirmed": counted["unconfirmed"], "delivered": counted["delivered"],
-            "replied": counted["replied"], "failures": {failure: counted[failure] for failure in FAILURES}, "pending": counted["pending"]}
+def _counts(counted):
+    """The result's counts of a wave or a campaign whose devices are in the states ``counted`` (a Counter)."""
+    return {"sent": sum(count for state, count in counted.items() if RANKS[state] >= 1 and state not in NOT_SENT), "unconfirmed": counted["unconfirmed"],
+            "delivered": counted["delivered"], "replied": counted["replied"], "failures": {failure: counted[failure] for failure in FAILURES},
+            "pending": counted["pending"], "skipped": counted[SKIPPED]}
 
 
 def devices(campaign, states=None):
@@ -494,12 +616,16 @@ class Step:
         self.params, self.client, self.ledger, self.scope = params, client, ledger, scope
         self.check_mode, self.clock, self.sleep = check_mode, clock or time.time, sleep or time.sleep
         self.warnings, self.request_ids, self.sent = [], [], 0
+        self.device_list = None  # the account's device list, once a send of this step read it
 
     def run(self):
         """(result, failure message or None)."""
         params = self.params
-        campaign = load(self.ledger, self.scope, params["name"])
+        campaign = load(self.ledger, self.scope, params["name"], whole=False)
         definition, policy = self._options()
+        if params["skip_inactive"] and not (campaign.account if campaign else params["account_name"]):
+            raise ThingSpaceError("skip_inactive: needs account_name: the state of each device is read from the account's device list; nothing was "
+                                  "sent")
         if campaign is None:
             if params["state"] != STARTED:
                 raise ThingSpaceError("Campaign %r has no record in the ledger %s under %s, so it cannot be %s; nothing was changed"
@@ -568,7 +694,7 @@ class Step:
                 self.plan = plan_send(self._send_params(), self.check_mode)
                 definition["selection"] = self._selection(self.plan)
         policy = {"success_threshold": params["success_threshold"], "wave_timeout": params["wave_timeout"], "abort": abort,
-                  "max_per_minute": params["max_per_minute"]}
+                  "max_per_minute": params["max_per_minute"], "skip_inactive": params["skip_inactive"]}
         return definition, policy
 
     def _send_params(self):
@@ -679,7 +805,7 @@ class Step:
             limit = batch_limit(campaign.policy["max_per_minute"])
             batch = due[:limit]
             if self.check_mode:
-                self.preview = {"wave": campaign.wave, "devices": len(due), "first": [device_of(target) for target in due[:PREVIEW_LIMIT]]}
+                self.preview = self._preview(campaign, due, limit)
                 return None
             go, later = _reserve(self.ledger, campaign, len(batch), self.clock())
             if not go:
@@ -688,12 +814,15 @@ class Step:
                 self.sleep(max(0.0, later - self.clock()))
                 continue
             at = self.clock()
-            plan = SendPlan(campaign.account, [tuple(target.split(":", 1)) for target in batch], None, TRACK_DEVICE, self.params["sms_message"],
-                            self.params["data_encoding"], self.size, campaign.name, None)
-            result, failure = SmsSend(plan, self.client, self.ledger, self.scope, batch_size=len(batch), duplicate_window=0).run()
+            sender = self._sender(campaign, batch, len(batch))
+            result, failure = sender.run()
+            self.device_list = sender.device_list
             self.warnings.extend(result["warnings"])
             self.request_ids.extend(result["request_ids"])
             self.sent += result["devices_sent"] or 0
+            if campaign.policy["skip_inactive"]:
+                for device in result["devices_inactive"] or ():
+                    campaign.by_target[target_of((device["kind"], device["id"]))].advance(SKIPPED, finished_at=at)
             # The batch's devices with their claim time as sent_at.
             self.campaign = campaign = self._evaluate(campaign, claimed_at=dict.fromkeys(batch, at))
             if failure:
@@ -702,17 +831,35 @@ class Step:
                     return ("Campaign %s, wave %d: a batch of %d device(s) is unconfirmed: %s. The ledger records them unconfirmed: the campaign "
                             "never sends them again, they count as sent for the gate, and a callback of their request settles them"
                             % (campaign.name, campaign.wave, len(batch), error))
-                if result["devices_unknown"]:
-                    unknown = ["%s:%s" % (device["kind"], device["id"]) for device in result["devices_unknown"]]
-                    return ("Campaign %s, wave %d: ThingSpace refused a batch for %d device(s) account %s does not have: %s; nothing of it was "
-                            "sent. The campaign's selection is frozen: abort it (state: aborted) and start a new campaign without them"
-                            % (campaign.name, campaign.wave, len(unknown), campaign.account, first_of(unknown)))
                 return "Campaign %s, wave %d: %s" % (campaign.name, campaign.wave, failure)
-            if not result["request_ids"] and not any(device.state == "pending" and device.target in batch and device.target not in campaign.in_flight
-                                                     for device in campaign.devices):
+            if not result["request_ids"] and not any(campaign.by_target[target].state == "pending" and target not in campaign.in_flight for target in batch):
                 continue  # another controller claimed the batch first: its outcome is read next
             if not result["request_ids"]:
                 return None
+
+    def _sender(self, campaign, targets, batch_size, check_mode=False):
+        """The send of ``targets`` under the campaign's name, as vz_sms_send would make it: devices the account lacks
+        (named through its device list, so with account_name) are recorded refused and the rest is sent; with
+        skip_inactive the devices that are not active are left out (send.SmsSend owns both rules). The account's device
+        list is read once per step."""
+        plan = SendPlan(campaign.account, [tuple(target.split(":", 1)) for target in targets], None, TRACK_DEVICE, self.params["sms_message"],
+                        self.params["data_encoding"], self.size, campaign.name, None)
+        return SmsSend(plan, self.client, self.ledger, self.scope, check_mode=check_mode, batch_size=batch_size, duplicate_window=0,
+                       unknown_devices=UNKNOWN_SKIP if campaign.account else UNKNOWN_FAIL, skip_inactive=campaign.policy["skip_inactive"],
+                       device_list=self.device_list)
+
+    def _preview(self, campaign, due, limit):
+        """Check mode: the current wave's devices still to send, as its sends would find them: with account_name, those the
+        account lacks (``devices_unknown``, left out) and those not active (``devices_inactive``, left out with
+        skip_inactive, else sent with a warning)."""
+        preview = {"wave": campaign.wave, "devices": len(due), "first": [device_of(target) for target in due[:PREVIEW_LIMIT]], "devices_inactive": None,
+                   "devices_unknown": []}
+        if campaign.account:
+            result, _failure = self._sender(campaign, due, limit, check_mode=True).run()
+            self.warnings.extend(result["warnings"])
+            preview.update(devices=result["devices_sent"], first=result.get("devices_preview", []), devices_inactive=result["devices_inactive"],
+                           devices_unknown=result["devices_unknown"])
+        return preview
 
     def _wait(self, campaign):
         """wait: gate: read the ledger until the current wave's gate decides (and send the next wave's due devices), or
@@ -741,7 +888,7 @@ class Step:
                       devices_sent=self.sent, request_ids=self.request_ids, warnings=self.warnings)
         if self.check_mode:
             preview = getattr(self, "preview", None)
-            result["next_wave_preview"] = preview or {"wave": campaign.wave, "devices": 0, "first": []}
+            result["next_wave_preview"] = preview or {"wave": campaign.wave, "devices": 0, "first": [], "devices_inactive": None, "devices_unknown": []}
         if failure is None and campaign.state == ABORTED and not (campaign.abort_reason or {}).get("by_hand") and self.params["fail_on_abort"]:
             failure = "Campaign %s aborted: %s" % (campaign.name, abort_text(campaign.abort_reason))
         result["msg"] = failure or msg or _summary(campaign, result, self.check_mode)
@@ -833,10 +980,11 @@ def copy_campaigns(source, destination, check_mode=False):
 # --- reading, for vz_sms_campaign_info -------------------------------------------------------------------------
 
 
-def reading(ledger, scope, name, now=None):
+def reading(ledger, scope, name, now=None, whole=True):
     """The campaign ``name`` of ``scope`` as a step at ``now`` would find it (devices observed, abort and gate decided),
-    without writing anything; None when the ledger has none."""
-    campaign = load(ledger, scope, name)
+    without writing anything; None when the ledger has none. ``whole``: every device read one by one (for ``devices``
+    and the report); False reads only those that may still move, for the figures (the same)."""
+    campaign = load(ledger, scope, name, whole)
     if campaign is not None:
         observe(ledger, campaign, time.time() if now is None else now)
         decide(campaign)

@@ -82,23 +82,13 @@ def wave_starts(records):
     return dict(sorted(starts.items()))
 
 
-def abort_point(campaign, records):
-    """When the campaign was aborted (ledger time), or None: the time its abort reason records (the crossing device's
-    outcome, or the step that aborted it by hand); for a gate that can no longer pass, the outcome of the wave's device
-    after which too few could still succeed."""
+def abort_point(campaign):
+    """When the campaign was aborted (ledger time), or None: the time its abort reason records (campaign.decide: the
+    crossing device's outcome, the failure after which a gate could no longer pass, or the step that aborted it by hand)."""
     reason = campaign.abort_reason
-    if campaign.state != "aborted" or not reason:
+    if campaign.state != "aborted" or not reason or not reason.get("at"):
         return None
-    if reason.get("at"):
-        return datetime.fromisoformat(reason["at"].replace("Z", "+00:00")).timestamp()
-    if reason.get("gate") is None:
-        return None
-    wave = [record for record in records if record["wave"] == reason["gate"]]
-    failures = sorted(record["finished_at"] for record in wave if record["state"] in FAILURES and record["finished_at"] is not None)
-    for count, at in enumerate(failures, 1):
-        if len(wave) - count < reason["needed"]:  # the successes and the devices without an outcome are too few
-            return at
-    return None
+    return datetime.fromisoformat(reason["at"].replace("Z", "+00:00")).timestamp()
 
 
 # --- the chart ---------------------------------------------------------------------------------------------------
@@ -150,7 +140,7 @@ def svg(campaign, records, generated_at):
     ``data-final``), the first send of each wave (``wave-boundary``), the abort point (``abort-marker``)."""
     found = series(records)
     starts = wave_starts(records)
-    aborted = abort_point(campaign, records)
+    aborted = abort_point(campaign)
     moments = [at for points in found.values() for at, _count in points] + list(starts.values())
     if aborted is not None:
         moments.append(aborted)

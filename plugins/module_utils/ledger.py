@@ -142,19 +142,19 @@ class Ledger:
 
     def sends(self, scope, key):
         """target → (state, request id) of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT)."""
+        return {target: (state, request_id) for target, (state, request_id, _at) in self.send_rows(scope, key).items()}
+
+    def send_rows(self, scope, key):
+        """target → (state, request id, time of its record: the claim time while pending or unknown, the settle time once
+        sent) of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT), in one read."""
         key_id = self._key_id(scope, key)
         if key_id is None:
             return {}
-        rows = self._store.rows("SELECT target, state, request_id, claim FROM sends WHERE key_id = ?", (key_id,))
-        live = self._store.live({claim for _target, state, _request_id, claim in rows if state == PENDING})
-        found = {target: (IN_FLIGHT if claim in live else state, request_id) for target, state, request_id, claim in rows}
-        found.update((target, (SENT, request_id)) for target, request_id in self._settled.get(key_id, {}).items())
+        rows = self._store.rows("SELECT target, state, request_id, claim, updated_at FROM sends WHERE key_id = ?", (key_id,))
+        live = self._store.live({claim for _target, state, _request_id, claim, _at in rows if state == PENDING})
+        found = {target: (IN_FLIGHT if claim in live else state, request_id, at) for target, state, request_id, claim, at in rows}
+        found.update((target, (SENT, request_id, found[target][2])) for target, request_id in self._settled.get(key_id, {}).items())
         return found
-
-    def send_times(self, scope, key):
-        """target → the time of its record under ``key``: the claim time while pending or unknown, the settle time once sent."""
-        key_id = self._key_id(scope, key)
-        return dict(self._store.rows("SELECT target, updated_at FROM sends WHERE key_id = ?", (key_id,))) if key_id is not None else {}
 
     def other_scopes(self, scope, key):
         """other scope → how many targets it records under ``key``: the same key under another API URL, which is

@@ -162,7 +162,7 @@ class SmsSend:
 
     def __init__(self, plan, client, ledger, scope, check_mode=False, force=False, resend_unconfirmed=False, max_devices=None,
                  batch_size=MAX_DEVICES_PER_REQUEST, allow_empty=False, unknown_devices=UNKNOWN_FAIL, duplicate_window=DUPLICATE_WINDOW,
-                 skip_inactive=False):
+                 skip_inactive=False, device_list=None):
         self.plan = plan
         self.key = plan.key  # or the older key of the same send, chosen by run()
         self.client = client
@@ -179,8 +179,9 @@ class SmsSend:
         self.resolved = None  # the devices a filter selects, when resolved ([] also when a selection matches none)
         self.targets = None  # the ledger targets of this send, once run
         self.refused = set()  # targets ThingSpace refused in this run (not in the account)
-        self._known = None  # the identifiers of the account's devices, once read
-        self._states = None  # ledger target → the device's state, from the device list when it was read
+        # The identifiers of the account's devices and ledger target → the device's state, once the device list was read
+        # (``device_list``: as an earlier send of the same run read it).
+        self._known, self._states = device_list or (None, None)
 
     def run(self):
         """(result, failure message or None)."""
@@ -239,6 +240,12 @@ class SmsSend:
         result["devices_skipped"] += len(inactive)
         inactive = set(inactive)
         return [target for target in to_send if target not in inactive]
+
+    @property
+    def device_list(self):
+        """The account's device list as this send read it, for a later send of the same run: (identifiers, target →
+        state), or None when it was not read."""
+        return None if self._known is None else (self._known, self._states)
 
     def select_targets(self):
         """The ledger targets: the devices of the list or of the resolved selection, or the selection as a whole

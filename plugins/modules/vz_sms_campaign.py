@@ -130,7 +130,7 @@ options:
       - Abort criteria. Over every device finished so far (succeeded or failed), when the share of the failure
         C(failure) reaches C(threshold) and at least C(min_devices) have finished, the campaign is aborted, with no further
         SMS, RV(campaign_state=aborted), RV(abort_reason) names the criterion, the device whose outcome crossed it, and the counts.
-      - C(failure) is one of V(undelivered), V(rejected), V(expired), V(timed_out), V(reply_error), V(any); C(threshold) a
+      - C(failure) is one of V(undelivered), V(rejected), V(expired), V(timed_out), V(reply_error), V(refused), V(any); C(threshold) a
         percentage (default V(100%)); C(min_devices) a count (default V(1)).
       - The campaign's policy (none when created without it).
     type: list
@@ -143,6 +143,17 @@ options:
         sleeps for the pace.
       - The campaign's policy (no pacing when created without it).
     type: int
+  skip_inactive:
+    description:
+      - What the campaign does with devices that are not active (suspended, deactivated, pre-active, pending activation, or
+        any other state but C(active)), as O(thingspace.m2m.vz_sms_send#module:skip_inactive) does; their states come from
+        the account's device list, read once per step, so it needs O(account_name).
+      - V(false) sends to them too; the check-mode preview lists them (C(devices_inactive) of RV(next_wave_preview)) and warns
+        with their count.
+      - V(true) leaves each of them out when its batch goes. The device is recorded C(skipped) (final; RV(skipped) counts
+        them), and it is not one of its wave's devices for the gate nor a finished device for the O(abort) criteria.
+      - The campaign's policy (V(false) when created without it).
+    type: bool
   fail_on_abort:
     description: Whether the task fails when the campaign is aborted by a criterion or a gate (not when aborted by hand).
     type: bool
@@ -246,7 +257,8 @@ waves:
   elements: dict
   sample:
     - {wave: 1, devices: 10, sent: 10, unconfirmed: 0, delivered: 10, replied: 0, pending: 0,
-       failures: {undelivered: 0, expired: 0, rejected: 0, timed_out: 0, reply_error: 0}, gate: {state: passed, needed: 10, succeeded: 10}}
+       skipped: 0, failures: {undelivered: 0, expired: 0, rejected: 0, timed_out: 0, reply_error: 0, refused: 0},
+       gate: {state: passed, needed: 10, succeeded: 10}}
 sent:
   description: Devices of the campaign sent so far (including unconfirmed ones).
   returned: always
@@ -268,10 +280,20 @@ replied:
   type: int
   sample: 0
 failures:
-  description: Failed devices by type (V(undelivered), V(expired), V(rejected), V(timed_out), V(reply_error)).
+  description:
+    - Failed devices by type (V(undelivered), V(expired), V(rejected), V(timed_out), V(reply_error), V(refused)).
+    - V(refused) are devices ThingSpace refused as not in the account. A batch ThingSpace refuses for them is sent again
+      without them, once the account's device list named them (so with O(account_name)), as
+      O(thingspace.m2m.vz_sms_send#module:unknown_devices=skip) does; the rest of the campaign goes on. Without
+      O(account_name) they cannot be named, and the step fails at that batch every time.
   returned: always
   type: dict
-  sample: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0}
+  sample: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0, refused: 0}
+skipped:
+  description: Devices O(skip_inactive=true) left out, as not active when their batch went.
+  returned: always
+  type: int
+  sample: 0
 pending:
   description: Devices not sent yet.
   returned: always
@@ -280,8 +302,10 @@ pending:
 abort_reason:
   description:
     - Why the campaign was aborted; null while it is not. C(criterion) (the O(abort) entry met), C(device) (the device
-      whose outcome crossed it), C(finished) and C(failed) (the counts at that device), C(at); or C(gate) (the wave whose
+      whose outcome crossed it), C(finished) and C(failed) (the counts at that device); or C(gate) (the wave whose
       gate can no longer pass) with C(needed), C(succeeded), C(finished), C(failed); or C(by_hand).
+    - C(at) says when (ISO 8601, UTC) - the outcome of the device that crossed the criterion, the failure after which the
+      gate could no longer pass, or the step that aborted it by hand.
   returned: always
   type: dict
   sample: {criterion: {failure: any, threshold: "5%", min_devices: 20}, gate: null, device: {kind: mdn, id: "5550000042"},
@@ -298,10 +322,15 @@ request_ids:
   elements: str
   sample: ["d1f08526-5443-4054-9a29-4456490ea9f8"]
 next_wave_preview:
-  description: In check mode, the current wave's devices still to send (C(devices)) and the first 50 of them (C(first)).
+  description:
+    - In check mode, the current wave's devices still to send (C(devices)) and the first 50 of them (C(first)).
+    - With O(account_name), checked against the account's device list as the sends would be - C(devices_unknown) the
+      devices it lacks (left out, to be recorded refused), C(devices_inactive) those not active with their state (left out
+      with O(skip_inactive=true), else counted and warned about); C(devices_inactive) is null without O(account_name).
   returned: in check mode
   type: dict
-  sample: {wave: 1, devices: 10, first: [{kind: mdn, id: "5550000042"}]}
+  sample: {wave: 1, devices: 9, first: [{kind: mdn, id: "5550000042"}], devices_unknown: [],
+           devices_inactive: [{kind: mdn, id: "5550000007", state: suspend}]}
 """
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.campaign import step
@@ -339,6 +368,7 @@ def main():
         wave_timeout=dict(type="int"),
         abort=dict(type="list", elements="dict"),
         max_per_minute=dict(type="int"),
+        skip_inactive=dict(type="bool"),
         fail_on_abort=dict(type="bool", default=True),
         state=dict(type="str", choices=["started", "paused", "aborted"], default="started"),
         wait=dict(type="str", choices=["none", "gate"], default="none"),

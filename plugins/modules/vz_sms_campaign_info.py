@@ -258,7 +258,7 @@ def info(module):
         scope, now = service_scope(params["api_url"]), time.time()
         if params["name"] is None:
             return _every_campaign(module, ledger, scope, now)
-        found = campaign.reading(ledger, scope, params["name"], now)
+        found = campaign.reading(ledger, scope, params["name"], now, whole=params["states"] is not None or bool(files))
         if found is None:
             elsewhere = campaign.scopes(ledger, params["name"])
             hint = ("; a campaign of that name is recorded under %s. If that is the same service (localhost and 127.0.0.1, say), set api_url to it"
@@ -293,7 +293,7 @@ def _report_files(params):
 
 
 def _every_campaign(module, ledger, scope, now):
-    figures = [dict(campaign.figures(campaign.reading(ledger, scope, name, now)), campaign=name) for name in campaign.names(ledger, scope)]
+    figures = [dict(campaign.figures(campaign.reading(ledger, scope, name, now, whole=False)), campaign=name) for name in campaign.names(ledger, scope)]
     elsewhere = {other: count for other, count in campaign.scopes(ledger).items() if other != scope}
     if elsewhere:
         module.warn("The ledger %s also holds campaigns under other API URLs (%s); this task reads only those of %s. If that is the same service, "

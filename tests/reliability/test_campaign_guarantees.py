@@ -45,7 +45,7 @@ def stored(ansible, name):
     """The campaign as a step would find it now, read from the ledger of ``ansible``."""
     ledger = Ledger(ansible.ledger, read_only=True)
     try:
-        return campaign.current(ledger, service_scope(ansible.api_url), name)
+        return campaign.reading(ledger, service_scope(ansible.api_url), name)
     finally:
         ledger.close()
 

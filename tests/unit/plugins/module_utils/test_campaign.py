@@ -3,8 +3,10 @@ stores the frozen campaign, forward-only device states, transitions, replies and
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -13,7 +15,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credent
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
-from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger
+from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, iso_time
 
 from callback_bodies import ACCOUNT, delivery, device_sms
 from fake_api import API, CREDENTIALS
@@ -77,15 +79,15 @@ def test_pacing_spreads_batches_and_idle_time_earns_no_credit():
 
 
 def test_a_gate_passes_fails_or_stays_open():
-    assert c.gate(["delivered", "delivered", "sent"], "60%", "delivered") == ("passed", 2, 2)
-    assert c.gate(["delivered", "sent", "sent"], "60%", "delivered") == ("open", 2, 1)
-    assert c.gate(["delivered", "pending", "delivered"], "60%", "delivered") == ("open", 2, 2)  # not all sent yet
-    assert c.gate(["delivered", "undelivered", "timed_out"], "60%", "delivered") == ("failed", 2, 1)
-    assert c.gate(["delivered", "delivered", "delivered"], "100%", "replied") == ("open", 3, 0)
-    assert c.gate(["replied", "delivered", "reply_error"], "2", "replied") == ("open", 2, 1)  # delivered may still reply
-    assert c.gate(["replied", "undelivered", "reply_error"], "2", "replied") == ("failed", 2, 1)
-    assert c.gate(["replied", "replied", "reply_error"], "2", "replied") == ("passed", 2, 2)
-    assert c.gate([], "100%", "delivered") == ("passed", 0, 0)
+    assert c.gate(Counter(["delivered", "delivered", "sent"]), "60%", "delivered") == ("passed", 2, 2)
+    assert c.gate(Counter(["delivered", "sent", "sent"]), "60%", "delivered") == ("open", 2, 1)
+    assert c.gate(Counter(["delivered", "pending", "delivered"]), "60%", "delivered") == ("open", 2, 2)  # not all sent yet
+    assert c.gate(Counter(["delivered", "undelivered", "timed_out"]), "60%", "delivered") == ("failed", 2, 1)
+    assert c.gate(Counter(["delivered", "delivered", "delivered"]), "100%", "replied") == ("open", 3, 0)
+    assert c.gate(Counter(["replied", "delivered", "reply_error"]), "2", "replied") == ("open", 2, 1)  # delivered may still reply
+    assert c.gate(Counter(["replied", "undelivered", "reply_error"]), "2", "replied") == ("failed", 2, 1)
+    assert c.gate(Counter(["replied", "replied", "reply_error"]), "2", "replied") == ("passed", 2, 2)
+    assert c.gate(Counter([]), "100%", "delivered") == ("passed", 0, 0)
 
 
 def test_an_abort_criterion_triggers_on_exactly_the_device_that_crosses_it():
@@ -101,11 +103,11 @@ def test_an_abort_criterion_triggers_on_exactly_the_device_that_crosses_it():
 
 
 @pytest.mark.parametrize("abort, message", [
-    ([{"failure": "lost"}], "abort[0].failure: 'lost' is not one of undelivered, expired, rejected, timed_out, reply_error, any"),
+    ([{"failure": "lost"}], "abort[0].failure: 'lost' is not one of undelivered, expired, rejected, timed_out, reply_error, refused, any"),
     ([{"failure": "any", "threshold": "5"}], "abort[0].threshold: '5' is not a percentage such as 10%"),
     ([{"failure": "any", "threshold": "5%", "min_devices": 0}], "abort[0].min_devices: 0 is not a count of 1 or more"),
     ([{"failure": "any", "when": 1}], "abort[0]: give {failure, threshold, min_devices}, failure one of undelivered, expired, rejected, timed_out, "
-                                      "reply_error, any"),
+                                      "reply_error, refused, any"),
 ])
 def test_bad_abort_criteria_are_named(abort, message):
     with pytest.raises(ValueError) as caught:
@@ -226,13 +228,27 @@ def test_a_gate_that_can_no_longer_pass_aborts_and_names_the_counts(where):
     confirm(where, first[0], "Expired")
     campaign = step(ledger)
     assert campaign.state == "aborted"
-    assert campaign.abort_reason == {"criterion": None, "gate": 1, "device": None, "needed": 2, "succeeded": 0, "finished": 1, "failed": 1, "at": None}
+    # It names when: the failure after which too few devices could still succeed.
+    at = iso_time(campaign.devices[0].finished_at if campaign.devices[0].state == "expired" else campaign.devices[1].finished_at)
+    assert campaign.abort_reason == {"criterion": None, "gate": 1, "device": None, "needed": 2, "succeeded": 0, "finished": 1, "failed": 1, "at": at}
     assert c.abort_text(campaign.abort_reason) == "wave 1's gate can no longer pass: 0 of its devices succeeded, 2 needed (success_threshold), 1 failed"
     # Final: later successes change the devices, never the campaign's state.
     confirm(where, first[1])
     campaign = step(ledger)
     assert campaign.state == "aborted" and campaign.devices[1].state == "delivered"
     ledger.close()
+
+
+@pytest.mark.parametrize("needed, at", [("3", 50.0), ("4", 30.0), ("5", 20.0)])
+def test_a_gate_abort_is_placed_at_the_failure_after_which_the_gate_could_not_pass(needed, at):
+    outcomes = [("replied", 10.0), ("undelivered", 30.0), ("expired", 20.0), ("timed_out", 50.0), ("sent", None)]
+    devices = [c.Device("mdn:%s" % mdn(n), n, 1, state, "r1", 1.0, finished_at) for n, (state, finished_at) in enumerate(outcomes)]
+    row = (1, SCOPE, NAME, ACCOUNT, json.dumps(dict(c.DEFAULT_DEFINITION, success="replied")), json.dumps(dict(c.DEFAULT_POLICY, success_threshold=needed)),
+           5, "[5]", "waiting", 1, None, 0.0, 0.0)
+    campaign = c.Campaign(row, devices)
+    c.decide(campaign)
+    # Failures at t=20, 30, 50 of 5 devices: 3 needed, after the third only 2 could succeed; 4 needed, after the second.
+    assert (campaign.state, campaign.abort_reason["gate"], campaign.abort_reason["at"]) == ("aborted", 1, iso_time(at))
 
 
 def test_an_abort_names_the_device_that_crossed_the_threshold(where):
@@ -253,13 +269,13 @@ def test_devices_without_an_outcome_time_out_after_the_wave_timeout(where):
     targets = [device.target for device in campaign.devices]
     send(ledger, campaign, targets, "r1")
     confirm(where, targets[0])
-    last = max(ledger.send_times(SCOPE, NAME).values())
+    last = max(at for _state, _request_id, at in ledger.send_rows(SCOPE, NAME).values())
     assert step(ledger, now=last + 59).state == "completed"  # the gate passed with one success: nothing times out
     ledger.close()
     ledger, campaign = make(str(where) + "2" if isinstance(where, str) else where._replace(schema=where.schema + "b"), 3, wave_timeout=60)
     targets = [device.target for device in campaign.devices]
     send(ledger, campaign, targets, "r1")
-    last = max(ledger.send_times(SCOPE, NAME).values())
+    last = max(at for _state, _request_id, at in ledger.send_rows(SCOPE, NAME).values())
     assert step(ledger, now=last + 59).state == "waiting"
     campaign = step(ledger, now=last + 60)
     assert [device.state for device in campaign.devices] == ["timed_out"] * 3 and campaign.devices[0].finished_at == last + 60
@@ -298,6 +314,49 @@ def test_a_reply_to_a_later_campaign_does_not_count_for_an_earlier_one(where):
     ledger.close()
 
 
+def reply_as(where, identifiers, text):
+    """A device SMS naming the device by ``identifiers`` (``kind:id``)."""
+    body = dict(device_sms(text, "2030-01-01T00:00:00+00:00"), deviceIds=[{"kind": target.split(":")[0].capitalize(), "id": target.split(":")[1]}
+                                                                          for target in identifiers])
+    recorder = StoreRecorder(where)
+    recorder.record([callback_event(SMS_SERVICE, ACCOUNT, body)])
+    recorder.close()
+
+
+def test_a_reading_of_the_moving_devices_gives_the_figures_of_a_whole_reading(where):
+    ledger, campaign = make(where, 8, waves=(4, "100%"), success_threshold="50%", abort=[{"failure": "any", "threshold": "60%", "min_devices": 4}])
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets[:4], "r1")
+    for target, state in zip(targets[:3], ["Delivered", "Undelivered", "Delivered"]):
+        confirm(where, target, state)
+    # The fourth device's confirmation lists its MSISDN too: a reply naming only that is matched through the deliveries.
+    recorder = StoreRecorder(where)
+    recorder.record([callback_event(DELIVERY_SERVICE, ACCOUNT, dict(delivery("Delivered", targets[3].split(":")[1]), requestId="r1",
+                                                                    deviceIds=[{"kind": "Mdn", "id": targets[3].split(":")[1]},
+                                                                               {"kind": "Msisdn", "id": "1" + targets[3].split(":")[1]}]))])
+    recorder.close()
+    step(ledger)  # the delivered devices are settled in the store
+
+    def both():
+        whole, moving = c.reading(ledger, SCOPE, NAME), c.reading(ledger, SCOPE, NAME, whole=False)
+        assert len(moving.devices) < len(whole.devices) and c.figures(moving) == c.figures(whole)
+        return c.figures(whole)
+
+    assert (both()["wave"], both()["delivered"], both()["pending"]) == (2, 3, 4)
+    reply_as(where, [targets[0]], "OK")  # a reply naming a settled delivered device by the identifier it is held by
+    assert (both()["delivered"], both()["replied"]) == (2, 1)
+    reply_as(where, ["msisdn:1" + targets[3].split(":")[1]], "OK")  # by another identifier only
+    assert (both()["delivered"], both()["replied"]) == (1, 2)
+    reply_as(where, ["mdn:5550999999"], "OK")  # a device outside the campaign
+    assert both()["replied"] == 2
+    send(ledger, campaign, targets[4:], "r2")
+    for target in targets[4:7]:
+        confirm(where, target, "Expired", "r2")
+    assert both()["campaign_state"] == "aborted"  # 4 of 6 finished devices failed, at the sixth: 67 % (abort: any, 60 %)
+    assert c.reading(ledger, SCOPE, NAME, whole=False).abort_reason == c.reading(ledger, SCOPE, NAME).abort_reason
+    ledger.close()
+
+
 def test_the_pace_is_reserved_in_the_store_for_every_controller(where):
     ledger, campaign = make(where, 1000, max_per_minute=600)
     assert c._reserve(ledger, campaign, 100, 1000.0) == (True, 1010.0)
@@ -314,18 +373,18 @@ def test_current_reads_what_a_step_would_decide_and_writes_nothing(where):
     confirm(where, campaign.devices[0].target)
     ledger.close()
     reader = Ledger(where, read_only=True)
-    now = c.current(reader, SCOPE, NAME)
+    now = c.reading(reader, SCOPE, NAME)
     assert (now.state, now.wave, now.devices[0].state) == ("running", 2, "delivered")
     assert c.figures(now)["delivered"] == 1 and c.devices(now, ["delivered"])[0]["kind"] == "mdn"
     assert (c.load(reader, SCOPE, NAME).wave, c.load(reader, SCOPE, NAME).devices[0].state) == (1, "pending")
-    assert c.current(reader, SCOPE, "nothing") is None
+    assert c.reading(reader, SCOPE, "nothing") is None
     reader.close()
 
 
 def test_two_controllers_stepping_at_once_send_each_device_once_and_report_the_same(where, fake):
     params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": mdn(n)} for n in range(40)], devices_file=None, group_name=None,
                   service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None, reply_pattern=None,
-                  reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None, fail_on_abort=True,
+                  reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None, skip_inactive=None, fail_on_abort=True,
                   state="started", wait="none", wait_timeout=0)
     results, start = [], threading.Barrier(2)
 

@@ -214,7 +214,7 @@ def test_wait_gate_sleeps_for_the_pace_between_batches_and_sends_the_encoding(wh
     params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": "55502000%02d" % n} for n in range(30)], devices_file=None,
                   group_name=None, service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="8-bit-UTF-8", waves=["100%"], success=None,
                   reply_pattern=None, reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=60,
-                  fail_on_abort=True, state="started", wait="gate", wait_timeout=1)
+                  skip_inactive=None, fail_on_abort=True, state="started", wait="gate", wait_timeout=1)
     ledger = Ledger(where)
     try:
         client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
@@ -230,10 +230,13 @@ def test_wait_gate_sleeps_for_the_pace_between_batches_and_sends_the_encoding(wh
 def test_check_mode_with_wait_gate_returns_at_once(where, fake):
     """A check-mode step previews and reads the gate; it sends nothing, so nothing it waited for could change: no sleep."""
     sleeps = []
+    fake.devices.extend({"accountName": ACCOUNT, "deviceIds": [{"kind": "mdn", "id": "55502000%02d" % n}], "groupNames": [], "customFields": [],
+                         "carrierInformations": [{"state": "active"}], "extendedAttributes": [{"key": "DeviceId", "value": str(2000 + n)}]}
+                        for n in range(3))
     params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": "55502000%02d" % n} for n in range(3)], devices_file=None,
                   group_name=None, service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None,
                   reply_pattern=None, reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None,
-                  fail_on_abort=True, state="started", wait="gate", wait_timeout=600)
+                  skip_inactive=None, fail_on_abort=True, state="started", wait="gate", wait_timeout=600)
     ledger = Ledger(where, read_only=True)
     try:
         client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
@@ -256,14 +259,15 @@ def test_a_hand_abort_and_a_check_mode_step_with_nothing_due_report_in_full(wher
     params = dict(name=NAME, account_name=ACCOUNT, devices=[{"kind": "mdn", "id": "55503000%02d" % n} for n in range(3)], devices_file=None,
                   group_name=None, service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None,
                   reply_pattern=None, reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None,
-                  fail_on_abort=True, state="started", wait="none", wait_timeout=0)
+                  skip_inactive=None, fail_on_abort=True, state="started", wait="none", wait_timeout=0)
     client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
     ledger = Ledger(where)
     try:
         sent, failure = c.step(dict(params), client, ledger, SCOPE, clock=lambda: 1000.0)
         assert failure is None and (sent["campaign"], sent["devices_sent"], sent["changed"]) == (NAME, 3, True)
         checked, failure = c.step(dict(params), client, ledger, SCOPE, check_mode=True, clock=lambda: 1001.0)
-        assert failure is None and checked["next_wave_preview"] == {"wave": 1, "devices": 0, "first": []} and not checked["changed"]
+        empty = {"wave": 1, "devices": 0, "first": [], "devices_inactive": None, "devices_unknown": []}
+        assert failure is None and checked["next_wave_preview"] == empty and not checked["changed"]
         assert checked["campaign_state"] == "waiting"
         aborted, failure = c.step(dict(params, state="aborted"), client, ledger, SCOPE, clock=lambda: 1002.0)
     finally:

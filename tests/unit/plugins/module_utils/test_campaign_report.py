@@ -54,23 +54,14 @@ def test_the_series_count_each_device_at_its_send_delivery_and_outcome(story):
     assert r.wave_starts(story.records) == {1: at(0), 2: at(120), 3: at(300)}
     # The abort point is the crossing device's outcome, not the step that recorded it (t=500).
     assert story.campaign.abort_reason["device"] == {"kind": "mdn", "id": story.crossing}
-    assert r.abort_point(story.campaign, story.records) == at(410)
+    assert r.abort_point(story.campaign) == at(410)
 
 
-def test_a_gate_abort_is_placed_at_the_failure_after_which_the_gate_could_not_pass():
-    records = [{"wave": 2, "state": state, "finished_at": finished_at} for state, finished_at in
-               [("replied", 10.0), ("undelivered", 30.0), ("expired", 20.0), ("timed_out", 50.0), ("sent", None)]]
-    records.append({"wave": 1, "state": "undelivered", "finished_at": 5.0})
-    campaign = SimpleNamespace(state="aborted", abort_reason={"gate": 2, "needed": 3, "at": None})
-    # 5 devices, failures at t=20, 30, 50: 3 needed, after the third only 2 could succeed; 4 needed, after the second.
-    assert r.abort_point(campaign, records) == 50.0
-    campaign.abort_reason["needed"] = 4
-    assert r.abort_point(campaign, records) == 30.0
-    campaign.abort_reason["needed"] = 5
-    assert r.abort_point(campaign, records) == 20.0
-    assert r.abort_point(SimpleNamespace(state="waiting", abort_reason=None), records) is None
-    assert r.abort_point(SimpleNamespace(state="aborted", abort_reason={"gate": None, "at": None, "by_hand": True}), records) is None
-    assert r.abort_point(SimpleNamespace(state="aborted", abort_reason={"by_hand": True, "at": "2026-12-07T02:00:10Z"}), records) == T0 + 10
+def test_the_abort_point_is_the_time_the_abort_reason_names():
+    assert r.abort_point(SimpleNamespace(state="aborted", abort_reason={"gate": 2, "needed": 3, "at": "2026-12-07T02:00:20Z"})) == T0 + 20
+    assert r.abort_point(SimpleNamespace(state="waiting", abort_reason=None)) is None
+    assert r.abort_point(SimpleNamespace(state="aborted", abort_reason={"gate": None, "at": None, "by_hand": True})) is None
+    assert r.abort_point(SimpleNamespace(state="aborted", abort_reason={"by_hand": True, "at": "2026-12-07T02:00:10Z"})) == T0 + 10
 
 
 def parse(svg):

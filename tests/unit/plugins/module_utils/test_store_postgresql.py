@@ -444,7 +444,7 @@ def test_a_database_error_that_is_not_about_privileges_gets_no_hint(postgresql):
     with pytest.raises(ThingSpaceError) as caught:
         ledger.states(SCOPE, KEY)
     assert caught.value.message == ('The ledger database postgres@127.0.0.1:%d/postgres (schema %s): relation "sends" does not exist LINE 1: '
-                                    "SELECT target, state, request_id, claim FROM sends WHERE key... ^" % (postgresql.port, where.schema))
+                                    "...target, state, request_id, claim, updated_at FROM sends WHER... ^" % (postgresql.port, where.schema))
 
 
 def test_a_ledger_creating_its_schema_lets_others_create_theirs_while_it_runs(postgresql):

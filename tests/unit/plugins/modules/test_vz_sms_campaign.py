@@ -57,6 +57,13 @@ def reply_arrives(state_dir, mdn, text):
     recorder.close()
 
 
+def in_fleet(fake, devices, state="active"):
+    """Add ``devices`` to the fake's device list, in ``state``."""
+    fake.devices.extend({"accountName": ACCOUNT, "deviceIds": [dict(device)], "groupNames": [], "customFields": [],
+                         "carrierInformations": [{"servicePlan": "m2m-basic", "state": state}],
+                         "extendedAttributes": [{"key": "DeviceId", "value": "9" + device["id"]}]} for device in devices)
+
+
 def deliver_all(fake, state_dir, state="Delivered"):
     callbacks_arrive(state_dir, {mdn: state for mdn in sent_devices(fake)})
 
@@ -94,6 +101,7 @@ def test_three_waves_gated_by_delivery_each_device_once(fake, run_module, state_
 
 
 def test_check_mode_previews_the_next_wave_and_sends_nothing(fake, run_module, state_dir):
+    in_fleet(fake, DEVICES)
     result, failed = run_module(vz_sms_campaign.main, check_mode=True, **CAMPAIGN)
     assert not failed and result["changed"] and result["campaign_state"] == "running"
     assert result["next_wave_preview"]["wave"] == 1 and result["next_wave_preview"]["devices"] == 2 and len(result["next_wave_preview"]["first"]) == 2
@@ -232,7 +240,8 @@ def test_failures_before_any_request(fake, run_module, state_dir):
     cases = [
         (dict(CAMPAIGN, waves=[2, "50%"]), "Campaign 'apn-2026-12': waves: the last wave reaches 10 of the selection's 20 devices; end the list with "
                                            '"100%" so that no device is left out; nothing was sent'),
-        (dict(CAMPAIGN, abort=[{"failure": "lost"}]), "abort[0].failure: 'lost' is not one of undelivered, expired, rejected, timed_out, reply_error, any"),
+        (dict(CAMPAIGN, abort=[{"failure": "lost"}]),
+         "abort[0].failure: 'lost' is not one of undelivered, expired, rejected, timed_out, reply_error, refused, any"),
         (dict(CAMPAIGN, sms_message=None), "sms_message: needed with state: started (the ledger keeps only its hash, so a step cannot send without it)"),
         (dict(CAMPAIGN, reply_pattern="(["), "reply_pattern: '([' is not a regular expression: unterminated character set at position 1"),
         (dict(CAMPAIGN, success_threshold="0%"), "success_threshold: '0%' is neither a count of 1 or more nor a percentage such as 10% (more than 0, "
@@ -293,11 +302,37 @@ def test_devices_another_controller_is_sending_are_left_to_it(fake, run_module, 
     assert result["warnings"] == ["Campaign apn-2026-12: 20 device(s) of wave 1 are being sent by another controller; this step leaves them to it"]
 
 
-def test_devices_the_account_does_not_have_fail_the_step_naming_them(fake, run_module, state_dir):
+def test_a_device_the_account_does_not_have_is_recorded_refused_and_the_rest_goes_on(fake, run_module, state_dir):
     fake.refuse_unknown_devices = True
     known = [{"kind": "mdn", "id": "555000%04d" % n} for n in range(1, 4)]  # in the fake's fleet
-    result, failed = run_module(vz_sms_campaign.main, **dict(CAMPAIGN, devices=[*known, DEVICES[0]], waves=["100%"]))
-    assert failed and result["msg"] == ("Campaign apn-2026-12, wave 1: ThingSpace refused a batch for 1 device(s) account %s does not have: mdn:%s; "
-                                        "nothing of it was sent. The campaign's selection is frozen: abort it (state: aborted) and start a new "
-                                        "campaign without them" % (ACCOUNT, DEVICES[0]["id"]))
-    assert result["pending"] == 4 and result["sent"] == 0
+    result, failed = run_module(vz_sms_campaign.main, **dict(CAMPAIGN, devices=[*known, DEVICES[0]], waves=["100%"], success_threshold="75%"))
+    assert not failed and result["campaign_state"] == "waiting" and result["devices_sent"] == 3
+    assert (result["sent"], result["pending"], result["failures"]["refused"]) == (3, 0, 1)
+    assert sorted(device["id"] for device in sms_bodies(fake)[-1]["deviceIds"]) == sorted(device["id"] for device in known)
+    assert any("ThingSpace refused 1 device(s), not in account %s: mdn:%s" % (ACCOUNT, DEVICES[0]["id"]) in warning for warning in result["warnings"])
+    # Final for the campaign: a later step does not send to it again, and the gate (3 of 4 needed) passes without it.
+    callbacks_arrive(state_dir, {device["id"]: "Delivered" for device in known})
+    result, failed = run_module(vz_sms_campaign.main, **NEXT)
+    assert not failed and result["campaign_state"] == "completed" and result["devices_sent"] == 0 and result["failures"]["refused"] == 1
+
+
+def test_the_preview_reports_inactive_devices_and_skip_inactive_leaves_them_out(fake, run_module, state_dir):
+    active, suspended = DEVICES[:3], DEVICES[3:4]
+    in_fleet(fake, active)
+    in_fleet(fake, suspended, state="suspend")
+    options = dict(CAMPAIGN, devices=active + suspended, waves=["100%"])
+    result, failed = run_module(vz_sms_campaign.main, check_mode=True, **options)
+    assert not failed and result["next_wave_preview"]["devices"] == 4
+    assert result["next_wave_preview"]["devices_inactive"] == [dict(suspended[0], state="suspend")]
+    assert any("1 device(s) this run would send to are not active (1 suspend; devices_inactive)" in warning for warning in result["warnings"])
+    result, failed = run_module(vz_sms_campaign.main, check_mode=True, skip_inactive=True, **options)
+    assert not failed and result["next_wave_preview"]["devices"] == 3 and not sms_bodies(fake)
+    result, failed = run_module(vz_sms_campaign.main, skip_inactive=True, **dict(options, account_name=None, name="without-account"))
+    assert failed and result["msg"].startswith("skip_inactive: needs account_name")
+    result, failed = run_module(vz_sms_campaign.main, skip_inactive=True, **options)
+    assert not failed and (result["devices_sent"], result["skipped"], result["pending"]) == (3, 1, 0)
+    assert sorted(sent_devices(fake)) == sorted(device["id"] for device in active)
+    # The gate (100 %) counts the devices sent: the skipped one is left out, not failed.
+    callbacks_arrive(state_dir, {device["id"]: "Delivered" for device in active})
+    result, failed = run_module(vz_sms_campaign.main, **NEXT)
+    assert not failed and result["campaign_state"] == "completed" and result["waves"][0]["gate"] == {"state": "passed", "needed": 3, "succeeded": 3}
