@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITES = {"unit": 120, "emulator": 60, "reliability": 600, "eda": 300, "docs": 600}
+SUITES = {"unit": 120, "emulator": 60, "reliability": 600, "eda": 300, "docs": 600, "release": 600}
 
 HANGING = '''
 import asyncio
