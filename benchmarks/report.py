@@ -589,6 +589,10 @@ def _n(count):
     return format(count, ",")
 
 
+def _kb(size):
+    return "%.0f KB" % (size / 1000) if size < 1_000_000 else "%.1f MB" % (size / 1_000_000)
+
+
 def plot(results, path):
     """The figures of the run as one PNG; False when matplotlib is not installed."""
     try:

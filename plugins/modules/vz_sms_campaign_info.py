@@ -53,7 +53,7 @@ options:
         and RV(device_details) (with wave, state, request id and times). Needs O(name).
     type: list
     elements: str
-    choices: [pending, unconfirmed, sent, delivered, replied, reply_error, undelivered, expired, rejected, timed_out]
+    choices: [pending, unconfirmed, sent, delivered, replied, reply_error, undelivered, expired, rejected, timed_out, refused, skipped]
   report:
     description:
       - Path of the HTML report of the campaign to write (replaced at once if it exists; its directory must exist).
@@ -139,7 +139,7 @@ campaigns:
   elements: dict
   sample:
     - {campaign: apn-2026-12, campaign_state: waiting, wave: 2, waves_total: 3, devices_total: 5000, sent: 510, unconfirmed: 0,
-       delivered: 495, replied: 0, pending: 4490, failures: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0},
+       delivered: 495, replied: 0, pending: 4490, failures: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0, refused: 0},
        abort_reason: null, waves: []}
 campaign:
   description: The campaign's name.
@@ -175,7 +175,7 @@ waves:
   elements: dict
   sample:
     - {wave: 1, devices: 10, sent: 10, unconfirmed: 0, delivered: 10, replied: 0, pending: 0,
-       failures: {undelivered: 0, expired: 0, rejected: 0, timed_out: 0, reply_error: 0}, gate: {state: passed, needed: 10, succeeded: 10}}
+       failures: {undelivered: 0, expired: 0, rejected: 0, timed_out: 0, reply_error: 0, refused: 0}, gate: {state: passed, needed: 10, succeeded: 10}}
 sent:
   description: Devices of the campaign sent so far (including unconfirmed ones).
   returned: with O(name)
@@ -197,10 +197,17 @@ replied:
   type: int
   sample: 0
 failures:
-  description: Failed devices by type (V(undelivered), V(expired), V(rejected), V(timed_out), V(reply_error)).
+  description:
+    - Failed devices by type (V(undelivered), V(expired), V(rejected), V(timed_out), V(reply_error), V(refused)).
+    - V(refused) are devices ThingSpace refused as not in the account; they got no SMS.
   returned: with O(name)
   type: dict
-  sample: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0}
+  sample: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0, refused: 0}
+skipped:
+  description: Devices the campaign's O(thingspace.m2m.vz_sms_campaign#module:skip_inactive=true) left out, as not active when their batch went.
+  returned: with O(name)
+  type: int
+  sample: 0
 pending:
   description: Devices not sent yet.
   returned: with O(name)
