@@ -27,11 +27,11 @@ BATCH = 10_000
 GOALS = {"sms_10k_seconds": 1.0, "sms_100k_in_10_seconds": 5.0, "callbacks_per_second": 2000.0}
 
 
-def write_fleet(path: str) -> None:
-    """One account of DEVICES active devices, each with iccid, imei, mdn and msisdn, in 4 groups,
+def write_fleet(path: str, count: int = DEVICES) -> None:
+    """One account of ``count`` active devices (at most 1,000,000: the IMEI pattern), each with iccid, imei, mdn and msisdn, in 4 groups,
     made from patterns (the fleet file's generated devices)."""
     generator = {
-        "count": DEVICES,
+        "count": count,
         "first": 0,
         "ids": {"iccid": "8914800001{n:09d}{luhn}", "imei": "35999999{n:06d}{luhn}", "mdn": "7{n:09d}", "msisdn": "17{n:09d}"},
         "groupNames": {f"group-{g}": 1 for g in range(4)},

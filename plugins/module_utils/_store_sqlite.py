@@ -25,6 +25,8 @@ SCHEMA_VERSION = 5
 READABLE_FROM = 2
 # Rows per INSERT of a claim: 4 parameters each, under the 999 parameters of a statement SQLite allowed before 3.32.
 INSERT_ROWS = 200
+# Rows fetched at a time by ``stream``.
+STREAM_ROWS = 10000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS send_keys (
     id INTEGER PRIMARY KEY,
@@ -207,6 +209,22 @@ class SqliteStore:
             if "no such table" in str(exc):
                 return []
             raise
+
+    def stream(self, sql, args=()):
+        """The rows of a read one by one, as ``rows`` reads them, without holding them all: for reads of a million rows."""
+        if self._db is None:
+            return
+        try:
+            cursor = self._db.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return
+            raise
+        while True:
+            rows = cursor.fetchmany(STREAM_ROWS)
+            if not rows:
+                return
+            yield from rows
 
     def execute(self, sql, args=()):
         """Run a write; the number of rows it changed."""

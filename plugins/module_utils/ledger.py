@@ -275,8 +275,29 @@ class Ledger:
             )
 
     def diff(self, scope, key, targets, mode=NEW):
-        """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record."""
-        states = self.states(scope, key)
+        """What a run of ``mode`` sends of ``targets`` under ``key``. The record is read as a stream and what is kept of
+        it is what is not ``sent``: beside the targets themselves (a set), nothing grows with a key of a million rows."""
+        key_id = self._key_id(scope, key)
+        if key_id is None:
+            return Diff(list(targets), [], [], [])
+        left, states, pending = set(targets), {}, {}
+        resent = SENT in RESENDS[mode]
+        for target, state, claim in self._store.stream("SELECT target, state, claim FROM sends WHERE key_id = ?", (key_id,)):
+            if target not in left:
+                continue
+            if state == PENDING:
+                pending[target] = claim
+            elif state != SENT:
+                states[target] = state
+            elif not resent:
+                left.discard(target)
+        live = self._store.live(set(pending.values()))
+        states.update((target, IN_FLIGHT if claim in live else PENDING) for target, claim in pending.items())
+        for target in self._settled.get(key_id, ()):
+            states.pop(target, None)
+            if not resent:
+                left.discard(target)
+        left.difference_update(target for target, state in states.items() if state not in RESENDS[mode])
         to_send, unconfirmed, in_flight, refused = [], [], [], []
         for target in targets:
             state = states.get(target)
@@ -286,7 +307,7 @@ class Ledger:
                 in_flight.append(target)
             elif state == REFUSED:
                 refused.append(target)
-            if state is None or state in RESENDS[mode]:
+            if target in left:
                 to_send.append(target)
         return Diff(to_send, unconfirmed, in_flight, refused)
 
