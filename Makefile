@@ -140,8 +140,8 @@ docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
 
 # The collection before issue 13's changes, measured in the same rounds (benchmarks/run.py --before).
 BENCH_BEFORE ?= 9b533bc
-bench: venv ## Measure against the uri playbook a user would write, and BENCH_BEFORE side by side; rewrites docs/performance.md
-	$(BIN)/python benchmarks/run.py --report docs/performance.md --before $(BENCH_BEFORE)
+bench: venv ## Measure against the uri playbook a user would write, and BENCH_BEFORE side by side; rewrites docs/performance.md; BENCH_DEVICES=1000000 adds the fleet-scale runs
+	$(BIN)/python benchmarks/run.py --report docs/performance.md --before $(BENCH_BEFORE) $(if $(BENCH_DEVICES),--scale-devices $(BENCH_DEVICES))
 
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import bench_inventory
+import bench_scale
 from common import LOGIN_PATH, OAUTH_PATH
 from module_profile import IMPORT_STAGES, STAGES
 
@@ -497,6 +498,7 @@ def markdown(results, plot_name):
     lines += callback_section(results)
     lines += campaign_section(results)
     lines += bench_inventory.section(results)
+    lines += bench_scale.section(results)
 
     one, big = profile["one"], profile["bulk"]
     walls, cpus = one["walls"], one["cpus"]

@@ -236,12 +236,14 @@ class SqliteStore:
     def insert_pending(self, key_id, targets, claim_id, now, on_conflict):
         """Write ``targets`` pending for ``claim_id``; ``on_conflict`` says which recorded rows are taken over. Rows go
         in INSERTs of INSERT_ROWS rows: SQLite runs one statement of many rows in about 60 % of the time of one
-        statement per row (executemany)."""
+        statement per row (executemany). The number of rows written."""
+        written = 0
         for start in range(0, len(targets), INSERT_ROWS):
             rows = targets[start:start + INSERT_ROWS]
-            self._db.execute("INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES %s %s"
+            written += self._db.execute("INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES %s %s"
                              % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
-                             [value for target in rows for value in (key_id, target, claim_id, now)])
+                             [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
+        return written
 
     def transaction(self):
         return _Transaction(self._db)

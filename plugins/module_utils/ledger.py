@@ -282,15 +282,15 @@ class Ledger:
             return Diff(list(targets), [], [], [])
         left, states, pending = set(targets), {}, {}
         resent = SENT in RESENDS[mode]
-        for target, state, claim in self._store.stream("SELECT target, state, claim FROM sends WHERE key_id = ?", (key_id,)):
+        if not resent:  # the sent rows, most of a re-run's, only leave the targets to send: one string each, taken out in C
+            left.difference_update(row[0] for row in self._store.stream("SELECT target FROM sends WHERE key_id = ? AND state = 'sent'", (key_id,)))
+        for target, state, claim in self._store.stream("SELECT target, state, claim FROM sends WHERE key_id = ? AND state <> 'sent'", (key_id,)):
             if target not in left:
                 continue
             if state == PENDING:
                 pending[target] = claim
-            elif state != SENT:
+            else:
                 states[target] = state
-            elif not resent:
-                left.discard(target)
         live = self._store.live(set(pending.values()))
         states.update((target, IN_FLIGHT if claim in live else PENDING) for target, claim in pending.items())
         for target in self._settled.get(key_id, ()):
@@ -332,8 +332,11 @@ class Ledger:
                 live = self._store.live({claim for _target, claim in pending} - {claim_id})
                 busy = {target for target, claim in pending if claim in live}
                 targets = [target for target in targets if target not in busy]
-            self._store.insert_pending(key_id, targets, claim_id, now, _on_conflict(mode))
-            rows = self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
+            written = self._store.insert_pending(key_id, targets, claim_id, now, _on_conflict(mode))
+            # Every target written (inserted, or taken over): all are this claim's, without reading them back.
+            rows = None if written == len(targets) else self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
+        if rows is None:
+            return claim_id, list(targets)
         claimed = {row[0] for row in rows}
         if not claimed:
             self._store.unhold(claim_id)

@@ -130,6 +130,7 @@ class _NotStreamed(Exception):
 # How an object holding the list begins, and how much text is read at a time (a chunk holds thousands of entries).
 _DEVICES_KEY = re.compile(r'\{\s*"devices"\s*:\s*\[')
 _CHUNK = 1 << 20
+_SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
 
 
 def _stream_list(handle):
@@ -150,14 +151,7 @@ def _stream_list(handle):
     if text.peek() == "]":
         text.pos += 1
     else:
-        while True:
-            yield text.decode()
-            mark = text.peek()
-            text.pos += 1
-            if mark == "]":
-                break
-            if mark != ",":
-                raise _NotStreamed()
+        yield from text.elements()
     if text.rest().strip() != closing:
         raise _NotStreamed()
 
@@ -188,21 +182,28 @@ class _Text:
                 return self.text[self.pos:self.pos + 1]
             self._more()
 
-    def decode(self):
-        """The next JSON value, read on until it is whole (a number at the end of a chunk may go on in the next)."""
-        self.peek()
+    def elements(self):
+        """The values of a list up to its closing ``]``, from the position (at a value), each read with the separator after
+        it; a value or separator cut by the end of the chunk is read again with the next."""
+        raw_decode = self.decoder.raw_decode
         while True:
             try:
-                value, end = self.decoder.raw_decode(self.text, self.pos)
+                value, end = raw_decode(self.text, self.pos)
+                separator = _SEPARATOR.match(self.text, end)
             except ValueError:
+                separator = None
+            if separator is None:
                 if self.done:
                     raise _NotStreamed()
                 self._more()
+                self.peek()
                 continue
-            if end < len(self.text) or self.done:
-                self.pos = end
-                return value
-            self._more()
+            self.pos = separator.end()
+            yield value
+            if separator.group(1) == "]":
+                return
+            if self.pos == len(self.text):
+                self.peek()
 
     def rest(self):
         return self.text[self.pos:] + self.handle.read()
