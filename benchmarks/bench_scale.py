@@ -11,7 +11,6 @@ to send, the ledger's diff).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_emulator
 from bench_playbooks import ACCOUNT, MESSAGE, mdn
-from common import BENCH_DIR, PYTHON, ansible_env, summary, write_inventory
+from common import BENCH_DIR, PYTHON, ansible_env, emit, summary, write_inventory
 
 from thingspace_emulator.testing import running_emulator
 
@@ -233,11 +232,7 @@ def main():
     parser.add_argument("--json-out", metavar="FILE")
     args = parser.parse_args()
     result = run(args.devices, args.rounds)
-    text = json.dumps(result, indent=2)
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    print(text)
+    emit(result, args.json_out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ others: a slice waits for another's claim at most as long as that claim's transa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -22,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_emulator
 from bench_playbooks import ACCOUNT
-from common import COLLECTIONS, PYTHON, ansible_env
+from common import COLLECTIONS, PYTHON, ansible_env, emit
 from postgresql import running_postgresql
 from slices import limits, longest_gap, request_times, run_slices, sent_devices, write
 
@@ -79,11 +78,7 @@ def main():
     args = parser.parse_args()
     with running_postgresql(durable=True) as server:
         result = run(server, args.hosts)
-    text = json.dumps(result, indent=2)
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    print(text)
+    emit(result, args.json_out)
 
 
 if __name__ == "__main__":
