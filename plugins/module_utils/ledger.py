@@ -335,12 +335,12 @@ class Ledger:
             written = self._store.insert_pending(key_id, targets, claim_id, now, _on_conflict(mode))
             # Every target written (inserted, or taken over): all are this claim's, without reading them back.
             rows = None if written == len(targets) else self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
-        if rows is None:
-            return claim_id, list(targets)
-        claimed = {row[0] for row in rows}
-        if not claimed:
+        if rows is not None:
+            claimed = {row[0] for row in rows}
+            targets = [target for target in targets if target in claimed]
+        if not targets:
             self._store.unhold(claim_id)
-        return claim_id, [target for target in targets if target in claimed]
+        return claim_id, list(targets)
 
     def _key_id(self, scope, key, create=False):
         """The number of (scope, key); None when not recorded (or no ledger yet) unless ``create``, which also

@@ -91,3 +91,17 @@ def test_a_re_run_diff_holds_no_row_per_device(tmp_path, backend, request):
     # The targets as a set (about 40 bytes each) and one fetch of rows at a time (2 MB); every row at once is more than 400
     # bytes a device.
     assert peak < 150 * COUNT, peak / COUNT
+
+
+def test_a_claim_that_writes_every_target_returns_them_and_one_that_writes_none_lets_its_lock_go(tmp_path):
+    ledger = Ledger(str(tmp_path / "ledger.sqlite3"))
+    try:
+        claim_id, claimed = ledger.claim("http://127.0.0.1", "key", ["mdn:5550000001", "mdn:5550000002"])
+        assert claimed == ["mdn:5550000001", "mdn:5550000002"] and claim_id in ledger.store._held
+        ledger.settle(claim_id, SENT, "r1")
+        again, claimed = ledger.claim("http://127.0.0.1", "key", ["mdn:5550000002", "mdn:5550000003"])
+        assert claimed == ["mdn:5550000003"]  # read back: one of the two was sent already
+        nothing, claimed = ledger.claim("http://127.0.0.1", "key", [])
+        assert claimed == [] and nothing not in ledger.store._held and again in ledger.store._held
+    finally:
+        ledger.close()
