@@ -211,8 +211,8 @@ def section(results):
     ]
     for name, label in (("floor", "requests script (the floor)"), ("file", "vz_sms_send, `devices_file`"), ("rerun", "the same, re-run")):
         memory = ", ".join("%s %.0f MB" % (process, mb) for process, mb in scale["processes"][name])
-        lines.append("| %s | %.2f s | %.2f s | %.2f | %s |" % (label, wall[name]["median"], cpu[name]["median"],
-                                                              wall[name]["median"] / wall["floor"]["median"], memory))
+        ratio = wall[name]["median"] / wall["floor"]["median"]
+        lines.append("| %s | %.2f s | %.2f s | %.2f | %s |" % (label, wall[name]["median"], cpu[name]["median"], ratio, memory))
     lines.append("")
     lines.append("The emulator holding the fleet peaked at %.0f MB (its own process, not the collection's)." % scale["emulator_peak_mb"])
     if slices:

@@ -301,7 +301,7 @@ class PostgresqlStore:
         """Write ``targets`` pending for ``claim_id`` in one statement; ``on_conflict`` says which recorded rows are
         taken over. Each target goes in once: one statement may not update a row twice. The number of rows written."""
         return self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
-                      "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets)))).rowcount
+                             "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets)))).rowcount
 
     @contextlib.contextmanager
     def transaction(self):

@@ -241,8 +241,8 @@ class SqliteStore:
         for start in range(0, len(targets), INSERT_ROWS):
             rows = targets[start:start + INSERT_ROWS]
             written += self._db.execute("INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES %s %s"
-                             % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
-                             [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
+                                        % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
+                                        [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
         return written
 
     def transaction(self):
