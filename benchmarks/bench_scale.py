@@ -1,8 +1,9 @@
 """Fleet scale (issue 24, item 1): vz_sms_send with ``devices_file`` over a fleet of DEVICES devices (1,000,000 by
 default; BENCH_DEVICES or --devices) against the bare requests script (requests_floor.py), side by side on one
 emulator, the order reversed every other round, each send checked in the emulator (every device once); the peak resident
-memory of every process, as the kernel counts it (VmHWM of /proc/PID/status, read while the processes run, and the
-largest ru_maxrss of the process tree from wait4), the emulator apart; then the same task again (the re-run: nothing
+memory of every process, as the kernel counts it (VmHWM of /proc/PID/status, read while the processes run; and the
+largest ru_maxrss of the process tree from wait4, which also holds this benchmark process's own peak: the kernel keeps
+it across fork and exec), the emulator apart; then the same task again (the re-run: nothing
 to send, the ledger's diff).
 
     python benchmarks/bench_scale.py [--devices N] [--rounds N] [--json-out FILE]
