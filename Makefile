@@ -42,7 +42,7 @@ demo-venv: $(VENV)/.demo-installed $(COLLECTION_LINK) ## Only what make demo nee
 
 help: ## List the targets
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
-	@echo "  Variables: PYTHON=/path/to/python3.12 (another interpreter, its own venv), MUTATION_FILES=\"...\", CALLBACKS_SUSTAINED=600 (make bench)"
+	@echo "  Variables: PYTHON=/path/to/python3.12 (another interpreter, its own venv), MUTATION_FILES=\"...\", CALLBACKS_SUSTAINED=600 and BENCH_DEVICES=1000000 (make bench)"
 
 # Installed packages that $(CONSTRAINTS) does not pin fail the step that installed them.
 define CHECK_PINNED
@@ -169,8 +169,8 @@ docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
 BENCH_BEFORE ?= 9b533bc
 # Seconds of the callbacks source sustained from the emulator, per ledger (issue 24: 600); empty: not run.
 CALLBACKS_SUSTAINED ?=
-bench: venv ## Measure against the uri playbook a user would write, and BENCH_BEFORE side by side; rewrites docs/performance.md
-	$(BIN)/python benchmarks/run.py --report docs/performance.md --before $(BENCH_BEFORE) $(if $(CALLBACKS_SUSTAINED),--callbacks-sustained $(CALLBACKS_SUSTAINED))
+bench: venv ## Measure against the uri playbook a user would write, and BENCH_BEFORE side by side; rewrites docs/performance.md; BENCH_DEVICES=1000000 adds the fleet-scale runs
+	$(BIN)/python benchmarks/run.py --report docs/performance.md --before $(BENCH_BEFORE) $(if $(CALLBACKS_SUSTAINED),--callbacks-sustained $(CALLBACKS_SUSTAINED)) $(if $(BENCH_DEVICES),--scale-devices $(BENCH_DEVICES))
 
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(MUTATION_FILES)

@@ -28,7 +28,7 @@ GOALS = {"sms_10k_seconds": 1.0, "sms_100k_in_10_seconds": 5.0, "callbacks_per_s
 
 
 def write_fleet(path: str, count: int = DEVICES) -> None:
-    """One account of ``count`` active devices, each with iccid, imei, mdn and msisdn, in 4 groups,
+    """One account of ``count`` active devices (at most 1,000,000: the IMEI pattern), each with iccid, imei, mdn and msisdn, in 4 groups,
     made from patterns (the fleet file's generated devices)."""
     generator = {
         "count": count,

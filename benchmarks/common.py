@@ -3,6 +3,7 @@ counting requests in the emulator's log, medians and ratios."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
@@ -115,6 +116,15 @@ def median(values):
 
 def ratio(numerator, denominator):
     return numerator / denominator if denominator else float("inf")
+
+
+def emit(result, path=None):
+    """Print the figures of a benchmark run alone as JSON, and write them to ``path`` when given."""
+    text = json.dumps(result, indent=2)
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    print(text)
 
 
 def summary(values):

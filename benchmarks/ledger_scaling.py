@@ -26,7 +26,7 @@ from postgresql import running_postgresql
 
 SIZES = (1000, 10000, 100000)
 BATCHES = 10
-PHASES = ("plan", "first_diff", "claim_settle", "rerun_diff", "open_full", "reference")
+PHASES = ("plan", "first_diff", "claim_settle", "rerun_diff", "open_full", "reference", "bytes_per_device")
 
 
 def _import():
@@ -55,7 +55,7 @@ def _params(count):
         "allow_empty": False,
         "unknown_devices": "fail",
         "skip_inactive": False,
-        "batch_size": count // BATCHES,
+        "batch_size": min(count // BATCHES, 10000),  # 10 batches, at most 10,000 devices each (the API's limit): 100 at 1,000,000
         "ledger_path": None,
     }
 
@@ -111,7 +111,22 @@ def measure(count, location):
         assert not missing
     finally:
         ledger.close()
+    times["bytes_per_device"] = _size(location) / count
     return times
+
+
+def _size(location):
+    """The ledger's size on disk in bytes: the SQLite file (its WAL is checkpointed into it when the last connection
+    closes), or the PostgreSQL tables of the sends with their indexes and TOAST (pg_total_relation_size)."""
+    if isinstance(location, str):
+        return os.path.getsize(location) + (os.path.getsize(location + "-wal") if os.path.exists(location + "-wal") else 0)
+    ledger_mod, _send = _import()
+    ledger = ledger_mod.Ledger(location)
+    try:
+        return sum(ledger.store.rows("SELECT pg_total_relation_size(?::regclass)", ('"%s".%s' % (location.schema, table),))[0][0]
+                   for table in ("sends", "send_keys"))
+    finally:
+        ledger.close()
 
 
 def run(rounds=3, sizes=SIZES, server=None):
@@ -147,12 +162,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgresql", action="store_true", help="measure the PostgreSQL ledger (starts a server)")
+    parser.add_argument("--sizes", type=lambda text: tuple(int(size) for size in text.split(",")), default=SIZES,
+                        help="device counts, comma-separated (default %s)" % ",".join(str(size) for size in SIZES))
     args = parser.parse_args()
     if not args.postgresql:
-        print(json.dumps(run(args.rounds), indent=2))
+        print(json.dumps(run(args.rounds, args.sizes), indent=2))
         return
     with running_postgresql(durable=True) as server:
-        print(json.dumps(run(args.rounds, server=server), indent=2))
+        print(json.dumps(run(args.rounds, args.sizes, server=server), indent=2))
 
 
 if __name__ == "__main__":

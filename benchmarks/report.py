@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import bench_inventory
+import bench_scale
 from module_profile import IMPORT_STAGES
 
 GOAL_MODULE_VS_URI = 1.1
@@ -531,6 +532,7 @@ def markdown(results, plot_name):
     lines += callback_section(results)
     lines += campaign_section(results)
     lines += bench_inventory.section(results)
+    lines += bench_scale.section(results)
 
     one = profile["one"]
     walls, cpus = one["walls"], one["cpus"]

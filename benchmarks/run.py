@@ -18,6 +18,9 @@ process tree) next to the wall time because these machines are shared and noisy.
    over a 10-minute window on a compressed clock, on SQLite and PostgreSQL (bench_campaign.py);
 9. the fleet as inventory: ansible-inventory --list over 100,000 devices, a cache hit, and vz_device_info count_only
    against a bare requests script (bench_inventory.py; alone with ``--only inventory``);
+10. with ``--scale-devices N`` (``make bench BENCH_DEVICES=N``): devices_file over N devices against the floor with the
+   peak memory of every process (bench_scale.py), and a send over 100,000 inventory hosts in 4 job slices on one
+   PostgreSQL ledger (bench_slices.py);
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -53,6 +56,8 @@ import bench_controllers
 import bench_emulator
 import bench_inventory
 import bench_playbooks as playbooks
+import bench_scale
+import bench_slices
 import ledger_scaling
 import module_profile
 import report
@@ -258,6 +263,9 @@ def main():
     parser.add_argument("--from-json", metavar="FILE", help="measure nothing: write the report from the figures of an earlier --json-out")
     parser.add_argument("--callbacks-sustained", type=int, metavar="SECONDS",
                         help="also the callbacks source sustained for SECONDS from the emulator, PostgreSQL and SQLite in turn (issue 24: 600)")
+    parser.add_argument("--scale-devices", type=int, default=int(os.environ.get("BENCH_DEVICES") or 0), metavar="N",
+                        help="also the fleet-scale runs: devices_file over N devices against the floor, and a send over 100,000 inventory hosts "
+                             "in 4 job slices (default: BENCH_DEVICES, else not run)")
     parser.add_argument("--only", choices=["inventory", "tasks"], help="measure only this phase and print its figures (no report)")
     args = parser.parse_args()
     if args.only:
@@ -324,6 +332,11 @@ def main():
                                               for store in ("postgresql", "sqlite")}
         print("8. a staged campaign of %d devices, SQLite and PostgreSQL ..." % bench_campaign.DEVICES, flush=True)
         results["campaign"] = bench_campaign.run(server=server, rounds=args.rounds)
+        if args.scale_devices:
+            print("10. fleet scale: devices_file over %d devices against the floor, %d rounds ..." % (args.scale_devices, args.rounds), flush=True)
+            results["scale"] = bench_scale.run(args.scale_devices, rounds=args.rounds)
+            print("10. a send over %d inventory hosts in %d job slices ..." % (bench_slices.HOSTS, bench_slices.SLICES), flush=True)
+            results["slices"] = bench_slices.run(server)
     finally:
         stack.close()
         if args.keep:

@@ -92,6 +92,8 @@ _STEPS = {
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CONNECT_TIMEOUT = 10
+# Rows fetched at a time by ``stream``.
+STREAM_ROWS = 10000
 _MASK = "********"
 _PRIVILEGE_HINT = ("; the role needs the schema and its tables, or the right to create them: see the guide \"Keep the ledger in "
                    "PostgreSQL\" for the SQL an administrator runs once")
@@ -271,6 +273,22 @@ class PostgresqlStore:
                 raise self._error(exc)
         return self._execute(sql, args).fetchall()
 
+    def stream(self, sql, args=()):
+        """The rows of a read one by one, as ``rows`` reads them, through a server-side cursor (in a transaction of its
+        own) fetching STREAM_ROWS at a time: a client-side cursor would hold every row of the answer in libpq."""
+        if self._db is None or not self._ready:
+            return
+        try:
+            with self._db.transaction(), self._db.cursor(name="thingspace_stream") as cursor:
+                cursor.itersize = STREAM_ROWS
+                cursor.execute(sql.replace("?", "%s"), args)
+                yield from cursor
+        except psycopg.errors.UndefinedTable as exc:
+            if not self._older:
+                raise self._error(exc)
+        except psycopg.Error as exc:
+            raise self._error(exc)
+
     def execute(self, sql, args=()):
         """Run a write; the number of rows it changed."""
         return self._execute(sql, args).rowcount
@@ -285,9 +303,9 @@ class PostgresqlStore:
 
     def insert_pending(self, key_id, targets, claim_id, now, on_conflict):
         """Write ``targets`` pending for ``claim_id`` in one statement; ``on_conflict`` says which recorded rows are
-        taken over. Each target goes in once: one statement may not update a row twice."""
-        self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
-                      "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets))))
+        taken over. Each target goes in once: one statement may not update a row twice. The number of rows written."""
+        return self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
+                             "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets)))).rowcount
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are

@@ -275,8 +275,29 @@ class Ledger:
             )
 
     def diff(self, scope, key, targets, mode=NEW):
-        """What a run of ``mode`` sends of ``targets`` under ``key``, in one pass over the record."""
-        states = self.states(scope, key)
+        """What a run of ``mode`` sends of ``targets`` under ``key``. The record is read as a stream and what is kept of
+        it is what is not ``sent``: beside the targets themselves (a set), nothing grows with a key of a million rows."""
+        key_id = self._key_id(scope, key)
+        if key_id is None:
+            return Diff(list(targets), [], [], [])
+        left, states, pending = set(targets), {}, {}
+        resent = SENT in RESENDS[mode]
+        if not resent:  # the sent rows, most of a re-run's, only leave the targets to send: one string each, taken out in C
+            left.difference_update(row[0] for row in self._store.stream("SELECT target FROM sends WHERE key_id = ? AND state = 'sent'", (key_id,)))
+        for target, state, claim in self._store.stream("SELECT target, state, claim FROM sends WHERE key_id = ? AND state <> 'sent'", (key_id,)):
+            if target not in left:
+                continue
+            if state == PENDING:
+                pending[target] = claim
+            else:
+                states[target] = state
+        live = self._store.live(set(pending.values()))
+        states.update((target, IN_FLIGHT if claim in live else PENDING) for target, claim in pending.items())
+        for target in self._settled.get(key_id, ()):
+            states.pop(target, None)
+            if not resent:
+                left.discard(target)
+        left.difference_update(target for target, state in states.items() if state not in RESENDS[mode])
         to_send, unconfirmed, in_flight, refused = [], [], [], []
         for target in targets:
             state = states.get(target)
@@ -286,7 +307,7 @@ class Ledger:
                 in_flight.append(target)
             elif state == REFUSED:
                 refused.append(target)
-            if state is None or state in RESENDS[mode]:
+            if target in left:
                 to_send.append(target)
         return Diff(to_send, unconfirmed, in_flight, refused)
 
@@ -311,12 +332,15 @@ class Ledger:
                 live = self._store.live({claim for _target, claim in pending} - {claim_id})
                 busy = {target for target, claim in pending if claim in live}
                 targets = [target for target in targets if target not in busy]
-            self._store.insert_pending(key_id, targets, claim_id, now, _on_conflict(mode))
-            rows = self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
-        claimed = {row[0] for row in rows}
-        if not claimed:
+            written = self._store.insert_pending(key_id, targets, claim_id, now, _on_conflict(mode))
+            # Every target written (inserted, or taken over): all are this claim's, without reading them back.
+            rows = None if written == len(targets) else self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
+        if rows is not None:
+            claimed = {row[0] for row in rows}
+            targets = [target for target in targets if target in claimed]
+        if not targets:
             self._store.unhold(claim_id)
-        return claim_id, [target for target in targets if target in claimed]
+        return claim_id, list(targets)
 
     def _key_id(self, scope, key, create=False):
         """The number of (scope, key); None when not recorded (or no ledger yet) unless ``create``, which also

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections import namedtuple
 
@@ -21,11 +22,12 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
     HEX_KINDS,
     MAX_DEVICES_PER_REQUEST,
     RESOLVED_KIND_ORDER,
+    Devices,
     check_custom_fields,
+    device_targets,
     first_of,
     message_size,
     normalize_device,
-    normalize_devices,
 )
 
 SELECTION = "selection"
@@ -52,9 +54,9 @@ def plan_send(params, check_mode=False):
         if params["devices_file"] is not None:
             devices, option = read_devices_file(params["devices_file"]), "devices_file %s" % params["devices_file"]
         if devices is not None:
+            devices = Devices(device_targets(devices, option))
             if not devices:
                 raise ValueError("%s: the list is empty; give at least one {kind, id} or use a filter" % option)
-            devices = normalize_devices(devices, option)
         filters, tracking = None, TRACK_DEVICE
         if devices is None:
             filters = {"group_name": params["group_name"], "service_plan": params["service_plan"],
@@ -92,8 +94,21 @@ def plan_send(params, check_mode=False):
 
 
 def read_devices_file(path):
-    """The device list in the JSON file at ``path``: a list of ``{kind, id}``, or an object whose only key, ``devices``,
-    holds one. Entries are checked by plan_send, as for the option ``devices``."""
+    """The entries of the device list in the JSON file at ``path``, one by one: a list of ``{kind, id}``, or an object
+    whose only key, ``devices``, holds one. plan_send checks them, as for the option ``devices``. The file is decoded
+    entry by entry as it is read (_stream_list), so a list of a million devices is never held whole as JSON objects; a
+    file of another shape is read whole to say what is wrong with it."""
+    streamed = False
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for entry in _stream_list(handle):
+                streamed = True
+                yield entry
+        return
+    except OSError as exc:
+        raise ValueError("devices_file: cannot read %s: %s" % (path, exc.strerror or exc))
+    except (_NotStreamed, UnicodeDecodeError):
+        pass
     try:
         with open(path, encoding="utf-8") as handle:
             content = json.load(handle)
@@ -101,11 +116,97 @@ def read_devices_file(path):
         raise ValueError("devices_file: cannot read %s: %s" % (path, exc.strerror or exc))
     except ValueError as exc:  # not JSON, or not UTF-8
         raise ValueError("devices_file: %s is not a JSON file: %s" % (path, exc))
-    if isinstance(content, dict) and list(content) == ["devices"]:
+    if isinstance(content, dict) and list(content) == ["devices"] and not streamed:
         content = content["devices"]
-    if not isinstance(content, list):
+    if not isinstance(content, list) or streamed:  # streamed: the list is followed by more than the end of the file ("devices" twice)
         raise ValueError("devices_file: %s holds neither a JSON list of {kind, id} nor an object with the single key 'devices' holding one" % path)
-    return content
+    yield from content
+
+
+class _NotStreamed(Exception):
+    """The text is not ``[...]`` or ``{"devices": [...]}`` as _stream_list reads them, or not JSON."""
+
+
+# How an object holding the list begins, and how much text is read at a time (a chunk holds thousands of entries).
+_DEVICES_KEY = re.compile(r'\{\s*"devices"\s*:\s*\[')
+_CHUNK = 1 << 20
+_SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
+
+
+def _stream_list(handle):
+    """The elements of the JSON list, or of the list under the single key ``devices``, in the text file ``handle``,
+    decoded one at a time; _NotStreamed where the text is not of that shape."""
+    text = _Text(handle)
+    closing = ""
+    if text.peek() == "{":
+        text.ahead(len('{ "devices": ['))
+        found = _DEVICES_KEY.match(text.text, text.pos)
+        if not found:
+            raise _NotStreamed()
+        text.pos, closing = found.end(), "}"
+    elif text.peek() == "[":
+        text.pos += 1
+    else:
+        raise _NotStreamed()
+    if text.peek() == "]":
+        text.pos += 1
+    else:
+        yield from text.elements()
+    if text.rest().strip() != closing:
+        raise _NotStreamed()
+
+
+class _Text:
+    """A text file read a chunk at a time, with a position in what is read and not used yet."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.text, self.pos, self.done = handle.read(_CHUNK), 0, False
+        self.decoder = json.JSONDecoder()
+
+    def _more(self):
+        more = self.handle.read(_CHUNK)
+        self.text, self.pos, self.done = self.text[self.pos:] + more, 0, not more
+
+    def ahead(self, count):
+        """Have at least ``count`` characters read beyond the position, unless the file ends first."""
+        while len(self.text) - self.pos < count and not self.done:
+            self._more()
+
+    def peek(self):
+        """The next character that is not white space ('' at the end), not consumed."""
+        while True:
+            while self.pos < len(self.text) and self.text[self.pos] in " \t\n\r":
+                self.pos += 1
+            if self.pos < len(self.text) or self.done:
+                return self.text[self.pos:self.pos + 1]
+            self._more()
+
+    def elements(self):
+        """The values of a list up to its closing ``]``, from the position (at a value), each read with the separator after
+        it; a value or separator cut by the end of the chunk is read again with the next."""
+        raw_decode = self.decoder.raw_decode
+        while True:
+            try:
+                value, end = raw_decode(self.text, self.pos)
+                separator = _SEPARATOR.match(self.text, end)
+            except ValueError:
+                separator = None
+            if separator is None:
+                if self.done:
+                    raise _NotStreamed()
+                self._more()
+                self.peek()
+                continue
+            self.pos = separator.end()
+            yield value
+            if separator.group(1) == "]":
+                return
+            if self.pos == len(self.text):
+                self.peek()
+
+    def rest(self):
+        return self.text[self.pos:] + self.handle.read()
 
 
 def derive_key(account, filters, message, encoding):
@@ -255,7 +356,9 @@ class SmsSend:
             if self.max_devices is not None and len(plan.devices) > self.max_devices:
                 raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                       % (len(plan.devices), self.max_devices))
-            return [target_of(d) for d in plan.devices]
+            if isinstance(plan.devices, Devices):
+                return plan.devices.targets
+            return [target_of(d) for d in plan.devices]  # a plan made by hand: a campaign's wave
         if plan.tracking == TRACK_DEVICE or self.check_mode or self.max_devices is not None:
             self.resolved = self._resolve()
         elif plan.account and not self._matches_a_device():

@@ -8,6 +8,7 @@ before any request goes out.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 ENCODINGS = ("7-bit", "8-bit-ASCII", "8-bit-UTF-8", "8-bit-DATA")
 SEPTET_LIMIT = 160
@@ -38,6 +39,7 @@ HEX_KINDS = ("meid",)
 # The identifier a device of a selection (vz_sms_send with filters, an inventory host) is sent and recorded by: the
 # first of its kinds in this order (the SIM's ICCID first, as it survives a number change).
 RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "imsi")
+_ENTRY_KEYS = frozenset(("kind", "id"))
 _DEVICE_PATTERNS = {kind: re.compile(pattern) for kind, (pattern, _rule) in DEVICE_KINDS.items()}
 
 CUSTOM_FIELD_KEYS = tuple("CustomField%d" % n for n in range(1, 6))
@@ -93,7 +95,7 @@ def message_size(message, encoding):
 
 def normalize_device(device, where="devices"):
     """Validate one ``{kind, id}`` entry; return ``(kind, id)`` with the kind in lower case."""
-    if not isinstance(device, dict) or set(device) != {"kind", "id"} or not device["kind"] or not device["id"]:
+    if not isinstance(device, dict) or device.keys() != _ENTRY_KEYS or not device["kind"] or not device["id"]:
         raise ValueError("%s: each entry has exactly the keys 'kind' and 'id', both set; got %r" % (where, device))
     kind = str(device["kind"]).strip().lower()
     ident = str(device["id"]).strip()
@@ -109,17 +111,48 @@ def normalize_device(device, where="devices"):
 def normalize_devices(devices, option="devices"):
     """Validate a device list; return unique ``(kind, id)`` pairs in their first order. ``option`` names the list in errors,
     which name every bad entry (the first REPORTED_PROBLEMS, then how many more)."""
+    return list(Devices(device_targets(devices, option)))
+
+
+def device_targets(devices, option="devices"):
+    """normalize_devices for a list read once (any iterable): the unique devices as ledger targets (``kind:id``), one
+    string each, in their first order; the errors are normalize_devices'."""
     seen, problems = {}, []
     for index, device in enumerate(devices):
         try:
-            seen.setdefault(normalize_device(device, "%s[%d]" % (option, index)), None)
-        except ValueError as exc:
-            problems.append(str(exc))
+            kind, ident = normalize_device(device, option)
+        except ValueError:  # again, to name the entry: building that name for every entry costs more than the check
+            try:
+                normalize_device(device, "%s[%d]" % (option, index))
+            except ValueError as exc:
+                problems.append(str(exc))
+            continue
+        seen[kind + ":" + ident] = None
     if len(problems) == 1:
         raise ValueError(problems[0])
     if problems:
         raise ValueError("%s: %d entries are not valid: %s" % (option, len(problems), first_of(problems, "; ")))
     return list(seen)
+
+
+class Devices(Sequence):
+    """A device list held as ledger targets (``kind:id`` strings, device_targets), read as ``(kind, id)`` pairs: one
+    string per device instead of a pair of two, for lists of a million devices."""
+
+    __slots__ = ("targets",)
+
+    def __init__(self, targets):
+        self.targets = targets
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        return tuple(self.targets[index].split(":", 1))
+
+    def __iter__(self):
+        for target in self.targets:
+            yield tuple(target.split(":", 1))
 
 
 def first_of(items, separator=", "):

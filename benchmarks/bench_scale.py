@@ -1,0 +1,244 @@
+"""Fleet scale (issue 24, item 1): vz_sms_send with ``devices_file`` over a fleet of DEVICES devices (1,000,000 by
+default; BENCH_DEVICES or --devices) against the bare requests script (requests_floor.py), side by side on one
+emulator, the order reversed every other round, each send checked in the emulator (every device once); the peak resident
+memory of every process, as the kernel counts it (VmHWM of /proc/PID/status, read while the processes run; and the
+largest ru_maxrss of the process tree from wait4, which also holds this benchmark process's own peak: the kernel keeps
+it across fork and exec), the emulator apart; then the same task again (the re-run: nothing
+to send, the ledger's diff).
+
+    python benchmarks/bench_scale.py [--devices N] [--rounds N] [--json-out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from urllib.request import urlopen
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_emulator
+from bench_playbooks import ACCOUNT, MESSAGE, mdn
+from common import BENCH_DIR, PYTHON, ansible_env, emit, summary, write_inventory
+
+from thingspace_emulator.testing import running_emulator
+
+DEVICES = int(os.environ.get("BENCH_DEVICES") or 1_000_000)
+BATCH = 10_000
+GOALS = {"floor_ratio": 1.5, "peak_rss_mb": 300}
+PLAYBOOK = f"""\
+- name: Send to the whole fleet from a devices_file
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Send the SMS (batches of 10,000)
+      thingspace.m2m.vz_sms_send:
+        account_name: "{ACCOUNT}"
+        devices_file: devices.json
+        sms_message: {MESSAGE}
+"""
+
+
+def _status(pid):
+    """(VmHWM in kB, the process's name) of a running process, or None once it is gone."""
+    try:
+        with open("/proc/%d/status" % pid, encoding="utf-8") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        return None
+    words = [os.path.basename(part.decode(errors="replace")) for part in argv[:3] if part]
+    name = next((word for word in words if not word.startswith("python")), fields["Name"].strip())
+    return int(fields.get("VmHWM", "0 kB").split()[0]), name
+
+
+def _descendants(root):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, encoding="utf-8") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def measured_run(command, env, cwd, log_path, interval=0.02):
+    """Run ``command``; its wall and CPU time, the peak resident memory of each process of its tree (pid → (MB, name),
+    sampled every ``interval`` s: VmHWM only grows, so the last reading is the peak up to then) and the kernel's
+    ru_maxrss of the tree (the largest process, waited for)."""
+    peaks, stop = {}, threading.Event()
+    with open(log_path, "wb") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+        def sample():
+            while not stop.is_set():
+                for pid in _descendants(process.pid):
+                    status = _status(pid)
+                    if status:
+                        peaks[pid] = (max(status[0], peaks.get(pid, (0,))[0]), status[1])
+                stop.wait(interval)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _pid, code, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+    process.returncode = os.waitstatus_to_exitcode(code)
+    if process.returncode:
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            raise RuntimeError("%s failed (exit %d):\n%s" % (" ".join(command[:3]), process.returncode, handle.read()[-3000:]))
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "maxrss_mb": usage.ru_maxrss / 1024,
+        "processes": sorted(((name, round(kb / 1024, 1)) for kb, name in peaks.values()), key=lambda entry: -entry[1]),
+    }
+
+
+def write_devices(path, devices):
+    """The devices file, written entry by entry: this process stays small, as the peak of memory it passes to the
+    processes it starts counts in their ru_maxrss (the kernel keeps a process's peak across exec)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write('{"devices": [')
+        handle.writelines('%s{"kind": "mdn", "id": "%s"}' % ("," if n else "", mdn(n)) for n in range(devices))
+        handle.write("]}")
+
+
+def _check_sent(emulator, devices):
+    # The emulator's record of a million devices takes longer to list than its admin client waits.
+    with urlopen(emulator.url + "/_emulator/sms", timeout=600) as answer:
+        messages = json.load(answer)["messages"]
+    sent = sum(message["deviceCount"] for message in messages)
+    expected = -(-devices // BATCH)
+    if len(messages) != expected or sent != devices:
+        raise RuntimeError("expected %d devices in %d requests, the emulator has %d in %d" % (devices, expected, sent, len(messages)))
+
+
+def _emulator_peak(emulator):
+    status = _status(emulator.process.pid)
+    return round(status[0] / 1024, 1) if status else None
+
+
+def run(devices=DEVICES, rounds=3, workdir=None):
+    """The figures of item 1 for ``devices``: walls and CPU of the floor, the first run and the re-run, their ratios, the
+    peaks of memory; ``rounds`` times, the order reversed every other round."""
+    own = workdir is None
+    workdir = workdir or tempfile.mkdtemp(prefix="bench-scale-")
+    os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
+    try:
+        fleet = os.path.join(workdir, "scale-fleet.json")
+        bench_emulator.write_fleet(fleet, devices)
+        write_devices(os.path.join(workdir, "devices.json"), devices)
+        with open(os.path.join(workdir, "scale.yml"), "w", encoding="utf-8") as handle:
+            handle.write(PLAYBOOK)
+        inventory = write_inventory(workdir)
+        playbook = [os.path.join(os.path.dirname(PYTHON), "ansible-playbook"), "-i", inventory, "scale.yml"]
+        floor = [PYTHON, os.path.join(BENCH_DIR, "requests_floor.py"), "devices.json", ACCOUNT, MESSAGE]
+        runs = {"floor": [], "file": [], "rerun": []}
+        with running_emulator("--fleet", fleet, "--quiet", "--delivery-delay", "0", "--log-size", "1000", timeout=900) as emulator:
+            env = ansible_env(workdir, emulator.url)
+            load = [os.getloadavg()]
+            for index in range(rounds):
+                for variant in ("floor", "file") if index % 2 == 0 else ("file", "floor"):
+                    emulator.reset()
+                    log = os.path.join(workdir, "logs", "scale-%s-%d" % (variant, index))
+                    if variant == "floor":
+                        runs["floor"].append(measured_run(floor, env, workdir, log + ".log"))
+                        _check_sent(emulator, devices)
+                        continue
+                    state = dict(env, THINGSPACE_STATE_DIR=os.path.join(workdir, "state-" + uuid.uuid4().hex))
+                    runs["file"].append(measured_run(playbook, state, workdir, log + ".log"))
+                    _check_sent(emulator, devices)
+                    emulator.reset()
+                    runs["rerun"].append(measured_run(playbook, state, workdir, log + "-rerun.log"))
+                    if emulator.sms():
+                        raise RuntimeError("the re-run sent again")
+                    shutil.rmtree(state["THINGSPACE_STATE_DIR"], ignore_errors=True)
+                load.append(os.getloadavg())
+            emulator_mb = _emulator_peak(emulator)
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+    wall = {name: summary([run["wall"] for run in values]) for name, values in runs.items()}
+    return {
+        "devices": devices,
+        "rounds": rounds,
+        "load": [round(value[0], 2) for value in load],
+        "wall": wall,
+        "cpu": {name: summary([run["cpu"] for run in values]) for name, values in runs.items()},
+        "ratio": wall["file"]["median"] / wall["floor"]["median"],
+        "peak_mb": {name: max(run["maxrss_mb"] for run in values) for name, values in runs.items()},
+        "processes": {name: values[-1]["processes"] for name, values in runs.items()},
+        "emulator_peak_mb": emulator_mb,
+    }
+
+
+def section(results):
+    """The report's lines for the fleet-scale runs (``make bench BENCH_DEVICES=N``): none when they did not run."""
+    scale, slices = results.get("scale"), results.get("slices")
+    if not scale:
+        return []
+    wall, cpu = scale["wall"], scale["cpu"]
+    lines = [
+        "",
+        "## 10. Fleet scale: %s devices" % format(scale["devices"], ","),
+        "",
+        "`benchmarks/bench_scale.py` (`make bench BENCH_DEVICES=%d`): vz_sms_send with `devices_file` and the requests script, side" % scale["devices"],
+        "by side on one emulator holding the fleet, %d round(s), order reversed every other round; the re-run is the same task" % scale["rounds"],
+        "again (the ledger's diff, nothing sent). Peak resident memory is the kernel's VmHWM of each process (sampled every",
+        "20 ms while it runs); load average (1 min) before and after each round: %s." % ", ".join("%.2f" % value for value in scale["load"]),
+        "",
+        "| run | wall (median) | CPU (median) | / floor (wall) | peak resident memory per process |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name, label in (("floor", "requests script (the floor)"), ("file", "vz_sms_send, `devices_file`"), ("rerun", "the same, re-run")):
+        memory = ", ".join("%s %.0f MB" % (process, mb) for process, mb in scale["processes"][name])
+        ratio = wall[name]["median"] / wall["floor"]["median"]
+        lines.append("| %s | %.2f s | %.2f s | %.2f | %s |" % (label, wall[name]["median"], cpu[name]["median"], ratio, memory))
+    lines.append("")
+    lines.append("The emulator holding the fleet peaked at %.0f MB (its own process, not the collection's)." % scale["emulator_peak_mb"])
+    if slices:
+        lines += [
+            "",
+            "A send over %s inventory hosts (thingspace.m2m.devices) in %d job slices started together, one PostgreSQL ledger"
+            % (format(slices["hosts"], ","), slices["slices"]),
+            "(`benchmarks/bench_slices.py`): every device once in the emulator and `sent` in the ledger. One slice alone took %.1f s,"
+            % slices["one"]["wall"],
+            "the %d together %.1f s (%.2f x one slice); the longest time between two requests of one slice was %.2f s alone and %.2f s"
+            % (slices["slices"], slices["four"]["wall"], slices["ratio"], slices["one"]["longest_gap"], slices["four"]["longest_gap"]),
+            "beside the others. Load average (1 min) before and after: %s." % ", ".join("%.2f" % value for value in slices["load"]),
+        ]
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=DEVICES)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json-out", metavar="FILE")
+    args = parser.parse_args()
+    result = run(args.devices, args.rounds)
+    emit(result, args.json_out)
+
+
+if __name__ == "__main__":
+    main()
