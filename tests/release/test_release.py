@@ -1,4 +1,4 @@
-"""`make release VERSION=0.2.0` on a throwaway clone of the checkout (its files, committed in a new repository, with
+"""`make release VERSION=<the next minor version>` on a throwaway clone of the checkout (its files, committed in a new repository, with
 this run's venv linked in): galaxy.yml, changelogs/changelog.yaml, CHANGELOG.rst and the tarball; and the versions
 and checkouts it refuses before changing anything."""
 
@@ -15,7 +15,9 @@ import pytest
 import yaml
 from collection_tree import copy_files
 
-VERSION = "0.2.0"
+# The checkout's version (the last release) and the next minor one, which the test releases.
+LAST = yaml.safe_load((Path(__file__).resolve().parents[2] / "galaxy.yml").read_text())["version"]
+VERSION = "%d.%d.0" % (int(LAST.split(".")[0]), int(LAST.split(".")[1]) + 1)
 VENV = ".venv-release-test"
 
 
@@ -62,7 +64,7 @@ def test_release(clone):
     assert yaml.safe_load((clone / "galaxy.yml").read_text())["version"] == VERSION
     releases = yaml.safe_load((clone / "changelogs" / "changelog.yaml").read_text())["releases"]
     assert set(releases) == set(before) | {VERSION}
-    assert sorted(releases[VERSION]["fragments"]) == fragments
+    assert sorted(releases[VERSION].get("fragments", [])) == fragments  # none right after a release
     assert not list((clone / "changelogs" / "fragments").glob("*.yml")), "the fragments stay after the release"
     # make lint's ansible-lint (yamllint's indentation) on the changelog the release wrote
     lint = subprocess.run([str(Path(sys.executable).parent / "ansible-lint"), "changelogs/changelog.yaml"], cwd=clone, capture_output=True, text=True,
@@ -82,8 +84,8 @@ def test_release(clone):
         assert yaml.safe_load(archive.extractfile("changelogs/changelog.yaml"))["releases"] == releases
 
 
-@pytest.mark.parametrize(("version", "says"), [("0.2", "is not a semantic version"), ("v0.2.0", "is not a semantic version"),
-                                               ("0.1.0", "is not above 0.1.0"), ("0.0.9", "is not above 0.1.0"), ("", "give the version")])
+@pytest.mark.parametrize(("version", "says"), [(VERSION.rsplit(".", 1)[0], "is not a semantic version"), ("v" + VERSION, "is not a semantic version"),
+                                               (LAST, "is not above " + LAST), ("0.0.1", "is not above " + LAST), ("", "give the version")])
 def test_refused_versions_change_nothing(untouched, version, says):
     result = make_release(untouched, version)
     assert result.returncode != 0 and says in result.stderr, result.stdout + result.stderr
@@ -92,10 +94,11 @@ def test_refused_versions_change_nothing(untouched, version, says):
 
 def test_a_checkout_with_changes_is_refused(untouched):
     unsaved = untouched / "changelogs" / "fragments" / "23-unsaved.yml"
+    unsaved.parent.mkdir(exist_ok=True)  # git keeps no empty directory: right after a release there is none
     unsaved.write_text("bugfixes:\n  - not committed.\n")
     try:
         result = make_release(untouched, VERSION)
     finally:
         unsaved.unlink()
     assert result.returncode != 0 and "the checkout has changes" in result.stderr, result.stdout + result.stderr
-    assert yaml.safe_load((untouched / "galaxy.yml").read_text())["version"] == "0.1.0"
+    assert yaml.safe_load((untouched / "galaxy.yml").read_text())["version"] == LAST
