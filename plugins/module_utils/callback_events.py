@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from typing import List, Literal, Optional
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.models import Wire
-from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import spelling
 
 try:
     from pydantic import Field
@@ -180,8 +180,7 @@ def normalize_devices(device_ids):
     devices = []
     for device in device_ids:
         kind = device.kind.strip().lower()
-        ident = device.id.strip()
-        devices.append({"kind": kind, "id": ident.upper() if kind in HEX_KINDS else ident})
+        devices.append({"kind": kind, "id": spelling(kind, device.id)})
     return devices
 
 

@@ -13,7 +13,7 @@ import re
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import ACCEPTED, UNCONFIRMED
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import REFUSED, SENT, iso_time
-from ansible_collections.thingspace.m2m.plugins.module_utils.sms import HEX_KINDS, RESOLVED_KIND_ORDER, check_custom_fields, check_name
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import RESOLVED_KIND_ORDER, check_custom_fields, check_name, spelling
 
 # The one state in which a device gets SMS; every other vendor state (suspend, deactive, pre-active, pending
 # activation...) answers "Undelivered".
@@ -48,7 +48,7 @@ def identifiers(device):
     ids = {}
     for entry in device.device_ids:
         kind = entry.kind.strip().lower()
-        ids.setdefault(kind, entry.id.strip().upper() if kind in HEX_KINDS else entry.id.strip())
+        ids.setdefault(kind, spelling(kind, entry.id))
     return ids
 
 

@@ -19,7 +19,6 @@ from collections import namedtuple
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import ALL, NEW, SENT, UNCONFIRMED, UNKNOWN, iso_time
 from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
-    HEX_KINDS,
     MAX_DEVICES_PER_REQUEST,
     RESOLVED_KIND_ORDER,
     Devices,
@@ -28,6 +27,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.sms import (
     first_of,
     message_size,
     normalize_device,
+    spelling,
 )
 
 SELECTION = "selection"
@@ -546,7 +546,7 @@ class SmsSend:
                 state = device_state(device)
                 for entry in device.device_ids:
                     kind = entry.kind.lower()
-                    target = target_of((kind, entry.id.upper() if kind in HEX_KINDS else entry.id))
+                    target = target_of((kind, spelling(kind, entry.id)))
                     known.add(target)
                     states.setdefault(target, state)
             self._known, self._states = known, states

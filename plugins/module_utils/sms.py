@@ -93,14 +93,19 @@ def message_size(message, encoding):
     return used, limit, unit
 
 
+def spelling(kind, ident):
+    """An identifier of kind ``kind`` (lower case) as the ledger spells it: stripped, and in upper case for the
+    hexadecimal kinds, so the ledger knows the device whatever the case given."""
+    ident = ident.strip()
+    return ident.upper() if kind in HEX_KINDS else ident
+
+
 def normalize_device(device, where="devices"):
     """Validate one ``{kind, id}`` entry; return ``(kind, id)`` with the kind in lower case."""
     if not isinstance(device, dict) or device.keys() != _ENTRY_KEYS or not device["kind"] or not device["id"]:
         raise ValueError("%s: each entry has exactly the keys 'kind' and 'id', both set; got %r" % (where, device))
     kind = str(device["kind"]).strip().lower()
-    ident = str(device["id"]).strip()
-    if kind in HEX_KINDS:
-        ident = ident.upper()  # one spelling, so the ledger knows the device whatever the case given
+    ident = spelling(kind, str(device["id"]))
     if kind not in DEVICE_KINDS:
         raise ValueError("%s.kind: %r is not a device kind; use one of %s" % (where, device["kind"], ", ".join(sorted(DEVICE_KINDS))))
     if not _DEVICE_PATTERNS[kind].fullmatch(ident):
