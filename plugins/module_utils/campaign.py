@@ -594,7 +594,7 @@ def _counts(counted):
     """The result's counts of a wave or a campaign whose devices are in the states ``counted`` (a Counter)."""
     return {"sent": sum(count for state, count in counted.items() if RANKS[state] >= 1 and state not in NOT_SENT), "unconfirmed": counted["unconfirmed"],
             "delivered": counted["delivered"], "replied": counted["replied"], "failures": {failure: counted[failure] for failure in FAILURES},
-            "pending": counted["pending"], "skipped": counted[SKIPPED]}
+            "pending": counted["pending"], "skipped_inactive": counted[SKIPPED]}
 
 
 def devices(campaign, states=None):

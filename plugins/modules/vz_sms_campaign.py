@@ -257,7 +257,7 @@ waves:
   elements: dict
   sample:
     - {wave: 1, devices: 10, sent: 10, unconfirmed: 0, delivered: 10, replied: 0, pending: 0,
-       skipped: 0, failures: {undelivered: 0, expired: 0, rejected: 0, timed_out: 0, reply_error: 0, refused: 0},
+       skipped_inactive: 0, failures: {undelivered: 0, expired: 0, rejected: 0, timed_out: 0, reply_error: 0, refused: 0},
        gate: {state: passed, needed: 10, succeeded: 10}}
 sent:
   description: Devices of the campaign sent so far (including unconfirmed ones).
@@ -289,8 +289,10 @@ failures:
   returned: always
   type: dict
   sample: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0, refused: 0}
-skipped:
-  description: Devices O(skip_inactive=true) left out, as not active when their batch went.
+skipped_inactive:
+  description:
+    - Devices O(skip_inactive=true) left out, as not active when their batch went (recorded in the state C(skipped)).
+    - Not named C(skipped), which Ansible reads as the task's own status.
   returned: always
   type: int
   sample: 0

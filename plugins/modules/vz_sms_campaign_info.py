@@ -203,7 +203,7 @@ failures:
   returned: with O(name)
   type: dict
   sample: {undelivered: 3, expired: 0, rejected: 0, timed_out: 2, reply_error: 0, refused: 0}
-skipped:
+skipped_inactive:
   description: Devices the campaign's O(thingspace.m2m.vz_sms_campaign#module:skip_inactive=true) left out, as not active when their batch went.
   returned: with O(name)
   type: int

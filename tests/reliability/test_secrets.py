@@ -154,7 +154,8 @@ def test_no_secret_in_the_demo_playbook_output(ansible, figures):
     assert "2 device(s) not active were left out (skip_inactive: true; devices_inactive)" in demo.stdout
     # The campaign: a fifth of the fleet answers Undelivered, the criterion aborts it in wave 2, a later step sends nothing.
     assert "Abort criterion {failure: undelivered, threshold: 15%, min_devices: 3} met at device iccid" in demo.stdout
-    assert "Campaign demo-west-wave-campaign: aborted, wave 2 of 3; sent to 0 device(s) in this run; 6 of 12 devices sent" in demo.stdout
+    assert "Campaign demo-west-wave-campaign: aborted, wave 2 of 3; sent to 0 device(s) in this run; 5 of 12 devices sent" in demo.stdout
+    assert "1 skipped (not active); gate failed" in demo.stdout
     assert "POST /sms requests of the step: 0" in demo.stdout
     # Nothing a user of `make demo` would have to ignore (-vvv shows more than make demo does).
     warnings = [line for line in (demo.stdout + demo.stderr).splitlines() if "[WARNING]" in line or "DEPRECATION" in line]

@@ -26,6 +26,9 @@ MODULES = ROOT / "plugins" / "modules"
 # Ansible's common return values and what the executor adds to any result.
 COMMON = frozenset(["changed", "failed", "skipped", "warnings", "deprecations", "invocation", "diff", "exception", "attempts", "item",
                     "ansible_loop_var", "ansible_index_var", "skip_reason", "false_condition", "retries"])
+# Of those, the keys Ansible reads as the task's own status: a module field of that name changes how the task is shown
+# and tested (a campaign step returning a count "skipped" was shown skipped and was `is skipped`).
+STATUS = frozenset(["skipped", "attempts", "retries", "skip_reason", "false_condition", "item", "ansible_loop_var", "ansible_index_var"])
 
 # What every failed task of the collection returns, documented once in the troubleshooting guide (TROUBLESHOOTING):
 # msg, and what ThingSpace answered (errors.ThingSpaceError.to_result). A failed run's other keys are checked.
@@ -78,6 +81,7 @@ def problems(directory):
             found.append("%s: no run recorded" % module)
             continue
         docs = documented(module)
+        found.extend("%s: RETURN documents %r, which Ansible reads as the task's status" % (module, key) for key in sorted(docs & STATUS))
         found.extend("%s: returns %r, which RETURN does not document" % (module, key) for key in sorted(runs[module] - docs))
         found.extend("%s: RETURN documents %r, which no test run returned" % (module, key) for key in sorted(docs - runs[module]))
     return found

@@ -36,7 +36,7 @@ def test_the_figures_are_those_a_step_returns_and_nothing_is_written(run_module,
     step, failed = run_module(vz_sms_campaign.main, check_mode=True, **story.args, **NEXT)
     assert not failed
     figures = {name: step[name] for name in ("campaign", "campaign_state", "wave", "waves_total", "devices_total", "waves", "sent", "unconfirmed",
-                                             "delivered", "replied", "failures", "pending", "skipped", "abort_reason")}
+                                             "delivered", "replied", "failures", "pending", "skipped_inactive", "abort_reason")}
     assert {name: result[name] for name in figures} == figures and result["campaigns"] == [figures]
     assert result["failures"] == {"undelivered": 2, "expired": 1, "rejected": 1, "timed_out": 22, "reply_error": 1, "refused": 0}
     assert result["abort_reason"]["device"] == {"kind": "mdn", "id": story.crossing}
