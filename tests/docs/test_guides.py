@@ -123,8 +123,8 @@ EXPECT = {
 BEFORE = (
     ("docs/docsite/rst/guide_postgresql.rst", "ansible-playbook thingspace.m2m.provision -e @../wave.yml",
      "a reader who moves a ledger to PostgreSQL has sent with the SQLite ledger: one send makes it"),
-    *((document, 'ansible-galaxy collection build "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/thingspace/m2m" && '
-                 'mv thingspace-m2m-*.tar.gz thingspace-m2m-0.2.0.tar.gz',
+    *((document, 'ansible-galaxy collection build --output-path built "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/thingspace/m2m" && '
+                 'mv built/thingspace-m2m-*.tar.gz thingspace-m2m-0.2.0.tar.gz',
        "a reader who builds an execution or decision environment has the collection's tarball: built from the checkout, named as the guide "
        "names it")
       for document in ("docs/docsite/rst/guide_awx.rst", "docs/docsite/rst/guide_eda_controller.rst")),
