@@ -150,7 +150,7 @@ options:
         the account's device list, read once per step, so it needs O(account_name).
       - V(false) sends to them too; the check-mode preview lists them (C(devices_inactive) of RV(next_wave_preview)) and warns
         with their count.
-      - V(true) leaves each of them out when its batch goes. The device is recorded C(skipped) (final; RV(skipped) counts
+      - V(true) leaves each of them out when its batch goes. The device is recorded C(skipped) (final; RV(skipped_inactive) counts
         them), and it is not one of its wave's devices for the gate nor a finished device for the O(abort) criteria.
       - The campaign's policy (V(false) when created without it).
     type: bool
