@@ -4,6 +4,7 @@ marker), the CSV; and the escaping of every text from the ledger or the user."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import time
@@ -12,6 +13,7 @@ from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import pytest
+from module_harness import clean_state_dir, ledger_location, module_runner, mount_fake
 
 from ansible_collections.thingspace.m2m.plugins.module_utils import campaign as c
 from ansible_collections.thingspace.m2m.plugins.module_utils import campaign_report as r
@@ -23,15 +25,28 @@ from fake_api import API
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def built(request, tmp_path_factory):
+    """The campaign, built once per store: the tests only read its ledger."""
+    directory = tmp_path_factory.mktemp("story")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fake = mount_fake(monkeypatch)
+        story = three_wave_campaign(module_runner(monkeypatch, clean_state_dir(directory, monkeypatch)), fake, ledger_location(request, directory),
+                                    monkeypatch)
+        fake.check_scripts_used()
+    return story
+
+
 @pytest.fixture
-def story(run_module, fake, where, monkeypatch):
-    """The campaign, and the report's inputs as the info module reads them at T0 + 1000."""
-    built = three_wave_campaign(run_module, fake, where, monkeypatch)
-    ledger = Ledger(where, read_only=True)
-    campaign = c.reading(ledger, service_scope(API), NAME, time.time())
-    built.campaign, built.records = campaign, r.timeline(ledger, campaign)
+def story(built, monkeypatch):
+    """The campaign, and the report's inputs as the info module reads them at T0 + 1000 (a reading of each test's own)."""
+    monkeypatch.setattr(time, "time", lambda: built.now)
+    ledger = Ledger(built.where, read_only=True)
+    read = copy.copy(built)
+    read.campaign = c.reading(ledger, service_scope(API), NAME, time.time())
+    read.records = r.timeline(ledger, read.campaign)
     ledger.close()
-    return built
+    return read
 
 
 def at(offset):
