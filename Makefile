@@ -165,12 +165,12 @@ release-test: venv ## make release on a throwaway clone, the tarball's members, 
 docs: venv ## The HTML docs in docs/build/html (docs/build.sh)
 	sh docs/build.sh
 
-# The collection before issue 13's changes, measured in the same rounds (benchmarks/run.py --before).
-BENCH_BEFORE ?= 9b533bc
+# A git ref of the collection to measure side by side in the same rounds (benchmarks/run.py --before); empty: not measured.
+BENCH_BEFORE ?=
 # Seconds of the callbacks source sustained from the emulator, per ledger (issue 24: 600); empty: not run.
 CALLBACKS_SUSTAINED ?=
-bench: venv ## Measure against the uri playbook a user would write, and BENCH_BEFORE side by side; rewrites docs/performance.md; BENCH_DEVICES=1000000 adds the fleet-scale runs
-	$(BIN)/python benchmarks/run.py --report docs/performance.md --before $(BENCH_BEFORE) $(if $(CALLBACKS_SUSTAINED),--callbacks-sustained $(CALLBACKS_SUSTAINED)) $(if $(BENCH_DEVICES),--scale-devices $(BENCH_DEVICES))
+bench: venv ## Measure against the uri playbook a user would write; rewrites docs/performance.md from benchmarks/performance.json; BENCH_DEVICES=1000000 adds the fleet-scale runs
+	$(BIN)/python benchmarks/run.py --report docs/performance.md --json-out benchmarks/performance.json $(if $(BENCH_BEFORE),--before $(BENCH_BEFORE)) $(if $(CALLBACKS_SUSTAINED),--callbacks-sustained $(CALLBACKS_SUSTAINED)) $(if $(BENCH_DEVICES),--scale-devices $(BENCH_DEVICES))
 
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
 	$(BIN)/python tests/utils/mutation.py $(if $(MUTATION_MINUTES),--minutes $(MUTATION_MINUTES)) $(MUTATION_FILES)

@@ -192,44 +192,6 @@ def run(devices=DEVICES, rounds=3, workdir=None):
     }
 
 
-def section(results):
-    """The report's lines for the fleet-scale runs (``make bench BENCH_DEVICES=N``): none when they did not run."""
-    scale, slices = results.get("scale"), results.get("slices")
-    if not scale:
-        return []
-    wall, cpu = scale["wall"], scale["cpu"]
-    lines = [
-        "",
-        "## 10. Fleet scale: %s devices" % format(scale["devices"], ","),
-        "",
-        "`benchmarks/bench_scale.py` (`make bench BENCH_DEVICES=%d`): vz_sms_send with `devices_file` and the requests script, side" % scale["devices"],
-        "by side on one emulator holding the fleet, %d round(s), order reversed every other round; the re-run is the same task" % scale["rounds"],
-        "again (the ledger's diff, nothing sent). Peak resident memory is the kernel's VmHWM of each process (sampled every",
-        "20 ms while it runs); load average (1 min) before and after each round: %s." % ", ".join("%.2f" % value for value in scale["load"]),
-        "",
-        "| run | wall (median) | CPU (median) | / floor (wall) | peak resident memory per process |",
-        "| --- | ---: | ---: | ---: | --- |",
-    ]
-    for name, label in (("floor", "requests script (the floor)"), ("file", "vz_sms_send, `devices_file`"), ("rerun", "the same, re-run")):
-        memory = ", ".join("%s %.0f MB" % (process, mb) for process, mb in scale["processes"][name])
-        ratio = wall[name]["median"] / wall["floor"]["median"]
-        lines.append("| %s | %.2f s | %.2f s | %.2f | %s |" % (label, wall[name]["median"], cpu[name]["median"], ratio, memory))
-    lines.append("")
-    lines.append("The emulator holding the fleet peaked at %.0f MB (its own process, not the collection's)." % scale["emulator_peak_mb"])
-    if slices:
-        lines += [
-            "",
-            "A send over %s inventory hosts (thingspace.m2m.devices) in %d job slices started together, one PostgreSQL ledger"
-            % (format(slices["hosts"], ","), slices["slices"]),
-            "(`benchmarks/bench_slices.py`): every device once in the emulator and `sent` in the ledger. One slice alone took %.1f s,"
-            % slices["one"]["wall"],
-            "the %d together %.1f s (%.2f x one slice); the longest time between two requests of one slice was %.2f s alone and %.2f s"
-            % (slices["slices"], slices["four"]["wall"], slices["ratio"], slices["one"]["longest_gap"], slices["four"]["longest_gap"]),
-            "beside the others. Load average (1 min) before and after: %s." % ", ".join("%.2f" % value for value in slices["load"]),
-        ]
-    return lines
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=DEVICES)

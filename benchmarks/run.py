@@ -19,8 +19,8 @@ process tree) next to the wall time because these machines are shared and noisy.
 9. the fleet as inventory: ansible-inventory --list over 100,000 devices, a cache hit, and vz_device_info count_only
    against a bare requests script (bench_inventory.py; alone with ``--only inventory``);
 10. with ``--scale-devices N`` (``make bench BENCH_DEVICES=N``): devices_file over N devices against the floor with the
-   peak memory of every process (bench_scale.py), and a send over 100,000 inventory hosts in 4 job slices on one
-   PostgreSQL ledger (bench_slices.py);
+   peak memory of every process (bench_scale.py), a send over 100,000 inventory hosts in 4 job slices on one
+   PostgreSQL ledger (bench_slices.py), the ledger's phases (4) and the campaign gate (8) at N devices;
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -120,7 +120,14 @@ def machine():
         "sqlite": sqlite3.sqlite_version,
         "psycopg": package("psycopg"),
         "git": version(["git", "-C", BENCH_DIR, "describe", "--always", "--dirty"]),
+        "load": [],
     }
+
+
+def step(results, text):
+    """Print the phase starting and record the load average (1 min) at its start, for the page."""
+    print(text, flush=True)
+    results["machine"]["load"].append(round(os.getloadavg()[0], 1))
 
 
 def write_devices(path):
@@ -292,13 +299,15 @@ def main():
         inventory = write_inventory(workdir)
         if args.before:
             before_path, results["before"] = before_collection(workdir, args.before)
-        print("starting PostgreSQL ...", flush=True)
+        step(results, "starting PostgreSQL ...")
         server = stack.enter_context(running_postgresql(durable=True))
         results["machine"]["postgresql"] = server.execute("SHOW server_version")[0][0]
-        print("4. ledger scaling, SQLite and PostgreSQL ...", flush=True)
-        results["ledger"] = ledger_scaling.run(rounds=max(5, args.rounds))
-        results["ledger_postgresql"] = ledger_scaling.run(rounds=max(5, args.rounds), server=server)
-        print("starting the emulator with %d devices ..." % DEVICES, flush=True)
+        # With --scale-devices beyond ledger_scaling's sizes, the ledger at that size too (issue 24: 1,000,000).
+        sizes = ledger_scaling.SIZES + tuple(size for size in (args.scale_devices,) if size > ledger_scaling.SIZES[-1])
+        step(results, "4. ledger scaling at %s devices, SQLite and PostgreSQL ..." % ", ".join(str(size) for size in sizes))
+        results["ledger"] = ledger_scaling.run(rounds=max(5, args.rounds), sizes=sizes)
+        results["ledger_postgresql"] = ledger_scaling.run(rounds=max(5, args.rounds), sizes=sizes, server=server)
+        step(results, "starting the emulator with %d devices ..." % DEVICES)
         emulator_args = ("--fleet", fleet, "--quiet", "--allow-any-callback-port", "--delivery-delay", "0")
         with running_emulator(*emulator_args, timeout=300) as emulator:
             ctx = {
@@ -311,32 +320,34 @@ def main():
             }
             if args.before:
                 ctx["env_before"] = ansible_env(workdir, emulator.url, collections=before_path)
-            print("1-2. bulk send and re-run, %d rounds ..." % args.rounds, flush=True)
+            step(results, "1-2. bulk send and re-run, %d rounds ..." % args.rounds)
             results["bulk"] = bench_bulk(ctx, args.rounds)
-            print("3. %d tasks per play, %d rounds ..." % (args.tasks, args.rounds), flush=True)
+            step(results, "3. %d tasks per play, %d rounds ..." % (args.tasks, args.rounds))
             results["tasks"] = bench_tasks(ctx, args.rounds, args.tasks)
-            print("6. four controllers and one, ledger in PostgreSQL, %d rounds ..." % args.rounds, flush=True)
+            step(results, "6. four controllers and one, ledger in PostgreSQL, %d rounds ..." % args.rounds)
             results["controllers"] = bench_controllers.run(ctx, server, args.rounds, DEVICES)
-            print("profile of the module ...", flush=True)
+            step(results, "profile of the module ...")
             results["profile"] = bench_profile(ctx, args.profile_rounds)
-            print("9. the fleet as inventory, %d rounds ..." % args.rounds, flush=True)
+            step(results, "9. the fleet as inventory, %d rounds ..." % args.rounds)
             results["inventory"] = bench_inventory.run(ctx, args.rounds)
-            print("5. emulator ...", flush=True)
+            step(results, "5. emulator ...")
             results["emulator"] = bench_emulator.run_on(emulator, workdir)
             bench_emulator.check_goals(results["emulator"])
-        print("7. the callbacks source into memory, SQLite and PostgreSQL, %d rounds ..." % args.rounds, flush=True)
+        step(results, "7. the callbacks source into memory, SQLite and PostgreSQL, %d rounds ..." % args.rounds)
         results["callbacks"] = bench_callbacks.run(rounds=args.rounds, server=server)
         if args.callbacks_sustained:
-            print("7. the callbacks source sustained for %d s from the emulator, PostgreSQL then SQLite ..." % args.callbacks_sustained, flush=True)
+            step(results, "7. the callbacks source sustained for %d s from the emulator, PostgreSQL then SQLite ..." % args.callbacks_sustained)
             results["callbacks_sustained"] = {store: bench_callbacks.sustained(args.callbacks_sustained, store=store, server=server)
                                               for store in ("postgresql", "sqlite")}
-        print("8. a staged campaign of %d devices, SQLite and PostgreSQL ..." % bench_campaign.DEVICES, flush=True)
+        step(results, "8. a staged campaign of %d devices, SQLite and PostgreSQL ..." % bench_campaign.DEVICES)
         results["campaign"] = bench_campaign.run(server=server, rounds=args.rounds)
         if args.scale_devices:
-            print("10. fleet scale: devices_file over %d devices against the floor, %d rounds ..." % (args.scale_devices, args.rounds), flush=True)
+            step(results, "10. fleet scale: devices_file over %d devices against the floor, %d rounds ..." % (args.scale_devices, args.rounds))
             results["scale"] = bench_scale.run(args.scale_devices, rounds=args.rounds)
-            print("10. a send over %d inventory hosts in %d job slices ..." % (bench_slices.HOSTS, bench_slices.SLICES), flush=True)
+            step(results, "10. a send over %d inventory hosts in %d job slices ..." % (bench_slices.HOSTS, bench_slices.SLICES))
             results["slices"] = bench_slices.run(server)
+            step(results, "8. the campaign gate over %d written devices, SQLite and PostgreSQL ..." % args.scale_devices)
+            results["campaign_gate"] = bench_campaign.run_written(args.scale_devices, rounds=args.rounds)
     finally:
         stack.close()
         if args.keep:
@@ -344,6 +355,7 @@ def main():
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     results["runtime_seconds"] = time.perf_counter() - started
+    results["machine"]["load"].append(round(os.getloadavg()[0], 1))
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2, default=str)
