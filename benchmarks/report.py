@@ -138,7 +138,10 @@ def tasks_text(tasks):
     lines = ["%s: wall %s (median, %s - %s), CPU %s" % (name, _s(wall[name]["median"]), _s(wall[name]["min"]), _s(wall[name]["max"]), _s(cpu[name]["median"]))
              for name in wall]
     goals_met = ["%s: %s (goal %s, %s)" % (label, figure, goal, "met" if met else "NOT met") for _item, label, figure, goal, met in debug_goals(tasks)]
-    return "\n".join(lines + goals_met)
+    ratios = ["%s / %s: %s (wall), %s (CPU)" % (name, base, _x(wall[name]["median"] / wall[base]["median"]), _x(cpu[name]["median"] / cpu[base]["median"]))
+              for name, base in (("module", "floor"), ("floor", "debug"), ("before", "debug"), ("before", "module")) if name in wall and base in wall]
+    load = ["load average (1, 5, 15 min) at the end: %s" % ", ".join("%.1f" % value for value in tasks["load_average"])] if "load_average" in tasks else []
+    return "\n".join(lines + goals_met + ratios + load)
 
 
 CALLBACK_STORES = (("memory", "in memory"), ("sqlite", "into the SQLite ledger"), ("postgresql", "into the PostgreSQL ledger"))
