@@ -36,24 +36,28 @@ def _headers(session, api, path):
         return json.load(handle)
 
 
+def send_and_record(args):
+    """The task's work: one POST /sms, one commit; the request id."""
+    api, state = os.environ["THINGSPACE_API_URL"], os.environ["THINGSPACE_STATE_DIR"]
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    session = requests.Session()
+    answer = session.post(api + SMS_PATH, headers=_headers(session, api, os.path.join(state, "floor-tokens.json")),
+                          json={"accountName": args["account_name"], "smsMessage": args["sms_message"], "deviceIds": args["devices"]})
+    answer.raise_for_status()
+    request_id = answer.json()["requestId"]
+    db = sqlite3.connect(os.path.join(state, "floor.sqlite3"), isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE IF NOT EXISTS sends (request_id TEXT PRIMARY KEY, devices TEXT NOT NULL)")
+        db.execute("INSERT INTO sends VALUES (?, ?)", (request_id, json.dumps(args["devices"])))
+    finally:
+        db.close()
+    return request_id
+
+
 class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = self._task.args
-        api, state = os.environ["THINGSPACE_API_URL"], os.environ["THINGSPACE_STATE_DIR"]
-        os.makedirs(state, mode=0o700, exist_ok=True)
-        session = requests.Session()
-        answer = session.post(api + SMS_PATH, headers=_headers(session, api, os.path.join(state, "floor-tokens.json")),
-                              json={"accountName": args["account_name"], "smsMessage": args["sms_message"], "deviceIds": args["devices"]})
-        answer.raise_for_status()
-        request_id = answer.json()["requestId"]
-        db = sqlite3.connect(os.path.join(state, "floor.sqlite3"), isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("CREATE TABLE IF NOT EXISTS sends (request_id TEXT PRIMARY KEY, devices TEXT NOT NULL)")
-            db.execute("INSERT INTO sends VALUES (?, ?)", (request_id, json.dumps(args["devices"])))
-        finally:
-            db.close()
-        result.update(changed=True, request_id=request_id)
+        result.update(changed=True, request_id=send_and_record(self._task.args))
         return result
