@@ -300,6 +300,14 @@ def test_the_credentials_are_hashed_before_the_cache_is_locked(fake, cache, monk
     assert events == ["hash", "lock"] and fake.count("POST", LOGIN) == 1
 
 
+def test_a_task_that_finds_its_tokens_in_the_cache_leaves_the_file_as_it_is(fake, cache):
+    authenticator(Clock(), cache).headers()
+    written = os.stat(cache.path)
+    assert authenticator(Clock(), TokenCache(cache.path)).headers()
+    found = os.stat(cache.path)
+    assert (found.st_ino, found.st_mtime_ns) == (written.st_ino, written.st_mtime_ns) and fake.count("POST", LOGIN) == 1
+
+
 def _in_a_fork(action):
     """``action()``'s text, run in a child process forked from this one (as ansible-playbook forks a task's worker)."""
     reader, writer = os.pipe()
