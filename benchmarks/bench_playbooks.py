@@ -147,12 +147,12 @@ def mdn(index):
     return "%d" % (7000000000 + index)
 
 
-def tasks_module(count):
-    """A play of ``count`` vz_sms_send tasks, one device each."""
+def tasks_module(count, action="thingspace.m2m.vz_sms_send"):
+    """A play of ``count`` vz_sms_send tasks, one device each; or of another ``action`` taking the same options."""
     tasks = [
         f"""\
     - name: Send to device {n}
-      thingspace.m2m.vz_sms_send:
+      {action}:
         account_name: "{ACCOUNT}"
         devices:
           - {{kind: mdn, id: "{mdn(n)}"}}
@@ -160,7 +160,7 @@ def tasks_module(count):
 """
         for n in range(count)
     ]
-    return "- name: %d vz_sms_send tasks\n  hosts: localhost\n  gather_facts: false\n  tasks:\n" % count + "\n".join(tasks)
+    return "- name: %d %s tasks\n  hosts: localhost\n  gather_facts: false\n  tasks:\n" % (count, action.split(".")[-1]) + "\n".join(tasks)
 
 
 def tasks_debug(count):
@@ -193,6 +193,8 @@ def write_all(workdir, task_count):
         "tasks_module.yml": tasks_module(task_count),
         "tasks_uri.yml": tasks_uri(task_count),
         "tasks_debug.yml": tasks_debug(task_count),
+        # The floor of a task that sends and records: action_plugins/bench_floor.py.
+        "tasks_floor.yml": tasks_module(task_count, action="bench_floor"),
         "one_task.yml": tasks_module(1),
         "one_task_as_module.yml": tasks_module(1) + _AS_MODULE,
         "bulk_as_module.yml": BULK_MODULE + _AS_MODULE,

@@ -253,7 +253,7 @@ def tasks_section(results):
     tasks = results["tasks"]
     n, wall = tasks["tasks"], tasks["wall"]
     plays = (("module", "%d vz_sms_send tasks" % n), ("before", "the same at `%s`" % results.get("before")), ("debug", "%d debug tasks (the floor)" % n),
-             ("uri", "2 + %d uri tasks" % n))
+             ("floor", "%d bench_floor tasks (one POST /sms, one SQLite commit)" % n), ("uri", "2 + %d uri tasks" % n))
     rows = [[label, *_timing(tasks, key), _ms(wall[key]["median"] / n)] for key, label in plays if key in wall]
     lines = [
         "",
@@ -274,7 +274,12 @@ def tasks_section(results):
             " takes %s of a task; as a module process the task takes %s (Python's start alone %s; the imports, %s, are paid once per play in the"
             " controller)." % (one["rounds"], _ms(stages["module_run"]), _ms(one["walls"]["payload"]), _ms(one["walls"]["python_start"]),
                               _ms(sum(stages.get(name, 0.0) for name in IMPORT_STAGES))))]
-    if "debug" in wall and _ratio(tasks, "module", "debug") > GOAL_TASKS_VS_DEBUG and profile:
+    if "debug" in wall and "floor" in wall and _ratio(tasks, "module", "debug") > GOAL_TASKS_VS_DEBUG:
+        lines += ["", *_paragraph("What it means: an action plugin that does nothing but one request and one SQLite commit"
+                                  " (`benchmarks/action_plugins/bench_floor.py`) costs %s the debug play (CPU), vz_sms_send %s that floor:"
+                                  " docs/design.md (\"Decisions, and why\") says what each remaining millisecond keeps."
+                                  % (_x(_ratio(tasks, "floor", "debug", "cpu")), _x(_ratio(tasks, "module", "floor", "cpu"))))]
+    elif "debug" in wall and _ratio(tasks, "module", "debug") > GOAL_TASKS_VS_DEBUG and profile:
         lines += ["", *_paragraph("What it means: the module's own code in the worker (checks, ledger, tokens, the request: %s in the profile)"
                                   " comes on top of Ansible's cost per task (%s per `debug` task)."
                                   % (_ms(profile["one_controller"]["stages"]["module_run"]), _ms(wall["debug"]["median"] / n)))]
@@ -301,8 +306,12 @@ def tasks_text(tasks):
     wall, cpu = tasks["wall"], tasks["cpu"]
     lines = ["%s: wall %s (median, %s - %s), CPU %s" % (name, _s(wall[name]["median"]), _s(wall[name]["min"]), _s(wall[name]["max"]), _s(cpu[name]["median"]))
              for name in wall]
-    rows = tasks_goals({"tasks": tasks})
-    return "\n".join(lines + ["%s: %s (goal %s, %s)" % (label, figure, goal, "met" if met else "NOT met") for _item, label, figure, goal, met in rows])
+    goals = tasks_goals({"tasks": tasks})
+    goals_met = ["%s: %s (goal %s, %s)" % (label, figure, goal, "met" if met else "NOT met") for _item, label, figure, goal, met in goals]
+    ratios = ["%s / %s: %s (wall), %s (CPU)" % (name, base, _x(wall[name]["median"] / wall[base]["median"]), _x(cpu[name]["median"] / cpu[base]["median"]))
+              for name, base in (("module", "floor"), ("floor", "debug"), ("before", "debug"), ("before", "module")) if name in wall and base in wall]
+    load = ["load average (1, 5, 15 min) at the end: %s" % ", ".join("%.1f" % value for value in tasks["load_average"])] if "load_average" in tasks else []
+    return "\n".join(lines + goals_met + ratios + load)
 
 
 # 4. Ledger scaling

@@ -7,7 +7,8 @@ process tree) next to the wall time because these machines are shared and noisy.
 1. bulk send to 100,000 devices by ID: vz_sms_send (one task) vs an ansible.builtin.uri playbook vs a bare
    requests script (the floor);
 2. the re-run of the same vz_sms_send (nothing to send);
-3. a play of N vz_sms_send tasks (1 device each) vs the uri playbook doing the same, with the logins counted;
+3. a play of N vz_sms_send tasks (1 device each) vs the uri playbook doing the same, with the logins counted, and vs N
+   debug tasks and N tasks of a bare action plugin sending one request and committing once (action_plugins/bench_floor.py);
 4. ledger scaling at 1k / 10k / 100k devices (ledger_scaling.py), on SQLite and on PostgreSQL side by side;
 5. the emulator itself (bench_emulator.py);
 6. four controllers sending 4 x 25,000 distinct devices against one sending 100,000, the ledger in PostgreSQL
@@ -25,11 +26,12 @@ and a profile of one vz_sms_send task and of the 100,000-device run (module_prof
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
 ``--before REF`` also measures the collection as it was at REF (``git archive``, its own collections path) in the
-same rounds: the bulk send, the per-task play and the profile, so a change is compared side by side in one run.
+same rounds: the bulk send, the per-task play and the profile (with ``--only tasks``, the per-task play), so a change is
+compared side by side in one run.
 
     python benchmarks/run.py --report docs/performance.md [--rounds 3] [--before REF] [--json-out FILE] [--keep]
     python benchmarks/run.py --only inventory [--rounds 3] [--json-out FILE]
-    python benchmarks/run.py --only tasks [--rounds 3] [--tasks 50] [--json-out FILE]
+    python benchmarks/run.py --only tasks [--rounds 3] [--tasks 50] [--before REF] [--no-uri] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -212,15 +214,18 @@ def _count_text(counts):
     return {"%s %s" % key: value for key, value in sorted(counts.items())}
 
 
-def bench_tasks(ctx, rounds, tasks):
-    """Item 3: the vz_sms_send play, the uri play, and the debug play (the floor: Ansible's own cost per task)."""
-    order = ["module", "debug", "uri"] + (["before"] if "env_before" in ctx else [])
+def bench_tasks(ctx, rounds, tasks, uri=True):
+    """Item 3: the vz_sms_send play, the uri play (not with ``uri=False``), the debug play (the floor of any task: Ansible's
+    own cost per task) and the bench_floor play (the floor of a task that sends one request and commits once to SQLite)."""
+    order = ["module", "debug", "floor"] + (["uri"] if uri else []) + (["before"] if "env_before" in ctx else [])
     runs = {name: [] for name in order}
     logins = {name: [] for name in order if name != "debug"}
     for index in range(rounds):
         for variant in order if index % 2 == 0 else order[::-1]:
             ctx["emulator"].reset()
             env = dict(ctx["env_before" if variant == "before" else "env"], THINGSPACE_STATE_DIR=os.path.join(ctx["workdir"], "state-" + uuid.uuid4().hex))
+            if variant == "floor":
+                env["ANSIBLE_ACTION_PLUGINS"] = os.path.join(BENCH_DIR, "action_plugins")
             play = ctx["plays"]["tasks_%s.yml" % ("module" if variant == "before" else variant)]
             runs[variant].append(playbook(ctx["workdir"], ctx["inventory"], play, env, "tasks-%s-%d" % (variant, index)))
             counts = request_counts(ctx["emulator"])
@@ -235,6 +240,7 @@ def bench_tasks(ctx, rounds, tasks):
         "wall": {name: summary([t.wall for t in values]) for name, values in runs.items()},
         "cpu": {name: summary([t.cpu for t in values]) for name, values in runs.items()},
         "logins": logins,
+        "load_average": os.getloadavg(),
     }
 
 
@@ -274,6 +280,7 @@ def main():
                         help="also the fleet-scale runs: devices_file over N devices against the floor, and a send over 100,000 inventory hosts "
                              "in 4 job slices (default: BENCH_DEVICES, else not run)")
     parser.add_argument("--only", choices=["inventory", "tasks"], help="measure only this phase and print its figures (no report)")
+    parser.add_argument("--no-uri", action="store_true", help="with --only tasks: leave out the uri play (the longest)")
     args = parser.parse_args()
     if args.only:
         return only_phase(args)
@@ -378,7 +385,11 @@ def only_phase(args):
             ctx = {"emulator": emulator, "workdir": workdir, "inventory": write_inventory(workdir), "env": ansible_env(workdir, emulator.url)}
             if args.only == "tasks":
                 ctx["plays"] = playbooks.write_all(workdir, args.tasks)
-                results = {"machine": machine(), "tasks": bench_tasks(ctx, args.rounds, args.tasks)}
+                results = {"machine": machine()}
+                if args.before:
+                    before_path, results["before"] = before_collection(workdir, args.before)
+                    ctx["env_before"] = ansible_env(workdir, emulator.url, collections=before_path)
+                results["tasks"] = bench_tasks(ctx, args.rounds, args.tasks, uri=not args.no_uri)
             else:
                 results = {"machine": machine(), "inventory": bench_inventory.run(ctx, args.rounds)}
     finally:

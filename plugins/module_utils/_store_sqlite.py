@@ -113,26 +113,29 @@ def _create(path):
         db.close()
 
 
-def _check_file(path, status):
-    """Refuse a ledger that cannot be read whole, naming the file and what to do. A ledger is never empty: it is
-    created under another name and linked into place (``_create``), so an empty one was truncated or made by
-    something else."""
+def _connect(path, status):
+    """A connection to the ledger, refused (naming the file and what to do) unless it can be read whole. A ledger is never
+    empty: it is created under another name and linked into place (``_create``), so an empty one was truncated or made by
+    something else. ``PRAGMA quick_check`` runs on the connection the task then uses: a second connection that closed
+    would checkpoint and delete the write-ahead log, which the next one makes again."""
     if status.st_size == 0:
         raise ThingSpaceError("The ledger %s is empty (0 bytes); thingspace.m2m never leaves a ledger empty, so it was truncated or made "
                               "by something else. Restore it from a backup; delete it only if no earlier send needs to be known "
                               "(a new ledger knows of none, and a re-run sends again)" % path)
+    db = None
     try:
-        db = sqlite3.connect(path, timeout=60)
-        try:
-            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
-        finally:
-            db.close()
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
+        db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        problems = [row[0] for row in db.execute("PRAGMA quick_check")]
     except sqlite3.DatabaseError as exc:
         problems = [str(exc)]
     if problems != ["ok"]:
+        if db is not None:
+            db.close()
         raise ThingSpaceError("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: %s). Restore it from a "
                               "backup, or salvage what it holds with: sqlite3 %s .recover; delete it only if no earlier send needs to "
                               "be known (a new ledger knows of none, and a re-run sends again)" % (path, "; ".join(problems[:3]), path))
+    return db
 
 
 class SqliteStore:
@@ -152,9 +155,7 @@ class SqliteStore:
         self._db = None
         if read_only and not os.path.lexists(path):
             return
-        _check_file(path, check_private(path) if read_only else private_file(path, create=_create))
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._db = _connect(path, check_private(path) if read_only else private_file(path, create=_create))
         version = self._check_version()
         if read_only:
             if 0 < version < READABLE_FROM:

@@ -6,7 +6,8 @@ ThingSpace wants an OAuth bearer token (client credentials, valid one hour) and 
 ``access_token``/``session_token`` options, the token cache, a login. A refused login is never repeated:
 five consecutive failures lock the user's account. The cache finds tokens by a salted PBKDF2 hash of the credentials,
 so a changed password logs in again, and remembers a refused login (by that hash) for a while, so the other tasks,
-hosts or loop items of a play do not try the same credentials again.
+hosts or loop items of a play do not try the same credentials again. The hash is derived once per play: the derived
+keys are remembered in memory that ansible-playbook shares with the workers it forks (``DerivedKeys``), never on disk.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import mmap
 import os
 import tempfile
 import time
@@ -51,6 +53,46 @@ def credentials_problem(credentials):
     return "; ".join(missing) or None
 
 
+class DerivedKeys:
+    """The token cache keys derived so far (salt and credentials → PBKDF2 hash), in anonymous shared memory: the processes
+    forked after it was made (ansible-playbook's workers, from the main process that imports this file with the action
+    plugin) read and add to the same slots, so a play derives each key once instead of once per task. Nothing is written
+    to disk: a token cache file reveals what it did before, and the memory is that of processes that hold the credentials
+    anyway (docs/design.md, "Decisions, and why").
+
+    A slot holds a tag (SHA-256 of salt and credentials), the key and a checksum of both; a slot written by two processes
+    at once, or taken by another key, fails its tag or checksum and reads as not derived, so it is derived again."""
+
+    SLOTS = 64
+    _PART = hashlib.sha256().digest_size
+    _SLOT = 3 * _PART
+
+    def __init__(self):
+        self._memory = mmap.mmap(-1, self.SLOTS * self._SLOT)
+
+    def get(self, salt, fields):
+        """The key derived for ``fields`` with ``salt``, or None."""
+        tag, start = self._slot(salt, fields)
+        slot = self._memory[start:start + self._SLOT]
+        key, check = slot[self._PART:2 * self._PART], slot[2 * self._PART:]
+        if slot[:self._PART] != tag or not hmac.compare_digest(check, hashlib.sha256(tag + key).digest()):
+            return None
+        return binascii.hexlify(key).decode()
+
+    def put(self, salt, fields, key):
+        tag, start = self._slot(salt, fields)
+        raw = binascii.unhexlify(key)
+        self._memory[start:start + self._SLOT] = tag + raw + hashlib.sha256(tag + raw).digest()
+
+    def _slot(self, salt, fields):
+        tag = hashlib.sha256(json.dumps([salt, fields]).encode("utf-8")).digest()
+        return tag, tag[0] % self.SLOTS * self._SLOT
+
+
+# Made when this file is imported: in ansible-playbook, by the main process before it forks a task's worker.
+DERIVED_KEYS = DerivedKeys()
+
+
 class TokenCache:
     """Tokens shared by the tasks of a play: a 0600 JSON file. An entry is found by a salted PBKDF2 hash of the API URL
     and all four credentials (``key``), so a changed password or client secret never finds the tokens of the old one;
@@ -66,16 +108,18 @@ class TokenCache:
         self.path = path
         # The salt of a file that has none yet, drawn once so that key() and the write that follows agree.
         self._new_salt = binascii.hexlify(os.urandom(16)).decode()
-        self._keys = {}
 
     def key(self, api_url, credentials):
-        """The entry of ``credentials`` at ``api_url``: a salted PBKDF2 hash, never a credential; hashed once per salt."""
+        """The entry of ``credentials`` at ``api_url``: a salted PBKDF2 hash, never a credential; hashed once per salt in
+        this process and the processes that share its DERIVED_KEYS."""
         secrets = (api_url, credentials.client_id, credentials.client_secret, credentials.username, credentials.password)
         fields = json.dumps([field or "" for field in secrets])
         salt = self._load()["salt"]
-        if (salt, fields) not in self._keys:
-            self._keys[salt, fields] = _password_hash(fields, salt)
-        return self._keys[salt, fields]
+        key = DERIVED_KEYS.get(salt, fields)
+        if key is None:
+            key = _password_hash(fields, salt)
+            DERIVED_KEYS.put(salt, fields, key)
+        return key
 
     def hash_ahead(self, api_url, credentials):
         """key() before taking the lock, so that parallel tasks do not wait for each other's hash (once the file exists)."""
@@ -104,8 +148,9 @@ class TokenCache:
 
     def put(self, key, entry):
         data = self._load()
-        data["entries"][key] = entry
-        self._write(data)
+        if data["entries"].get(key) != entry:
+            data["entries"][key] = entry
+            self._write(data)
 
     def refusal(self, user):
         """The last refused login of ``user`` ({key, at}) not followed by a successful one, or None."""

@@ -11,6 +11,7 @@ action does."""
 from __future__ import annotations
 
 import json
+import netrc  # noqa: F401  # pylint: disable=unused-import
 import os
 from functools import partial
 from importlib.util import find_spec
@@ -23,7 +24,8 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
 # Imported here because the strategy loads action plugins in the main process: the workers it forks for the tasks
-# then find requests, pydantic and the wire models loaded, instead of importing them for every task.
+# then find requests, pydantic and the wire models loaded, instead of importing them for every task (netrc above too:
+# requests imports it at a process's first request, to look for credentials in ~/.netrc).
 from ansible_collections.thingspace.m2m.plugins.module_utils import models, transport  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.thingspace.m2m.plugins.module_utils.env import ENV_VARS
 from ansible_collections.thingspace.m2m.plugins.module_utils.module import REQUIRED_LIBRARIES, ThingSpaceTask, full_argument_spec

@@ -291,12 +291,77 @@ def test_the_token_cache_holds_no_credential_and_its_keys_are_salted_per_file(fa
 def test_the_credentials_are_hashed_before_the_cache_is_locked(fake, cache, monkeypatch):
     """The hash takes about 0.1 s: under the lock, parallel tasks would wait for each other's."""
     authenticator(Clock(), cache).headers()  # the file now exists
+    monkeypatch.setattr(auth, "DERIVED_KEYS", auth.DerivedKeys())  # another play's
     task = TokenCache(cache.path)  # another task's
     events, hash_of, locked = [], auth._password_hash, task.locked
     monkeypatch.setattr(auth, "_password_hash", lambda *args: events.append("hash") or hash_of(*args))
     monkeypatch.setattr(task, "locked", lambda: events.append("lock") or locked())
     assert authenticator(Clock(), task).headers()
     assert events == ["hash", "lock"] and fake.count("POST", LOGIN) == 1
+
+
+def test_a_task_that_finds_its_tokens_in_the_cache_leaves_the_file_as_it_is(fake, cache):
+    authenticator(Clock(), cache).headers()
+    written = os.stat(cache.path)
+    assert authenticator(Clock(), TokenCache(cache.path)).headers()
+    found = os.stat(cache.path)
+    assert (found.st_ino, found.st_mtime_ns) == (written.st_ino, written.st_mtime_ns) and fake.count("POST", LOGIN) == 1
+
+
+def _in_a_fork(action):
+    """``action()``'s text, run in a child process forked from this one (as ansible-playbook forks a task's worker)."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(writer, action().encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return text
+
+
+def _counting_hash(monkeypatch):
+    hashed, hash_of = [], auth._password_hash
+    monkeypatch.setattr(auth, "_password_hash", lambda *args: hashed.append(args) or hash_of(*args))
+    return hashed
+
+
+def test_a_key_derived_by_one_task_is_not_derived_again_by_the_next_task_of_the_play(fake, cache, monkeypatch):
+    """The PBKDF2 hash is paid once per play: a task's worker is forked from ansible-playbook's main process, which
+    imported auth with the action plugin; what one worker derived, the next one finds."""
+    first = _in_a_fork(lambda: authenticator(Clock(), cache).headers() and TokenCache(cache.path).key(API, CREDS))
+    hashed = _counting_hash(monkeypatch)
+    assert _in_a_fork(lambda: "%s %d" % (TokenCache(cache.path).key(API, CREDS), len(hashed))) == first + " 0"
+    assert TokenCache(cache.path).key(API, CREDS) == first and hashed == []
+    with open(cache.path) as handle:
+        assert list(json.load(handle)["entries"]) == [first]
+
+
+def test_other_credentials_are_derived_for_themselves_and_find_no_tokens_of_the_play(fake, cache, monkeypatch):
+    authenticator(Clock(), cache).headers()
+    known = _in_a_fork(lambda: TokenCache(cache.path).key(API, CREDS))
+    hashed = _counting_hash(monkeypatch)
+    for other in (CREDS._replace(password="other"), CREDS._replace(client_secret="other"), CREDS._replace(username="other")):
+        assert TokenCache(cache.path).key(API, other) not in (known, None)
+    assert TokenCache(cache.path).key("https://other.example", CREDS) != known
+    assert len(hashed) == 4
+
+
+def test_a_slot_written_by_two_processes_at_once_reads_as_not_derived(fake, cache, monkeypatch):
+    monkeypatch.setattr(auth, "DERIVED_KEYS", auth.DerivedKeys())
+    authenticator(Clock(), cache).headers()
+    key = TokenCache(cache.path).key(API, CREDS)
+    memory = auth.DERIVED_KEYS._memory
+    written = [start for start in range(0, len(memory), auth.DerivedKeys._SLOT) if any(memory[start:start + auth.DerivedKeys._SLOT])]
+    assert len(written) == 1
+    part = auth.DerivedKeys._PART
+    memory[written[0] + part:written[0] + part + 4] = b"torn"  # a key half overwritten
+    hashed = _counting_hash(monkeypatch)
+    assert TokenCache(cache.path).key(API, CREDS) == key and len(hashed) == 1
 
 
 def test_a_version_1_token_cache_is_ignored_and_replaced(fake, cache):

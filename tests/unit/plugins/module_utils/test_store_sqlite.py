@@ -51,6 +51,19 @@ def test_a_damaged_ledger_is_refused_with_what_sqlite_reported(tmp_path, damage,
                                     "salvage what it holds with: sqlite3 %s .recover; %s" % (path, reported, path, WHAT_TO_DO))
 
 
+def test_a_ledger_is_checked_and_used_on_one_connection(tmp_path, monkeypatch):
+    """A connection closed after the check was the file's last: SQLite checkpointed and deleted the write-ahead log (two
+    syncs), and the task's own connection made it again."""
+    path = tmp_path / "l.sqlite3"
+    _sent(path, 2)
+    connections, connect = [], sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *args, **kwargs: connections.append(args) or connect(*args, **kwargs))
+    ledger = Ledger(str(path))
+    assert ledger.states(SCOPE, KEY) == {"mdn:0": "sent", "mdn:1": "sent"}
+    ledger.close()
+    assert connections == [(str(path),)]
+
+
 def test_check_mode_reads_a_ledger_another_run_has_only_begun_to_create_as_empty(tmp_path):
     """A new ledger is linked into place before its tables are made (schema 0)."""
     path = tmp_path / "l.sqlite3"

@@ -5,11 +5,17 @@ both ways) and tests/reliability/test_in_controller.py (ansible-playbook)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.action.vz_sms_send import ActionModule
+
+from fake_api import API, CREDENTIALS
 
 
 def action(transport="local", become=False, async_val=0, environment=None, args=None):
@@ -84,3 +90,32 @@ def test_invocation_follows_the_setting_of_this_ansible_core():
         assert _inject_invocation({}) and _inject_invocation({"ansible_inject_invocation": False})
     else:
         assert not _inject_invocation({}) and _inject_invocation({"ansible_inject_invocation": True})
+
+
+WORKER = """
+import json, sys
+from functools import partial
+sys.path[:0] = sys.argv[1:3]
+# What ansible-playbook's main process imports before it forks a task's worker: the action plugin.
+from ansible_collections.thingspace.m2m.plugins.action import vz_sms_send
+from ansible_collections.thingspace.m2m.plugins.plugin_utils.controller import ControllerModule, TaskExit
+import requests
+from fake_api import FakeThingSpace
+api = FakeThingSpace()
+requests.Session.get_adapter = lambda self, url: api
+loaded = set(sys.modules)
+try:
+    vz_sms_send.vz_sms_send.main(partial(ControllerModule, json.loads(sys.argv[3]), False, "thingspace.m2m.vz_sms_send", inject_invocation=True))
+except TaskExit as done:
+    print(json.dumps({"changed": done.result["changed"], "imported": sorted(set(sys.modules) - loaded)}))
+"""
+
+
+def test_a_send_in_the_worker_imports_nothing_the_action_plugin_did_not(state_dir):
+    """The worker of every task is forked from the process that imported the action plugin: what a send imports beyond
+    that, each task's worker imports again."""
+    unit = Path(__file__).resolve().parents[2]
+    args = dict(CREDENTIALS, api_url=API, state_dir=str(state_dir), devices=[{"kind": "mdn", "id": "5551234567"}], sms_message="hello")
+    run = subprocess.run([sys.executable, "-c", WORKER, str(unit.parents[1] / ".collections"), str(unit), json.dumps(args)],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(run.stdout) == {"changed": True, "imported": []}
