@@ -66,9 +66,9 @@ from common import (
     LOGIN_PATH,
     OAUTH_PATH,
     PYTHON,
-    REPO,
     SMS_PATH,
     ansible_env,
+    before_collection,
     delta,
     playbook,
     request_counts,
@@ -126,17 +126,6 @@ def machine():
 def write_devices(path):
     with open(path, "w", encoding="utf-8") as handle:
         json.dump({"devices": [{"kind": "mdn", "id": playbooks.mdn(n)} for n in range(DEVICES)]}, handle)
-
-
-def before_collection(workdir, ref):
-    """The collection at ``ref`` under WORKDIR/before/ansible_collections/thingspace/m2m: (collections path, commit)."""
-    root = os.path.join(workdir, "before")
-    dest = os.path.join(root, "ansible_collections", "thingspace", "m2m")
-    os.makedirs(dest)
-    archive = subprocess.run(["git", "-C", REPO, "archive", ref], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref], capture_output=True, text=True, check=True).stdout.strip()
-    return root, commit
 
 
 def check_sent(emulator, requests_expected):
