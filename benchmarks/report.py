@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
+import bench_delivery_info
 import bench_inventory
+import bench_preview
 import bench_scale
 from module_profile import IMPORT_STAGES
 
@@ -533,6 +535,8 @@ def markdown(results, plot_name):
     lines += campaign_section(results)
     lines += bench_inventory.section(results)
     lines += bench_scale.section(results)
+    lines += bench_delivery_info.section(results)
+    lines += bench_preview.section(results)
 
     one = profile["one"]
     walls, cpus = one["walls"], one["cpus"]

@@ -19,8 +19,9 @@ process tree) next to the wall time because these machines are shared and noisy.
 9. the fleet as inventory: ansible-inventory --list over 100,000 devices, a cache hit, and vz_device_info count_only
    against a bare requests script (bench_inventory.py; alone with ``--only inventory``);
 10. with ``--scale-devices N`` (``make bench BENCH_DEVICES=N``): devices_file over N devices against the floor with the
-   peak memory of every process (bench_scale.py), and a send over 100,000 inventory hosts in 4 job slices on one
-   PostgreSQL ledger (bench_slices.py);
+   peak memory of every process (bench_scale.py), a send over 100,000 inventory hosts in 4 job slices on one
+   PostgreSQL ledger (bench_slices.py), vz_sms_delivery_info over a ledger of N sent and delivered devices on SQLite
+   and PostgreSQL (bench_delivery_info.py), and the campaign's check-mode preview of N devices (bench_preview.py);
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -53,9 +54,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_callbacks
 import bench_campaign
 import bench_controllers
+import bench_delivery_info
 import bench_emulator
 import bench_inventory
 import bench_playbooks as playbooks
+import bench_preview
 import bench_scale
 import bench_slices
 import ledger_scaling
@@ -253,8 +256,9 @@ def main():
     parser.add_argument("--callbacks-sustained", type=int, metavar="SECONDS",
                         help="also the callbacks source sustained for SECONDS from the emulator, PostgreSQL and SQLite in turn (issue 24: 600)")
     parser.add_argument("--scale-devices", type=int, default=int(os.environ.get("BENCH_DEVICES") or 0), metavar="N",
-                        help="also the fleet-scale runs: devices_file over N devices against the floor, and a send over 100,000 inventory hosts "
-                             "in 4 job slices (default: BENCH_DEVICES, else not run)")
+                        help="also the fleet-scale runs: devices_file over N devices against the floor, a send over 100,000 inventory hosts "
+                             "in 4 job slices, vz_sms_delivery_info over N devices and the campaign's preview of N devices (default: BENCH_DEVICES, "
+                             "else not run)")
     parser.add_argument("--only", choices=["inventory", "tasks"], help="measure only this phase and print its figures (no report)")
     args = parser.parse_args()
     if args.only:
@@ -326,6 +330,10 @@ def main():
             results["scale"] = bench_scale.run(args.scale_devices, rounds=args.rounds)
             print("10. a send over %d inventory hosts in %d job slices ..." % (bench_slices.HOSTS, bench_slices.SLICES), flush=True)
             results["slices"] = bench_slices.run(server)
+            print("10. vz_sms_delivery_info over a ledger of %d devices, SQLite and PostgreSQL ..." % args.scale_devices, flush=True)
+            results["delivery_info"] = bench_delivery_info.run(args.scale_devices, rounds=args.rounds, server=server)
+            print("10. the campaign's preview of %d devices ..." % args.scale_devices, flush=True)
+            results["preview"] = bench_preview.run(args.scale_devices)
     finally:
         stack.close()
         if args.keep:
