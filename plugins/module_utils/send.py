@@ -280,8 +280,9 @@ class SmsSend:
         self.resolved = None  # the devices a filter selects, when resolved ([] also when a selection matches none)
         self.targets = None  # the ledger targets of this send, once run
         self.refused = set()  # targets ThingSpace refused in this run (not in the account)
-        # The identifiers of the account's devices, ledger target → the device's state, and the kinds of identifier kept of
-        # them, once the device list was read (``device_list``: as an earlier send of the same run read it).
+        # The identifiers of the account's devices, ledger target → the state of each device not active, and the kinds of
+        # identifier kept of them, once the device list was read (``device_list``: as an earlier send of the same run read
+        # it).
         self._known, self._states, self._kinds = device_list or (None, None, None)
 
     def run(self):
@@ -345,7 +346,7 @@ class SmsSend:
     @property
     def device_list(self):
         """The account's device list as this send read it, for a later send of the same run: (identifiers, target →
-        state, the kinds of identifier kept), or None when it was not read."""
+        state of the devices not active, the kinds of identifier kept), or None when it was not read."""
         return None if self._known is None else (self._known, self._states, self._kinds)
 
     def select_targets(self):
@@ -539,18 +540,20 @@ class SmsSend:
         run that names devices by another kind reads the device list again."""
         kinds = {target.split(":", 1)[0] for target in self.targets}
         if self._known is None or not kinds <= self._kinds:
-            from ansible_collections.thingspace.m2m.plugins.module_utils.devices import device_state
+            from ansible_collections.thingspace.m2m.plugins.module_utils.devices import device_state, is_inactive
 
             known = set()
-            states = {}
+            states = {}  # only the states _inactive reports: an active device's is not kept
             for device in self.client.iter_devices(self._device_list_request()):
                 state = device_state(device)
                 for entry in device.device_ids:
                     kind = entry.kind.lower()
                     if kind in kinds:
                         target = target_of((kind, spelling(kind, entry.id)))
-                        known.add(target)
-                        states.setdefault(target, state)
+                        if target not in known:  # the first device that lists an identifier gives its state
+                            known.add(target)
+                            if is_inactive(state):
+                                states[target] = state
             self._known, self._states, self._kinds = known, states, kinds
         return [target for target in targets if target not in self._known]
 

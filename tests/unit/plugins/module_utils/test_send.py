@@ -128,7 +128,7 @@ def test_a_campaign_preview_holds_its_selection_once(tmp_path, fake):
     _preview_peak(fake, tmp_path, small)  # the modules a preview imports, loaded once
     per_device = (_preview_peak(fake, tmp_path, large) - _preview_peak(fake, tmp_path, small)) / (large - small)
     # Held at once, in bytes a device: the selection's strings (70), the campaign's devices (160), SmsSend's set of the
-    # targets (30) and the account's device list by MDN (250): 510. A second copy of the selection as (kind, id) pairs
+    # targets (30) and the account's device list by MDN (220): 480. A second copy of the selection as (kind, id) pairs
     # adds 250, a device list of every identifier of each device 400.
     assert per_device < 700, per_device
 
