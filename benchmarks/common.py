@@ -31,6 +31,17 @@ LOGIN_PATH = "/api/m2m/v1/session/login"
 SMS_PATH = "/api/m2m/v1/sms"
 
 
+def before_collection(workdir, ref):
+    """The collection at ``ref`` under WORKDIR/before/ansible_collections/thingspace/m2m: (collections path, commit)."""
+    root = os.path.join(workdir, "before")
+    dest = os.path.join(root, "ansible_collections", "thingspace", "m2m")
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref], capture_output=True, text=True, check=True).stdout.strip()
+    return root, commit
+
+
 def ansible_env(workdir, api_url, collections=COLLECTIONS, **extra):
     """The environment of every playbook and script run: the emulator's URL and credentials, this checkout as
     the collection, temporary files inside ``workdir``, no ansible.cfg from elsewhere."""

@@ -21,6 +21,7 @@ import os
 import textwrap
 
 from bench_callbacks import GOAL as GOAL_SUSTAINED_PER_SECOND
+from bench_delivery_info import GOAL_SECONDS as GOAL_DELIVERY_INFO_SECONDS
 from bench_scale import GOALS as SCALE_GOALS
 from common import LOGIN_PATH, OAUTH_PATH, SMS_PATH
 from module_profile import IMPORT_STAGES
@@ -72,6 +73,15 @@ LAST_MEASURED = {
         "how": "`ledger_scaling.py --rounds 3 --sizes ...,1000000`",
         "sqlite": {"rerun_diff": 5.31, "claim_settle": 22.58, "reference": 3.10, "bytes_per_device": 83},
         "postgresql": {"rerun_diff": 6.35, "claim_settle": 81.72, "reference": 3.13, "bytes_per_device": 257},
+    },
+    "delivery_info": {
+        "date": "2026-12-07", "recorded": "`00fb2c4`", "how": "`bench_delivery_info.py`, 1 round",
+        "load": "8.5 - 16.0", "devices": MILLION, "wall": {"sqlite": 137.7, "postgresql": 78.1}, "cpu": {"sqlite": 24.8, "postgresql": 20.6},
+        "ledger_mb": {"sqlite": 276, "postgresql": 553}, "maxrss_mb": {"sqlite": 1573, "postgresql": 1750},
+    },
+    "preview": {
+        "date": "2026-12-07", "recorded": "`00fb2c4`", "how": "`bench_preview.py`, 1 round", "load": "9.7 - 10.8",
+        "devices": MILLION, "module_peak_mb": 429,
     },
     "callbacks_sustained": {
         "date": "2026-12-07", "recorded": "`f5436ac`", "how": "`bench_callbacks.py --sustained 600 --rate 300`", "load": "12.6 - 23",
@@ -279,10 +289,6 @@ def tasks_section(results):
                                   " (`benchmarks/action_plugins/bench_floor.py`) costs %s the debug play (CPU), vz_sms_send %s that floor:"
                                   " docs/design.md (\"Decisions, and why\") says what each remaining millisecond keeps."
                                   % (_x(_ratio(tasks, "floor", "debug", "cpu")), _x(_ratio(tasks, "module", "floor", "cpu"))))]
-    elif "debug" in wall and _ratio(tasks, "module", "debug") > GOAL_TASKS_VS_DEBUG and profile:
-        lines += ["", *_paragraph("What it means: the module's own code in the worker (checks, ledger, tokens, the request: %s in the profile)"
-                                  " comes on top of Ansible's cost per task (%s per `debug` task)."
-                                  % (_ms(profile["one_controller"]["stages"]["module_run"]), _ms(wall["debug"]["median"] / n)))]
     return lines
 
 
@@ -703,6 +709,37 @@ def scale_section(results):
     return lines
 
 
+def _delivery_info(results):
+    """{store: (wall, CPU, peak MB)}, the devices and the LAST_MEASURED entry when the run did not measure them."""
+    info = results.get("delivery_info")
+    if info:
+        return info["devices"], {store: (info[store]["wall"]["after"]["median"], info[store]["cpu"]["after"]["median"], info[store]["maxrss_mb"]["after"])
+                                 for store, _label in STORES if store in info}, None
+    entry = LAST_MEASURED["delivery_info"]
+    return entry["devices"], {store: (entry["wall"][store], entry["cpu"][store], entry["maxrss_mb"][store]) for store, _label in STORES}, entry
+
+
+def fleet_reads_section(results):
+    devices, stores, entry = _delivery_info(results)
+    text = ", ".join("%s %s wall, %s CPU, %d MB" % (label, _s(stores[store][0]), _s(stores[store][1]), stores[store][2])
+                     for store, label in STORES if store in stores)
+    if any(wall >= GOAL_DELIVERY_INFO_SECONDS for wall, _cpu, _mb in stores.values()):
+        text += " (not under %.0f s: the result lists every device, and Ansible's exit_json scrubs and encodes it)" % GOAL_DELIVERY_INFO_SECONDS
+    preview = results.get("preview") or LAST_MEASURED["preview"]
+    text += "; the campaign's check-mode preview of as many devices (`bench_preview.py`) peaked at %d MB (VmHWM)." % (
+        preview["module_peak_mb"]["after"] if isinstance(preview["module_peak_mb"], dict) else preview["module_peak_mb"])
+    what = "`vz_sms_delivery_info` over %s sent and delivered devices" % _n(devices)
+    return [""] + (_dated(what, entry, text) if entry else _paragraph("%s (`bench_delivery_info.py`): %s" % (what, text)))
+
+
+def fleet_reads_goals(results):
+    devices, stores, entry = _delivery_info(results)
+    dated = " (%s)" % entry["date"] if entry else ""
+    walls = [stores[store][0] for store, _label in STORES if store in stores]
+    return [("10", "`vz_sms_delivery_info`, %s devices, SQLite, PostgreSQL (wall)%s" % (_n(devices), dated), ", ".join(_s(wall) for wall in walls),
+             "< %.0f s" % GOAL_DELIVERY_INFO_SECONDS, all(wall < GOAL_DELIVERY_INFO_SECONDS for wall in walls))]
+
+
 def scale_goals(results):
     devices, wall, _cpu, peaks, entry = _scale_figures(results)
     dated = " (%s)" % entry["date"] if entry else ""
@@ -716,9 +753,9 @@ def scale_goals(results):
 
 
 SECTIONS = (bulk_section, tasks_section, ledger_section, emulator_section, controllers_section, callbacks_section,
-            campaign_section, inventory_section, scale_section)
+            campaign_section, inventory_section, scale_section, fleet_reads_section)
 GOALS = (bulk_goals, rerun_goals, tasks_goals, ledger_goals, emulator_goals, controllers_goals, callback_goals, campaign_goals, inventory_goals,
-         scale_goals)
+         scale_goals, fleet_reads_goals)
 
 
 def markdown(results, plot_name):

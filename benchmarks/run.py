@@ -21,7 +21,9 @@ process tree) next to the wall time because these machines are shared and noisy.
    against a bare requests script (bench_inventory.py; alone with ``--only inventory``);
 10. with ``--scale-devices N`` (``make bench BENCH_DEVICES=N``): devices_file over N devices against the floor with the
    peak memory of every process (bench_scale.py), a send over 100,000 inventory hosts in 4 job slices on one
-   PostgreSQL ledger (bench_slices.py), the ledger's phases (4) and the campaign gate (8) at N devices;
+   PostgreSQL ledger (bench_slices.py), the ledger's phases (4) and the campaign gate (8) at N devices,
+   vz_sms_delivery_info over a ledger of N sent and delivered devices on SQLite and PostgreSQL (bench_delivery_info.py),
+   and the campaign's check-mode preview of N devices (bench_preview.py);
 and a profile of one vz_sms_send task and of the 100,000-device run (module_profile.py). PostgreSQL is a server of
 its own (tests/utils/postgresql.py, fsync on), on loopback like the emulator.
 
@@ -55,9 +57,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_callbacks
 import bench_campaign
 import bench_controllers
+import bench_delivery_info
 import bench_emulator
 import bench_inventory
 import bench_playbooks as playbooks
+import bench_preview
 import bench_scale
 import bench_slices
 import ledger_scaling
@@ -68,9 +72,9 @@ from common import (
     LOGIN_PATH,
     OAUTH_PATH,
     PYTHON,
-    REPO,
     SMS_PATH,
     ansible_env,
+    before_collection,
     delta,
     playbook,
     request_counts,
@@ -135,17 +139,6 @@ def step(results, text):
 def write_devices(path):
     with open(path, "w", encoding="utf-8") as handle:
         json.dump({"devices": [{"kind": "mdn", "id": playbooks.mdn(n)} for n in range(DEVICES)]}, handle)
-
-
-def before_collection(workdir, ref):
-    """The collection at ``ref`` under WORKDIR/before/ansible_collections/thingspace/m2m: (collections path, commit)."""
-    root = os.path.join(workdir, "before")
-    dest = os.path.join(root, "ansible_collections", "thingspace", "m2m")
-    os.makedirs(dest)
-    archive = subprocess.run(["git", "-C", REPO, "archive", ref], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref], capture_output=True, text=True, check=True).stdout.strip()
-    return root, commit
 
 
 def check_sent(emulator, requests_expected):
@@ -277,8 +270,9 @@ def main():
     parser.add_argument("--callbacks-sustained", type=int, metavar="SECONDS",
                         help="also the callbacks source sustained for SECONDS from the emulator, PostgreSQL and SQLite in turn (issue 24: 600)")
     parser.add_argument("--scale-devices", type=int, default=int(os.environ.get("BENCH_DEVICES") or 0), metavar="N",
-                        help="also the fleet-scale runs: devices_file over N devices against the floor, and a send over 100,000 inventory hosts "
-                             "in 4 job slices (default: BENCH_DEVICES, else not run)")
+                        help="also the fleet-scale runs: devices_file over N devices against the floor, a send over 100,000 inventory hosts "
+                             "in 4 job slices, vz_sms_delivery_info over N devices and the campaign's preview of N devices (default: BENCH_DEVICES, "
+                             "else not run)")
     parser.add_argument("--only", choices=["inventory", "tasks"], help="measure only this phase and print its figures (no report)")
     parser.add_argument("--no-uri", action="store_true", help="with --only tasks: leave out the uri play (the longest)")
     args = parser.parse_args()
@@ -355,6 +349,10 @@ def main():
             results["slices"] = bench_slices.run(server)
             step(results, "8. the campaign gate over %d written devices, SQLite and PostgreSQL ..." % args.scale_devices)
             results["campaign_gate"] = bench_campaign.run_written(args.scale_devices, rounds=args.rounds)
+            step(results, "10. vz_sms_delivery_info over a ledger of %d devices, SQLite and PostgreSQL ..." % args.scale_devices)
+            results["delivery_info"] = bench_delivery_info.run(args.scale_devices, rounds=args.rounds, server=server)
+            step(results, "10. the campaign's preview of %d devices ..." % args.scale_devices)
+            results["preview"] = bench_preview.run(args.scale_devices)
     finally:
         stack.close()
         if args.keep:

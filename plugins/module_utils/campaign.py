@@ -34,7 +34,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.send import (
     plan_send,
     target_of,
 )
-from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, message_size
+from ansible_collections.thingspace.m2m.plugins.module_utils.sms import MAX_DEVICES_PER_REQUEST, Devices, message_size
 
 # Campaign states; the last two are final.
 RUNNING, WAITING, PAUSED, COMPLETED, ABORTED = "running", "waiting", "paused", "completed", "aborted"
@@ -94,8 +94,9 @@ def wave_ends(waves, total):
 
 
 def ordered(name, targets):
-    """``targets`` in the campaign's order: by SHA-256 of the name and the target, a stable pseudo-random sample."""
-    return sorted(targets, key=lambda target: hashlib.sha256(("%s\0%s" % (name, target)).encode("utf-8")).hexdigest())
+    """``targets`` in the campaign's order: by SHA-256 of the name and the target, a stable pseudo-random sample (the
+    digest's bytes sort as its hexadecimal text, in half the memory)."""
+    return sorted(targets, key=lambda target: hashlib.sha256(("%s\0%s" % (name, target)).encode("utf-8")).digest())
 
 
 def batch_limit(max_per_minute):
@@ -711,8 +712,12 @@ class Step:
         """The selection as frozen: the filters, or a device list as its size and the SHA-256 of its sorted targets."""
         if plan.filters is not None:
             return {"filters": plan.filters}
-        targets = sorted("%s:%s" % device for device in plan.devices)
-        return {"devices": len(targets), "sha256": hashlib.sha256("\n".join(targets).encode("utf-8")).hexdigest()}
+        # The plan's own strings, sorted, hashed as their lines: no second copy of a million devices.
+        targets = sorted(plan.devices.targets)
+        digest = hashlib.sha256()
+        for start in range(0, len(targets), _CHUNK):
+            digest.update(("\n" if start else "").encode("utf-8") + "\n".join(targets[start:start + _CHUNK]).encode("utf-8"))
+        return {"devices": len(targets), "sha256": digest.hexdigest()}
 
     def _create(self, definition, policy):
         if self.plan is None:
@@ -842,8 +847,8 @@ class Step:
         (named through its device list, so with account_name) are recorded refused and the rest is sent; with
         skip_inactive the devices that are not active are left out (send.SmsSend owns both rules). The account's device
         list is read once per step."""
-        plan = SendPlan(campaign.account, [tuple(target.split(":", 1)) for target in targets], None, TRACK_DEVICE, self.params["sms_message"],
-                        self.params["data_encoding"], self.size, campaign.name, None)
+        plan = SendPlan(campaign.account, Devices(targets), None, TRACK_DEVICE, self.params["sms_message"], self.params["data_encoding"], self.size,
+                        campaign.name, None)
         return SmsSend(plan, self.client, self.ledger, self.scope, check_mode=check_mode, batch_size=batch_size, duplicate_window=0,
                        unknown_devices=UNKNOWN_SKIP if campaign.account else UNKNOWN_FAIL, skip_inactive=campaign.policy["skip_inactive"],
                        device_list=self.device_list)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from itertools import chain
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import ACCEPTED, DELIVERY_STATES, UNCONFIRMED, CallbackRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
@@ -204,32 +205,69 @@ def copy_deliveries(source, destination, check_mode=False):
 
 
 class _Request:
-    """The devices the callbacks of one request named: rows that share an identifier are one device."""
+    """The devices the callbacks of one request named: rows that share an identifier are one device. ``groups``: one dict
+    per device (``device``, ``state``, ``at``: the time of its first final state, ``aliases``); ``find`` the device an
+    identifier names."""
 
     def __init__(self, rows):
-        parent = {}
-
-        def root(alias):
-            while parent.setdefault(alias, alias) != alias:
-                parent[alias] = parent[parent[alias]]
-                alias = parent[alias]
-            return alias
-
-        rows = [(device, state, json.loads(aliases), updated_at) for device, state, aliases, updated_at in rows]
-        for _device, _state, aliases, _updated_at in rows:
-            for alias in aliases[1:]:
-                parent[root(alias)] = root(aliases[0])
-        groups = {}
-        for device, state, aliases, updated_at in rows:
-            group = groups.setdefault(root(device), {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set()})
-            group["aliases"].update(aliases)
-            group["device"] = min(group["device"], device, key=_key_rank)
-            # A device named twice (its MDN by one callback, its MSISDN by another) takes its first final state.
-            if state != SENT_TO_DEVICE and updated_at < group["at"]:
-                group.update(state=state, at=updated_at)
-        self.groups = list(groups.values())
-        self.by_alias = {alias: group for group in self.groups for alias in group["aliases"]}
         self.devices_requested = None
+        # Most requests name each device in one row (the "sent" callback and the confirmations of its MDN): read as they
+        # are, each row a device, without joining rows identifier by identifier.
+        self.groups = _single_groups(rows)
+        self._by_alias = self._by_device = None
+        if self.groups is None:
+            self.groups = _joined_groups(rows)
+            self._by_alias, self._by_device = _by_alias(self.groups), {}
+        else:  # each device is one of its row's identifiers: most lookups end here
+            self._by_device = {group["device"]: group for group in self.groups}
+
+    def find(self, alias):
+        """The device (its group) ``alias`` (a ledger target) names, or None."""
+        group = self._by_device.get(alias)
+        if group is None:
+            if self._by_alias is None:
+                self._by_alias = _by_alias(self.groups)
+            group = self._by_alias.get(alias)
+        return group
+
+
+def _by_alias(groups):
+    return {alias: group for group in groups for alias in group["aliases"]}
+
+
+def _single_groups(rows):
+    """The groups of ``rows`` (device, state, aliases as stored, updated_at) when no identifier is in two rows and each row
+    lists its own device (the ``aliases`` text of every row decoded in one call); None otherwise."""
+    aliases = json.loads("[%s]" % ",".join(row[2] for row in rows))
+    if len(set(chain.from_iterable(aliases))) != sum(map(len, aliases)) or not all(row[0] in listed for row, listed in zip(rows, aliases)):
+        return None
+    return [{"device": device, "state": state, "at": math.inf if state == SENT_TO_DEVICE else updated_at, "aliases": listed}
+            for (device, state, _text, updated_at), listed in zip(rows, aliases)]
+
+
+def _joined_groups(rows):
+    """The groups of ``rows`` (device, state, aliases as stored, updated_at), rows that share an identifier joined."""
+    parent = {}
+
+    def root(alias):
+        while parent.setdefault(alias, alias) != alias:
+            parent[alias] = parent[parent[alias]]
+            alias = parent[alias]
+        return alias
+
+    rows = [(device, state, json.loads(aliases), updated_at) for device, state, aliases, updated_at in rows]
+    for _device, _state, aliases, _updated_at in rows:
+        for alias in aliases[1:]:
+            parent[root(alias)] = root(aliases[0])
+    groups = {}
+    for device, state, aliases, updated_at in rows:
+        group = groups.setdefault(root(device), {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set()})
+        group["aliases"].update(aliases)
+        group["device"] = min(group["device"], device, key=_key_rank)
+        # A device named twice (its MDN by one callback, its MSISDN by another) takes its first final state.
+        if state != SENT_TO_DEVICE and updated_at < group["at"]:
+            group.update(state=state, at=updated_at)
+    return list(groups.values())
 
 
 def _key_rank(device):
@@ -283,7 +321,7 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
             continue
         if target == SELECTION:
             continue
-        group = requests[request_id].by_alias.get(target)
+        group = requests[request_id].find(target)
         devices[group["state"] if group else ACCEPTED].append(device_of(target))
         if group:
             matched.add(id(group))
@@ -317,7 +355,7 @@ def delivery_states(ledger, sends):
     requests = _requests(ledger.store, list(dict.fromkeys(sends.values())))
     found = {}
     for target, request_id in sends.items():
-        group = requests[request_id].by_alias.get(target)
+        group = requests[request_id].find(target)
         if group:
             found[target] = (group["state"], None if group["at"] == math.inf else group["at"], sorted(group["aliases"]))
     return found
@@ -348,7 +386,7 @@ def device_history(ledger, targets, since=None, until=None):
     requests = _requests(ledger.store, list(dict.fromkeys(entry["request_id"] for entry in found if entry["state"] == SENT and entry["request_id"])))
     for entry, (_scope, _key, target, _state, _request_id, _at) in zip(found, records):
         if entry["state"] == SENT and entry["request_id"]:
-            group = requests[entry["request_id"]].by_alias.get(target)
+            group = requests[entry["request_id"]].find(target)
             entry["delivery"] = group["state"] if group else ACCEPTED
     return found
 

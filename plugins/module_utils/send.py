@@ -280,9 +280,10 @@ class SmsSend:
         self.resolved = None  # the devices a filter selects, when resolved ([] also when a selection matches none)
         self.targets = None  # the ledger targets of this send, once run
         self.refused = set()  # targets ThingSpace refused in this run (not in the account)
-        # The identifiers of the account's devices and ledger target → the device's state, once the device list was read
-        # (``device_list``: as an earlier send of the same run read it).
-        self._known, self._states = device_list or (None, None)
+        # The identifiers of the account's devices, ledger target → the state of each device not active, and the kinds of
+        # identifier kept of them, once the device list was read (``device_list``: as an earlier send of the same run read
+        # it).
+        self._known, self._states, self._kinds = device_list or (None, None, None)
 
     def run(self):
         """(result, failure message or None)."""
@@ -345,8 +346,8 @@ class SmsSend:
     @property
     def device_list(self):
         """The account's device list as this send read it, for a later send of the same run: (identifiers, target →
-        state), or None when it was not read."""
-        return None if self._known is None else (self._known, self._states)
+        state of the devices not active, the kinds of identifier kept), or None when it was not read."""
+        return None if self._known is None else (self._known, self._states, self._kinds)
 
     def select_targets(self):
         """The ledger targets: the devices of the list or of the resolved selection, or the selection as a whole
@@ -356,9 +357,7 @@ class SmsSend:
             if self.max_devices is not None and len(plan.devices) > self.max_devices:
                 raise ThingSpaceError("max_devices: the device list holds %d devices, more than max_devices %d; nothing was sent"
                                       % (len(plan.devices), self.max_devices))
-            if isinstance(plan.devices, Devices):
-                return plan.devices.targets
-            return [target_of(d) for d in plan.devices]  # a plan made by hand: a campaign's wave
+            return plan.devices.targets
         if plan.tracking == TRACK_DEVICE or self.check_mode or self.max_devices is not None:
             self.resolved = self._resolve()
         elif plan.account and not self._matches_a_device():
@@ -536,20 +535,26 @@ class SmsSend:
 
     def _unknown(self, targets):
         """The targets of a device list that the account does not have, from its device list (every page, read once,
-        which also gives each device's state)."""
-        if self._known is None:
-            from ansible_collections.thingspace.m2m.plugins.module_utils.devices import device_state
+        which also gives each device's state). Only the identifiers of the kinds this send's devices are named by are
+        kept, so a list of a million MDNs holds one identifier per device, not each of its four; a later send of the
+        run that names devices by another kind reads the device list again."""
+        kinds = {target.split(":", 1)[0] for target in self.targets}
+        if self._known is None or not kinds <= self._kinds:
+            from ansible_collections.thingspace.m2m.plugins.module_utils.devices import device_state, is_inactive
 
             known = set()
-            states = {}
+            states = {}  # only the states _inactive reports: an active device's is not kept
             for device in self.client.iter_devices(self._device_list_request()):
                 state = device_state(device)
                 for entry in device.device_ids:
                     kind = entry.kind.lower()
-                    target = target_of((kind, spelling(kind, entry.id)))
-                    known.add(target)
-                    states.setdefault(target, state)
-            self._known, self._states = known, states
+                    if kind in kinds:
+                        target = target_of((kind, spelling(kind, entry.id)))
+                        if target not in known:  # the first device that lists an identifier gives its state
+                            known.add(target)
+                            if is_inactive(state):
+                                states[target] = state
+            self._known, self._states, self._kinds = known, states, kinds
         return [target for target in targets if target not in self._known]
 
     def _send(self, to_send, result):

@@ -3,10 +3,12 @@ the report per key or request id (devices matched across their identifiers), and
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
+from ansible_collections.thingspace.m2m.plugins.module_utils import deliveries
 from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import (
@@ -405,3 +407,24 @@ def test_a_callback_naming_an_identifier_kind_this_collection_does_not_know_is_r
     body = dict(delivery("Delivered"), deviceIds=[{"kind": "Eui64", "id": "00-1B-63-84-45-E6"}, {"kind": "Mdn", "id": MDN}])
     record(where, [callback_event(DELIVERY_SERVICE, ACCOUNT, body)])
     assert report(where, request_ids=[REQUEST_ID])["devices"]["Delivered"] == [{"kind": "mdn", "id": MDN}]
+
+
+@pytest.mark.parametrize("rows, devices", [
+    # Each device in one row: read row by row.
+    ([("mdn:5550000001", "Delivered", '["iccid:89148000000800000001","mdn:5550000001"]', 2.0), ("mdn:5550000002", "sent", '["mdn:5550000002"]', 1.0)], 2),
+    # Two rows share an ICCID: one device, its first final state.
+    ([("mdn:5550000001", "sent", '["iccid:89148000000800000001","mdn:5550000001"]', 1.0),
+      ("msisdn:15550000001", "Undelivered", '["iccid:89148000000800000001","msisdn:15550000001"]', 3.0),
+      ("mdn:5550000002", "Delivered", '["mdn:5550000002"]', 2.0)], 2),
+    # A row that does not list its own device, and an identifier written with an escape.
+    ([("mdn:5550000001", "Delivered", '["mdn:5550000009"]', 2.0), ("mdn:555000000\\u0032", "Expired", '["mdn:555000000\\u0032"]', 1.0)], 2),
+])
+def test_a_request_read_row_by_row_finds_what_joining_its_rows_finds(rows, devices):
+    request = deliveries._Request(rows)
+    joined = deliveries._joined_groups(rows)
+    assert len(request.groups) == devices
+    assert [dict(group, aliases=set(group["aliases"])) for group in request.groups] == joined
+    for alias in {alias for _device, _state, text, _at in rows for alias in json.loads(text)} | {row[0] for row in rows} | {"mdn:5550000404"}:
+        expected = next((group for group in joined if alias in group["aliases"]), None)
+        found = request.find(alias)
+        assert (found and dict(found, aliases=set(found["aliases"]))) == expected, alias
