@@ -215,15 +215,20 @@ class _Request:
                 alias = parent[alias]
             return alias
 
-        rows = [(device, state, json.loads(aliases), updated_at) for device, state, aliases, updated_at in rows]
+        # A row that names its device alone (most do) is read without parsing its JSON.
+        rows = [(device, state, [device] if aliases == '["%s"]' % device else json.loads(aliases), updated_at) for device, state, aliases, updated_at in rows]
         for _device, _state, aliases, _updated_at in rows:
             for alias in aliases[1:]:
                 parent[root(alias)] = root(aliases[0])
-        groups = {}
+        joined, groups = bool(parent), {}
         for device, state, aliases, updated_at in rows:
-            group = groups.setdefault(root(device), {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set()})
-            group["aliases"].update(aliases)
-            group["device"] = min(group["device"], device, key=_key_rank)
+            key = root(device) if joined else device
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set(aliases)}
+            else:
+                group["aliases"].update(aliases)
+                group["device"] = min(group["device"], device, key=_key_rank)
             # A device named twice (its MDN by one callback, its MSISDN by another) takes its first final state.
             if state != SENT_TO_DEVICE and updated_at < group["at"]:
                 group.update(state=state, at=updated_at)
