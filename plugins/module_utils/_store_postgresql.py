@@ -41,14 +41,15 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
 # first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py);
 # version 4 the send state ``refused``; version 5 the campaigns (campaign.py); version 6 which recorder recorded a
-# callback (``callbacks.recorded_by``).
+# callback (``callbacks.recorded_by``); version 7 a campaign's devices counted per wave and state, the counts of the
+# campaigns it holds made once.
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -87,6 +88,12 @@ _STEPS = {
         "CREATE INDEX IF NOT EXISTS callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms'",
     ),
     6: ('ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS recorded_by text COLLATE "C"',),
+    7: (
+        "CREATE TABLE campaign_counts (campaign_id bigint NOT NULL REFERENCES campaigns (id), wave integer NOT NULL, state text NOT NULL, "
+        "devices integer NOT NULL, first_sent_at double precision, last_sent_at double precision, PRIMARY KEY (campaign_id, wave, state))",
+        "INSERT INTO campaign_counts SELECT campaign_id, wave, state, count(*), min(sent_at), max(sent_at) FROM campaign_devices "
+        "GROUP BY campaign_id, wave, state",
+    ),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"

@@ -19,8 +19,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.errors import Thing
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
 # 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py);
-# 6: which recorder recorded a callback (callbacks.recorded_by).
-SCHEMA_VERSION = 6
+# 6: which recorder recorded a callback (callbacks.recorded_by); 7: a campaign's devices counted per wave and state.
+SCHEMA_VERSION = 7
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
@@ -100,8 +100,20 @@ CREATE TABLE IF NOT EXISTS campaign_devices (
     PRIMARY KEY (campaign_id, target)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS campaign_devices_target ON campaign_devices (target);
-CREATE UNIQUE INDEX IF NOT EXISTS campaign_devices_position ON campaign_devices (campaign_id, position)
+CREATE UNIQUE INDEX IF NOT EXISTS campaign_devices_position ON campaign_devices (campaign_id, position);
+CREATE TABLE IF NOT EXISTS campaign_counts (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+    wave INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    devices INTEGER NOT NULL,
+    first_sent_at REAL,
+    last_sent_at REAL,
+    PRIMARY KEY (campaign_id, wave, state)
+) WITHOUT ROWID
 """
+# Schema 7: the counts of the campaigns an older schema holds.
+_COUNT_CAMPAIGNS = ("INSERT INTO campaign_counts SELECT campaign_id, wave, state, count(*), min(sent_at), max(sent_at) FROM campaign_devices "
+                   "GROUP BY campaign_id, wave, state")
 
 
 def _create(path):
@@ -184,6 +196,7 @@ class SqliteStore:
                     if remake:
                         self._db.execute("INSERT INTO sends SELECT key_id, target, state, request_id, claim, updated_at FROM sends_before_4")
                         self._db.execute("DROP TABLE sends_before_4")
+                    self._db.execute(_COUNT_CAMPAIGNS)
                     self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
 
     @property

@@ -2,7 +2,8 @@
 """Staged SMS campaigns (docs/design.md, "Campaigns"): one message to a frozen selection in waves, each started when
 the previous wave's gate passes, paced, and stopped for good when an abort criterion is met.
 
-A campaign is a state machine in the ledger's store (tables ``campaigns`` and ``campaign_devices``, schema 5).
+A campaign is a state machine in the ledger's store (tables ``campaigns`` and ``campaign_devices``, schema 5, and
+``campaign_counts``, schema 7).
 ``step`` is the whole of it: load (or create) the campaign, bring each device's state forward from what the ledger
 holds (sends, delivery callbacks, replies, timeouts), decide abort and gate, send what is due, return the figures.
 Every decision is recomputed from the store, so any controller may take the next step. Sends go through
@@ -197,9 +198,10 @@ def _reply_time(event, received_at):
 
 
 class Device:
-    """One device of a campaign as the store holds it; ``dirty`` once this step moved it forward."""
+    """One device of a campaign as the store holds it; ``dirty`` once this step moved it forward, from ``stored`` (the
+    state the store held when it was read or last written), and then in ``moved`` (its campaign's list)."""
 
-    __slots__ = ("dirty", "finished_at", "position", "request_id", "sent_at", "state", "target", "wave")
+    __slots__ = ("dirty", "finished_at", "moved", "position", "request_id", "sent_at", "state", "stored", "target", "wave")
 
     def __init__(self, target, position, wave, state, request_id, sent_at, finished_at):
         self.target = target
@@ -209,12 +211,16 @@ class Device:
         self.request_id = request_id
         self.sent_at = sent_at
         self.finished_at = finished_at
+        self.stored = state
         self.dirty = False
+        self.moved = None
 
     def advance(self, state, request_id=None, sent_at=None, finished_at=None):
         """Move forward to ``state`` (nothing when it is not of a higher rank)."""
         if RANKS[state] <= RANKS[self.state]:
             return
+        if not self.dirty:
+            self.moved.append(self)
         self.state, self.dirty = state, True
         self.request_id = request_id or self.request_id
         self.sent_at = self.sent_at if self.sent_at is not None else sent_at
@@ -224,58 +230,72 @@ class Device:
 
 class Campaign:
     """A campaign row and its devices, as read from the store (or, in check mode, as creating it would write them).
-    ``devices`` are all its devices, or (``load`` with whole=False) those that may still move, in order; ``settled``
-    counts the others: wave → state → [devices, first sent_at, last sent_at]."""
+    ``devices`` are all its devices, or (``load`` with whole=False) those of the waves up to ``held`` that may still
+    move, in order (a later wave's are read when it becomes current: ``hold``). ``counts`` are the store's counts of
+    every device: wave → state → [devices, first sent_at, last sent_at] (``campaign_counts``); ``moved`` the devices this
+    step moved forward and has not written yet, which ``states`` adds to them."""
 
-    def __init__(self, row, devices, settled=None, store=None):
+    def __init__(self, row, devices, counts=None, store=None):
         (self.id, self.scope, self.name, self.account, definition, policy, self.devices_total, waves, self.state, self.wave, abort_reason,
          self.next_send_at, self.created_at) = row
         self.definition, self.policy, self.ends = json.loads(definition), dict(DEFAULT_POLICY, **json.loads(policy)), json.loads(waves)
         self.abort_reason = json.loads(abort_reason) if abort_reason else None
-        self.devices, self.by_target, self._waves = [], {}, {}
-        self.settled = settled or {}
-        self._store = store  # where the settled devices are read, when needed
+        self.devices, self.by_target, self._waves, self.moved = [], {}, {}, []
+        self.held_pending = Counter()  # wave → the devices held whose stored state is pending
+        self.counts = _tally(devices) if counts is None else counts
+        self._store = store  # where the devices not held are read, when needed (a campaign read in part)
+        self.held = self.wave if store is not None else len(self.ends)
+        self.synced = False  # whether observe read every send of the campaign since its devices were read
         self._outcomes = None
         self.add(devices)
         self.saved_state, self.saved_wave = self.state, self.wave
         self.in_flight = set()  # targets another controller is sending right now (observe)
+        self.recorded = set()  # targets whose send a step found recorded, for observe to read
 
     @property
     def success(self):
         return self.definition["success"]
 
     def add(self, devices):
-        """Hold ``devices`` (read from the store) one by one, out of the settled counts, the campaign's order kept."""
+        """Hold ``devices`` (read from the store) one by one, the campaign's order kept."""
         for device in devices:
-            counts = self.settled.get(device.wave, {}).get(device.state)
-            if counts:
-                counts[0] -= 1
+            device.moved = self.moved
+            self.held_pending[device.wave] += device.stored == "pending"
             self.by_target[device.target] = device
             self._waves.setdefault(device.wave, []).append(device)
         self.devices.extend(devices)
-        if self.settled:
+        if self._store is not None:
             self.devices.sort(key=lambda device: device.position)
             for listed in self._waves.values():
                 listed.sort(key=lambda device: device.position)
+
+    def stored(self, device, state):
+        """Note that the store holds ``device`` in ``state`` now."""
+        self.held_pending[device.wave] += (state == "pending") - (device.stored == "pending")
+        device.stored = state
 
     def wave_devices(self, wave):
         """The devices of ``wave`` the campaign holds one by one."""
         return self._waves.get(wave, [])
 
     def states(self, wave=None):
-        """state → how many devices (of ``wave``, else of the campaign) are in it."""
+        """state → how many devices (of ``wave``, else of the campaign) are in it: the store's counts, and what this step
+        moved since."""
         counts = Counter()
-        for number, states in self.settled.items():
+        for number, states in self.counts.items():
             if wave is None or number == wave:
                 counts.update({state: entry[0] for state, entry in states.items()})
-        counts.update(device.state for device in (self.devices if wave is None else self.wave_devices(wave)))
+        for device in self.moved:
+            if wave is None or device.wave == wave:
+                counts[device.stored] -= 1
+                counts[device.state] += 1
         return counts
 
     def outcomes(self):
         """The finished devices as (finished_at or inf, position, target, state, wave), in the order they finished."""
         if self._outcomes is None:
             self._outcomes = {}
-            if self.settled:
+            if self._store is not None:
                 rows = self._store.rows("SELECT target, position, state, finished_at, wave FROM campaign_devices WHERE campaign_id = ? AND state NOT IN "
                                         "(%s)" % _listed(moving(self.success)), (self.id,))
                 self._outcomes = {row[0]: (math.inf if row[3] is None else row[3], row[1], row[0], row[2], row[4]) for row in rows}
@@ -283,6 +303,26 @@ class Campaign:
         found.update((device.target, (math.inf if device.finished_at is None else device.finished_at, device.position, device.target, device.state,
                                       device.wave)) for device in self.devices if finished(device.state, self.success))
         return sorted(found.values())
+
+
+def _tally(devices):
+    """The counts of ``devices`` as the store holds them: wave → state → [devices, first sent_at, last sent_at]."""
+    counts = {}
+    for device in devices:
+        entry = counts.setdefault(device.wave, {}).setdefault(device.stored, [0, None, None])
+        entry[0] += 1
+        if device.sent_at is not None:
+            entry[1] = device.sent_at if entry[1] is None else min(entry[1], device.sent_at)
+            entry[2] = device.sent_at if entry[2] is None else max(entry[2], device.sent_at)
+    return counts
+
+
+def _counted(rows):
+    """Rows (wave, state, devices, first sent_at, last sent_at) as Campaign.counts."""
+    counts = {}
+    for wave, state, devices, first, last in rows:
+        counts.setdefault(wave, {})[state] = [devices, first, last]
+    return counts
 
 
 def _listed(states):
@@ -295,28 +335,57 @@ _CAMPAIGN = ("SELECT id, scope, name, account, definition, policy, devices_total
 
 def load(ledger, scope, name, whole=True):
     """The campaign ``name`` of ``scope`` with its devices in order; None when the ledger has none. ``whole``: False reads
-    one by one only the devices that may still move (``moving``) and counts the others, in one statement (one snapshot)."""
+    one by one only the devices of the waves up to the current one that may still move (``moving``), and the counts of
+    every device, in one statement (one snapshot)."""
     store = ledger.store
     rows = store.rows(_CAMPAIGN, (scope, name))
     if not rows:
         return None
+    campaign_id, wave, ends = rows[0][0], rows[0][9], json.loads(rows[0][7])
     if whole:
         # Read in the table's own order and sorted here: ORDER BY position reads the rows through the index, several times slower.
-        found = store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (rows[0][0],))
+        found = store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (campaign_id,))
         found.sort(key=lambda row: row[1])
         return Campaign(rows[0], [Device(*row) for row in found])
-    states = _listed(moving(json.loads(rows[0][4])["success"]))
-    found = store.rows("SELECT %s, 0 FROM campaign_devices WHERE campaign_id = ? AND state IN (%s) UNION ALL SELECT NULL, NULL, wave, state, NULL, "
-                       "min(sent_at), max(sent_at), count(*) FROM campaign_devices WHERE campaign_id = ? AND state NOT IN (%s) GROUP BY wave, state"
-                       % (_COLUMNS, states, states), (rows[0][0], rows[0][0]))
-    settled, devices = {}, []
-    for row in found:
-        if row[0] is None:
-            settled.setdefault(row[2], {})[row[3]] = [row[7], row[5], row[6]]
-        else:
-            devices.append(Device(*row[:7]))
+    # The later waves' devices are all pending until their wave is current: they are counted, not read. Before the last wave, the
+    # devices are read through the index of positions; in the last, through the table (the index would read each row again).
+    held = "SELECT %s, NULL FROM campaign_devices WHERE campaign_id = ? AND state IN (%s)%s" % (
+        _COLUMNS, _listed(moving(json.loads(rows[0][4])["success"])), " AND position < %d" % ends[wave - 1] if wave < len(ends) else "")
+    found = store.rows(held + " UNION ALL SELECT NULL, NULL, wave, state, NULL, first_sent_at, last_sent_at, devices FROM campaign_counts WHERE "
+                       "campaign_id = ?", (campaign_id, campaign_id))
+    if not any(row[0] is None for row in found):  # a ledger of schema 5 or 6 in check mode: no counts yet, the devices are counted here
+        found = store.rows(held + " UNION ALL SELECT NULL, NULL, wave, state, NULL, min(sent_at), max(sent_at), count(*) FROM campaign_devices WHERE "
+                           "campaign_id = ? GROUP BY wave, state", (campaign_id, campaign_id))
+    counts = _counted(row[2:4] + row[7:8] + row[5:7] for row in found if row[0] is None)
+    devices = [Device(*row[:7]) for row in found if row[0] is not None]
     devices.sort(key=lambda device: device.position)
-    return Campaign(rows[0], devices, settled, store)
+    return Campaign(rows[0], devices, counts, store)
+
+
+def hold(ledger, campaign):
+    """Hold one by one the devices of the waves up to the current one that ``campaign`` (read in part) does not hold yet,
+    and bring forward those of a wave where the store counts fewer pending devices than the campaign holds as pending
+    (another controller sent them): every device of such a wave is read again, its stored state taken when further."""
+    new = list(range(campaign.held + 1, campaign.wave + 1))
+    waves = [wave for wave in range(1, campaign.held + 1) if campaign.counts.get(wave, {}).get("pending", [0])[0] < campaign.held_pending[wave]] + new
+    if not waves:
+        return
+    ends, added = [0, *campaign.ends], []
+    states = moving(campaign.success)
+    for wave in waves:
+        for row in ledger.store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ? AND position >= ? AND position < ?" % _COLUMNS,
+                                     (campaign.id, ends[wave - 1], ends[wave])):
+            device = campaign.by_target.get(row[0])
+            if device is None:
+                if row[3] in states:
+                    added.append(Device(*row))
+                continue
+            campaign.stored(device, row[3])
+            if RANKS[row[3]] >= RANKS[device.state]:
+                device.state, device.request_id, device.sent_at, device.finished_at = row[3:7]
+    campaign.add(added)
+    if new:
+        campaign.held, campaign.synced = campaign.wave, False
 
 
 def names(ledger, scope):
@@ -346,42 +415,95 @@ def _create(ledger, scope, name, account, definition, policy, targets, now, chec
                                 (scope, name, account, row[4], row[5], len(targets), row[7], RUNNING, 1, 0.0, now, now))
         campaign_id = store.rows("SELECT id FROM campaigns WHERE scope = ? AND name = ?", (scope, name))[0][0]
         if created:
+            # In key order: each page of the table is written once, not once per device that falls into it.
             store.executemany("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES (?, ?, ?, ?, 'pending')",
-                              [(campaign_id, device.target, device.position, device.wave) for device in devices])
+                              sorted((campaign_id, device.target, device.position, device.wave) for device in devices))
+            store.executemany("INSERT INTO campaign_counts (campaign_id, wave, state, devices) VALUES (?, ?, 'pending', ?)",
+                              [(campaign_id, wave, states["pending"][0]) for wave, states in sorted(_tally(devices).items())])
     if not created:
         return load(ledger, scope, name)  # another controller's
     return Campaign((campaign_id, *row[1:]), devices)
 
 
-def _save(ledger, campaign, now):
-    """Write what this step moved forward: devices by rank (a device another controller moved further stays), the
-    campaign's state (a final state stays; running/waiting never replace paused), its wave (only up) and abort reason."""
+def _save(ledger, campaign, now, deciding=False):
+    """Write what this step moved forward, in one transaction: devices by rank (a device another controller moved as far or
+    further takes the store's state), and with them the counts, read back; with ``deciding``, the campaign's state is
+    decided from those counts (``decide``) before it is written. Then the campaign's state (a final state stays;
+    running/waiting never replace paused), its wave (only up) and abort reason."""
     with ledger.store.transaction():
-        _write(ledger.store, campaign, now)
+        _write_devices(ledger.store, campaign)
+        if deciding:
+            decide(campaign)
+        _write_campaign(ledger.store, campaign, now)
 
 
-def _write(store, campaign, now):
-    """_save's writes, inside the caller's transaction. Devices that moved to the same values (a batch sent, the
-    confirmations of one recording) are written by one UPDATE per 500."""
-    moved = {}
-    for device in campaign.devices:
-        if device.dirty:
-            moved.setdefault((device.state, device.request_id, device.sent_at, device.finished_at), []).append(device)
+# A count moved by a write: devices added, the first and last sent_at of those that entered the state kept.
+_ADD_COUNT = ("INSERT INTO campaign_counts (campaign_id, wave, state, devices, first_sent_at, last_sent_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+              "(campaign_id, wave, state) DO UPDATE SET devices = campaign_counts.devices + excluded.devices, first_sent_at = CASE WHEN "
+              "campaign_counts.first_sent_at <= excluded.first_sent_at OR excluded.first_sent_at IS NULL THEN campaign_counts.first_sent_at ELSE "
+              "excluded.first_sent_at END, last_sent_at = CASE WHEN campaign_counts.last_sent_at >= excluded.last_sent_at OR excluded.last_sent_at IS "
+              "NULL THEN campaign_counts.last_sent_at ELSE excluded.last_sent_at END")
+_COUNTS = "SELECT wave, state, devices, first_sent_at, last_sent_at FROM campaign_counts WHERE campaign_id = ?"
+
+
+def _write_devices(store, campaign):
+    """The devices' part of _save, inside the caller's transaction, with the campaign's row locked first (on PostgreSQL;
+    SQLite has one writer), so the states read here are the ones the writes replace and the counts move by exactly
+    what was written. Devices that moved to the same values (a batch sent, the confirmations of one recording) are
+    read and written by one statement per 500."""
+    store.rows("SELECT id FROM campaigns WHERE id = ?" + store.FOR_UPDATE, (campaign.id,))
+    moved, added = {}, {}
+    for device in campaign.moved:
+        moved.setdefault((device.state, device.request_id, device.sent_at, device.finished_at), []).append(device)
     for (state, request_id, sent_at, finished_at), devices in moved.items():
-        lower = _listed(other for other, rank in RANKS.items() if rank < RANKS[state])
+        devices.sort(key=lambda device: device.target)  # each chunk one range of the table's key
         for start in range(0, len(devices), _CHUNK):
-            chunk = [device.target for device in devices[start:start + _CHUNK]]
-            store.execute("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), finished_at = ? "
-                          "WHERE campaign_id = ? AND state IN (%s) AND target IN (%s)" % (lower, ", ".join("?" * len(chunk))),
-                          (state, request_id, sent_at, finished_at, campaign.id, *chunk))
+            chunk = {device.target: device for device in devices[start:start + _CHUNK]}
+            behind = []
+            rows = store.rows("SELECT target, wave, state, request_id, sent_at, finished_at FROM campaign_devices WHERE campaign_id = ? AND target IN (%s)"
+                              % ", ".join("?" * len(chunk)), (campaign.id, *chunk))
+            for target, wave, stored, stored_request_id, stored_sent_at, stored_finished_at in rows:
+                device = chunk[target]
+                if RANKS[stored] >= RANKS[state] or finished(stored, campaign.success):  # another controller moved it as far or finished it
+                    device.state, device.request_id, device.sent_at, device.finished_at = stored, stored_request_id, stored_sent_at, stored_finished_at
+                else:
+                    behind.append(target)
+                    _add(added, (wave, stored), -1, None)
+                    _add(added, (wave, state), 1, stored_sent_at if stored_sent_at is not None else sent_at)
+                campaign.stored(device, device.state)
+            if behind:
+                store.execute("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), finished_at = ? "
+                              "WHERE campaign_id = ? AND target IN (%s)" % ", ".join("?" * len(behind)),
+                              (state, request_id, sent_at, finished_at, campaign.id, *behind))
+    store.executemany(_ADD_COUNT, [(campaign.id, wave, state, *entry) for (wave, state), entry in sorted(added.items())])
+    campaign.counts = _counted(store.rows(_COUNTS, (campaign.id,)))
+    for device in campaign.moved:
+        device.dirty = False
+    del campaign.moved[:]
+
+
+def _add(added, key, devices, sent_at):
+    entry = added.setdefault(key, [0, sent_at, sent_at])
+    entry[0] += devices
+    if sent_at is not None:
+        entry[1] = sent_at if entry[1] is None else min(entry[1], sent_at)
+        entry[2] = sent_at if entry[2] is None else max(entry[2], sent_at)
+
+
+def _write_campaign(store, campaign, now):
+    """The campaign's part of _save, inside the caller's transaction."""
     allowed = {ABORTED: (RUNNING, WAITING, PAUSED), COMPLETED: (RUNNING, WAITING), PAUSED: (RUNNING, WAITING),
                RUNNING: (RUNNING, WAITING), WAITING: (RUNNING, WAITING)}[campaign.state]
     store.execute("UPDATE campaigns SET state = ?, wave = CASE WHEN wave < ? THEN ? ELSE wave END, abort_reason = coalesce(abort_reason, ?), "
                   "updated_at = ? WHERE id = ? AND state IN (%s)" % ", ".join("'%s'" % state for state in allowed),
                   (campaign.state, campaign.wave, campaign.wave, json.dumps(campaign.abort_reason) if campaign.abort_reason else None, now, campaign.id))
-    for devices in moved.values():
-        for device in devices:
-            device.dirty = False
+
+
+def _recount(store, campaign_id):
+    """Count a campaign's devices again from its rows (a copy wrote them), inside the caller's transaction."""
+    store.execute("DELETE FROM campaign_counts WHERE campaign_id = ?", (campaign_id,))
+    store.execute("INSERT INTO campaign_counts SELECT campaign_id, wave, state, count(*), min(sent_at), max(sent_at) FROM campaign_devices "
+                  "WHERE campaign_id = ? GROUP BY campaign_id, wave, state", (campaign_id,))
 
 
 def _resume(ledger, campaign, now):
@@ -410,9 +532,17 @@ def observe(ledger, campaign, now, claimed_at=None):
     Events after a wave's timeout do not count, so the outcome does not depend on when the step runs. Only what can
     still move is read: the sends while a device is not sent, the deliveries of the devices sent and not confirmed."""
     claimed_at = claimed_at or {}
-    if any(RANKS[device.state] < 2 for device in campaign.devices):
+    if campaign.synced:
+        # Within a step, only these can have a send this campaign does not hold yet: the batch just sent, the devices another
+        # controller was sending, those unconfirmed, and those of a batch to send that the step found recorded (_advance).
+        targets = set(claimed_at) | campaign.in_flight | campaign.recorded | {device.target for device in campaign.devices if device.state == "unconfirmed"}
+        unsent = bool(targets)
+    else:
+        targets, unsent = None, any(RANKS[device.state] < 2 for device in campaign.devices)
+    campaign.synced, campaign.recorded = True, set()
+    if unsent:
         ledger.resolve_unconfirmed(campaign.scope, campaign.name)
-        sends = ledger.send_rows(campaign.scope, campaign.name)
+        sends = ledger.send_rows(campaign.scope, campaign.name, targets)
         campaign.in_flight = {target for target, (state, _request_id, _at) in sends.items() if state == IN_FLIGHT}
         for target, (state, request_id, at) in sends.items():
             device = campaign.by_target.get(target)
@@ -448,11 +578,12 @@ def _deadlines(campaign):
         return {}
     deadlines = {}
     for wave in range(1, len(campaign.ends) + 1):
-        devices = [device for device in campaign.wave_devices(wave) if device.state not in NOT_SENT]
-        if all(RANKS[device.state] >= 1 and device.sent_at is not None for device in devices):
-            sent = [device.sent_at for device in devices] + [entry[2] for entry in campaign.settled.get(wave, {}).values() if entry[0] and entry[2]]
-            if sent:
-                deadlines[wave] = max(sent) + timeout
+        if campaign.states(wave)["pending"]:
+            continue
+        sent = [entry[2] for entry in campaign.counts.get(wave, {}).values() if entry[2] is not None]
+        sent.extend(device.sent_at for device in campaign.moved if device.wave == wave and device.sent_at is not None)
+        if sent:
+            deadlines[wave] = max(sent) + timeout
     return deadlines
 
 
@@ -461,8 +592,12 @@ def _replies(ledger, campaign, aliases, deadlines):
     campaign send to its device (in any campaign of the scope) at or before it. ``aliases``: the other identifiers of
     the devices whose deliveries observe read; a reply naming none of those nor a waiting device's own identifier
     reads the identifiers of the delivered devices too (a reply confirms a delivered device under success: delivered)."""
+    sent = [entry[1] for states in campaign.counts.values() for entry in states.values() if entry[1] is not None]
+    sent.extend(device.sent_at for device in campaign.moved if device.sent_at is not None)
+    if not sent or not ledger.store.rows("SELECT 1 FROM callbacks WHERE type = 'device_sms' AND received_at >= ? LIMIT 1", (min(sent),)):
+        return  # no device SMS since the campaign's first send: nothing to read one by one
     waiting = {device.target: device for device in campaign.devices if RANKS[device.state] in (1, 2, 3) and device.sent_at is not None}
-    delivered = [entry[1] for states in campaign.settled.values() for state, entry in states.items() if state == "delivered" and entry[0]]
+    delivered = [entry[1] for states in campaign.counts.values() for state, entry in states.items() if state == "delivered" and entry[0]]
     if not waiting and not delivered:
         return
     definition = campaign.definition
@@ -768,25 +903,33 @@ class Step:
                 self.ledger.store.execute("UPDATE campaigns SET policy = ? WHERE id = ?", (json.dumps(campaign.policy, sort_keys=True), campaign.id))
 
     def _evaluate(self, campaign, claimed_at=None):
-        """Read the campaign's state again, observe, decide, and write what moved (not in check mode); the campaign as it is
-        now. The devices read before are kept: their states only move forward, and observe brings them forward from the
+        """Read the campaign's state and counts again, observe, write what moved (not in check mode), decide from the
+        counts as written, and write the decision; the campaign as it is now, holding the devices of its current wave.
+        The devices read before are kept: their states only move forward, and observe brings them forward from the
         ledger's own records, which hold what any controller did."""
         if campaign.id is not None:
             campaign = self._reread(campaign)
+        hold(self.ledger, campaign)
         now = self.clock()
         observe(self.ledger, campaign, now, claimed_at)
-        decide(campaign)
-        if not self.check_mode and campaign.id is not None:
-            _save(self.ledger, campaign, now)
+        if self.check_mode or campaign.id is None:
+            decide(campaign)
+        else:
+            _save(self.ledger, campaign, now, deciding=True)
             if campaign.state != campaign.saved_state:
                 campaign = self._reread(campaign)
+        hold(self.ledger, campaign)
         return campaign
 
     def _reread(self, campaign):
-        """The campaign's state as stored: another controller's final state or pause outranks this step's reading."""
-        stored = self.ledger.store.rows("SELECT state, wave, abort_reason FROM campaigns WHERE id = ?", (campaign.id,))[0]
+        """The campaign's state as stored: another controller's final state or pause outranks this step's reading. Outside
+        check mode, its counts too (check mode keeps those read with its devices: one snapshot)."""
+        store = self.ledger.store
+        stored = store.rows("SELECT state, wave, abort_reason FROM campaigns WHERE id = ?", (campaign.id,))[0]
         campaign.state, campaign.wave = stored[0], stored[1]
         campaign.abort_reason = json.loads(stored[2]) if stored[2] else None
+        if not self.check_mode:
+            campaign.counts = _counted(store.rows(_COUNTS, (campaign.id,)))
         return campaign
 
     def _advance(self, campaign):
@@ -812,6 +955,10 @@ class Step:
             if self.check_mode:
                 self.preview = self._preview(campaign, due, limit)
                 return None
+            recorded = self.ledger.send_rows(self.scope, campaign.name, batch)
+            if recorded:  # another controller sent or is sending some of them: read in, before the pace is reserved for them
+                campaign.recorded.update(recorded)
+                continue
             go, later = _reserve(self.ledger, campaign, len(batch), self.clock())
             if not go:
                 if self.params["wait"] != "gate":
@@ -819,7 +966,7 @@ class Step:
                 self.sleep(max(0.0, later - self.clock()))
                 continue
             at = self.clock()
-            sender = self._sender(campaign, batch, len(batch))
+            sender = self._sender(campaign, sorted(batch), len(batch))  # in the ledger's key order: its claim writes one part of the index after another
             result, failure = sender.run()
             self.device_list = sender.device_list
             self.warnings.extend(result["warnings"])
@@ -978,7 +1125,9 @@ def copy_campaigns(source, destination, check_mode=False):
             mine = {device.target: device for device in campaign.devices}
             for target, _position, _wave, state, request_id, sent_at, finished_at in by_campaign.get(row[0], []):
                 mine[target].advance(state, request_id, sent_at, finished_at)
-            _write(store, campaign, time.time())
+            _write_devices(store, campaign)
+            _write_campaign(store, campaign, time.time())
+            _recount(store, campaign_id)
     return len(campaigns), len(plan)
 
 

@@ -64,6 +64,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROOF_TYPES = ("sms_sent", "sms_delivery")
 # A time after every record (seconds since the epoch, year 5138).
 _NEVER = 1e11
+# Targets per statement that names them (well under both databases' limits on parameters).
+_CHUNK = 500
 
 
 def service_scope(api_url):
@@ -144,16 +146,24 @@ class Ledger:
         """target → (state, request id) of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT)."""
         return {target: (state, request_id) for target, (state, request_id, _at) in self.send_rows(scope, key).items()}
 
-    def send_rows(self, scope, key):
+    def send_rows(self, scope, key, targets=None):
         """target → (state, request id, time of its record: the claim time while pending or unknown, the settle time once
-        sent) of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT), in one read."""
+        sent) of everything recorded under ``key`` (pending rows of live runs as IN_FLIGHT), in one read; with ``targets``,
+        of those only (read by their keys, so the cost is theirs, not the key's)."""
         key_id = self._key_id(scope, key)
         if key_id is None:
             return {}
-        rows = self._store.rows("SELECT target, state, request_id, claim, updated_at FROM sends WHERE key_id = ?", (key_id,))
+        select = "SELECT target, state, request_id, claim, updated_at FROM sends WHERE key_id = ?"
+        if targets is None:
+            rows = self._store.rows(select, (key_id,))
+        else:
+            rows, targets = [], sorted(targets)
+            for start in range(0, len(targets), _CHUNK):
+                chunk = targets[start:start + _CHUNK]
+                rows.extend(self._store.rows(select + " AND target IN (%s)" % ", ".join("?" * len(chunk)), (key_id, *chunk)))
         live = self._store.live({claim for _target, state, _request_id, claim, _at in rows if state == PENDING})
         found = {target: (IN_FLIGHT if claim in live else state, request_id, at) for target, state, request_id, claim, at in rows}
-        found.update((target, (SENT, request_id, found[target][2])) for target, request_id in self._settled.get(key_id, {}).items())
+        found.update((target, (SENT, request_id, found[target][2])) for target, request_id in self._settled.get(key_id, {}).items() if target in found)
         return found
 
     def other_scopes(self, scope, key):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
+from ansible_collections.thingspace.m2m.plugins.module_utils.campaign import ordered
 from ansible_collections.thingspace.m2m.plugins.module_utils.deliveries import StoreRecorder
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, iso_time, service_scope
 from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_campaign
@@ -42,7 +43,7 @@ def ledger_args(where):
 
 
 class Story:
-    """The campaign as it is built: ``waves`` (the mdns each wave sent, in send order), ``crossing`` (the mdn whose
+    """The campaign as it is built: ``waves`` (the mdns each wave sent, in the campaign's order), ``crossing`` (the mdn whose
     outcome crossed the abort criterion), ``now`` (the fake clock)."""
 
     def __init__(self, run_module, fake, where, monkeypatch):
@@ -56,12 +57,13 @@ class Story:
         self.now = T0 + offset
 
     def step(self, offset, **options):
-        """A step of the campaign at T0 + ``offset``; the mdns it sent."""
+        """A step of the campaign at T0 + ``offset``; the mdns it sent, in the campaign's order (a batch's request lists
+        them in the ledger's order)."""
         self.at(offset)
         before = len(self._sent())
         result, failed = self.run_module(vz_sms_campaign.main, **self.args, **options)
         assert not failed, result["msg"]
-        return self._sent()[before:]
+        return [target.split(":", 1)[1] for target in ordered(NAME, ["mdn:" + mdn for mdn in self._sent()[before:]])]
 
     def _sent(self):
         return [device["id"] for method, path, body in self.fake.calls if method == "POST" and path == "/api/m2m/v1/sms" for device in body["deviceIds"]]

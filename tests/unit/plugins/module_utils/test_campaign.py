@@ -3,7 +3,9 @@ stores the frozen campaign, forward-only device states, transitions, replies and
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -406,3 +408,157 @@ def test_two_controllers_stepping_at_once_send_each_device_once_and_report_the_s
     assert sorted(sent) == [mdn(n) for n in range(40)]
     assert sorted(result["devices_sent"] for result in results) == [0, 40]
     assert {(result["campaign_state"], result["sent"], result["pending"]) for result in results} == {("waiting", 40, 0)}
+
+
+# --- the counts in the store (schema 7) ----------------------------------------------------------------------
+
+
+def counts(ledger, campaign_id):
+    """(the counts the store holds, the devices counted from their rows): (wave, state) → devices, without zeros."""
+    held = {(wave, state): devices for wave, state, devices, _first, _last in ledger.store.rows(c._COUNTS, (campaign_id,)) if devices}
+    rows = dict(((wave, state), devices) for wave, state, devices in ledger.store.rows("SELECT wave, state, count(*) FROM campaign_devices WHERE "
+                                                                                         "campaign_id = ? GROUP BY wave, state", (campaign_id,)))
+    return held, rows
+
+
+def test_the_store_counts_the_devices_per_wave_and_state_whoever_writes_them(where):
+    ledger, campaign = make(where, 6, waves=(2, "100%"))
+    assert counts(ledger, campaign.id) == ({(1, "pending"): 2, (2, "pending"): 4},) * 2
+    first = [device.target for device in campaign.devices[:2]]
+    send(ledger, campaign, first[:1], "r1")
+    send(ledger, campaign, first[1:], "r1")
+    stale = c.load(ledger, SCOPE, NAME)  # another controller's reading, before this one's step
+    campaign = step(ledger)
+    sent_at = {device.target: device.sent_at for device in campaign.devices[:2]}
+    confirm(where, first[0])
+    step(ledger)
+    assert counts(ledger, campaign.id) == ({(1, "delivered"): 1, (1, "sent"): 1, (2, "pending"): 4},) * 2
+    # The other controller writes what it saw: over a finished device, a state of a higher rank is not written and it takes
+    # the store's; over a sent one, delivered is, with the send time the store holds.
+    stale.by_target[first[0]].advance("timed_out", finished_at=time.time())
+    stale.by_target[first[1]].advance("sent", "r1", sent_at[first[1]])
+    c._save(ledger, stale, time.time())
+    assert counts(ledger, campaign.id) == ({(1, "delivered"): 1, (1, "sent"): 1, (2, "pending"): 4},) * 2
+    assert [(stale.by_target[target].state, stale.by_target[target].stored) for target in first] == [("delivered", "delivered"), ("sent", "sent")]
+    assert stale.moved == [] and not stale.by_target[first[0]].dirty
+    kept = {(wave, state): (first_at, last_at) for wave, state, _devices, first_at, last_at in ledger.store.rows(c._COUNTS, (campaign.id,))}
+    assert kept[1, "delivered"] == (sent_at[first[0]],) * 2
+    late = c.load(ledger, SCOPE, NAME)
+    late.by_target[first[1]].stored = late.by_target[first[1]].state = "pending"  # as read before its send was written
+    late.by_target[first[1]].sent_at = None
+    late.by_target[first[1]].advance("delivered", finished_at=time.time())
+    c._save(ledger, late, time.time())
+    assert counts(ledger, campaign.id) == ({(1, "delivered"): 2, (2, "pending"): 4},) * 2
+    # The first and last sends of the devices that entered each state.
+    kept = {(wave, state): (first_at, last_at) for wave, state, _devices, first_at, last_at in ledger.store.rows(c._COUNTS, (campaign.id,))}
+    assert sent_at[first[0]] < sent_at[first[1]]
+    assert kept[1, "delivered"] == kept[1, "sent"] == (sent_at[first[0]], sent_at[first[1]]) and kept[2, "pending"] == (None, None)
+    assert c.load(ledger, SCOPE, NAME).counts == {1: {"delivered": [2, sent_at[first[0]], sent_at[first[1]]]}, 2: {"pending": [4, None, None]}}
+    ledger.close()
+
+
+def test_a_step_holds_a_later_wave_once_current_and_again_when_another_controller_sent_it(where):
+    ledger, campaign = make(where, 20, waves=(2, "50%", "100%"))
+    targets = [device.target for device in campaign.devices]
+    mine = c.load(ledger, SCOPE, NAME, whole=False)
+    assert [device.target for device in mine.devices] == targets[:2] and mine.held == 1
+    assert c.figures(mine) == c.figures(c.load(ledger, SCOPE, NAME))  # the later waves counted, not read
+    send(ledger, campaign, targets[:2], "r1")
+    for target in targets[:2]:
+        confirm(where, target)
+    c.observe(ledger, mine, time.time())
+    c._save(ledger, mine, time.time(), deciding=True)
+    assert (mine.wave, mine.held, mine.synced) == (2, 1, True)
+
+    def other_sends(sent, delivered=()):  # another controller sends devices of wave 2 and writes what it finds
+        send(ledger, campaign, sent, "r2")
+        for target in delivered:
+            confirm(where, target, request_id="r2")
+        other = c.load(ledger, SCOPE, NAME, whole=False)
+        c.observe(ledger, other, time.time())
+        c._save(ledger, other, time.time(), deciding=True)
+        mine.counts = c._counted(ledger.store.rows(c._COUNTS, (mine.id,)))  # as this step's next evaluation reads them
+
+    other_sends(targets[2:5], targets[2:3])
+    c.hold(ledger, mine)  # wave 2 is current: its devices that may still move are read, not the delivered one
+    assert [device.target for device in mine.wave_devices(2)] == targets[3:10] and (mine.held, mine.synced) == (2, False)
+    assert [device.state for device in mine.wave_devices(2)] == ["sent"] * 2 + ["pending"] * 5 and mine.held_pending[2] == 5
+    other_sends(targets[5:7])
+    c.hold(ledger, mine)  # the store counts 3 pending of the 5 held as pending: the wave is read again
+    assert [device.state for device in mine.wave_devices(2)] == ["sent"] * 4 + ["pending"] * 3 and mine.held_pending[2] == 3
+    assert [device.request_id for device in mine.wave_devices(2)[:4]] == ["r2"] * 4
+    assert c.figures(mine) == c.figures(c.reading(ledger, SCOPE, NAME))
+    c.hold(ledger, mine)  # nothing new: nothing read
+    assert len(mine.devices) == 9
+    ledger.close()
+
+
+def test_a_send_recorded_by_a_controller_that_died_before_writing_the_campaign_is_not_sent_again(where, fake):
+    ledger = Ledger(where)
+    definition = dict(c.DEFAULT_DEFINITION, message=hashlib.sha256(b"FW=7").hexdigest(), data_encoding="7-bit", selection={"devices": 4})
+    campaign = c._create(ledger, SCOPE, NAME, None, definition, dict(c.DEFAULT_POLICY), ["mdn:%s" % mdn(n) for n in range(4)], time.time(), False)
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets[:2], "r-dead")  # recorded under the campaign's name; the campaign's rows still pending
+    assert counts(ledger, campaign.id)[0] == {(1, "pending"): 4}
+    ledger.close()
+    ledger = Ledger(where)
+    assert (c.figures(c.reading(ledger, SCOPE, NAME, whole=False))["sent"], c.figures(c.reading(ledger, SCOPE, NAME))["sent"]) == (2, 2)
+    client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+    params = dict(name=NAME, account_name=None, devices=None, devices_file=None, group_name=None, service_plan=None, custom_fields=None,
+                  sms_message="FW=7", data_encoding="7-bit", waves=None, success=None, reply_pattern=None, reply_error_pattern=None,
+                  success_threshold=None, wave_timeout=None, abort=None, max_per_minute=None, skip_inactive=False, fail_on_abort=True,
+                  state="started", wait="none", wait_timeout=0)
+    result, failure = c.step(params, client, ledger, SCOPE)
+    sent = [device["id"] for _method, path, body in fake.calls if path == "/api/m2m/v1/sms" for device in body["deviceIds"]]
+    assert failure is None and sorted(sent) == sorted(target.split(":")[1] for target in targets[2:])
+    assert (result["devices_sent"], result["sent"], result["pending"], result["campaign_state"]) == (2, 4, 0, "waiting")
+    assert counts(ledger, campaign.id) == ({(1, "sent"): 4},) * 2
+    ledger.close()
+
+
+def test_a_wave_times_out_on_sends_a_reading_found_before_any_step_wrote_them(where):
+    ledger, campaign = make(where, 3, wave_timeout=60)
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets, "r1")
+    last = max(at for _state, _request_id, at in ledger.send_rows(SCOPE, NAME).values())
+    ledger.close()
+    reader = Ledger(where, read_only=True)
+    for whole in (True, False):
+        assert c.reading(reader, SCOPE, NAME, last + 59, whole).state == "waiting"
+        found = c.reading(reader, SCOPE, NAME, last + 60, whole)
+        assert (found.state, c.figures(found)["failures"]["timed_out"]) == ("aborted", 3)
+    reader.close()
+
+
+def _as_schema_6(where):
+    """Make the ledger at ``where`` what schema 6 was: campaigns without their counts."""
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        db.executescript("DROP TABLE campaign_counts; PRAGMA user_version = 6")
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        db.execute('DROP TABLE "%s".campaign_counts; UPDATE "%s".schema_version SET version = 6' % (where.schema, where.schema))
+
+
+def test_a_schema_6_ledger_is_read_by_counting_in_check_mode_and_counted_once_by_a_run(where):
+    ledger, campaign = make(where, 6, waves=(2, "100%"))
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets[:2], "r1")
+    confirm(where, targets[0])
+    step(ledger)
+    ledger.close()
+    _as_schema_6(where)
+    reader = Ledger(where, read_only=True)
+    assert reader.store.rows("SELECT count(*) FROM campaign_counts") == []  # no table
+    moving = c.reading(reader, SCOPE, NAME, whole=False)
+    assert c.figures(moving) == c.figures(c.reading(reader, SCOPE, NAME)) and (c.figures(moving)["delivered"], c.figures(moving)["sent"]) == (1, 2)
+    reader.close()
+    ledger = Ledger(where)
+    held, rows = counts(ledger, campaign.id)
+    assert held == rows == {(1, "delivered"): 1, (1, "sent"): 1, (2, "pending"): 4}
+    assert ledger.store.rows("SELECT last_sent_at FROM campaign_counts WHERE wave = 1 AND state = 'sent'")[0][0] == max(
+        at for _state, _request_id, at in ledger.send_rows(SCOPE, NAME).values())
+    ledger.close()

@@ -13,6 +13,7 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.auth import Credent
 from ansible_collections.thingspace.m2m.plugins.module_utils.client import ThingSpaceClient
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
 from ansible_collections.thingspace.m2m.plugins.module_utils.ledger import Ledger, iso_time
+from ansible_collections.thingspace.m2m.plugins.module_utils.send import device_of
 
 from fake_api import API, CREDENTIALS
 
@@ -39,7 +40,15 @@ def snapshot(ledger, name=NAME):
     found = c.load(ledger, SCOPE, name)
     return ((found.scope, found.name, found.account, found.definition, found.policy, found.devices_total, found.ends, found.state, found.wave,
              found.abort_reason, found.next_send_at, found.created_at),
-            [(d.target, d.position, d.wave, d.state, d.request_id, d.sent_at, d.finished_at) for d in found.devices])
+            [(d.target, d.position, d.wave, d.state, d.request_id, d.sent_at, d.finished_at) for d in found.devices],
+            sorted(row for row in ledger.store.rows(c._COUNTS, (found.id,)) if row[2]))
+
+
+def counted(ledger):
+    """The store's counts of the campaign's devices, and the devices counted from their rows: (wave, state) → devices."""
+    campaign_id = c.load(ledger, SCOPE, NAME, whole=False).id
+    return ({(row[0], row[1]): row[2] for row in ledger.store.rows(c._COUNTS, (campaign_id,)) if row[2]},
+            {(row[0], row[1]): row[2] for row in ledger.store.rows("SELECT wave, state, count(*) FROM campaign_devices GROUP BY wave, state")})
 
 
 @pytest.fixture
@@ -86,6 +95,7 @@ def test_a_campaign_both_have_is_merged_forward_only_and_a_final_state_kept(sour
     assert [(d.state, d.request_id, d.sent_at, d.finished_at) for d in merged.devices] == [
         ("delivered", "r1", 1001.0, 1002.0), ("sent", "r1", 1001.0, None), ("delivered", "r9", 1003.0, 1004.0), ("pending", None, None, None)]
     assert (merged.state, merged.abort_reason) == ("aborted", ABORT)
+    assert counted(destination) == ({(1, "delivered"): 1, (2, "sent"): 1, (2, "delivered"): 1, (2, "pending"): 1},) * 2
 
 
 def test_a_final_state_alone_is_merged(source, destination):
@@ -275,3 +285,32 @@ def test_a_hand_abort_and_a_check_mode_step_with_nothing_due_report_in_full(wher
     assert failure is None and aborted["changed"] and aborted["campaign"] == NAME
     assert aborted["abort_reason"] == {"criterion": None, "gate": None, "device": None, "by_hand": True, "at": iso_time(1002.0)}
     assert aborted["msg"] == "Campaign %s aborted by hand: it sends nothing more" % NAME
+
+
+def test_a_batch_another_controller_sent_during_the_pace_is_read_in_and_takes_no_pace(where, fake):
+    """4 devices at 6 a minute: a batch of 1 every 10 s. While the step sleeps for the pace, another controller sends the
+    next due device: the step reads its send, sends the other three, and reserves the pace for those three only."""
+    clock, sleeps = [1000.0], []
+    targets = c.ordered(NAME, ["mdn:55502000%02d" % n for n in range(4)])
+    ledger = Ledger(where)
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        clock[0] += seconds
+        if len(sleeps) == 1:  # the other controller's send of the next due device, not yet written into the campaign
+            claim, _claimed = ledger.claim(SCOPE, NAME, targets[1:2])
+            ledger.settle(claim, "sent", "r-other")
+
+    params = dict(name=NAME, account_name=ACCOUNT, devices=[device_of(target) for target in targets], devices_file=None, group_name=None,
+                  service_plan=None, custom_fields=None, sms_message="FW=7", data_encoding="7-bit", waves=["100%"], success=None, reply_pattern=None,
+                  reply_error_pattern=None, success_threshold=None, wave_timeout=None, abort=None, max_per_minute=6, skip_inactive=None,
+                  fail_on_abort=True, state="started", wait="gate", wait_timeout=0)
+    try:
+        client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+        result, failure = c.step(params, client, ledger, SCOPE, clock=lambda: clock[0], sleep=sleep)
+        next_send_at = ledger.store.rows("SELECT next_send_at FROM campaigns")[0][0]
+    finally:
+        ledger.close()
+    sent = [device["id"] for _method, path, body in fake.calls if path == "/api/m2m/v1/sms" for device in body["deviceIds"]]
+    assert failure is None and sent == [device_of(target)["id"] for target in targets[:1] + targets[2:]]
+    assert (result["sent"], result["devices_sent"], sleeps, next_send_at) == (4, 3, [10.0, 10.0], 1030.0)

@@ -121,13 +121,14 @@ def test_a_schema_5_ledger_gets_the_recorder_column(where):
     Ledger(where).close()
     if isinstance(where, str):
         db = sqlite3.connect(where)
-        db.executescript("ALTER TABLE callbacks DROP COLUMN recorded_by; PRAGMA user_version = 5")
+        db.executescript("ALTER TABLE callbacks DROP COLUMN recorded_by; DROP TABLE campaign_counts; PRAGMA user_version = 5")
         db.close()
     else:
         import psycopg
 
         with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
-            db.execute('ALTER TABLE "%s".callbacks DROP COLUMN recorded_by; UPDATE "%s".schema_version SET version = 5' % (where.schema, where.schema))
+            db.execute('ALTER TABLE "%s".callbacks DROP COLUMN recorded_by; DROP TABLE "%s".campaign_counts; UPDATE "%s".schema_version SET version = 5'
+                       % (where.schema, where.schema, where.schema))
     assert record(where, [sent()]) == [[True]]
     assert Ledger(where).store.rows("SELECT count(recorded_by) FROM callbacks") == [(1,)]
 

@@ -35,6 +35,25 @@ def test_claim_settle_and_skip(where):
     assert ledger.states("other-scope", KEY) == {}
 
 
+def test_the_sends_of_some_targets_are_read_by_their_keys(where, monkeypatch):
+    ledger = Ledger(where)
+    targets = ["mdn:%d" % n for n in range(1203)]
+    ledger.settle(ledger.claim(SCOPE, KEY, targets[:1200])[0], "sent", "req-1")
+    held = ledger.claim(SCOPE, KEY, targets[1200:])[0]  # in flight
+    statements = []
+    rows = ledger.store.rows
+    monkeypatch.setattr(ledger.store, "rows", lambda sql, args=(): statements.append(sql) or rows(sql, args))
+    wanted = [*targets[1199:], "mdn:none"]
+    found = ledger.send_rows(SCOPE, KEY, reversed(wanted))
+    assert {target: state for target, (state, _request_id, _at) in found.items()} == dict(
+        [("mdn:1199", "sent")] + [(target, "in_flight") for target in targets[1200:]])
+    assert found["mdn:1199"][1] == "req-1" and len([sql for sql in statements if "FROM sends" in sql]) == 1
+    assert len(ledger.send_rows(SCOPE, KEY, targets)) == 1203 and len([sql for sql in statements if "FROM sends" in sql]) == 4  # by 500
+    assert ledger.send_rows(SCOPE, KEY, []) == {} and ledger.send_rows(SCOPE, "other-key", targets) == {}
+    ledger.release(held)
+    ledger.close()
+
+
 def test_release_forgets_and_unknown_is_kept(where):
     ledger = Ledger(where)
     claim = ledger.claim(SCOPE, KEY, ["mdn:1"])[0]
@@ -251,11 +270,11 @@ def _named(where):
 
 
 def test_a_ledger_of_a_newer_collection_is_refused(where):
-    _set_version(where, 7)
+    _set_version(where, 8)
     for read_only in (False, True):
         with pytest.raises(ThingSpaceError) as caught:
             Ledger(where, read_only=read_only)
-        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 7); upgrade the collection" % _named(where)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 8); upgrade the collection" % _named(where)
 
 
 def _without_tables(where, version, tables):
@@ -277,7 +296,7 @@ def _as_schema_2(where):
     ledger = Ledger(where)
     ledger.claim(SCOPE, KEY, ["mdn:1"])
     ledger.close()
-    _without_tables(where, 2, ("campaign_devices", "campaigns", "callbacks", "deliveries"))
+    _without_tables(where, 2, ("campaign_counts", "campaign_devices", "campaigns", "callbacks", "deliveries"))
 
 
 def test_a_schema_2_ledger_is_read_in_check_mode_and_migrated_by_a_run(where):
@@ -297,7 +316,7 @@ def _as_schema_4(where):
     ledger = Ledger(where)
     ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
     ledger.close()
-    _without_tables(where, 4, ("campaign_devices", "campaigns"))
+    _without_tables(where, 4, ("campaign_counts", "campaign_devices", "campaigns"))
 
 
 def test_a_schema_4_ledger_reads_without_campaigns_in_check_mode_and_a_run_adds_them(where):
@@ -577,7 +596,7 @@ def _as_schema_3(where):
 
     with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
         db.execute(f'ALTER TABLE "{where.schema}".sends DROP CONSTRAINT sends_state_check, ADD CONSTRAINT sends_state_check {old}; '
-                   f'DROP TABLE "{where.schema}".campaign_devices; DROP TABLE "{where.schema}".campaigns; '
+                   f'DROP TABLE "{where.schema}".campaign_counts; DROP TABLE "{where.schema}".campaign_devices; DROP TABLE "{where.schema}".campaigns; '
                    f'UPDATE "{where.schema}".schema_version SET version = 3')
 
 

@@ -142,14 +142,14 @@ def test_a_schema_4_ledger_has_no_campaign_and_is_not_migrated(run_module, where
     Ledger(where).close()
     if isinstance(where, str):
         db = sqlite3.connect(where)
-        db.executescript("DROP TABLE campaign_devices; DROP TABLE campaigns; PRAGMA user_version = 4")
+        db.executescript("DROP TABLE campaign_counts; DROP TABLE campaign_devices; DROP TABLE campaigns; PRAGMA user_version = 4")
         db.close()
     else:
         import psycopg
 
         with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
-            db.execute('DROP TABLE "%s".campaign_devices; DROP TABLE "%s".campaigns; UPDATE "%s".schema_version SET version = 4'
-                       % (where.schema, where.schema, where.schema))
+            db.execute('DROP TABLE "%s".campaign_counts; DROP TABLE "%s".campaign_devices; DROP TABLE "%s".campaigns; UPDATE "%s".schema_version '
+                       'SET version = 4' % (where.schema, where.schema, where.schema, where.schema))
     result, failed = run_module(vz_sms_campaign_info.main, **ledger_args(where))
     assert not failed and result["campaigns"] == [] and result["warnings"] == []
     result, failed = run_module(vz_sms_campaign_info.main, **ledger_args(where), name=NAME)
