@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import os
+import stat
 import time
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -193,3 +195,83 @@ def test_a_campaign_nothing_was_sent_to_yet_is_drawn_flat_to_now(where):
     assert [tick.get("data-value") for tick in root.iter(SVG + "g") if tick.get("class") == "tick y-tick"] == ["0", "1", "2", "3"]
     assert not [group for group in root.iter(SVG + "g") if group.get("class") in ("wave-boundary", "abort-marker")]
     assert r.csv_text(records).splitlines()[1:] == ["mdn,%s,%d,pending,,,," % (device.target.split(":")[1], device.wave) for device in campaign.devices]
+
+
+class Page(HTMLParser):
+    """The text of each element with an id, the cells of each table row, the attributes of every element."""
+
+    def __init__(self):
+        super().__init__()
+        self.open, self.by_id, self.rows, self.elements = [], {}, [], []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.elements.append((tag, attributes))
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("td", "th"):
+            self.rows[-1].append("")
+        if tag not in ("meta", "i"):
+            self.open.append(attributes.get("id"))
+
+    def handle_endtag(self, tag):
+        if tag not in ("meta", "i"):
+            self.open.pop()
+
+    def handle_data(self, data):
+        for element in self.open:
+            if element:
+                self.by_id[element] = self.by_id.get(element, "") + data
+        if self.rows and self.open and self.open[-1] is None and self.elements[-1][0] in ("td", "th"):
+            self.rows[-1][-1] += data
+
+
+def test_the_page_states_the_figures_the_abort_the_waves_and_links_the_csv(story):
+    figures = dict(c.figures(story.campaign), campaign_state="aborted")
+    page = r.html(story.campaign, figures, story.records, at(1000), "apn 2026.csv")
+    found = Page()
+    found.feed(page)
+    assert page.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">') and page.endswith("</body></html>\n")
+    assert ("meta", {"http-equiv": "Content-Security-Policy", "content": "default-src 'none'; style-src 'unsafe-inline'"}) in found.elements
+    assert "<title>Campaign apn-2026-12</title>" in page
+    assert ("span", {"class": "state state-aborted", "id": "campaign-state"}) in found.elements and found.by_id["campaign-state"] == "aborted"
+    # The figures of campaign_story's docstring: the devices by state (a device that replied is not counted delivered).
+    assert found.by_id["summary"] == ("Wave 3 of 3; 40 devices: 40 sent, 0 delivered, 13 replied, 0 pending, unconfirmed 0; failures: 2 undelivered,"
+                                      " 1 expired, 1 rejected, 22 timed_out, 1 reply_error. Read from the ledger at 2026-12-07T02:16:40Z.")
+    assert found.by_id["abort-reason"] == ("Aborted: abort criterion {failure: any, threshold: 25%%, min_devices: 12} met at device mdn:%s"
+                                           " (4 of 15 finished devices failed)" % story.crossing)
+    assert [[cell.strip() for cell in row] for row in found.rows] == [
+        ["wave", "devices", "sent", "delivered", "replied", "failed", "pending", "gate (succeeded of needed)"],
+        ["1", "4", "4", "0", "4", "0", "0", "passed (4 of 3)"],
+        ["2", "8", "8", "0", "6", "2", "0", "passed (6 of 6)"],
+        ["3", "28", "28", "0", "3", "25", "0", "failed (3 of 21)"]]
+    assert found.by_id["waves"].replace("\n", "") == "".join(cell for row in found.rows for cell in row).replace("\n", "")  # nothing but the cells
+    assert [attributes["class"] for tag, attributes in found.elements if tag in ("td", "th") and "class" in attributes] == ["text"] * 4
+    legend = [(attributes.get("data-series"), attributes.get("style")) for tag, attributes in found.elements if tag in ("span", "i")][1:9]
+    assert legend == [pair for name in r.SERIES for pair in ((name, None), (None, "background: %s" % r.COLORS[name]))]
+    assert '<i style="background: #4c78a8"></i>%s</span>' % r.LEGEND["sent"] in page
+    assert ("a", {"href": "apn%202026.csv", "id": "devices-csv"}) in found.elements and found.by_id["devices-csv"] == "apn 2026.csv"
+
+
+def test_a_campaign_without_failures_says_none():
+    campaign = SimpleNamespace(name="quiet", state="completed", abort_reason=None, devices=[], devices_total=0, created_at=T0)
+    figures = {"campaign_state": "completed", "wave": 1, "waves_total": 1, "devices_total": 0, "sent": 0, "delivered": 0, "replied": 0, "pending": 0,
+               "unconfirmed": 0, "failures": {"undelivered": 0}, "abort_reason": None, "waves": []}
+    page = r.html(campaign, figures, [], T0, "quiet.csv")
+    assert "failures: none." in page and 'id="abort-reason"' not in page
+
+
+def test_a_report_file_is_written_beside_itself_then_put_in_place_readable_by_all(tmp_path, monkeypatch):
+    path = tmp_path / "report.html"
+    path.write_text("the last report")
+    replaced = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: replaced.append((source, path.read_text())) or real_replace(source, target))
+    r.write(str(path), "the new report ✓\r\n")
+    ((temporary, meanwhile),) = replaced
+    assert os.path.dirname(temporary) == str(tmp_path) and os.path.basename(temporary).startswith(".report.html.")
+    assert meanwhile == "the last report"  # until the new one is whole
+    assert path.read_bytes() == "the new report ✓\r\n".encode() and stat.S_IMODE(path.stat().st_mode) == 0o644
+    with pytest.raises(TypeError):
+        r.write(str(path), None)
+    assert sorted(os.listdir(tmp_path)) == ["report.html"] and path.read_bytes() == "the new report ✓\r\n".encode()
