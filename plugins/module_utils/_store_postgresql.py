@@ -41,14 +41,14 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
 # first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py);
 # version 4 the send state ``refused``; version 5 the campaigns (campaign.py); version 6 which recorder recorded a
-# callback (``callbacks.recorded_by``).
+# callback (``callbacks.recorded_by``); version 7 the digests of batches sent whole (ledger.py).
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -87,6 +87,8 @@ _STEPS = {
         "CREATE INDEX IF NOT EXISTS callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms'",
     ),
     6: ('ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS recorded_by text COLLATE "C"',),
+    7: ('CREATE TABLE IF NOT EXISTS sent_batches (key_id bigint NOT NULL REFERENCES send_keys (id), digest text COLLATE "C" NOT NULL, '
+        "devices integer NOT NULL, PRIMARY KEY (key_id, digest))",),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"

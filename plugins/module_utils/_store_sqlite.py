@@ -19,8 +19,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.errors import Thing
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
 # 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py);
-# 6: which recorder recorded a callback (callbacks.recorded_by).
-SCHEMA_VERSION = 6
+# 6: which recorder recorded a callback (callbacks.recorded_by); 7: the digests of batches sent whole (ledger.py).
+SCHEMA_VERSION = 7
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS sends (
     PRIMARY KEY (key_id, target)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
+CREATE TABLE IF NOT EXISTS sent_batches (
+    key_id INTEGER NOT NULL REFERENCES send_keys (id),
+    digest TEXT NOT NULL,
+    devices INTEGER NOT NULL,
+    PRIMARY KEY (key_id, digest)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS starts (
     scope TEXT NOT NULL PRIMARY KEY,
     started_at REAL NOT NULL
