@@ -48,7 +48,8 @@ READABLE_FROM = 2
 # What brings the schema to each version from the one before; a new ledger runs every step. Version 2 is the
 # first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py);
 # version 4 the send state ``refused``; version 5 the campaigns (campaign.py); version 6 which recorder recorded a
-# callback (``callbacks.recorded_by``); version 7 the digests of batches sent whole (ledger.py).
+# callback (``callbacks.recorded_by``); version 7 the digests of batches sent whole, and no index of the sends' claims
+# (ledger.py finds a claim's rows by key and target).
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -87,8 +88,11 @@ _STEPS = {
         "CREATE INDEX IF NOT EXISTS callbacks_device_sms ON callbacks (received_at) WHERE type = 'device_sms'",
     ),
     6: ('ALTER TABLE callbacks ADD COLUMN IF NOT EXISTS recorded_by text COLLATE "C"',),
-    7: ('CREATE TABLE IF NOT EXISTS sent_batches (key_id bigint NOT NULL REFERENCES send_keys (id), digest text COLLATE "C" NOT NULL, '
-        "devices integer NOT NULL, PRIMARY KEY (key_id, digest))",),
+    # No foreign key to send_keys: its check would lock the key's row, which a claim holds FOR UPDATE while it waits for
+    # the rows a settle recording its digest has changed (a deadlock).
+    7: ('CREATE TABLE IF NOT EXISTS sent_batches (key_id bigint NOT NULL, digest text COLLATE "C" NOT NULL, devices integer NOT NULL, '
+        "PRIMARY KEY (key_id, digest))",
+        "DROP INDEX IF EXISTS sends_claim"),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"

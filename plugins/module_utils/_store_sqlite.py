@@ -19,7 +19,8 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.errors import Thing
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
 # 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py);
-# 6: which recorder recorded a callback (callbacks.recorded_by); 7: the digests of batches sent whole (ledger.py).
+# 6: which recorder recorded a callback (callbacks.recorded_by); 7: the digests of batches sent whole, and no index of
+# the sends' claims (ledger.py finds a claim's rows by key and target).
 SCHEMA_VERSION = 7
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
@@ -45,9 +46,8 @@ CREATE TABLE IF NOT EXISTS sends (
     updated_at REAL NOT NULL,
     PRIMARY KEY (key_id, target)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
 CREATE TABLE IF NOT EXISTS sent_batches (
-    key_id INTEGER NOT NULL REFERENCES send_keys (id),
+    key_id INTEGER NOT NULL,
     digest TEXT NOT NULL,
     devices INTEGER NOT NULL,
     PRIMARY KEY (key_id, digest)
@@ -179,11 +179,11 @@ class SqliteStore:
                 # made again and its rows copied.
                 remake = 0 < version < 4
                 if remake:
-                    self._db.execute("DROP INDEX IF EXISTS sends_claim")
                     self._db.execute("ALTER TABLE sends RENAME TO sends_before_4")
                 if 3 <= version < 6 and "recorded_by" not in [row[1] for row in self._db.execute("PRAGMA table_info(callbacks)")]:
                     self._db.execute("ALTER TABLE callbacks ADD COLUMN recorded_by TEXT")
                 if version < SCHEMA_VERSION:
+                    self._db.execute("DROP INDEX IF EXISTS sends_claim")  # before schema 7
                     for statement in _SCHEMA.split(";"):
                         self._db.execute(statement)
                     if remake:

@@ -126,8 +126,9 @@ class Ledger:
         self._store = _open_store(location, read_only)
         # Read-only: key id -> {target: request id} that resolve_unconfirmed would settle, applied to what is read.
         self._settled = {}
-        # Claim id -> (key id, its targets) of the claims of this Ledger not settled yet: their digest once sent whole.
-        self._batches = {}
+        # Claim id -> [key id, its targets, whether they are the batch whole] of the claims of this Ledger not settled or
+        # released yet: their rows are found by key and target (_claimed), and a batch sent whole is recorded as its digest.
+        self._claims = {}
 
     @property
     def exists(self):
@@ -362,14 +363,14 @@ class Ledger:
                 # After the rows: a batch settled meanwhile on PostgreSQL has committed its digest, or finds its rows taken.
                 self._store.execute("DELETE FROM sent_batches WHERE key_id = ?", (key_id,))
             # Every target written (inserted, or taken over): all are this claim's, without reading them back.
-            rows = None if written == len(targets) else self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
+            rows = None if written == len(targets) else self._rows_of(key_id, targets)
         if rows is not None:
-            claimed = {row[0] for row in rows}
+            claimed = {target for target, _state, claim in rows if claim == claim_id}
             targets = [target for target in targets if target in claimed]
         if not targets:
             self._store.unhold(claim_id)
         else:
-            self._batches[claim_id] = (key_id, list(targets))
+            self._claims[claim_id] = [key_id, list(targets), True]
         return claim_id, list(targets)
 
     def _key_id(self, scope, key, create=False):
@@ -394,17 +395,29 @@ class Ledger:
         """Record the outcome (``sent`` or ``unknown``) of a claimed batch. An unknown row keeps its claim time, which
         resolve_unconfirmed compares with the callbacks'. A batch of this Ledger's claim sent whole, none of its rows taken
         over meanwhile (force), is recorded as its digest too."""
-        batch = self._batches.pop(claim_id, None)
         with self._store.transaction():
             if state == UNKNOWN:
-                self._store.execute("UPDATE sends SET state = ?, request_id = NULL, claim = NULL WHERE claim = ?", (state, claim_id))
+                self._claimed(claim_id, "UPDATE sends SET state = ?, request_id = NULL, claim = NULL", (state,))
             else:
-                written = self._store.execute("UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
-                                              (state, request_id, time.time(), claim_id))
-                if batch is not None and written == len(batch[1]):
+                written = self._claimed(claim_id, "UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ?", (state, request_id, time.time()))
+                key_id, targets, whole = self._claims[claim_id]
+                if whole and written == len(targets):
                     self._store.execute("INSERT INTO sent_batches (key_id, digest, devices) VALUES (?, ?, ?) ON CONFLICT (key_id, digest) DO NOTHING",
-                                        (batch[0], _digest(batch[1]), len(batch[1])))
+                                        (key_id, _digest(targets), len(targets)))
+        del self._claims[claim_id]
         self._store.unhold(claim_id)
+
+    def _claimed(self, claim_id, change, args):
+        """Apply ``change`` (an UPDATE or a DELETE, without its WHERE) to the rows of ``claim_id``, a claim of this Ledger,
+        found by key and target, _LOOKUP_ROWS at a time (no index of the claim column to keep up at every claim and
+        settle); the number of rows changed."""
+        key_id, targets, _whole = self._claims[claim_id]
+        changed = 0
+        for start in range(0, len(targets), _LOOKUP_ROWS):
+            some = targets[start:start + _LOOKUP_ROWS]
+            changed += self._store.execute(change + " WHERE key_id = ? AND target IN (%s) AND claim = ?" % ", ".join("?" * len(some)),
+                                           (*args, key_id, *some, claim_id))
+        return changed
 
     def _unbatched(self, key_id, targets):
         """(``targets`` but those of a batch recorded as sent whole, how many were): the targets chunked by each of the
@@ -436,17 +449,19 @@ class Ledger:
     def refuse(self, claim_id, targets):
         """Record ``targets`` of a claimed batch as refused by the service; the rest of the batch stays claimed (and is
         not recorded as a batch: a re-run's chunk holds the refused targets too)."""
-        self._batches.pop(claim_id, None)
         now = time.time()
+        claim = self._claims[claim_id]
         with self._store.transaction():
-            self._store.executemany("UPDATE sends SET state = ?, claim = NULL, updated_at = ? WHERE claim = ? AND target = ?",
-                                    [(REFUSED, now, claim_id, target) for target in targets])
+            self._store.executemany("UPDATE sends SET state = ?, claim = NULL, updated_at = ? WHERE key_id = ? AND target = ? AND claim = ?",
+                                    [(REFUSED, now, claim[0], target, claim_id) for target in targets])
+        refused = set(targets)
+        claim[1:] = [t for t in claim[1] if t not in refused], False
 
     def release(self, claim_id):
         """Forget a claimed batch that certainly was not sent, so a later run sends it."""
-        self._batches.pop(claim_id, None)
         with self._store.transaction():
-            self._store.execute("DELETE FROM sends WHERE claim = ?", (claim_id,))
+            self._claimed(claim_id, "DELETE FROM sends", ())
+        del self._claims[claim_id]
         self._store.unhold(claim_id)
 
     def record_start(self, scope):

@@ -657,11 +657,30 @@ def test_a_batch_with_refused_devices_reports_them_on_a_re_run(where):
     ledger.close()
 
 
+def _claim_index(where):
+    """The index of the sends' claims that schemas 2 to 6 had: its name, or None."""
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        try:
+            return (db.execute("SELECT name FROM sqlite_master WHERE name = 'sends_claim'").fetchone() or [None])[0]
+        finally:
+            db.close()
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        return db.execute("SELECT to_regclass(%s)::text", ('"%s".sends_claim' % where.schema,)).fetchone()[0]
+
+
 def test_a_schema_6_ledger_is_read_in_check_mode_and_a_run_records_batches(where):
     ledger = Ledger(where)
     _sent_in_batches(ledger, DEVICES[:3], 3)
     ledger.close()
     _without_tables(where, 6, ("sent_batches",))
+    ledger = Ledger(where)  # the index schema 6 had, made again (a run of schema 7 dropped it)
+    ledger.store.execute("CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL")
+    ledger.close()
+    _set_version(where, 6)
+    assert _claim_index(where) is not None
     ledger = Ledger(where, read_only=True)
     assert ledger.diff(SCOPE, KEY, DEVICES) == Diff(DEVICES[3:], [], [], [])
     ledger.close()
@@ -669,4 +688,60 @@ def test_a_schema_6_ledger_is_read_in_check_mode_and_a_run_records_batches(where
     _sent_in_batches(ledger, DEVICES[3:], 4)
     assert ledger.diff(SCOPE, KEY, DEVICES) == Diff([], [], [], [])
     assert ledger.store.rows("SELECT devices FROM sent_batches") == [(4,)]
+    ledger.close()
+    assert _claim_index(where) is None
+
+
+def test_a_claim_s_rows_are_written_by_key_and_target(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    written = []
+    ledger.store._db.set_trace_callback(written.append)
+    outcomes = {"sent": lambda claim_id: ledger.settle(claim_id, "sent", "r1"), "unknown": lambda claim_id: ledger.settle(claim_id, "unknown"),
+                "released": ledger.release}
+    for key, outcome in outcomes.items():
+        claim_id = ledger.claim(SCOPE, key, DEVICES)[0]
+        ledger.refuse(claim_id, ["mdn:1"])
+        outcome(claim_id)
+    changes = [sql.split(" WHERE ")[1] for sql in written if sql.startswith(("UPDATE sends", "DELETE FROM sends"))]
+    assert len(changes) == 6 and all(sql.startswith(tuple("key_id = %d AND target" % n for n in (1, 2, 3))) for sql in changes), changes
+    assert {key: ledger.states(SCOPE, key) for key in outcomes} == {
+        "sent": dict.fromkeys(DEVICES, "sent") | {"mdn:1": "refused"}, "unknown": dict.fromkeys(DEVICES, "unknown") | {"mdn:1": "refused"},
+        "released": {"mdn:1": "refused"}}
+    ledger.close()
+
+
+def test_a_settle_recording_its_digest_never_deadlocks_with_a_claim_of_the_same_key(postgresql):
+    """A claim on another controller holds the key's row FOR UPDATE and waits for the rows a settle has changed: the
+    settle's digest must not wait for the key's row (as a foreign key's check would)."""
+    import threading
+
+    import psycopg
+
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    ledger = Ledger(where)
+    claim_id = ledger.claim(SCOPE, KEY, DEVICES[:2])[0]
+    key_id = ledger.store.rows("SELECT id FROM send_keys")[0][0]
+    errors = []
+    with postgresql.connect() as other:
+        other.execute('SET search_path TO "%s"' % where.schema)
+        other.execute("BEGIN")
+        other.execute("SELECT id FROM send_keys WHERE id = %s FOR UPDATE", (key_id,))  # the claim's first step
+
+        def settle():
+            try:
+                ledger.settle(claim_id, "sent", "r1")
+            except ThingSpaceError as error:
+                errors.append(error.message)
+
+        settling = threading.Thread(target=settle)
+        settling.start()
+        settling.join(2)
+        try:  # the claim's rows: one is the settle's, which it waits for while the settle is not committed
+            other.execute("INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES (%s, 'mdn:2', 'pending', 'c', 0) "
+                          "ON CONFLICT DO NOTHING", (key_id,))
+            other.execute("COMMIT")
+        except psycopg.Error as error:  # the deadlock, when the settle waits for the key's row
+            errors.append(str(error))
+        settling.join(30)
+    assert errors == [] and ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "sent"}
     ledger.close()
