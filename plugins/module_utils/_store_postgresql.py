@@ -313,6 +313,12 @@ class PostgresqlStore:
         return self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
                              "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets)))).rowcount
 
+    def among(self, values):
+        """A condition that a column is one of ``values``, as (SQL after the column, its parameters): ``= ANY (?)`` of one
+        array, one statement whatever the count (an IN list of a fixed length gets a generic plan that scans the table
+        once psycopg prepares it)."""
+        yield "= ANY (?)", [list(values)]
+
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are
         not recorded yet, in one statement (its arrays in binary: nothing to quote)."""

@@ -29,6 +29,8 @@ READABLE_FROM = 2
 INSERT_ROWS = 200
 # Rows fetched at a time by ``stream``.
 STREAM_ROWS = 10000
+# Values per ``among``: a statement's other parameters stay under the 999 SQLite allowed before 3.32.
+AMONG_VALUES = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS send_keys (
     id INTEGER PRIMARY KEY,
@@ -255,6 +257,13 @@ class SqliteStore:
                                         % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
                                         [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
         return written
+
+    def among(self, values):
+        """A condition that a column is one of ``values``, as (SQL after the column, its parameters), in as many pieces as
+        a statement takes: ``IN (?, ...)`` of AMONG_VALUES values each."""
+        for start in range(0, len(values), AMONG_VALUES):
+            some = values[start:start + AMONG_VALUES]
+            yield "IN (%s)" % ", ".join("?" * len(some)), some
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are

@@ -70,10 +70,9 @@ _PROOF_TYPES = ("sms_sent", "sms_delivery")
 _NEVER = 1e11
 # The batch sizes of a key's sent_batches a diff chunks its targets by, the most frequent first.
 _BATCH_SIZES = 2
-# A diff looks the rows of the targets outside those batches up (_LOOKUP_ROWS a query) when the batches held more than
-# _LOOKUP_SHARE times as many targets: a looked up row costs about as much as three of the key's rows read as a stream.
+# A diff looks the rows of the targets outside those batches up when the batches held more than _LOOKUP_SHARE times as
+# many targets: a looked up row costs about as much as three of the key's rows read as a stream (SQLite).
 _LOOKUP_SHARE = 3
-_LOOKUP_ROWS = 500
 
 
 def service_scope(api_url):
@@ -409,15 +408,11 @@ class Ledger:
 
     def _claimed(self, claim_id, change, args):
         """Apply ``change`` (an UPDATE or a DELETE, without its WHERE) to the rows of ``claim_id``, a claim of this Ledger,
-        found by key and target, _LOOKUP_ROWS at a time (no index of the claim column to keep up at every claim and
-        settle); the number of rows changed."""
+        found by key and target (``store.among``: no index of the claim column to keep up at every claim and settle); the
+        number of rows changed."""
         key_id, targets, _whole = self._claims[claim_id]
-        changed = 0
-        for start in range(0, len(targets), _LOOKUP_ROWS):
-            some = targets[start:start + _LOOKUP_ROWS]
-            changed += self._store.execute(change + " WHERE key_id = ? AND target IN (%s) AND claim = ?" % ", ".join("?" * len(some)),
-                                           (*args, key_id, *some, claim_id))
-        return changed
+        return sum(self._store.execute(change + " WHERE key_id = ? AND target %s AND claim = ?" % among, (*args, key_id, *values, claim_id))
+                   for among, values in self._store.among(targets))
 
     def _unbatched(self, key_id, targets):
         """(``targets`` but those of a batch recorded as sent whole, how many were): the targets chunked by each of the
@@ -438,12 +433,10 @@ class Ledger:
         return rest, len(targets) - len(rest)
 
     def _rows_of(self, key_id, targets):
-        """The (target, state, claim) rows of ``targets`` under the key, looked up _LOOKUP_ROWS at a time."""
+        """The (target, state, claim) rows of ``targets`` under the key, looked up by key and target (``store.among``)."""
         found = []
-        for start in range(0, len(targets), _LOOKUP_ROWS):
-            some = targets[start:start + _LOOKUP_ROWS]
-            found.extend(self._store.rows("SELECT target, state, claim FROM sends WHERE key_id = ? AND target IN (%s)" % ", ".join("?" * len(some)),
-                                          (key_id, *some)))
+        for among, values in self._store.among(targets):
+            found.extend(self._store.rows("SELECT target, state, claim FROM sends WHERE key_id = ? AND target %s" % among, (key_id, *values)))
         return found
 
     def refuse(self, claim_id, targets):
