@@ -41,7 +41,7 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
@@ -49,7 +49,8 @@ READABLE_FROM = 2
 # first: the tables of the SQLite schema 2; version 3 adds the callbacks and the delivery states (deliveries.py);
 # version 4 the send state ``refused``; version 5 the campaigns (campaign.py); version 6 which recorder recorded a
 # callback (``callbacks.recorded_by``); version 7 a campaign's devices counted per wave and state, the counts of the
-# campaigns it holds made once.
+# campaigns it holds made once; version 8 the digests of batches sent whole, and no index of the sends' claims
+# (ledger.py finds a claim's rows by key and target).
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -94,6 +95,11 @@ _STEPS = {
         "INSERT INTO campaign_counts SELECT campaign_id, wave, state, count(*), min(sent_at), max(sent_at) FROM campaign_devices "
         "GROUP BY campaign_id, wave, state",
     ),
+    # No foreign key to send_keys: its check would lock the key's row, which a claim holds FOR UPDATE while it waits for
+    # the rows a settle recording its digest has changed (a deadlock).
+    8: ('CREATE TABLE IF NOT EXISTS sent_batches (key_id bigint NOT NULL, digest text COLLATE "C" NOT NULL, devices integer NOT NULL, '
+        "PRIMARY KEY (key_id, digest))",
+        "DROP INDEX IF EXISTS sends_claim"),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"
@@ -313,6 +319,12 @@ class PostgresqlStore:
         taken over. Each target goes in once: one statement may not update a row twice. The number of rows written."""
         return self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
                              "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets)))).rowcount
+
+    def among(self, values):
+        """A condition that a column is one of ``values``, as (SQL after the column, its parameters): ``= ANY (?)`` of one
+        array, one statement whatever the count (an IN list of a fixed length gets a generic plan that scans the table
+        once psycopg prepares it)."""
+        yield "= ANY (?)", [list(values)]
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are

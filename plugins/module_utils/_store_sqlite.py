@@ -19,8 +19,9 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.errors import Thing
 from ansible_collections.thingspace.m2m.plugins.module_utils.private_files import check_private, private_dir, private_file
 
 # 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py);
-# 6: which recorder recorded a callback (callbacks.recorded_by); 7: a campaign's devices counted per wave and state.
-SCHEMA_VERSION = 7
+# 6: which recorder recorded a callback (callbacks.recorded_by); 7: a campaign's devices counted per wave and state;
+# 8: the digests of batches sent whole, and no index of the sends' claims (ledger.py finds a claim's rows by key and target).
+SCHEMA_VERSION = 8
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
@@ -28,6 +29,8 @@ READABLE_FROM = 2
 INSERT_ROWS = 200
 # Rows fetched at a time by ``stream``.
 STREAM_ROWS = 10000
+# Values per ``among``: a statement's other parameters stay under the 999 SQLite allowed before 3.32.
+AMONG_VALUES = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS send_keys (
     id INTEGER PRIMARY KEY,
@@ -45,7 +48,12 @@ CREATE TABLE IF NOT EXISTS sends (
     updated_at REAL NOT NULL,
     PRIMARY KEY (key_id, target)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sends_claim ON sends (claim) WHERE claim IS NOT NULL;
+CREATE TABLE IF NOT EXISTS sent_batches (
+    key_id INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    devices INTEGER NOT NULL,
+    PRIMARY KEY (key_id, digest)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS starts (
     scope TEXT NOT NULL PRIMARY KEY,
     started_at REAL NOT NULL
@@ -186,17 +194,18 @@ class SqliteStore:
                 # made again and its rows copied.
                 remake = 0 < version < 4
                 if remake:
-                    self._db.execute("DROP INDEX IF EXISTS sends_claim")
                     self._db.execute("ALTER TABLE sends RENAME TO sends_before_4")
                 if 3 <= version < 6 and "recorded_by" not in [row[1] for row in self._db.execute("PRAGMA table_info(callbacks)")]:
                     self._db.execute("ALTER TABLE callbacks ADD COLUMN recorded_by TEXT")
                 if version < SCHEMA_VERSION:
+                    self._db.execute("DROP INDEX IF EXISTS sends_claim")  # before schema 8
                     for statement in _SCHEMA.split(";"):
                         self._db.execute(statement)
                     if remake:
                         self._db.execute("INSERT INTO sends SELECT key_id, target, state, request_id, claim, updated_at FROM sends_before_4")
                         self._db.execute("DROP TABLE sends_before_4")
-                    self._db.execute(_COUNT_CAMPAIGNS)
+                    if version < 7:  # campaign_counts is new: the campaigns already held counted once
+                        self._db.execute(_COUNT_CAMPAIGNS)
                     self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
 
     @property
@@ -263,6 +272,13 @@ class SqliteStore:
                                         % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
                                         [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
         return written
+
+    def among(self, values):
+        """A condition that a column is one of ``values``, as (SQL after the column, its parameters), in as many pieces as
+        a statement takes: ``IN (?, ...)`` of AMONG_VALUES values each."""
+        for start in range(0, len(values), AMONG_VALUES):
+            some = values[start:start + AMONG_VALUES]
+            yield "IN (%s)" % ", ".join("?" * len(some)), some
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are

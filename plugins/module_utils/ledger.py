@@ -13,7 +13,10 @@ for (its purpose: message, encoding, selection), and referred to by number. Stat
 
 A row's ``updated_at`` is its claim time while it is ``pending`` or ``unknown`` (settling it ``unknown`` keeps it), and
 the time it was settled once ``sent``. An unconfirmed row is settled ``sent`` by the callbacks the ledger holds for
-its device (``resolve_unconfirmed``).
+its device (``resolve_unconfirmed``). A batch settled ``sent`` whole is also recorded as the digest of its targets in
+their order (``sent_batches``): a re-run that finds the same digest among its targets chunked the same way knows them
+sent without reading their rows (``diff``). Only ``force`` changes a ``sent`` row, and its claim forgets the key's
+digests.
 
 Targets are claimed (written ``pending``) in one transaction before their request goes out and settled
 after it, so concurrent runs never both send to a target and a killed run leaves a visible trace. While a
@@ -30,6 +33,7 @@ brings its schema, transactions, the few statements its dialect writes otherwise
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -66,6 +70,11 @@ _PROOF_TYPES = ("sms_sent", "sms_delivery")
 _NEVER = 1e11
 # Targets per statement that names them (well under both databases' limits on parameters).
 _CHUNK = 500
+# The batch sizes of a key's sent_batches a diff chunks its targets by, the most frequent first.
+_BATCH_SIZES = 2
+# A diff looks the rows of the targets outside those batches up when the batches held more than _LOOKUP_SHARE times as
+# many targets: a looked up row costs about as much as three of the key's rows read as a stream (SQLite).
+_LOOKUP_SHARE = 3
 
 
 def service_scope(api_url):
@@ -118,6 +127,9 @@ class Ledger:
         self._store = _open_store(location, read_only)
         # Read-only: key id -> {target: request id} that resolve_unconfirmed would settle, applied to what is read.
         self._settled = {}
+        # Claim id -> [key id, its targets, whether they are the batch whole] of the claims of this Ledger not settled or
+        # released yet: their rows are found by key and target (_claimed), and a batch sent whole is recorded as its digest.
+        self._claims = {}
 
     @property
     def exists(self):
@@ -285,16 +297,29 @@ class Ledger:
             )
 
     def diff(self, scope, key, targets, mode=NEW):
-        """What a run of ``mode`` sends of ``targets`` under ``key``. The record is read as a stream and what is kept of
-        it is what is not ``sent``: beside the targets themselves (a set), nothing grows with a key of a million rows."""
+        """What a run of ``mode`` sends of ``targets`` under ``key``. Targets in a batch recorded as sent whole are sent
+        (_unbatched); the rows of the others are looked up when they are few beside those, else the key's rows are read
+        as a stream and what is kept of them is what is not ``sent``: beside the targets themselves (a set), nothing
+        grows with a key of a million rows."""
         key_id = self._key_id(scope, key)
         if key_id is None:
             return Diff(list(targets), [], [], [])
-        left, states, pending = set(targets), {}, {}
         resent = SENT in RESENDS[mode]
-        if not resent:  # the sent rows, most of a re-run's, only leave the targets to send: one string each, taken out in C
-            left.difference_update(row[0] for row in self._store.stream("SELECT target FROM sends WHERE key_id = ? AND state = 'sent'", (key_id,)))
-        for target, state, claim in self._store.stream("SELECT target, state, claim FROM sends WHERE key_id = ? AND state <> 'sent'", (key_id,)):
+        batched = 0
+        if not resent:
+            targets, batched = self._unbatched(key_id, targets)
+            if not targets:
+                return Diff([], [], [], [])
+        left, states, pending = set(targets), {}, {}
+        if batched > _LOOKUP_SHARE * len(targets):
+            rows = self._rows_of(key_id, targets)
+            left.difference_update(row[0] for row in rows if row[1] == SENT)
+            rows = [row for row in rows if row[1] != SENT]
+        else:
+            if not resent:  # the sent rows, most of a re-run's, only leave the targets to send: one string each, taken out in C
+                left.difference_update(row[0] for row in self._store.stream("SELECT target FROM sends WHERE key_id = ? AND state = 'sent'", (key_id,)))
+            rows = self._store.stream("SELECT target, state, claim FROM sends WHERE key_id = ? AND state <> 'sent'", (key_id,))
+        for target, state, claim in rows:
             if target not in left:
                 continue
             if state == PENDING:
@@ -343,13 +368,18 @@ class Ledger:
                 busy = {target for target, claim in pending if claim in live}
                 targets = [target for target in targets if target not in busy]
             written = self._store.insert_pending(key_id, targets, claim_id, now, _on_conflict(mode))
+            if SENT in RESENDS[mode]:
+                # After the rows: a batch settled meanwhile on PostgreSQL has committed its digest, or finds its rows taken.
+                self._store.execute("DELETE FROM sent_batches WHERE key_id = ?", (key_id,))
             # Every target written (inserted, or taken over): all are this claim's, without reading them back.
-            rows = None if written == len(targets) else self._store.rows("SELECT target FROM sends WHERE claim = ?", (claim_id,))
+            rows = None if written == len(targets) else self._rows_of(key_id, targets)
         if rows is not None:
-            claimed = {row[0] for row in rows}
+            claimed = {target for target, _state, claim in rows if claim == claim_id}
             targets = [target for target in targets if target in claimed]
         if not targets:
             self._store.unhold(claim_id)
+        else:
+            self._claims[claim_id] = [key_id, list(targets), True]
         return claim_id, list(targets)
 
     def _key_id(self, scope, key, create=False):
@@ -372,26 +402,69 @@ class Ledger:
 
     def settle(self, claim_id, state, request_id=None):
         """Record the outcome (``sent`` or ``unknown``) of a claimed batch. An unknown row keeps its claim time, which
-        resolve_unconfirmed compares with the callbacks'."""
+        resolve_unconfirmed compares with the callbacks'. A batch of this Ledger's claim sent whole, none of its rows taken
+        over meanwhile (force), is recorded as its digest too."""
         with self._store.transaction():
             if state == UNKNOWN:
-                self._store.execute("UPDATE sends SET state = ?, request_id = NULL, claim = NULL WHERE claim = ?", (state, claim_id))
+                self._claimed(claim_id, "UPDATE sends SET state = ?, request_id = NULL, claim = NULL", (state,))
             else:
-                self._store.execute("UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ? WHERE claim = ?",
-                                    (state, request_id, time.time(), claim_id))
+                written = self._claimed(claim_id, "UPDATE sends SET state = ?, request_id = ?, claim = NULL, updated_at = ?", (state, request_id, time.time()))
+                key_id, targets, whole = self._claims[claim_id]
+                if whole and written == len(targets):
+                    self._store.execute("INSERT INTO sent_batches (key_id, digest, devices) VALUES (?, ?, ?) ON CONFLICT (key_id, digest) DO NOTHING",
+                                        (key_id, _digest(targets), len(targets)))
+        del self._claims[claim_id]
         self._store.unhold(claim_id)
 
+    def _claimed(self, claim_id, change, args):
+        """Apply ``change`` (an UPDATE or a DELETE, without its WHERE) to the rows of ``claim_id``, a claim of this Ledger,
+        found by key and target (``store.among``: no index of the claim column to keep up at every claim and settle); the
+        number of rows changed."""
+        key_id, targets, _whole = self._claims[claim_id]
+        return sum(self._store.execute(change + " WHERE key_id = ? AND target %s AND claim = ?" % among, (*args, key_id, *values, claim_id))
+                   for among, values in self._store.among(targets))
+
+    def _unbatched(self, key_id, targets):
+        """(``targets`` but those of a batch recorded as sent whole, how many were): the targets chunked by each of the
+        _BATCH_SIZES batch sizes recorded most often under the key (a first run's batches, and the last one shorter), each
+        chunk's digest looked up among the key's. A few rows are read, and the targets hashed once per size."""
+        rows = self._store.rows("SELECT digest, devices FROM sent_batches WHERE key_id = ?", (key_id,))
+        if not rows:
+            return targets, 0
+        digests = {digest for digest, _devices in rows}
+        spans = []
+        for size, _count in Counter(devices for _digest, devices in rows).most_common(_BATCH_SIZES):
+            spans.extend((start, start + size) for start in range(0, len(targets), size) if _digest(targets[start:start + size]) in digests)
+        rest, at = [], 0
+        for start, end in sorted(spans):
+            rest.extend(targets[at:start])
+            at = max(at, end)
+        rest.extend(targets[at:])
+        return rest, len(targets) - len(rest)
+
+    def _rows_of(self, key_id, targets):
+        """The (target, state, claim) rows of ``targets`` under the key, looked up by key and target (``store.among``)."""
+        found = []
+        for among, values in self._store.among(targets):
+            found.extend(self._store.rows("SELECT target, state, claim FROM sends WHERE key_id = ? AND target %s" % among, (key_id, *values)))
+        return found
+
     def refuse(self, claim_id, targets):
-        """Record ``targets`` of a claimed batch as refused by the service; the rest of the batch stays claimed."""
+        """Record ``targets`` of a claimed batch as refused by the service; the rest of the batch stays claimed (and is
+        not recorded as a batch: a re-run's chunk holds the refused targets too)."""
         now = time.time()
+        claim = self._claims[claim_id]
         with self._store.transaction():
-            self._store.executemany("UPDATE sends SET state = ?, claim = NULL, updated_at = ? WHERE claim = ? AND target = ?",
-                                    [(REFUSED, now, claim_id, target) for target in targets])
+            self._store.executemany("UPDATE sends SET state = ?, claim = NULL, updated_at = ? WHERE key_id = ? AND target = ? AND claim = ?",
+                                    [(REFUSED, now, claim[0], target, claim_id) for target in targets])
+        refused = set(targets)
+        claim[1:] = [t for t in claim[1] if t not in refused], False
 
     def release(self, claim_id):
         """Forget a claimed batch that certainly was not sent, so a later run sends it."""
         with self._store.transaction():
-            self._store.execute("DELETE FROM sends WHERE claim = ?", (claim_id,))
+            self._claimed(claim_id, "DELETE FROM sends", ())
+        del self._claims[claim_id]
         self._store.unhold(claim_id)
 
     def record_start(self, scope):
@@ -458,6 +531,11 @@ class Ledger:
                                                   "ON CONFLICT (key_id, target) DO NOTHING", [(key_id, *row) for row in rows])
             started = self._store.executemany("INSERT INTO starts (scope, started_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING", starts)
         return dict(counts, sends_copied=copied, starts_copied=started)
+
+
+def _digest(targets):
+    """A batch's targets in their order, as sent_batches records them (targets hold no line feed)."""
+    return hashlib.sha256("\n".join(targets).encode("utf-8")).hexdigest()
 
 
 def _migrate_from_1(db):

@@ -41,6 +41,9 @@ HEX_KINDS = ("meid",)
 RESOLVED_KIND_ORDER = ("iccid", "eid", "imei", "meid", "esn", "mdn", "msisdn", "imsi")
 _ENTRY_KEYS = frozenset(("kind", "id"))
 _DEVICE_PATTERNS = {kind: re.compile(pattern) for kind, (pattern, _rule) in DEVICE_KINDS.items()}
+# A ledger target (``kind:id``) as normalize_device spells it: kind in lower case, identifier stripped, hexadecimal in upper case.
+_TARGET = re.compile("|".join("%s:%s" % (kind, pattern.replace("a-f", "") if kind in HEX_KINDS else pattern)
+                              for kind, (pattern, _rule) in DEVICE_KINDS.items()))
 
 CUSTOM_FIELD_KEYS = tuple("CustomField%d" % n for n in range(1, 6))
 # How many bad entries (or refused devices) a message names; it counts the others.
@@ -123,7 +126,16 @@ def device_targets(devices, option="devices"):
     """normalize_devices for a list read once (any iterable): the unique devices as ledger targets (``kind:id``), one
     string each, in their first order; the errors are normalize_devices'."""
     seen, problems = {}, []
+    target_syntax = _TARGET.fullmatch
     for index, device in enumerate(devices):
+        # An entry already in the ledger's spelling is its target as it is: the check of most entries, without normalize_device.
+        if type(device) is dict and len(device) == 2:
+            kind, ident = device.get("kind"), device.get("id")
+            if type(kind) is str and type(ident) is str:
+                target = kind + ":" + ident
+                if target_syntax(target):
+                    seen[target] = None
+                    continue
         try:
             kind, ident = normalize_device(device, option)
         except ValueError:  # again, to name the entry: building that name for every entry costs more than the check

@@ -270,11 +270,11 @@ def _named(where):
 
 
 def test_a_ledger_of_a_newer_collection_is_refused(where):
-    _set_version(where, 8)
+    _set_version(where, 9)
     for read_only in (False, True):
         with pytest.raises(ThingSpaceError) as caught:
             Ledger(where, read_only=read_only)
-        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 8); upgrade the collection" % _named(where)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 9); upgrade the collection" % _named(where)
 
 
 def _without_tables(where, version, tables):
@@ -296,7 +296,7 @@ def _as_schema_2(where):
     ledger = Ledger(where)
     ledger.claim(SCOPE, KEY, ["mdn:1"])
     ledger.close()
-    _without_tables(where, 2, ("campaign_counts", "campaign_devices", "campaigns", "callbacks", "deliveries"))
+    _without_tables(where, 2, ("campaign_counts", "campaign_devices", "campaigns", "callbacks", "deliveries", "sent_batches"))
 
 
 def test_a_schema_2_ledger_is_read_in_check_mode_and_migrated_by_a_run(where):
@@ -316,7 +316,7 @@ def _as_schema_4(where):
     ledger = Ledger(where)
     ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:1"])[0], "sent", "r1")
     ledger.close()
-    _without_tables(where, 4, ("campaign_counts", "campaign_devices", "campaigns"))
+    _without_tables(where, 4, ("campaign_counts", "campaign_devices", "campaigns", "sent_batches"))
 
 
 def test_a_schema_4_ledger_reads_without_campaigns_in_check_mode_and_a_run_adds_them(where):
@@ -588,7 +588,8 @@ def _as_schema_3(where):
         db = sqlite3.connect(where)
         sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'sends'").fetchone()[0]
         db.executescript("ALTER TABLE sends RENAME TO s; %s; INSERT INTO sends SELECT * FROM s; DROP TABLE s; "
-                         "CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL; PRAGMA user_version = 3"
+                         "CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL; DROP TABLE sent_batches; DROP TABLE campaign_counts; "
+                         "PRAGMA user_version = 3"
                          % sql.replace("CHECK (state IN ('pending', 'sent', 'unknown', 'refused'))", old))
         db.close()
         return
@@ -597,6 +598,7 @@ def _as_schema_3(where):
     with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
         db.execute(f'ALTER TABLE "{where.schema}".sends DROP CONSTRAINT sends_state_check, ADD CONSTRAINT sends_state_check {old}; '
                    f'DROP TABLE "{where.schema}".campaign_counts; DROP TABLE "{where.schema}".campaign_devices; DROP TABLE "{where.schema}".campaigns; '
+                   f'DROP TABLE "{where.schema}".sent_batches; '
                    f'UPDATE "{where.schema}".schema_version SET version = 3')
 
 
@@ -610,4 +612,157 @@ def test_a_schema_3_ledger_is_migrated_to_record_refused_devices(where):
     ledger.refuse(claim, ["mdn:2"])
     ledger.settle(claim, "sent", "r2")
     assert ledger.sends(SCOPE, KEY) == {"mdn:1": ("sent", "r1"), "mdn:2": ("refused", None), "mdn:3": ("sent", "r2")}
+    ledger.close()
+
+
+# A batch sent whole is recorded as its digest (sent_batches), so that a re-run knows its targets sent without their rows;
+# whatever changes a row of such a batch afterwards makes the diff read the rows again.
+DEVICES = ["mdn:%d" % n for n in range(1, 8)]
+
+
+def _sent_in_batches(ledger, targets, size):
+    for start in range(0, len(targets), size):
+        claim_id, claimed = ledger.claim(SCOPE, KEY, targets[start:start + size])
+        assert claimed == targets[start:start + size]
+        ledger.settle(claim_id, "sent", "r%d" % start)
+
+
+def test_a_re_run_of_batches_sent_whole_reads_no_row_of_them(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    _sent_in_batches(ledger, DEVICES, 3)
+    read = []
+    ledger.store._db.set_trace_callback(read.append)
+    assert ledger.diff(SCOPE, KEY, DEVICES) == Diff([], [], [], [])
+    assert [sql for sql in read if "FROM sends" in sql] == []
+    # A device added at the end: only its row is looked up, and it is sent.
+    assert ledger.diff(SCOPE, KEY, [*DEVICES, "mdn:8"]) == Diff(["mdn:8"], [], [], [])
+    assert [sql.split(" WHERE ")[1] for sql in read if "FROM sends" in sql] == ["key_id = 1 AND target IN ('mdn:8')"]
+    ledger.close()
+
+
+@pytest.mark.parametrize("order", [DEVICES, DEVICES[::-1], [*DEVICES[1:], "mdn:9"], [*DEVICES[:2], "mdn:9", *DEVICES[2:]]])
+def test_a_re_run_chunked_otherwise_than_the_batches_finds_the_same(where, order):
+    ledger = Ledger(where)
+    _sent_in_batches(ledger, DEVICES, 3)
+    new = [target for target in order if target not in DEVICES]
+    assert ledger.diff(SCOPE, KEY, order) == Diff(new, [], [], [])
+    ledger.close()
+
+
+def test_a_forced_claim_makes_the_key_s_batches_read_again(where):
+    ledger = Ledger(where)
+    _sent_in_batches(ledger, DEVICES, 3)
+    ledger.release(ledger.claim(SCOPE, KEY, ["mdn:2"], mode="all")[0])  # forced, then certainly not sent: forgotten
+    ledger.settle(ledger.claim(SCOPE, KEY, ["mdn:5"], mode="all")[0], "unknown")
+    assert ledger.diff(SCOPE, KEY, DEVICES) == Diff(["mdn:2"], ["mdn:5"], [], [])
+    ledger.close()
+
+
+def test_a_batch_taken_over_while_it_is_sent_is_not_recorded_sent_whole(where):
+    ledger, other = Ledger(where), Ledger(where)
+    claim_id, _claimed = ledger.claim(SCOPE, KEY, DEVICES[:3])
+    forced = other.claim(SCOPE, KEY, ["mdn:2"], mode="all")[0]  # force takes over an in-flight target
+    ledger.settle(claim_id, "sent", "r1")
+    other.release(forced)
+    assert ledger.diff(SCOPE, KEY, DEVICES[:3]) == Diff(["mdn:2"], [], [], [])
+    ledger.close()
+    other.close()
+
+
+def test_a_batch_with_refused_devices_reports_them_on_a_re_run(where):
+    ledger = Ledger(where)
+    claim_id = ledger.claim(SCOPE, KEY, DEVICES[:3])[0]
+    ledger.refuse(claim_id, ["mdn:2"])
+    ledger.settle(claim_id, "sent", "r1")
+    assert ledger.diff(SCOPE, KEY, DEVICES[:3]) == Diff([], [], [], ["mdn:2"])
+    ledger.close()
+
+
+def _claim_index(where):
+    """The index of the sends' claims that schemas 2 to 6 had: its name, or None."""
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        try:
+            return (db.execute("SELECT name FROM sqlite_master WHERE name = 'sends_claim'").fetchone() or [None])[0]
+        finally:
+            db.close()
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        return db.execute("SELECT to_regclass(%s)::text", ('"%s".sends_claim' % where.schema,)).fetchone()[0]
+
+
+def test_a_schema_7_ledger_is_read_in_check_mode_and_a_run_records_batches(where):
+    ledger = Ledger(where)
+    _sent_in_batches(ledger, DEVICES[:3], 3)
+    ledger.close()
+    _without_tables(where, 7, ("sent_batches",))
+    ledger = Ledger(where)  # the index schema 7 had, made again (a run of schema 8 dropped it)
+    ledger.store.execute("CREATE INDEX sends_claim ON sends (claim) WHERE claim IS NOT NULL")
+    ledger.close()
+    _set_version(where, 7)
+    assert _claim_index(where) is not None
+    ledger = Ledger(where, read_only=True)
+    assert ledger.diff(SCOPE, KEY, DEVICES) == Diff(DEVICES[3:], [], [], [])
+    ledger.close()
+    ledger = Ledger(where)
+    _sent_in_batches(ledger, DEVICES[3:], 4)
+    assert ledger.diff(SCOPE, KEY, DEVICES) == Diff([], [], [], [])
+    assert ledger.store.rows("SELECT devices FROM sent_batches") == [(4,)]
+    ledger.close()
+    assert _claim_index(where) is None
+
+
+def test_a_claim_s_rows_are_written_by_key_and_target(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"))
+    written = []
+    ledger.store._db.set_trace_callback(written.append)
+    outcomes = {"sent": lambda claim_id: ledger.settle(claim_id, "sent", "r1"), "unknown": lambda claim_id: ledger.settle(claim_id, "unknown"),
+                "released": ledger.release}
+    for key, outcome in outcomes.items():
+        claim_id = ledger.claim(SCOPE, key, DEVICES)[0]
+        ledger.refuse(claim_id, ["mdn:1"])
+        outcome(claim_id)
+    changes = [sql.split(" WHERE ")[1] for sql in written if sql.startswith(("UPDATE sends", "DELETE FROM sends"))]
+    assert len(changes) == 6 and all(sql.startswith(tuple("key_id = %d AND target" % n for n in (1, 2, 3))) for sql in changes), changes
+    assert {key: ledger.states(SCOPE, key) for key in outcomes} == {
+        "sent": dict.fromkeys(DEVICES, "sent") | {"mdn:1": "refused"}, "unknown": dict.fromkeys(DEVICES, "unknown") | {"mdn:1": "refused"},
+        "released": {"mdn:1": "refused"}}
+    ledger.close()
+
+
+def test_a_settle_recording_its_digest_never_deadlocks_with_a_claim_of_the_same_key(postgresql):
+    """A claim on another controller holds the key's row FOR UPDATE and waits for the rows a settle has changed: the
+    settle's digest must not wait for the key's row (as a foreign key's check would)."""
+    import threading
+
+    import psycopg
+
+    where = Database(postgresql.url(), postgresql.password, postgresql.new_schema())
+    ledger = Ledger(where)
+    claim_id = ledger.claim(SCOPE, KEY, DEVICES[:2])[0]
+    key_id = ledger.store.rows("SELECT id FROM send_keys")[0][0]
+    errors = []
+    with postgresql.connect() as other:
+        other.execute('SET search_path TO "%s"' % where.schema)
+        other.execute("BEGIN")
+        other.execute("SELECT id FROM send_keys WHERE id = %s FOR UPDATE", (key_id,))  # the claim's first step
+
+        def settle():
+            try:
+                ledger.settle(claim_id, "sent", "r1")
+            except ThingSpaceError as error:
+                errors.append(error.message)
+
+        settling = threading.Thread(target=settle)
+        settling.start()
+        settling.join(2)
+        try:  # the claim's rows: one is the settle's, which it waits for while the settle is not committed
+            other.execute("INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES (%s, 'mdn:2', 'pending', 'c', 0) "
+                          "ON CONFLICT DO NOTHING", (key_id,))
+            other.execute("COMMIT")
+        except psycopg.Error as error:  # the deadlock, when the settle waits for the key's row
+            errors.append(str(error))
+        settling.join(30)
+    assert errors == [] and ledger.states(SCOPE, KEY) == {"mdn:1": "sent", "mdn:2": "sent"}
     ledger.close()

@@ -26,13 +26,17 @@ FILES = [
     '{"devices": []}',
     "[]",
     '[{"kind": "mdn", "id": "5550000001"}, 12345678901234, true, null, "x\\"]", [1, [2]], {"kind": "mdn", "id": 5550000003}]',
+    # "}," inside a string and closing an object inside a value: no cut of a chunk's values there decodes.
+    '[{"kind": "mdn", "id": "x},"}, {"a": {"b": "},"}, "c": [{"d": 1},{"e": 2}]}, "},", {"kind":"mdn","id":"5550000001"},\n{"id": "1"}]',
 ]
 
 
 @pytest.mark.parametrize("text", FILES)
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
-def test_a_devices_file_streams_what_json_reads_whatever_the_chunks(tmp_path, monkeypatch, text, chunk):
+@pytest.mark.parametrize("whole", [2, 40, 1 << 16])
+def test_a_devices_file_streams_what_json_reads_whatever_the_chunks(tmp_path, monkeypatch, text, chunk, whole):
     monkeypatch.setattr(send, "_CHUNK", chunk)
+    monkeypatch.setattr(send, "_WHOLE", whole)
     path = tmp_path / "devices.json"
     path.write_text(text, encoding="utf-8")
     content = json.loads(text)

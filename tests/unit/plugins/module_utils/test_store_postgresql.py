@@ -203,7 +203,7 @@ def test_schemas_created_at_once_by_many_runs_are_created_once(postgresql):
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert postgresql.execute('SELECT version FROM "%s".schema_version' % where.schema) == [(7,)]
+    assert postgresql.execute('SELECT version FROM "%s".schema_version' % where.schema) == [(_store_postgresql.SCHEMA_VERSION,)]
 
 
 def test_a_role_with_only_row_rights_runs_a_ledger_its_owner_created(fake, run_module, postgresql, role, database):
@@ -351,7 +351,7 @@ def test_a_failed_or_unconfirmed_batch_the_ledger_cannot_record_stays_unconfirme
 def test_a_ledger_refused_after_connecting_leaves_no_session_open(postgresql):
     where = Database(postgresql.url(application_name="refused_ledger"), postgresql.password, postgresql.new_schema())
     Ledger(where).close()
-    postgresql.execute('UPDATE "%s".schema_version SET version = 8' % where.schema)
+    postgresql.execute('UPDATE "%s".schema_version SET version = 9' % where.schema)
     with pytest.raises(ThingSpaceError) as caught:
         Ledger(where)
     assert "newer thingspace.m2m" in caught.value.message  # the error, and the store it came from, still referenced here
