@@ -69,10 +69,14 @@ LAST_MEASURED = {
         "hosts": DEVICES, "slices": 4, "one": 435, "four": 1220, "gap_one": 1.5, "gap_four": 4.2,
     },
     "ledger_million": {
-        "date": "2026-12-07", "recorded": "`7cbfe44` (SQLite), `0b61429` (PostgreSQL)", "load": "9 - 15",
-        "how": "`ledger_scaling.py --rounds 3 --sizes ...,1000000`",
-        "sqlite": {"rerun_diff": 5.31, "claim_settle": 22.58, "reference": 3.10, "bytes_per_device": 83},
-        "postgresql": {"rerun_diff": 6.35, "claim_settle": 81.72, "reference": 3.13, "bytes_per_device": 257},
+        "date": "2026-12-07", "recorded": "`feaad3c` (SQLite), `a47d10e` (PostgreSQL)", "load": "7.8 - 11.9",
+        "how": "`ledger_scaling.py --rounds 1 --sizes ...,1000000`",
+        "sqlite": {"rerun_diff": 1.43, "claim_settle": 19.5, "bytes_per_device": 82},
+        "postgresql": {"rerun_diff": 1.14, "claim_settle": 48.8, "bytes_per_device": 291},
+    },
+    "campaign_gate": {
+        "date": "2026-12-07", "recorded": "`1c259eb`", "how": "`bench_campaign.py --gate-devices 1000000`, median of 3", "load": "5.1 - 6.6",
+        "gate_devices": MILLION, "sqlite": 0.132, "postgresql": 0.165,
     },
     "delivery_info": {
         "date": "2026-12-07", "recorded": "`00fb2c4`", "how": "`bench_delivery_info.py`, 1 round",
@@ -355,8 +359,8 @@ def ledger_section(results):
     million, entry = _million(results)
     if entry:
         sqlite, pg = million["sqlite"], million["postgresql"]
-        lines += ["", *_dated("At 1,000,000 devices", entry, "the re-run's diff took %s on SQLite and %s on PostgreSQL (reference %s and %s), claim + settle"
-                               % (_s(sqlite["rerun_diff"]), _s(pg["rerun_diff"]), _s(sqlite["reference"]), _s(pg["reference"]))
+        lines += ["", *_dated("At 1,000,000 devices", entry, "the re-run's diff took %s on SQLite and %s on PostgreSQL, claim + settle"
+                               % (_s(sqlite["rerun_diff"]), _s(pg["rerun_diff"]))
                                + " %s and %s, %d and %d bytes per device on disk." % (_s(sqlite["claim_settle"]), _s(pg["claim_settle"]),
                                                                                      sqlite["bytes_per_device"], pg["bytes_per_device"]))]
     meanings = []
@@ -367,7 +371,7 @@ def ledger_section(results):
     if at in postgresql["seconds"] and postgresql["seconds"][at]["claim_settle"] >= GOAL_CLAIM_SETTLE_SECONDS:
         meanings.append("claim + settle on PostgreSQL is %d transactions with fsync on, %s each"
                         % (2 * ledger["batches"], _ms(postgresql["seconds"][at]["claim_settle"] / (2 * ledger["batches"]))))
-    if any(figures["rerun_diff"] >= GOAL_DIFF_MILLION_SECONDS for figures in million.values()):
+    if any(figures["rerun_diff"] >= GOAL_DIFF_MILLION_SECONDS for figures in million.values()) and not entry:
         meanings.append("at 1,000,000 devices the reference alone took %s and %s: the %.0f s goal cannot be shown on this machine"
                         % (_s(million["sqlite"]["reference"]), _s(million["postgresql"]["reference"]), GOAL_DIFF_MILLION_SECONDS))
     if meanings:
@@ -558,9 +562,9 @@ def campaign_section(results):
         "",
         "## 8. A staged campaign",
         "",
-        *_paragraph("`benchmarks/bench_campaign.py`, in-process: %s devices in waves of %s (success: delivered), stepped as a playbook loop"
-                    " would, against one vz_sms_send of them, each delivery recorded right after the send. The gate: one `campaign.reading` of the"
-                    " finished campaign; the pace: the densest 10 minutes of `sent_at`, 70,000 devices at 6,000 a minute (compressed clock)."
+        *_paragraph("`benchmarks/bench_campaign.py`, in-process: %s devices in waves of %s (success: delivered) stepped as a playbook loop"
+                    " would, against one vz_sms_send of them, deliveries recorded right after each send; the gate: one `campaign.reading` of"
+                    " the finished campaign; the pace: the densest 10 minutes of `sent_at` at 6,000 a minute."
                     % (_n(campaign["devices"]), ", ".join(str(wave) for wave in campaign["waves"]))),
         "",
     ]
@@ -569,14 +573,18 @@ def campaign_section(results):
         lines += ["", "What it means: the excess over the send is each step's own reading and writing of the campaign's devices between the",
                   "sends (docs/design.md, \"One step\")."]
     gate = results.get("campaign_gate")
+    what = "The gate over %s devices of a finished campaign"
     if gate:
-        lines += ["", "The gate over a finished campaign of %s devices written into each store (`bench_campaign.py --gate-devices`): %s."
-                  % (_n(gate["gate_devices"]), ", ".join("%s %s" % (label, _s(gate[store])) for store, label in STORES))]
+        lines += ["", "%s (`bench_campaign.py --gate-devices`): %s." % (what % _n(gate["gate_devices"]),
+                                                                    ", ".join("%s %s" % (label, _s(gate[store])) for store, label in STORES))]
+    else:
+        entry = LAST_MEASURED["campaign_gate"]
+        lines += ["", *_dated(what % _n(entry["gate_devices"]), entry, "%s." % ", ".join("%s %s" % (label, _s(entry[store])) for store, label in STORES))]
     return lines
 
 
 def campaign_goals(results):
-    campaign, gate = results.get("campaign"), results.get("campaign_gate")
+    campaign, gate = results.get("campaign"), results.get("campaign_gate") or LAST_MEASURED["campaign_gate"]
     stores = [(label, campaign[store]) for store, label in STORES if campaign and store in campaign]
     rows = []
     if stores:
@@ -593,9 +601,11 @@ def campaign_goals(results):
              ", ".join("%s / %s" % (_n(pace["densest_window"]), _n(round(pace["allowed"]))) for pace in paces), "within %.0f %%" % (100 * goal["pace_excess"]),
              all(abs(pace["excess"]) <= goal["pace_excess"] for pace in paces)),
         ]
-    if gate:
+    if gate:  # this run's, or its last measurement
         seconds = [gate[store] for store, _label in STORES]
-        rows.append(("8", "campaign gate over %s written devices, SQLite, PostgreSQL" % _n(gate["gate_devices"]), ", ".join(_s(value) for value in seconds),
+        dated = " (%s)" % gate["date"] if "date" in gate else ""
+        rows.append(("8", "campaign gate over %s written devices, SQLite, PostgreSQL%s" % (_n(gate["gate_devices"]), dated),
+                     ", ".join(_s(value) for value in seconds),
                      "< %.0f s" % GOAL_GATE_MILLION_SECONDS, all(value < GOAL_GATE_MILLION_SECONDS for value in seconds)))
     return rows
 
