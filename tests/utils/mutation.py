@@ -16,7 +16,9 @@ check stops the run earlier when no test reaches a mutated function at all).
 A run can be stopped and taken up again: --minutes stops mutmut after that time (mutmut records each verdict as it
 gets it), and the next run keeps the verdicts when every file but the mutated ones is as it was (FINGERPRINT); mutmut
 itself then tests again only the mutants of functions that changed and of their callers. Anything else changed, or
---fresh, starts over.
+--fresh, starts over. --survivors tests again only the undetected mutants of the previous run, against the tests as
+they are now (after tests were added for them); the other verdicts stay as they were, and the next run without it
+starts over.
 """
 
 import argparse
@@ -69,6 +71,15 @@ def fingerprint(files):
     return digest.hexdigest()
 
 
+def copy_unmutated(files):
+    """Every listed file but ``files`` into mutants/, as it is in the checkout."""
+    for name in listed_files():
+        if name not in files:
+            target = COPY / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
+
+
 def prepare(files, fresh):
     """mutants/ with every file but the ones mutmut copies and mutates, a link back to itself, and mutmut's config;
     the previous run's mutants/ (its verdicts) is kept when the fingerprint is the same and ``fresh`` is false.
@@ -79,11 +90,7 @@ def prepare(files, fresh):
     kept = not fresh and FINGERPRINT.is_file() and FINGERPRINT.read_text() == current
     if not kept:
         shutil.rmtree(WORK / "mutants", ignore_errors=True)
-        for name in listed_files():
-            if name not in files:
-                target = COPY / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, target)
+        copy_unmutated(files)
         link = COPY / ".collections" / PREFIX
         link.parent.mkdir(parents=True)
         link.symlink_to(COPY)
@@ -164,15 +171,25 @@ def main():
     parser.add_argument("--max-children", type=int, default=os.cpu_count(), help="mutants tested at once")
     parser.add_argument("--minutes", type=float, help="stop mutmut after this long and report what it checked")
     parser.add_argument("--fresh", action="store_true", help="forget the previous run's verdicts")
+    parser.add_argument("--survivors", action="store_true", help="test again the previous run's undetected mutants, against the tests as they are now")
     options = parser.parse_args()
     missing = [name for name in options.files if not (ROOT / name).is_file()]
     if missing:
         sys.exit("mutation.py: no such file: %s (set MUTATION_FILES)" % " ".join(missing))
-    if prepare(options.files, options.fresh):
+    survivors = []
+    if options.survivors:
+        if not FINGERPRINT.is_file():
+            sys.exit("mutation.py: --survivors needs a previous run")
+        statuses, _diffs = results()
+        survivors = sorted(key for by_key in statuses.values() for key, status in by_key.items() if undetected(status))
+        copy_unmutated(options.files)
+        FINGERPRINT.write_text("verdicts of other tests")  # the next run starts over
+        print("mutation.py: testing again %d undetected mutants" % len(survivors), flush=True)
+    elif prepare(options.files, options.fresh):
         print("mutation.py: going on from the previous run's verdicts (--fresh forgets them)", flush=True)
         forget_interrupted()
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(options.max_children)]
+    command = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(options.max_children), *survivors]
     started = time.monotonic()
     with contextlib.ExitStack() as servers:
         try:

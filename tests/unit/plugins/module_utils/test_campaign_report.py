@@ -275,3 +275,48 @@ def test_a_report_file_is_written_beside_itself_then_put_in_place_readable_by_al
     with pytest.raises(TypeError):
         r.write(str(path), None)
     assert sorted(os.listdir(tmp_path)) == ["report.html"] and path.read_bytes() == "the new report ✓\r\n".encode()
+
+
+def test_every_mark_of_the_chart_sits_where_the_layout_puts_it(story):
+    root = parse(r.svg(story.campaign, story.records, at(1000)))
+    chart = r.Chart(at(0), at(920), 40)
+    bottom, right = r.HEIGHT - r.BOTTOM, r.WIDTH - r.RIGHT
+    assert {name: root.get(name) for name in ("viewBox", "width", "height", "role", "aria-labelledby")} == {
+        "viewBox": "0 0 %d %d" % (r.WIDTH, r.HEIGHT), "width": str(r.WIDTH), "height": str(r.HEIGHT), "role": "img", "aria-labelledby": "chart-title"}
+    # Text only inside text and title elements: nothing stray between the marks.
+    for element in root.iter():
+        assert not (element.tail or "").strip(), element.tag
+        if element.tag not in (SVG + "text", SVG + "title"):
+            assert not (element.text or "").strip(), element.tag
+
+    def groups(kind):
+        return [group for group in root.iter(SVG + "g") if group.get("class") == kind]
+
+    def number(element, name):
+        return float(element.get(name))
+
+    for tick in groups("tick y-tick"):
+        line, text = tick.find(SVG + "line"), tick.find(SVG + "text")
+        assert (number(line, "x1"), number(line, "x2"), number(text, "x")) == (r.LEFT, right, r.LEFT - 6)
+        assert number(line, "y1") == number(line, "y2") == round(chart.y(int(tick.get("data-value"))), 1) and number(text, "y") == number(line, "y1") + 4
+    times = []
+    for tick in groups("tick x-tick"):
+        line, text = tick.find(SVG + "line"), tick.find(SVG + "text")
+        times.append(tick.get("data-time"))
+        assert (number(line, "y1"), number(line, "y2"), number(text, "y")) == (bottom, bottom + 5, bottom + 18)
+        assert number(line, "x1") == number(line, "x2") == number(text, "x") and text.text == tick.get("data-time")[11:19]
+    assert times == ["2026-12-07T02:00:00Z", "2026-12-07T02:03:50Z", "2026-12-07T02:07:40Z", "2026-12-07T02:11:30Z", "2026-12-07T02:15:20Z"]
+    labels = {text.text: text for text in root.iter(SVG + "text") if text.get("class") == "axis-label"}
+    assert {name: (text.get("x"), text.get("y"), text.get("transform")) for name, text in labels.items()} == {
+        "time (UTC, 2026-12-07)": (str((r.LEFT + right) // 2), str(r.HEIGHT - 12), None),
+        "devices": ("14", str((r.TOP + bottom) // 2), "rotate(-90 14 %d)" % ((r.TOP + bottom) // 2))}
+    for group in groups("wave-boundary"):
+        line, text = group.find(SVG + "line"), group.find(SVG + "text")
+        assert (number(line, "y1"), number(line, "y2"), number(text, "x"), number(text, "y")) == (r.TOP, bottom, number(line, "x1") + 3, r.TOP + 10)
+    finals = {text.get("data-series"): text for text in root.iter(SVG + "text") if text.get("class") == "final-value"}
+    assert {name: (text.get("x"), text.get("fill")) for name, text in finals.items()} == {name: (str(right + 6), r.COLORS[name]) for name in r.SERIES}
+    assert [number(finals[name], "y") for name in ("sent", "failed")] == [round(chart.y(40) + 4, 1), round(chart.y(27) + 4, 1)]
+    (marker,) = groups("abort-marker")
+    line, circle, text = marker.find(SVG + "line"), marker.find(SVG + "circle"), marker.find(SVG + "text")
+    assert (number(line, "y1"), number(line, "y2"), circle.get("r")) == (r.TOP, bottom, "5")
+    assert (number(text, "x"), number(text, "y"), text.text) == (number(circle, "cx") - 4, r.TOP + 24, "aborted")
