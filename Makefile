@@ -42,7 +42,7 @@ demo-venv: $(VENV)/.demo-installed $(COLLECTION_LINK) ## Only what make demo nee
 
 help: ## List the targets
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
-	@echo "  Variables: PYTHON=/path/to/python3.12 (another interpreter, its own venv), MUTATION_FILES=\"...\", MUTATION_MINUTES=N (make mutation stops after N minutes; the next run goes on), CALLBACKS_SUSTAINED=600 and BENCH_DEVICES=1000000 (make bench)"
+	@echo "  Variables: PYTHON=/path/to/python3.12 (another interpreter, its own venv), MUTATION_FILES=\"...\", MUTATION_MINUTES=N (make mutation stops after N minutes; the next run goes on), MUTATION_SURVIVORS=1 (only the last run's undetected mutants, again), CALLBACKS_SUSTAINED=600 and BENCH_DEVICES=1000000 (make bench)"
 
 # Installed packages that $(CONSTRAINTS) does not pin fail the step that installed them.
 define CHECK_PINNED
@@ -173,6 +173,6 @@ bench: venv ## Measure against the uri playbook a user would write; rewrites doc
 	$(BIN)/python benchmarks/run.py --report docs/performance.md --json-out benchmarks/performance.json $(if $(BENCH_BEFORE),--before $(BENCH_BEFORE)) $(if $(CALLBACKS_SUSTAINED),--callbacks-sustained $(CALLBACKS_SUSTAINED)) $(if $(BENCH_DEVICES),--scale-devices $(BENCH_DEVICES))
 
 mutation: venv ## Mutation testing of MUTATION_FILES against the unit tests: score per file, survivors (not in make test)
-	$(BIN)/python tests/utils/mutation.py $(if $(MUTATION_MINUTES),--minutes $(MUTATION_MINUTES)) $(MUTATION_FILES)
+	$(BIN)/python tests/utils/mutation.py $(if $(MUTATION_MINUTES),--minutes $(MUTATION_MINUTES)) $(if $(MUTATION_SURVIVORS),--survivors) $(MUTATION_FILES)
 
 test: lint unit emulator-test reliability eda doctest sanity integration returns molecule build release-test docs ## Every check but mutation (runs molecule)
