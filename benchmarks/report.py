@@ -287,7 +287,7 @@ def tasks_section(results):
             "Profile (`benchmarks/module_profile.py`, 1 device, token cache warm, median of %d): in the controller's worker the module's own code"
             " takes %s of a task; as a module process the task takes %s (Python's start alone %s; the imports, %s, are paid once per play in the"
             " controller)." % (one["rounds"], _ms(stages["module_run"]), _ms(one["walls"]["payload"]), _ms(one["walls"]["python_start"]),
-                              _ms(sum(stages.get(name, 0.0) for name in IMPORT_STAGES))))]
+                               _ms(sum(stages.get(name, 0.0) for name in IMPORT_STAGES))))]
     if "debug" in wall and "floor" in wall and _ratio(tasks, "module", "debug") > GOAL_TASKS_VS_DEBUG:
         lines += ["", *_paragraph("What it means: an action plugin that does nothing but one request and one SQLite commit"
                                   " (`benchmarks/action_plugins/bench_floor.py`) costs %s the debug play (CPU), vz_sms_send %s that floor:"
@@ -359,10 +359,10 @@ def ledger_section(results):
     million, entry = _million(results)
     if entry:
         sqlite, pg = million["sqlite"], million["postgresql"]
-        lines += ["", *_dated("At 1,000,000 devices", entry, "the re-run's diff took %s on SQLite and %s on PostgreSQL, claim + settle"
-                               % (_s(sqlite["rerun_diff"]), _s(pg["rerun_diff"]))
-                               + " %s and %s, %d and %d bytes per device on disk." % (_s(sqlite["claim_settle"]), _s(pg["claim_settle"]),
-                                                                                     sqlite["bytes_per_device"], pg["bytes_per_device"]))]
+        text = "the re-run's diff took %s on SQLite and %s on PostgreSQL, claim + settle %s and %s, %d and %d bytes per device on disk." % (
+            _s(sqlite["rerun_diff"]), _s(pg["rerun_diff"]), _s(sqlite["claim_settle"]), _s(pg["claim_settle"]), sqlite["bytes_per_device"],
+            pg["bytes_per_device"])
+        lines += ["", *_dated("At 1,000,000 devices", entry, text)]
     meanings = []
     if any(ledger["growth"][step][phase] > _growth_goal(ledger, step) for step in steps for phase in GROWTH_GOAL_PHASES):
         meanings.append("the machine's own dictionary work (reference) grew %s per x10 step: at this load the growth of a few milliseconds is"
@@ -500,22 +500,21 @@ def sustained_section(results):
     if not runs:
         entry = LAST_MEASURED["callbacks_sustained"]
         rss, cpu = entry["rss_kb"], entry["cpu_ms"]
-        return ["", *_dated("Sustained from the emulator (`make bench CALLBACKS_SUSTAINED=600`)",
-            entry, "%d s at %s callbacks/s offered, %s of %s recorded and queued once on each ledger, %s/s received on PostgreSQL and %s/s"
-            % (entry["seconds"], _n(entry["offered_per_second"]), _n(entry["callbacks"]), _n(entry["callbacks"]),
-               _n(entry["received_per_second"]["postgresql"]), _n(entry["received_per_second"]["sqlite"]))
-            + " on SQLite; VmRSS %s then %s on PostgreSQL, %s then %s on SQLite (after 1 min, at the end); CPU per callback on PostgreSQL"
-            % (_mb(rss["postgresql"][0]), _mb(rss["postgresql"][1]), _mb(rss["sqlite"][0]), _mb(rss["sqlite"][1]))
-            + " %.2f ms in the source, %.2f ms in the emulator, %.2f ms in the database." % (cpu["source"], cpu["emulator"], cpu["database"])),
-            "",
-            "What it means: %s/s was not offered on this machine; at that CPU per callback the source needs %.1f core for it."
-            % (_n(round(GOAL_SUSTAINED_PER_SECOND)), cpu["source"] * GOAL_SUSTAINED_PER_SECOND / 1000)]
+        text = ("%d s at %s callbacks/s offered, %s of %s recorded and queued once on each ledger, %s/s received on PostgreSQL and %s/s"
+                % (entry["seconds"], _n(entry["offered_per_second"]), _n(entry["callbacks"]), _n(entry["callbacks"]),
+                   _n(entry["received_per_second"]["postgresql"]), _n(entry["received_per_second"]["sqlite"]))
+                + " on SQLite; VmRSS %s then %s on PostgreSQL, %s then %s on SQLite (after 1 min, at the end); CPU per callback on PostgreSQL"
+                % (_mb(rss["postgresql"][0]), _mb(rss["postgresql"][1]), _mb(rss["sqlite"][0]), _mb(rss["sqlite"][1]))
+                + " %.2f ms in the source, %.2f ms in the emulator, %.2f ms in the database." % (cpu["source"], cpu["emulator"], cpu["database"]))
+        return ["", *_dated("Sustained from the emulator (`make bench CALLBACKS_SUSTAINED=600`)", entry, text),
+                "",
+                "What it means: %s/s was not offered on this machine; at that CPU per callback the source needs %.1f core for it."
+                % (_n(round(GOAL_SUSTAINED_PER_SECOND)), cpu["source"] * GOAL_SUSTAINED_PER_SECOND / 1000)]
     first = next(iter(runs.values()))
     rows = [[dict(STORES)[store], _n(figures["received_per_second"]),
              "%s / %s" % (_n(figures["window_per_second_min"] or 0), _n(figures["window_per_second_median"] or 0)),
              "%s / %s" % (_mb(figures["rss_kb_after_first_minute"]), _mb(figures["rss_kb_end"])),
-             "%.2f / %.2f / %.2f ms" % (figures["source_cpu_per_callback_ms"], figures["emulator_cpu_per_callback_ms"],
-                                       figures["database_cpu_per_callback_ms"]),
+             "%.2f / %.2f / %.2f ms" % tuple(figures[part + "_cpu_per_callback_ms"] for part in ("source", "emulator", "database")),
              _yes(figures["none_lost"]), "%.1f - %.1f" % tuple(figures["load_average"])] for store, figures in sorted(runs.items())]
     lines = ["", "Sustained: the emulator sends the source callbacks for %d s (%s/s offered, %d callback threads), then the backlog drains;"
              % (first["seconds"], _n(first["offered_per_second"]), first["callback_workers"]),
@@ -575,8 +574,8 @@ def campaign_section(results):
     gate = results.get("campaign_gate")
     what = "The gate over %s devices of a finished campaign"
     if gate:
-        lines += ["", "%s (`bench_campaign.py --gate-devices`): %s." % (what % _n(gate["gate_devices"]),
-                                                                    ", ".join("%s %s" % (label, _s(gate[store])) for store, label in STORES))]
+        figures = ", ".join("%s %s" % (label, _s(gate[store])) for store, label in STORES)
+        lines += ["", "%s (`bench_campaign.py --gate-devices`): %s." % (what % _n(gate["gate_devices"]), figures)]
     else:
         entry = LAST_MEASURED["campaign_gate"]
         lines += ["", *_dated(what % _n(entry["gate_devices"]), entry, "%s." % ", ".join("%s %s" % (label, _s(entry[store])) for store, label in STORES))]

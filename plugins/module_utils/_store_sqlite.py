@@ -121,7 +121,7 @@ CREATE TABLE IF NOT EXISTS campaign_counts (
 """
 # Schema 7: the counts of the campaigns an older schema holds.
 _COUNT_CAMPAIGNS = ("INSERT INTO campaign_counts SELECT campaign_id, wave, state, count(*), min(sent_at), max(sent_at) FROM campaign_devices "
-                   "GROUP BY campaign_id, wave, state")
+                    "GROUP BY campaign_id, wave, state")
 
 
 def _create(path):

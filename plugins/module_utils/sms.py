@@ -129,9 +129,9 @@ def device_targets(devices, option="devices"):
     target_syntax = _TARGET.fullmatch
     for index, device in enumerate(devices):
         # An entry already in the ledger's spelling is its target as it is: the check of most entries, without normalize_device.
-        if type(device) is dict and len(device) == 2:
+        if isinstance(device, dict) and len(device) == 2:
             kind, ident = device.get("kind"), device.get("id")
-            if type(kind) is str and type(ident) is str:
+            if isinstance(kind, str) and isinstance(ident, str):
                 target = kind + ":" + ident
                 if target_syntax(target):
                     seen[target] = None

@@ -416,8 +416,8 @@ def test_two_controllers_stepping_at_once_send_each_device_once_and_report_the_s
 def counts(ledger, campaign_id):
     """(the counts the store holds, the devices counted from their rows): (wave, state) → devices, without zeros."""
     held = {(wave, state): devices for wave, state, devices, _first, _last in ledger.store.rows(c._COUNTS, (campaign_id,)) if devices}
-    rows = dict(((wave, state), devices) for wave, state, devices in ledger.store.rows("SELECT wave, state, count(*) FROM campaign_devices WHERE "
-                                                                                         "campaign_id = ? GROUP BY wave, state", (campaign_id,)))
+    counted = ledger.store.rows("SELECT wave, state, count(*) FROM campaign_devices WHERE campaign_id = ? GROUP BY wave, state", (campaign_id,))
+    rows = {(wave, state): devices for wave, state, devices in counted}
     return held, rows
 
 
