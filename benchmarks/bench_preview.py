@@ -18,10 +18,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bench_emulator
 from bench_playbooks import ACCOUNT, MESSAGE
-from bench_scale import measured_run, write_devices
-from common import PYTHON, ansible_env, before_collection, emit, summary, write_inventory
+from bench_scale import measured_run, write_fleet_play
+from common import ansible_env, before_collection, emit, summary
 
 from thingspace_emulator.testing import running_emulator
 
@@ -59,13 +58,8 @@ def run(devices=DEVICES, rounds=1, before=None, workdir=None):
     workdir = workdir or tempfile.mkdtemp(prefix="bench-preview-")
     os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
     try:
-        fleet = os.path.join(workdir, "preview-fleet.json")
-        bench_emulator.write_fleet(fleet, devices)
-        write_devices(os.path.join(workdir, "devices.json"), devices)
-        with open(os.path.join(workdir, "preview.yml"), "w", encoding="utf-8") as handle:
-            handle.write(PLAYBOOK)
-        inventory = write_inventory(workdir)
-        playbook = [os.path.join(os.path.dirname(PYTHON), "ansible-playbook"), "-i", inventory, "preview.yml", "-e", "expected=%d" % devices]
+        fleet, playbook = write_fleet_play(workdir, devices, "preview", PLAYBOOK)
+        playbook += ["-e", "expected=%d" % devices]
         variants = {"after": None}
         if before:
             variants["before"] = before_collection(workdir, before)[0]

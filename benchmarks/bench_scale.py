@@ -114,6 +114,17 @@ def measured_run(command, env, cwd, log_path, interval=0.02):
     }
 
 
+def write_fleet_play(workdir, devices, name, text):
+    """In ``workdir``: the emulator's fleet of ``devices`` (``<name>-fleet.json``), the same devices as devices.json, the
+    playbook ``text`` (``<name>.yml``) and its inventory; the fleet's path and the ansible-playbook command."""
+    fleet = os.path.join(workdir, "%s-fleet.json" % name)
+    bench_emulator.write_fleet(fleet, devices)
+    write_devices(os.path.join(workdir, "devices.json"), devices)
+    with open(os.path.join(workdir, "%s.yml" % name), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return fleet, [os.path.join(os.path.dirname(PYTHON), "ansible-playbook"), "-i", write_inventory(workdir), "%s.yml" % name]
+
+
 def write_devices(path, devices):
     """The devices file, written entry by entry: this process stays small, as the peak of memory it passes to the
     processes it starts counts in their ru_maxrss (the kernel keeps a process's peak across exec)."""
@@ -145,13 +156,7 @@ def run(devices=DEVICES, rounds=3, workdir=None):
     workdir = workdir or tempfile.mkdtemp(prefix="bench-scale-")
     os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
     try:
-        fleet = os.path.join(workdir, "scale-fleet.json")
-        bench_emulator.write_fleet(fleet, devices)
-        write_devices(os.path.join(workdir, "devices.json"), devices)
-        with open(os.path.join(workdir, "scale.yml"), "w", encoding="utf-8") as handle:
-            handle.write(PLAYBOOK)
-        inventory = write_inventory(workdir)
-        playbook = [os.path.join(os.path.dirname(PYTHON), "ansible-playbook"), "-i", inventory, "scale.yml"]
+        fleet, playbook = write_fleet_play(workdir, devices, "scale", PLAYBOOK)
         floor = [PYTHON, os.path.join(BENCH_DIR, "requests_floor.py"), "devices.json", ACCOUNT, MESSAGE]
         runs = {"floor": [], "file": [], "rerun": []}
         with running_emulator("--fleet", fleet, "--quiet", "--delivery-delay", "0", "--log-size", "1000", timeout=900) as emulator:
