@@ -4,9 +4,9 @@ callbacks source leaves it (a ``deliveries`` row keyed by the MDN, Delivered, wi
 "sent" callback as aliases; a Request Complete callback per request, through ``deliveries.StoreRecorder``), on SQLite
 and on PostgreSQL (a server of its own, tests/utils/postgresql.py, fsync on). Then the module reads it: each run is a
 new process that runs ``vz_sms_delivery_info``'s ``main`` with ``idempotency_key`` (its arguments as Ansible passes
-them; the result, every device listed, printed as a module prints it), and its wall time, CPU and peak resident memory
-(ru_maxrss) are taken. ``--before REF`` runs the module of the collection at REF on the same ledgers, alternated with
-this checkout's.
+them; the result printed as a module prints it), and its wall time, CPU and peak resident memory (ru_maxrss) are taken:
+``after`` lists every device, ``counted`` (``list_states: []``) only counts them. ``--before REF`` runs the module of
+the collection at REF on the same ledgers (every device listed), alternated with this checkout's.
 
     python benchmarks/bench_delivery_info.py [--devices N] [--rounds N] [--before REF] [--sqlite-only] [--json-out FILE]
 """
@@ -25,7 +25,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import COLLECTIONS, PYTHON, before_collection, emit, summary  # also puts tests/utils on sys.path
+from common import COLLECTIONS, PYTHON, before_collection, emit, peak_kb, summary  # also puts tests/utils on sys.path
 from postgresql import running_postgresql
 
 DEVICES = int(os.environ.get("BENCH_DEVICES") or 1_000_000)
@@ -88,8 +88,10 @@ def _size(location):
         ledger.close()
 
 
-def module_args(location):
+def module_args(location, listed=None):
     args = {"idempotency_key": KEY, "api_url": API_URL}
+    if listed is not None:
+        args["list_states"] = listed
     if isinstance(location, str):
         args["ledger_path"] = location
     else:
@@ -97,33 +99,40 @@ def module_args(location):
     return args
 
 
-def measure(collections, location, devices, out_path):
-    """One run of the module of ``collections`` in a new process: wall, CPU, peak resident memory (MB)."""
-    with open(out_path, "wb") as out:
+def measure(collections, location, devices, out_path, listed=None):
+    """One run of the module of ``collections`` in a new process (``list_states``: ``listed``): wall, CPU, peak resident
+    memory (MB, the process's VmHWM, which it writes as its last line on stderr)."""
+    with open(out_path, "wb") as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen([PYTHON, os.path.abspath(__file__), "--driver", collections, json.dumps(module_args(location))], stdout=out)
+        process = subprocess.Popen([PYTHON, os.path.abspath(__file__), "--driver", collections, json.dumps(module_args(location, listed))],
+                                   stdout=out, stderr=err)
         _pid, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
+        err.seek(0)
+        peak = int(err.read().split()[-1])
     with open(out_path, encoding="utf-8") as handle:
         result = json.loads(handle.read())
     if os.waitstatus_to_exitcode(status) or result.get("failed") or result["states"]["Delivered"] != devices:
         raise RuntimeError("vz_sms_delivery_info did not report %d devices Delivered: %s" % (devices, result.get("msg")))
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_mb": usage.ru_maxrss / 1024}
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_mb": peak / 1024}
 
 
 def driver(collections, args):
-    """In the measured process: the module's main with ``args``, as Ansible runs a module (its result printed as JSON)."""
+    """In the measured process: the module's main with ``args``, as Ansible runs a module (its result printed as JSON),
+    then its peak resident memory (kB) on stderr."""
     sys.path.insert(0, collections)
     from ansible.module_utils.testing import patch_module_args
 
     from ansible_collections.thingspace.m2m.plugins.modules import vz_sms_delivery_info
 
+    code = 0
     with patch_module_args(json.loads(args)):
         try:
             vz_sms_delivery_info.main()
         except SystemExit as exit:
-            return exit.code
-    return 0
+            code = exit.code
+    sys.stderr.write("\n%d\n" % peak_kb())
+    return code
 
 
 def run(devices=DEVICES, rounds=3, server=None, before=None, workdir=None):
@@ -133,9 +142,9 @@ def run(devices=DEVICES, rounds=3, server=None, before=None, workdir=None):
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="bench-delivery-info-")
     try:
-        variants = {"after": COLLECTIONS}
+        variants = {"after": (COLLECTIONS, None), "counted": (COLLECTIONS, [])}
         if before:
-            variants["before"] = before_collection(workdir, before)[0]
+            variants["before"] = (before_collection(workdir, before)[0], None)
         _collection(COLLECTIONS)
         from ansible_collections.thingspace.m2m.plugins.module_utils._store_postgresql import Database
 
@@ -150,7 +159,8 @@ def run(devices=DEVICES, rounds=3, server=None, before=None, workdir=None):
             runs, load = {name: [] for name in variants}, [os.getloadavg()[0]]
             for index in range(rounds):
                 for name in list(variants) if index % 2 == 0 else list(variants)[::-1]:
-                    runs[name].append(measure(variants[name], location, devices, os.path.join(workdir, "out.json")))
+                    collections, listed = variants[name]
+                    runs[name].append(measure(collections, location, devices, os.path.join(workdir, "out.json"), listed))
                 load.append(os.getloadavg()[0])
             results[backend] = {
                 "build_seconds": built,

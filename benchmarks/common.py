@@ -86,6 +86,13 @@ class Timing(tuple):
     cpu = property(lambda self: self[1])
 
 
+def peak_kb():
+    """This process's peak resident memory since it started (exec) in kB, as the kernel counts it (VmHWM): unlike
+    ru_maxrss, it does not hold the peak of the process that forked it."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+
+
 def _children_cpu():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime

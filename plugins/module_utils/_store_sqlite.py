@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import threading
 import uuid
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.errors import ThingSpaceError
@@ -133,11 +134,12 @@ def _create(path):
         db.close()
 
 
-def _connect(path, status):
-    """A connection to the ledger, refused (naming the file and what to do) unless it can be read whole. A ledger is never
-    empty: it is created under another name and linked into place (``_create``), so an empty one was truncated or made by
-    something else. ``PRAGMA quick_check`` runs on the connection the task then uses: a second connection that closed
-    would checkpoint and delete the write-ahead log, which the next one makes again."""
+def _connect(path, status, checked=True):
+    """A connection to the ledger, refused (naming the file and what to do) unless it can be read whole (unless not
+    ``checked``: a read-only open checks beside its reads, ``_Check``). A ledger is never empty: it is created under
+    another name and linked into place (``_create``), so an empty one was truncated or made by something else. ``PRAGMA
+    quick_check`` runs on the connection the task then uses: a second connection that closed would checkpoint and delete
+    the write-ahead log, which the next one makes again."""
     if status.st_size == 0:
         raise ThingSpaceError("The ledger %s is empty (0 bytes); thingspace.m2m never leaves a ledger empty, so it was truncated or made "
                               "by something else. Restore it from a backup; delete it only if no earlier send needs to be known "
@@ -146,16 +148,52 @@ def _connect(path, status):
     try:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up front).
         db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        problems = _problems(db) if checked else ["ok"]
     except sqlite3.DatabaseError as exc:
         problems = [str(exc)]
     if problems != ["ok"]:
         if db is not None:
             db.close()
-        raise ThingSpaceError("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: %s). Restore it from a "
-                              "backup, or salvage what it holds with: sqlite3 %s .recover; delete it only if no earlier send needs to "
-                              "be known (a new ledger knows of none, and a re-run sends again)" % (path, "; ".join(problems[:3]), path))
+        raise _damaged(path, problems)
     return db
+
+
+def _problems(db):
+    """What ``PRAGMA quick_check`` finds wrong in the file of ``db`` (``["ok"]`` when nothing): the b-trees, the free
+    pages and every row against its table's rules, reading the whole file."""
+    return [row[0] for row in db.execute("PRAGMA quick_check")]
+
+
+def _damaged(path, problems):
+    return ThingSpaceError("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: %s). Restore it from a "
+                           "backup, or salvage what it holds with: sqlite3 %s .recover; delete it only if no earlier send needs to "
+                           "be known (a new ledger knows of none, and a re-run sends again)" % (path, "; ".join(problems[:3]), path))
+
+
+class _Check:
+    """The check of a read-only open: ``PRAGMA quick_check`` in a thread, on a connection of its own, while the task
+    reads on its connection (SQLite works without Python's lock, so on another core). ``problems`` waits for it; the
+    store takes it before any answer leaves the task (at its close, or at a read that fails). The task's connection is
+    the file's last to close, as when the check runs on it."""
+
+    def __init__(self, path):
+        self._found = ["the check did not finish"]
+        self._thread = threading.Thread(target=self._run, args=(path,), name="ledger-check", daemon=True)
+        self._thread.start()
+
+    def _run(self, path):
+        try:
+            db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            try:
+                self._found = _problems(db)
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            self._found = [str(exc)]
+
+    def problems(self):
+        self._thread.join()
+        return self._found
 
 
 class SqliteStore:
@@ -172,11 +210,19 @@ class SqliteStore:
         self._claims = path + ".claims"
         self._held = {}  # claim id -> open, flocked lock file of a batch this process is sending
         self._read_only = read_only
-        self._db = None
+        self._db = self._check = None
         if read_only and not os.path.lexists(path):
             return
-        self._db = _connect(path, check_private(path) if read_only else private_file(path, create=_create))
-        version = self._check_version()
+        self._db = _connect(path, check_private(path) if read_only else private_file(path, create=_create), checked=not read_only)
+        if read_only:
+            self._check = _Check(path)
+            try:
+                version = self._check_version()
+            except sqlite3.DatabaseError:
+                self._close()
+                raise
+        else:
+            version = self._check_version()
         if read_only:
             if 0 < version < READABLE_FROM:
                 raise ThingSpaceError("The ledger %s was written by an older thingspace.m2m (schema %d), and check mode does not change it; "
@@ -221,11 +267,24 @@ class SqliteStore:
         return version
 
     def close(self):
+        """Close; a read-only open's check refuses the ledger here at the latest."""
         for claim_id in list(self._held):
             self.unhold(claim_id)
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._close()
+
+    def _close(self):
+        try:
+            self._checked()
+        finally:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _checked(self):
+        """Refuse the ledger when the check of a read-only open found it damaged (waiting for it)."""
+        check, self._check = self._check, None
+        if check is not None and check.problems() != ["ok"]:
+            raise _damaged(self.where, check.problems())
 
     def rows(self, sql, args=()):
         """The rows of a read; a ledger that is missing or has no tables yet (read-only) reads as empty."""

@@ -246,8 +246,9 @@ def _single_groups(rows):
 
 
 def _joined_groups(rows):
-    """The groups of ``rows`` (device, state, aliases as stored, updated_at), rows that share an identifier joined."""
-    parent = {}
+    """The groups of ``rows`` (device, state, aliases as stored, updated_at): rows that share an identifier joined, unless
+    they name different MDNs (an MDN is one line: two of them are two devices, whatever else their rows share)."""
+    parent, lines = {}, {}
 
     def root(alias):
         while parent.setdefault(alias, alias) != alias:
@@ -255,14 +256,22 @@ def _joined_groups(rows):
             alias = parent[alias]
         return alias
 
+    def join(alias, other):
+        alias, other = root(alias), root(other)
+        if alias != other and not (lines.get(alias) and lines.get(other) and lines[alias] != lines[other]):
+            parent[other] = alias
+            lines[alias] = lines.get(alias) or lines.get(other)
+
     rows = [(device, state, json.loads(aliases), updated_at) for device, state, aliases, updated_at in rows]
-    for _device, _state, aliases, _updated_at in rows:
-        for alias in aliases[1:]:
-            parent[root(alias)] = root(aliases[0])
+    for device, _state, aliases, _updated_at in rows:
+        lines.setdefault(root(device), min((alias for alias in aliases if alias.startswith("mdn:")), default=None))
+        for alias in aliases:
+            join(device, alias)
     groups = {}
     for device, state, aliases, updated_at in rows:
-        group = groups.setdefault(root(device), {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set()})
-        group["aliases"].update(aliases)
+        key = root(device)
+        group = groups.setdefault(key, {"device": device, "state": SENT_TO_DEVICE, "at": math.inf, "aliases": set()})
+        group["aliases"].update(alias for alias in aliases if root(alias) == key)
         group["device"] = min(group["device"], device, key=_key_rank)
         # A device named twice (its MDN by one callback, its MSISDN by another) takes its first final state.
         if state != SENT_TO_DEVICE and updated_at < group["at"]:
@@ -278,32 +287,93 @@ def _key_rank(device):
 
 def _requests(store, request_ids):
     """request id → _Request, for ``request_ids``."""
-    found = {}
-    for start in range(0, len(request_ids), _CHUNK):
-        chunk = request_ids[start:start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        rows = {}
-        for row in store.rows("SELECT request_id, device, state, aliases, updated_at FROM deliveries WHERE request_id IN (%s)" % marks, chunk):
+    rows = {}
+    for among, values in store.among(request_ids):
+        for row in store.rows("SELECT request_id, device, state, aliases, updated_at FROM deliveries WHERE request_id " + among, values):
             rows.setdefault(row[0], []).append(row[1:])
-        for request_id in chunk:
-            found[request_id] = _Request(rows.get(request_id, []))
-        for request_id, event in store.rows("SELECT request_id, event FROM callbacks WHERE type = 'request_complete' AND request_id IN (%s)" % marks, chunk):
-            found[request_id].devices_requested = json.loads(event).get("devices_requested")
+    found = {request_id: _Request(rows.get(request_id, [])) for request_id in request_ids}
+    for request_id, requested in _devices_requested(store, request_ids).items():
+        found[request_id].devices_requested = requested
     return found
 
 
-def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
+def _devices_requested(store, request_ids):
+    """request id → the devices its Request Complete callback counted, for those of ``request_ids`` that had it."""
+    found = {}
+    for among, values in store.among(request_ids):
+        for request_id, event in store.rows("SELECT request_id, event FROM callbacks WHERE type = 'request_complete' AND request_id " + among, values):
+            found[request_id] = json.loads(event).get("devices_requested")
+    return found
+
+
+# How a key's report files a target, from its sends row (s) and the delivery row keyed by the target itself (d): a
+# refused target not at all (nothing was sent to it).
+_FILED_AS = ("CASE WHEN s.state = 'refused' THEN NULL WHEN s.state <> 'sent' OR s.request_id IS NULL THEN '%s' ELSE coalesce(d.state, '%s') END"
+             % (UNCONFIRMED, ACCEPTED))
+_KEY_DEVICES = "FROM sends s LEFT JOIN deliveries d ON d.request_id = s.request_id AND d.device = s.target WHERE s.key_id = ?"
+# A delivery row keyed by the one MDN among its identifiers, which it lists (as the recorder writes it; a row read
+# otherwise is only not counted by the store: LIKE ignores case in SQLite), and its parameter (psycopg reads % itself).
+_BY_ITS_MDN = ("substr(device, 1, 4) = 'mdn:' AND replace(aliases, '\"' || device || '\"', '') <> aliases AND aliases NOT LIKE ?",
+               ('%"mdn:%"mdn:%',))
+
+
+def _report_by_mdn(ledger, scope, key, listed):
+    """delivery_report of every target under ``key``, counted by the store, or None unless each target is an MDN and each
+    delivery row of the key's requests is keyed by the one MDN it names (what the callbacks leave for a send by MDN):
+    then a device is the row its target keys, no row is another's (an MDN is one line), and only the devices of the
+    states in ``listed`` are read. The rows the targets key are checked as they are joined; the others, when there are
+    any, in a read of their own."""
+    key_id = ledger.stored_key(scope, key)
+    if key_id is None:
+        return None
+    store = ledger.store
+    by_mdn, by_mdn_args = _BY_ITS_MDN
+    request_ids = sorted(row[0] for row in store.rows("SELECT DISTINCT request_id FROM sends WHERE key_id = ? AND request_id IS NOT NULL", (key_id,)))
+    rows = sum(store.rows("SELECT count(*) FROM deliveries WHERE request_id " + among, values)[0][0] for among, values in store.among(request_ids))
+    states, others = dict.fromkeys(REPORT_STATES, 0), 0
+    for filed, count, not_by_mdn in store.rows(
+            "SELECT filed, count(*), count(CASE WHEN substr(target, 1, 4) <> 'mdn:' OR (device IS NOT NULL AND NOT (%s)) THEN 1 END) "
+            "FROM (SELECT s.target, d.device, d.aliases, %s AS filed %s) t GROUP BY filed" % (by_mdn, _FILED_AS, _KEY_DEVICES), (*by_mdn_args, key_id)):
+        others += not_by_mdn
+        if filed is not None:
+            states[filed] = count
+    matched = sum(states[state] for state in (*FINAL_STATES, SENT_TO_DEVICE))
+    if others or (rows != matched and any(store.rows("SELECT 1 FROM deliveries WHERE request_id %s AND NOT (%s) LIMIT 1" % (among, by_mdn),
+                                                     (*values, *by_mdn_args)) for among, values in store.among(request_ids))):
+        return None
+    devices = {state: [] for state in REPORT_STATES}
+    if listed:
+        for target, state in store.rows("SELECT target, filed FROM (SELECT s.target, %s AS filed %s) t WHERE filed IN (%s)"
+                                        % (_FILED_AS, _KEY_DEVICES, ", ".join("?" * len(listed))), (key_id, *listed)):
+            devices[state].append(device_of(target))
+    requested = _devices_requested(store, request_ids)
+    return _report(devices, states, listed, requests=[{"request_id": request_id, "devices_requested": requested.get(request_id)} for request_id in request_ids],
+                   total_known=True, devices_unmatched=rows - matched)
+
+
+def _report(devices, states, listed, **found):
+    """delivery_report's dict: ``devices`` of the states in ``listed``, sorted; ``states``, their ``total``; ``found``."""
+    for listed_devices in devices.values():
+        listed_devices.sort(key=lambda device: (device["kind"], device["id"]))
+    return dict(found, devices={state: devices[state] for state in REPORT_STATES if state in listed}, states=states, total=sum(states.values()))
+
+
+def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None, listed=REPORT_STATES):
     """The delivery state of each target recorded under ``key`` (limited to ``targets`` when given) and of each device
     the callbacks of ``request_ids`` named, in ``ledger`` (a Ledger). A dict:
 
-    ``devices``: state → the devices in it (``{kind, id}``, sorted), for each of REPORT_STATES; a target the ledger records
-    by an identifier no callback named is matched through the identifiers the ``sent`` callback lists;
-    ``states``: state → how many (``accepted`` also counts the devices of a whole request, per its Request Complete
-    callback, that no callback named yet); ``total``; ``total_known``: False while a whole request (``request_ids``, a
-    selection) lacks its Request Complete callback, so more of its devices may come; ``requests``: ``[{request_id,
-    devices_requested}]`` (the count of the Request Complete callback, None before it came); ``devices_unmatched``: devices the callbacks of a key's
-    device requests named that match none of its targets (without the ``sent`` callbacks, a confirmation naming an
-    MDN cannot be matched to a device sent to by ICCID)."""
+    ``devices``: state → the devices in it (``{kind, id}``, sorted), for each state of ``listed`` (of REPORT_STATES); a
+    target the ledger records by an identifier no callback named is matched through the identifiers the ``sent``
+    callback lists; ``states``: state → how many (``accepted`` also counts the devices of a whole request, per its
+    Request Complete callback, that no callback named yet); ``total``; ``total_known``: False while a whole request
+    (``request_ids``, a selection) lacks its Request Complete callback, so more of its devices may come; ``requests``:
+    ``[{request_id, devices_requested}]`` (the count of the Request Complete callback, None before it came);
+    ``devices_unmatched``: devices the callbacks of a key's device requests named that match none of its targets
+    (without the ``sent`` callbacks, a confirmation naming an MDN cannot be matched to a device sent to by ICCID)."""
+    if key is not None and not request_ids and targets is None:
+        found = _report_by_mdn(ledger, scope, key, listed)
+        if found is not None:
+            return found
     sends = ledger.sends(scope, key) if key is not None else {}
     if targets is not None:
         wanted = set(targets)
@@ -311,18 +381,25 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
     whole = list(dict.fromkeys(list(request_ids) + [request_id for target, (_state, request_id) in sends.items() if target == SELECTION and request_id]))
     every = list(dict.fromkeys(whole + [request_id for _state, request_id in sends.values() if request_id]))
     requests = _requests(ledger.store, every)
-    devices = {state: [] for state in REPORT_STATES}
+    states = dict.fromkeys(REPORT_STATES, 0)
+    devices = {state: [] for state in listed}
+
+    def add(state, target):
+        states[state] += 1
+        if state in devices:
+            devices[state].append({"kind": SELECTION, "id": key} if target == SELECTION else device_of(target))
+
     matched = set()
     for target, (state, request_id) in sends.items():
         if state == REFUSED:  # ThingSpace refused the device as not in the account: nothing was sent to it
             continue
         if state != SENT or not request_id:
-            devices[UNCONFIRMED].append({"kind": SELECTION, "id": key} if target == SELECTION else device_of(target))
+            add(UNCONFIRMED, target)
             continue
         if target == SELECTION:
             continue
         group = requests[request_id].find(target)
-        devices[group["state"] if group else ACCEPTED].append(device_of(target))
+        add(group["state"] if group else ACCEPTED, target)
         if group:
             matched.add(id(group))
     unmatched = 0
@@ -330,23 +407,15 @@ def delivery_report(ledger, scope=None, key=None, request_ids=(), targets=None):
         request = requests[request_id]
         for group in request.groups:
             if request_id in whole:
-                devices[group["state"]].append(device_of(group["device"]))
+                add(group["state"], group["device"])
             elif id(group) not in matched:
                 unmatched += 1
-    for listed in devices.values():
-        listed.sort(key=lambda device: (device["kind"], device["id"]))
-    states = {state: len(listed) for state, listed in devices.items()}
     # Devices of a whole request that no callback named yet are counted, not listed: only ThingSpace knows them.
     states[ACCEPTED] += sum(max(0, requests[request_id].devices_requested - len(requests[request_id].groups))
                             for request_id in whole if requests[request_id].devices_requested is not None)
-    return {
-        "devices": devices,
-        "states": states,
-        "total": sum(states.values()),
-        "total_known": all(requests[request_id].devices_requested is not None for request_id in whole),
-        "requests": [{"request_id": request_id, "devices_requested": requests[request_id].devices_requested} for request_id in every],
-        "devices_unmatched": unmatched,
-    }
+    return _report(devices, states, listed, total_known=all(requests[request_id].devices_requested is not None for request_id in whole),
+                   requests=[{"request_id": request_id, "devices_requested": requests[request_id].devices_requested} for request_id in every],
+                   devices_unmatched=unmatched)
 
 
 def delivery_states(ledger, sends):

@@ -68,8 +68,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROOF_TYPES = ("sms_sent", "sms_delivery")
 # A time after every record (seconds since the epoch, year 5138).
 _NEVER = 1e11
-# Targets per statement that names them (well under both databases' limits on parameters).
-_CHUNK = 500
 # The batch sizes of a key's sent_batches a diff chunks its targets by, the most frequent first.
 _BATCH_SIZES = 2
 # A diff looks the rows of the targets outside those batches up when the batches held more than _LOOKUP_SHARE times as
@@ -169,10 +167,9 @@ class Ledger:
         if targets is None:
             rows = self._store.rows(select, (key_id,))
         else:
-            rows, targets = [], sorted(targets)
-            for start in range(0, len(targets), _CHUNK):
-                chunk = targets[start:start + _CHUNK]
-                rows.extend(self._store.rows(select + " AND target IN (%s)" % ", ".join("?" * len(chunk)), (key_id, *chunk)))
+            rows = []
+            for among, values in self._store.among(sorted(targets)):
+                rows.extend(self._store.rows(select + " AND target " + among, (key_id, *values)))
         live = self._store.live({claim for _target, state, _request_id, claim, _at in rows if state == PENDING})
         found = {target: (IN_FLIGHT if claim in live else state, request_id, at) for target, state, request_id, claim, at in rows}
         found.update((target, (SENT, request_id, found[target][2])) for target, request_id in self._settled.get(key_id, {}).items() if target in found)
@@ -391,6 +388,13 @@ class Ledger:
             self._store.execute("INSERT INTO send_keys (scope, key) VALUES (?, ?) ON CONFLICT (scope, key) DO NOTHING", (scope, key))
             rows = self._store.rows(select, (scope, key))
         return rows[0][0] if rows else None
+
+    def stored_key(self, scope, key):
+        """The id ``key``'s rows are stored under (``sends.key_id``), for a reader that joins them with its own table
+        (deliveries.py); None when nothing is recorded under it, or when this read-only Ledger applies to what it reads
+        rows ``resolve_unconfirmed`` would settle, which the stored rows lack."""
+        key_id = self._key_id(scope, key)
+        return None if key_id is None or self._settled.get(key_id) else key_id
 
     def knows(self, scope, key):
         """Whether anything was recorded under ``key``."""

@@ -72,6 +72,16 @@ options:
     description:
       - With O(devices) alone, only the sends recorded at this time or earlier, written as O(since).
     type: str
+  list_states:
+    description:
+      - The states whose devices RV(devices) lists; RV(states) counts the devices of every state. V([]) lists none.
+      - A result that lists a million devices takes Ansible over a minute to check for secrets and encode; for a large
+        send, list only the states to act on, such as V([Undelivered, Expired, Rejected]), or none.
+      - With O(idempotency_key) alone, the devices of a send by MDN are counted by the ledger's database, and only those
+        of O(list_states) are read.
+    type: list
+    elements: str
+    choices: [Delivered, Undelivered, Expired, Rejected, sent, accepted, unconfirmed]
   api_url:
     description:
       - The ThingSpace base URL the send used; the ledger keeps the keys of each API URL apart, and names the other
@@ -103,6 +113,13 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ wave3.devices.Undelivered + wave3.devices.Expired + wave3.devices.Rejected }}"
 
+- name: A fleet's figures, listing only the devices that did not get it
+  thingspace.m2m.vz_sms_delivery_info:
+    api_url: "{{ thingspace_api_url }}"
+    idempotency_key: fleet-apn-v1
+    list_states: [Undelivered, Expired, Rejected]
+  register: fleet
+
 - name: What the ledger holds for two devices over the last day, under any key
   thingspace.m2m.vz_sms_delivery_info:
     api_url: "{{ thingspace_api_url }}"
@@ -132,8 +149,8 @@ states:
   sample: {Delivered: 10, Undelivered: 2, Expired: 0, Rejected: 0, sent: 0, accepted: 0, unconfirmed: 0}
 devices:
   description:
-    - The devices in each state, each C({kind, id}) as the ledger records it (for O(request_ids) and
-      selections, the identifier the callbacks gave, the MDN first).
+    - The devices in each state of O(list_states) (every state by default), each C({kind, id}) as the ledger records
+      it (for O(request_ids) and selections, the identifier the callbacks gave, the MDN first).
     - A selection send (C(filter_tracking=selection)) of O(idempotency_key) that is unconfirmed is listed with the kind C(selection) and the key as its id.
   returned: with O(idempotency_key) or O(request_ids)
   type: dict
@@ -231,6 +248,8 @@ def report(module):
     params = module.params
     key, request_ids = params["idempotency_key"], params["request_ids"] or []
     history = key is None and not request_ids
+    if history and params["list_states"] is not None:
+        raise ThingSpaceError("list_states: it selects the devices a report of idempotency_key or request_ids lists; with devices alone every send is listed")
     if not history and (params["since"] or params["until"]):
         raise ThingSpaceError("since, until: they select the sends of devices given alone; with idempotency_key or request_ids every record is read")
     since, until = when("since", params["since"]), when("until", params["until"])
@@ -258,7 +277,7 @@ def report(module):
             raise ThingSpaceError("request_ids: the ledger %s has never seen %s: no send recorded it and no callback named it, so its devices "
                                   "cannot be reported. Check the id, and that the send and the event source use this ledger"
                                   % (ledger.where, ", ".join(unknown)))
-        found = delivery_report(ledger, scope, key, request_ids, targets)
+        found = delivery_report(ledger, scope, key, request_ids, targets, REPORT_STATES if params["list_states"] is None else params["list_states"])
     finally:
         ledger.close()
     states = found["states"]
@@ -290,6 +309,7 @@ def main():
         devices=dict(type="list", elements="dict"),
         since=dict(type="str"),
         until=dict(type="str"),
+        list_states=dict(type="list", elements="str", choices=list(REPORT_STATES)),
         account_name=dict(type="str"),
         **LEDGER_ARGUMENT_SPEC,
     )

@@ -429,3 +429,71 @@ def test_a_request_read_row_by_row_finds_what_joining_its_rows_finds(rows, devic
         expected = next((group for group in joined if alias in group["aliases"]), None)
         found = request.find(alias)
         assert (found and dict(found, aliases=set(found["aliases"]))) == expected, alias
+
+
+def _mdn_fleet(where):
+    """A send by MDN in two requests, with a device in each state, a refused one, a confirmation of a device not sent to,
+    and two devices whose "sent" callbacks list one ICCID."""
+    mdns = ["mdn:%s" % device(n)[1] for n in range(8)]
+    send_recorded(where, mdns[:5])
+    send_recorded(where, mdns[5:7], request_id=OTHER_REQUEST)
+    send_recorded(where, ["mdn:%s" % device(20)[1]], state="unknown")
+    send_recorded(where, ["mdn:%s" % device(21)[1]], key=KEY, state="refused")
+    record(where, [sent(*device(0)), confirmed("Delivered", device(0)[1])], [confirmed("Undelivered", device(1)[1])], [sent(*device(2))],
+           [confirmed("Rejected", device(9)[1])],  # device 3: no callback
+           [sent(device(5)[0], device(5)[1], OTHER_REQUEST), sent(device(5)[0], device(6)[1], OTHER_REQUEST)],
+           [confirmed("Expired", device(6)[1], OTHER_REQUEST)])
+    return [*mdns[:7], "mdn:%s" % device(20)[1]]
+
+
+@pytest.mark.parametrize("listed", [deliveries.REPORT_STATES, (), ("Undelivered", "accepted", "unconfirmed")])
+def test_a_send_by_mdn_is_counted_by_the_store_as_the_rows_read_one_by_one_count_it(where, listed):
+    targets = _mdn_fleet(where)
+    ledger = Ledger(where, read_only=True)
+    try:
+        counted = deliveries._report_by_mdn(ledger, SCOPE, KEY, listed)
+        read = delivery_report(ledger, SCOPE, KEY, targets=targets, listed=listed)
+    finally:
+        ledger.close()
+    assert counted is not None
+    assert dict(counted, requests=sorted(counted["requests"], key=str)) == dict(read, requests=sorted(read["requests"], key=str))
+    assert counted["states"] == {"Delivered": 1, "Undelivered": 1, "Expired": 1, "Rejected": 0, "sent": 2, "accepted": 2, "unconfirmed": 1}
+    assert counted["devices_unmatched"] == 1 and sorted(counted["devices"]) == sorted(listed)
+    assert report(where, key=KEY, listed=listed) == counted
+
+
+@pytest.mark.parametrize("aliases, state", [('["mdn:5550100000","mdn:5550100001"]', "Delivered"), ('["mdn:5550109999"]', "accepted"),
+                                            ('["mdn:555010000\\u0030"]', "Delivered")])
+def test_rows_the_store_cannot_read_as_they_are_are_joined_as_before(where, aliases, state):
+    """Two MDNs in a row, a row that does not list its own MDN (so it names another device), an escape: the report
+    reads the rows one by one."""
+    send_recorded(where, ["mdn:%s" % device(0)[1]])
+    ledger = Ledger(where)
+    with ledger.store.transaction():
+        ledger.store.execute("INSERT INTO deliveries (request_id, device, state, aliases, updated_at) VALUES (?, ?, 'Delivered', ?, 1.0)",
+                             (REQUEST_ID, "mdn:%s" % device(0)[1], aliases))
+    ledger.close()
+    ledger = Ledger(where, read_only=True)
+    try:
+        assert deliveries._report_by_mdn(ledger, SCOPE, KEY, deliveries.REPORT_STATES) is None
+    finally:
+        ledger.close()
+    assert report(where, key=KEY)["states"][state] == 1
+
+
+def test_a_send_to_other_identifiers_is_read_one_by_one(where):
+    send_recorded(where, ["mdn:%s" % device(0)[1], "iccid:%s" % device(1)[0]])
+    ledger = Ledger(where, read_only=True)
+    try:
+        assert deliveries._report_by_mdn(ledger, SCOPE, KEY, ()) is None
+    finally:
+        ledger.close()
+
+
+def test_two_mdns_are_two_devices_whatever_else_their_rows_share(where):
+    """Joined by the ICCID both "sent" callbacks list, the second MDN's Undelivered would be the first's state."""
+    send_recorded(where, ["iccid:%s" % ICCID, "mdn:5550109999"])
+    record(where, [sent(ICCID, MDN), sent(ICCID, "5550109999"), confirmed("Undelivered", "5550109999")], [confirmed("Delivered", MDN)])
+    found = report(where, key=KEY)
+    assert found["devices"]["Delivered"] == [{"kind": "iccid", "id": ICCID}]
+    assert found["devices"]["Undelivered"] == [{"kind": "mdn", "id": "5550109999"}]

@@ -4,6 +4,8 @@ fake API with callbacks recorded in the ledger as the event source records them.
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from ansible_collections.thingspace.m2m.plugins.module_utils.callback_events import DELIVERY_SERVICE, SMS_SERVICE, callback_event
@@ -65,6 +67,10 @@ def test_the_report_counts_and_lists_the_devices_per_state(fake, run_module, sta
         assert result["msg"] == "3 device(s): 1 Delivered, 1 Undelivered, 1 sent" and result["total"] == 3
         assert result["requests"] == [{"request_id": request_id, "devices_requested": None}]
     assert len(fake.calls) == calls  # no request to ThingSpace
+    for listed in ([], ["Undelivered", "accepted"]):
+        counted = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API, idempotency_key=KEY, list_states=listed)[0]
+        assert counted["states"] == result["states"] and counted["msg"] == result["msg"]
+        assert counted["devices"] == {state: result["devices"][state] for state in listed}
 
     by_request = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, request_ids=[request_id])[0]
     assert by_request["devices"]["Undelivered"] == [DEVICES[1]] and by_request["total"] == 3
@@ -85,6 +91,11 @@ def test_wrong_options_fail_before_reading_the_ledger(run_module, state_dir):
     assert failed and "devices[0]" in result["msg"]
     result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, request_ids=["r"], ledger_url="mysql://db/x")
     assert failed and "is not a PostgreSQL URL" in result["msg"]
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, devices=[{"kind": "mdn", "id": "5550000002"}], list_states=[])
+    assert failed and result["msg"] == ("list_states: it selects the devices a report of idempotency_key or request_ids lists; with devices alone "
+                                        "every send is listed")
+    result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, idempotency_key=KEY, list_states=["delivered"])
+    assert failed and "list_states" in result["msg"] and "Delivered" in result["msg"]
     assert not state_dir.exists()
 
 
@@ -237,3 +248,19 @@ def test_the_sends_of_a_device_are_listed_under_every_key_within_a_window(fake, 
     assert run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, devices=DEVICES[:1], until="2020-01-01T00:00:00")[0]["device_sends"] == []
     result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, devices=DEVICES[:1], since="yesterday")
     assert failed and result["msg"].startswith("since: 'yesterday' is neither an ISO 8601 time")
+
+
+def test_a_report_of_a_damaged_ledger_fails_naming_it(fake, run_module, state_dir):
+    """The check of a read-only open runs beside the report's reads; no report leaves before it."""
+    sent_wave(fake, run_module, state_dir, ["Delivered", "Delivered", None])
+    path = state_dir / "ledger.sqlite3"
+    db = sqlite3.connect(str(path))
+    page_size, [(root,)] = db.execute("PRAGMA page_size").fetchone()[0], db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'deliveries'")
+    db.close()
+    with open(path, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\xff" * page_size)
+    for listed in (None, []):
+        result, failed = run_module(vz_sms_delivery_info.main, **NO_CREDENTIALS, api_url=API, idempotency_key=KEY, list_states=listed)
+        assert failed and "states" not in result
+        assert result["msg"].startswith("The ledger %s cannot be read: it is damaged, truncated or not a ledger (SQLite: " % path)
