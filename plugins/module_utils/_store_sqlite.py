@@ -173,8 +173,8 @@ def _damaged(path, problems):
 class _Check:
     """The check of a read-only open: ``PRAGMA quick_check`` in a thread, on a connection of its own, while the task
     reads on its connection (SQLite works without Python's lock, so on another core). ``problems`` waits for it; the
-    store takes it before any answer leaves the task (at its close, or at a read that fails). The task's connection is
-    the file's last to close, as when the check runs on it."""
+    store takes it at its close, which every module reaches before it answers. The task's connection is the file's last
+    to close, as when the check runs on it."""
 
     def __init__(self, path):
         self._found = ["the check did not finish"]
@@ -218,16 +218,14 @@ class SqliteStore:
             self._check = _Check(path)
             try:
                 version = self._check_version()
-            except sqlite3.DatabaseError:
-                self._close()
+                if 0 < version < READABLE_FROM:
+                    raise ThingSpaceError("The ledger %s was written by an older thingspace.m2m (schema %d), and check mode does not change it; "
+                                          "a run without check mode migrates it" % (path, version))
+            except (sqlite3.DatabaseError, ThingSpaceError):
+                self._close()  # a damaged file is refused as such
                 raise
-        else:
-            version = self._check_version()
-        if read_only:
-            if 0 < version < READABLE_FROM:
-                raise ThingSpaceError("The ledger %s was written by an older thingspace.m2m (schema %d), and check mode does not change it; "
-                                      "a run without check mode migrates it" % (path, version))
             return
+        version = self._check_version()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         if version < SCHEMA_VERSION:

@@ -264,7 +264,8 @@ def _joined_groups(rows):
 
     rows = [(device, state, json.loads(aliases), updated_at) for device, state, aliases, updated_at in rows]
     for device, _state, aliases, _updated_at in rows:
-        lines.setdefault(root(device), min((alias for alias in aliases if alias.startswith("mdn:")), default=None))
+        group = root(device)
+        lines[group] = lines.get(group) or min((alias for alias in aliases if alias.startswith("mdn:")), default=None)
         for alias in aliases:
             join(device, alias)
     groups = {}
