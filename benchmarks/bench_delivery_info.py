@@ -1,12 +1,13 @@
 """vz_sms_delivery_info over a fleet (issue 24, item 2): a ledger of DEVICES devices sent under one idempotency key, in
-batches of 10,000 (``Ledger.claim`` and ``settle``, as the send writes them), each device with its delivery state as the
-callbacks source leaves it (a ``deliveries`` row keyed by the MDN, Delivered, with the four identifiers of the
-"sent" callback as aliases; a Request Complete callback per request, through ``deliveries.StoreRecorder``), on SQLite
-and on PostgreSQL (a server of its own, tests/utils/postgresql.py, fsync on). Then the module reads it: each run is a
-new process that runs ``vz_sms_delivery_info``'s ``main`` with ``idempotency_key`` (its arguments as Ansible passes
-them; the result printed as a module prints it), and its wall time, CPU and peak resident memory (ru_maxrss) are taken:
-``after`` lists every device, ``counted`` (``list_states: []``) only counts them. ``--before REF`` runs the module of
-the collection at REF on the same ledgers (every device listed), alternated with this checkout's.
+batches of 10,000 (``Ledger.claim`` and ``settle``, as the send writes them), with the callbacks the source records for
+each device (its "sent" notice naming its four identifiers, its delivery confirmation naming its MDN: Delivered) and a
+Request Complete per request, recorded through ``deliveries.StoreRecorder`` as the source records them, on SQLite and on
+PostgreSQL (a server of its own, tests/utils/postgresql.py, fsync on); the bytes each table takes on disk. Then the
+module reads it: each run is a new process that runs ``vz_sms_delivery_info``'s ``main`` with ``idempotency_key`` (its
+arguments as Ansible passes them; the result printed as a module prints it), and its wall time, CPU and peak resident
+memory (VmHWM) are taken: ``after`` lists every device, ``counted`` (``list_states: []``) only counts them. ``--before
+REF`` runs the module of the collection at REF on the same ledgers (every device listed), alternated with this
+checkout's.
 
     python benchmarks/bench_delivery_info.py [--devices N] [--rounds N] [--before REF] [--sqlite-only] [--json-out FILE]
 """
@@ -34,6 +35,8 @@ KEY = "fleet-apn-v1"
 API_URL = "http://127.0.0.1:8443"
 ACCOUNT = "0000123456-00001"
 GOAL_SECONDS = 2.0
+# Callbacks per call of the recorder, as the source records those that arrive together under load.
+RECORDED_TOGETHER = 1000
 
 
 def _collection(collections):
@@ -45,12 +48,11 @@ def _collection(collections):
 
 
 def build(location, devices):
-    """Write the fleet's ledger at ``location`` (a path or a ``_store_postgresql.Database``); its size in bytes."""
+    """Write the fleet's ledger at ``location`` (a path or a ``_store_postgresql.Database``); its bytes per table."""
     callback_events, deliveries, ledger_mod = _collection(COLLECTIONS)
     ledger = ledger_mod.Ledger(location)
+    recorder = deliveries.StoreRecorder(location)
     scope = ledger_mod.service_scope(API_URL)
-    now = time.time()
-    requests = []
     try:
         for start in range(0, devices, BATCH):
             numbers = range(start, min(devices, start + BATCH))
@@ -58,34 +60,45 @@ def build(location, devices):
             assert len(claimed) == len(numbers)
             request_id = str(uuid.uuid4())
             ledger.settle(claim_id, ledger_mod.SENT, request_id)
-            requests.append(request_id)
-            rows = [(request_id, "mdn:7%09d" % n, "Delivered",
-                     json.dumps(["iccid:8914800001%09d0" % n, "imei:35999999%07d" % n, "mdn:7%09d" % n, "msisdn:17%09d" % n], separators=(",", ":")), now)
-                    for n in numbers]
-            with ledger.store.transaction():
-                ledger.store.executemany(deliveries._UPSERT_DELIVERY, rows)
-    finally:
-        ledger.close()
-    recorder = deliveries.StoreRecorder(location)
-    try:
-        recorder.record([callback_events.callback_event(callback_events.SMS_SERVICE, ACCOUNT, {
-            "requestId": request_id, "comment": "SendSmsMessage,Request Completed Processing.",
-            "summary": {"devicesRequested": min(BATCH, devices - index * BATCH)}}) for index, request_id in enumerate(requests)])
+            events = [event for n in numbers for event in _callbacks(callback_events, request_id, n)]
+            events.append(callback_events.callback_event(callback_events.SMS_SERVICE, ACCOUNT, dict(
+                requestId=request_id, comment="SendSmsMessage,Request Completed Processing.", summary={"devicesRequested": len(numbers)})))
+            for first in range(0, len(events), RECORDED_TOGETHER):
+                some = events[first:first + RECORDED_TOGETHER]
+                recorder.record(some, queued=[event["event_id"] for event in some])
     finally:
         recorder.close()
-    return _size(location)
+        ledger.close()
+    return _sizes(location)
 
 
-def _size(location):
-    if isinstance(location, str):
-        return sum(os.path.getsize(path) for path in (location, location + "-wal") if os.path.exists(path))
+def _callbacks(callback_events, request_id, number):
+    """The callbacks of fleet device ``number`` as the source records them: its "sent" notice, naming its four
+    identifiers, and its delivery confirmation, naming its MDN."""
+    ids = [{"kind": "Iccid", "id": "8914800001%09d0" % number}, {"kind": "Mdn", "id": "7%09d" % number},
+           {"kind": "Imei", "id": "35999999%07d" % number}, {"kind": "Msisdn", "id": "17%09d" % number}]
+    return [callback_events.callback_event(callback_events.SMS_SERVICE, ACCOUNT, dict(
+                requestId=request_id, deviceIds=ids, status="Success", comment="SendSmsMessage,Performed action on device.")),
+            callback_events.callback_event(callback_events.DELIVERY_SERVICE, ACCOUNT, dict(
+                requestId=request_id, deviceIds=ids[1:2], deviceResponse={"smsDeliveryResponse": {"confirmation": "Delivered"}}))]
+
+
+def _sizes(location):
+    """Bytes on disk per table of the ledger (with its indexes): the sends (``sends`` and ``send_keys``), ``deliveries``
+    and ``callbacks``."""
+    tables = {"sends": ("sends", "send_keys"), "deliveries": ("deliveries",), "callbacks": ("callbacks",)}
     _events, _deliveries, ledger_mod = _collection(COLLECTIONS)
     ledger = ledger_mod.Ledger(location)
     try:
-        return sum(ledger.store.rows("SELECT pg_total_relation_size(?::regclass)", ('"%s".%s' % (location.schema, table),))[0][0]
-                   for table in ("sends", "send_keys", "deliveries", "callbacks"))
+        if isinstance(location, str):
+            rows = ledger.store.rows("SELECT m.tbl_name, sum(d.pgsize) FROM dbstat d JOIN sqlite_master m ON m.name = d.name GROUP BY m.tbl_name")
+        else:
+            rows = [(table, ledger.store.rows("SELECT pg_total_relation_size(?::regclass)", ('"%s".%s' % (location.schema, table),))[0][0])
+                    for names in tables.values() for table in names]
     finally:
         ledger.close()
+    found = dict(rows)
+    return {name: sum(found.get(table, 0) for table in names) for name, names in tables.items()}
 
 
 def module_args(location, listed=None):
@@ -154,7 +167,7 @@ def run(devices=DEVICES, rounds=3, server=None, before=None, workdir=None):
         results = {"devices": devices, "rounds": rounds, "goal_seconds": GOAL_SECONDS, "before": before}
         for backend, location in locations.items():
             started = time.perf_counter()
-            size = build(location, devices)
+            sizes = build(location, devices)
             built = time.perf_counter() - started
             runs, load = {name: [] for name in variants}, [os.getloadavg()[0]]
             for index in range(rounds):
@@ -164,7 +177,8 @@ def run(devices=DEVICES, rounds=3, server=None, before=None, workdir=None):
                 load.append(os.getloadavg()[0])
             results[backend] = {
                 "build_seconds": built,
-                "ledger_bytes": size,
+                "ledger_bytes": sum(sizes.values()),
+                "table_bytes": sizes,
                 "load": [round(value, 2) for value in load],
                 "wall": {name: summary([entry["wall"] for entry in values]) for name, values in runs.items()},
                 "cpu": {name: summary([entry["cpu"] for entry in values]) for name, values in runs.items()},
