@@ -325,6 +325,18 @@ class PostgresqlStore:
         return self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
                              "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets)))).rowcount
 
+    def insert_devices(self, campaign_id, devices):
+        """Write a new campaign's ``devices`` ((target, position, wave), in position order) pending, in one statement (its
+        arrays in binary)."""
+        if devices:
+            try:
+                self._db.cursor(binary=True).execute(
+                    "INSERT INTO campaign_devices (campaign_id, target, position, wave, state) SELECT %b, target, position, wave, 'pending' "
+                    "FROM unnest(%b::text[], %b::integer[], %b::integer[]) AS d (target, position, wave)",
+                    [campaign_id, *(list(column) for column in zip(*devices))])
+            except psycopg.Error as exc:
+                raise self._error(exc)
+
     def among(self, values):
         """A condition that a column is one of ``values``, as (SQL after the column, its parameters): ``= ANY (?)`` of one
         array, one statement whatever the count (an IN list of a fixed length gets a generic plan that scans the table

@@ -26,7 +26,8 @@ SCHEMA_VERSION = 9
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
-# Rows per INSERT of a claim: 4 parameters each, under the 999 parameters of a statement SQLite allowed before 3.32.
+# Rows per INSERT of a claim or of a campaign's devices: 4 parameters each, under the 999 parameters of a statement SQLite
+# allowed before 3.32.
 INSERT_ROWS = 200
 # Rows fetched at a time by ``stream``.
 STREAM_ROWS = 10000
@@ -284,6 +285,14 @@ class SqliteStore:
                                         % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
                                         [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
         return written
+
+    def insert_devices(self, campaign_id, devices):
+        """Write a new campaign's ``devices`` ((target, position, wave), in position order) pending, in INSERTs of INSERT_ROWS
+        rows, as ``insert_pending``."""
+        for start in range(0, len(devices), INSERT_ROWS):
+            rows = devices[start:start + INSERT_ROWS]
+            self._db.execute("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES %s"
+                             % ", ".join(["(?, ?, ?, ?, 'pending')"] * len(rows)), [value for row in rows for value in (campaign_id, *row)])
 
     def among(self, values):
         """A condition that a column is one of ``values``, as (SQL after the column, its parameters), in as many pieces as

@@ -417,8 +417,7 @@ def _create(ledger, scope, name, account, definition, policy, targets, now, chec
         campaign_id = store.rows("SELECT id FROM campaigns WHERE scope = ? AND name = ?", (scope, name))[0][0]
         if created:
             # In position order, the table's key: each page is written once, and a batch's rows are neighbours.
-            store.executemany("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES (?, ?, ?, ?, 'pending')",
-                              [(campaign_id, device.target, device.position, device.wave) for device in devices])
+            store.insert_devices(campaign_id, [(device.target, device.position, device.wave) for device in devices])
             store.executemany("INSERT INTO campaign_counts (campaign_id, wave, state, devices) VALUES (?, ?, 'pending', ?)",
                               [(campaign_id, wave, states["pending"][0]) for wave, states in sorted(_tally(devices).items())])
     if not created:

@@ -421,6 +421,20 @@ def counts(ledger, campaign_id):
     return held, rows
 
 
+def test_more_devices_than_one_statement_takes_are_written_whole_in_the_campaign_s_order(where):
+    """More devices than one INSERT (200 rows on SQLite) and one list of positions (500) take: each device is stored once,
+    by its position, and the devices moved together are written whole."""
+    ledger, campaign = make(where, 1201, waves=(700, "100%"))
+    rows = ledger.store.rows("SELECT target, position, wave, state FROM campaign_devices WHERE campaign_id = ?", (campaign.id,))
+    assert sorted(rows, key=lambda row: row[1]) == [(device.target, device.position, device.wave, "pending") for device in campaign.devices]
+    for device in campaign.devices[:700]:
+        device.advance("sent", "r1", 1000.0)
+    c._save(ledger, campaign, 1001.0)
+    assert counts(ledger, campaign.id) == ({(1, "sent"): 700, (2, "pending"): 501},) * 2
+    assert ledger.store.rows("SELECT min(position), max(position) FROM campaign_devices WHERE state = 'sent' AND request_id = 'r1'") == [(0, 699)]
+    ledger.close()
+
+
 def test_the_store_counts_the_devices_per_wave_and_state_whoever_writes_them(where):
     ledger, campaign = make(where, 6, waves=(2, "100%"))
     assert counts(ledger, campaign.id) == ({(1, "pending"): 2, (2, "pending"): 4},) * 2
