@@ -343,8 +343,8 @@ def load(ledger, scope, name, whole=True):
         return None
     campaign_id, wave, ends = rows[0][0], rows[0][9], json.loads(rows[0][7])
     if whole:
-        # Sorted here rather than by ORDER BY: the rows come in position order already (the table's key since schema 9), but
-        # for a ledger of an older schema read in check mode, whose table is keyed by target.
+        # Sorted here: on PostgreSQL an updated row has moved in the table, and a ledger of an older schema (read in check mode) is
+        # keyed by target.
         found = store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (campaign_id,))
         found.sort(key=lambda row: row[1])
         return Campaign(rows[0], [Device(*row) for row in found])
