@@ -41,7 +41,7 @@ Database = namedtuple("Database", "url password schema")
 
 DEFAULT_SCHEMA = "thingspace"
 SCHEMES = ("postgresql", "postgres")
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
@@ -50,7 +50,7 @@ READABLE_FROM = 2
 # version 4 the send state ``refused``; version 5 the campaigns (campaign.py); version 6 which recorder recorded a
 # callback (``callbacks.recorded_by``); version 7 a campaign's devices counted per wave and state, the counts of the
 # campaigns it holds made once; version 8 the digests of batches sent whole, and no index of the sends' claims
-# (ledger.py finds a claim's rows by key and target).
+# (ledger.py finds a claim's rows by key and target); version 9 a campaign's devices keyed by position, not by target.
 # Identifiers compare byte by byte (COLLATE "C") whatever the database's collation: the same order as SQLite's,
 # and cheaper than a language's.
 _STEPS = {
@@ -100,6 +100,11 @@ _STEPS = {
     8: ('CREATE TABLE IF NOT EXISTS sent_batches (key_id bigint NOT NULL, digest text COLLATE "C" NOT NULL, devices integer NOT NULL, '
         "PRIMARY KEY (key_id, digest))",
         "DROP INDEX IF EXISTS sends_claim"),
+    # A batch is a range of positions: keyed by them, its rows are one part of the key, and (written in position order, as
+    # campaign._create inserts them) of the table. CLUSTER puts the rows of the campaigns already held in that order, once.
+    9: ("ALTER TABLE campaign_devices DROP CONSTRAINT IF EXISTS campaign_devices_pkey, DROP CONSTRAINT IF EXISTS campaign_devices_campaign_id_position_key, "
+        "ADD PRIMARY KEY (campaign_id, position)",
+        "CLUSTER campaign_devices USING campaign_devices_pkey"),
 }
 # The advisory lock under which a schema is created or migrated (a fixed number of this collection).
 _SCHEMA_LOCK = 0x7468696E67737063  # "thingspc"
@@ -319,6 +324,18 @@ class PostgresqlStore:
         taken over. Each target goes in once: one statement may not update a row twice. The number of rows written."""
         return self._execute("INSERT INTO sends (key_id, target, state, claim, updated_at) SELECT ?, target, 'pending', ?, ? "
                              "FROM unnest(?::text[]) AS t (target) " + on_conflict, (key_id, claim_id, now, list(dict.fromkeys(targets)))).rowcount
+
+    def insert_devices(self, campaign_id, devices):
+        """Write a new campaign's ``devices`` ((target, position, wave), in position order) pending, in one statement (its
+        arrays in binary)."""
+        if devices:
+            try:
+                self._db.cursor(binary=True).execute(
+                    "INSERT INTO campaign_devices (campaign_id, target, position, wave, state) SELECT %b, target, position, wave, 'pending' "
+                    "FROM unnest(%b::text[], %b::integer[], %b::integer[]) AS d (target, position, wave)",
+                    [campaign_id, *(list(column) for column in zip(*devices))])
+            except psycopg.Error as exc:
+                raise self._error(exc)
 
     def among(self, values):
         """A condition that a column is one of ``values``, as (SQL after the column, its parameters): ``= ANY (?)`` of one

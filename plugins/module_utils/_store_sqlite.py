@@ -21,12 +21,14 @@ from ansible_collections.thingspace.m2m.plugins.module_utils.private_files impor
 
 # 3: the callbacks and the delivery states (deliveries.py); 4: the send state 'refused'; 5: campaigns (campaign.py);
 # 6: which recorder recorded a callback (callbacks.recorded_by); 7: a campaign's devices counted per wave and state;
-# 8: the digests of batches sent whole, and no index of the sends' claims (ledger.py finds a claim's rows by key and target).
-SCHEMA_VERSION = 8
+# 8: the digests of batches sent whole, and no index of the sends' claims (ledger.py finds a claim's rows by key and target);
+# 9: a campaign's devices keyed by position (a batch is one range of the table), not by target.
+SCHEMA_VERSION = 9
 # The oldest schema read as it is in check mode: later versions only add tables (which read as empty until then)
 # and states.
 READABLE_FROM = 2
-# Rows per INSERT of a claim: 4 parameters each, under the 999 parameters of a statement SQLite allowed before 3.32.
+# Rows per INSERT of a claim or of a campaign's devices: 4 parameters each, under the 999 parameters of a statement SQLite
+# allowed before 3.32.
 INSERT_ROWS = 200
 # Rows fetched at a time by ``stream``.
 STREAM_ROWS = 10000
@@ -106,10 +108,9 @@ CREATE TABLE IF NOT EXISTS campaign_devices (
     request_id TEXT,
     sent_at REAL,
     finished_at REAL,
-    PRIMARY KEY (campaign_id, target)
+    PRIMARY KEY (campaign_id, position)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS campaign_devices_target ON campaign_devices (target);
-CREATE UNIQUE INDEX IF NOT EXISTS campaign_devices_position ON campaign_devices (campaign_id, position);
 CREATE TABLE IF NOT EXISTS campaign_counts (
     campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
     wave INTEGER NOT NULL,
@@ -120,6 +121,8 @@ CREATE TABLE IF NOT EXISTS campaign_counts (
     PRIMARY KEY (campaign_id, wave, state)
 ) WITHOUT ROWID
 """
+# Schema 9: the devices of the campaigns an older schema holds, in the table keyed by position.
+_CAMPAIGN_DEVICES = "campaign_id, target, position, wave, state, request_id, sent_at, finished_at"
 # Schema 7: the counts of the campaigns an older schema holds.
 _COUNT_CAMPAIGNS = ("INSERT INTO campaign_counts SELECT campaign_id, wave, state, count(*), min(sent_at), max(sent_at) FROM campaign_devices "
                     "GROUP BY campaign_id, wave, state")
@@ -239,6 +242,12 @@ class SqliteStore:
                 remake = 0 < version < 4
                 if remake:
                     self._db.execute("ALTER TABLE sends RENAME TO sends_before_4")
+                # Before schema 9 a campaign's devices were keyed by target: the table is made again, keyed by position.
+                rekey = 5 <= version < 9
+                if rekey:
+                    self._db.execute("DROP INDEX IF EXISTS campaign_devices_target")
+                    self._db.execute("DROP INDEX IF EXISTS campaign_devices_position")
+                    self._db.execute("ALTER TABLE campaign_devices RENAME TO campaign_devices_before_9")
                 if 3 <= version < 6 and "recorded_by" not in [row[1] for row in self._db.execute("PRAGMA table_info(callbacks)")]:
                     self._db.execute("ALTER TABLE callbacks ADD COLUMN recorded_by TEXT")
                 if version < SCHEMA_VERSION:
@@ -248,6 +257,10 @@ class SqliteStore:
                     if remake:
                         self._db.execute("INSERT INTO sends SELECT key_id, target, state, request_id, claim, updated_at FROM sends_before_4")
                         self._db.execute("DROP TABLE sends_before_4")
+                    if rekey:
+                        self._db.execute("INSERT INTO campaign_devices (%s) SELECT %s FROM campaign_devices_before_9 ORDER BY campaign_id, position"
+                                         % (_CAMPAIGN_DEVICES, _CAMPAIGN_DEVICES))
+                        self._db.execute("DROP TABLE campaign_devices_before_9")
                     if version < 7:  # campaign_counts is new: the campaigns already held counted once
                         self._db.execute(_COUNT_CAMPAIGNS)
                     self._db.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
@@ -329,6 +342,14 @@ class SqliteStore:
                                         % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
                                         [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
         return written
+
+    def insert_devices(self, campaign_id, devices):
+        """Write a new campaign's ``devices`` ((target, position, wave), in position order) pending, in INSERTs of INSERT_ROWS
+        rows, as ``insert_pending``."""
+        for start in range(0, len(devices), INSERT_ROWS):
+            rows = devices[start:start + INSERT_ROWS]
+            self._db.execute("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES %s"
+                             % ", ".join(["(?, ?, ?, ?, 'pending')"] * len(rows)), [value for row in rows for value in (campaign_id, *row)])
 
     def among(self, values):
         """A condition that a column is one of ``values``, as (SQL after the column, its parameters), in as many pieces as

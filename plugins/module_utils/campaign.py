@@ -2,8 +2,8 @@
 """Staged SMS campaigns (docs/design.md, "Campaigns"): one message to a frozen selection in waves, each started when
 the previous wave's gate passes, paced, and stopped for good when an abort criterion is met.
 
-A campaign is a state machine in the ledger's store (tables ``campaigns`` and ``campaign_devices``, schema 5, and
-``campaign_counts``, schema 7).
+A campaign is a state machine in the ledger's store (tables ``campaigns`` and ``campaign_devices``, schema 5, keyed by
+position since schema 9, and ``campaign_counts``, schema 7).
 ``step`` is the whole of it: load (or create) the campaign, bring each device's state forward from what the ledger
 holds (sends, delivery callbacks, replies, timeouts), decide abort and gate, send what is due, return the figures.
 Every decision is recomputed from the store, so any controller may take the next step. Sends go through
@@ -72,8 +72,8 @@ POLICY = ("success_threshold", "wave_timeout", "abort", "max_per_minute", "skip_
 DEFAULT_POLICY = {"success_threshold": "100%", "wave_timeout": None, "abort": [], "max_per_minute": None, "skip_inactive": False}
 DEFAULT_DEFINITION = {"waves": ["100%"], "success": SUCCESS_DELIVERED, "reply_pattern": None, "reply_error_pattern": None}
 _COLUMNS = "target, position, wave, state, request_id, sent_at, finished_at"
-# Targets per statement that names them (well under both databases' limits on parameters).
-_CHUNK = 500
+# Targets hashed at a time (the frozen selection's digest).
+_HASHED = 500
 
 
 # --- arithmetic ---------------------------------------------------------------------------------------------
@@ -343,12 +343,13 @@ def load(ledger, scope, name, whole=True):
         return None
     campaign_id, wave, ends = rows[0][0], rows[0][9], json.loads(rows[0][7])
     if whole:
-        # Read in the table's own order and sorted here: ORDER BY position reads the rows through the index, several times slower.
+        # Sorted here: on PostgreSQL an updated row has moved in the table, and a ledger of an older schema (read in check mode) is
+        # keyed by target.
         found = store.rows("SELECT %s FROM campaign_devices WHERE campaign_id = ?" % _COLUMNS, (campaign_id,))
         found.sort(key=lambda row: row[1])
         return Campaign(rows[0], [Device(*row) for row in found])
     # The later waves' devices are all pending until their wave is current: they are counted, not read. Before the last wave, the
-    # devices are read through the index of positions; in the last, through the table (the index would read each row again).
+    # devices are one range of the table's key (positions below the current wave's end).
     held = "SELECT %s, NULL FROM campaign_devices WHERE campaign_id = ? AND state IN (%s)%s" % (
         _COLUMNS, _listed(moving(json.loads(rows[0][4])["success"])), " AND position < %d" % ends[wave - 1] if wave < len(ends) else "")
     found = store.rows(held + " UNION ALL SELECT NULL, NULL, wave, state, NULL, first_sent_at, last_sent_at, devices FROM campaign_counts WHERE "
@@ -415,9 +416,8 @@ def _create(ledger, scope, name, account, definition, policy, targets, now, chec
                                 (scope, name, account, row[4], row[5], len(targets), row[7], RUNNING, 1, 0.0, now, now))
         campaign_id = store.rows("SELECT id FROM campaigns WHERE scope = ? AND name = ?", (scope, name))[0][0]
         if created:
-            # In key order: each page of the table is written once, not once per device that falls into it.
-            store.executemany("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES (?, ?, ?, ?, 'pending')",
-                              sorted((campaign_id, device.target, device.position, device.wave) for device in devices))
+            # In position order, the table's key: each page is written once, and a batch's rows are neighbours.
+            store.insert_devices(campaign_id, [(device.target, device.position, device.wave) for device in devices])
             store.executemany("INSERT INTO campaign_counts (campaign_id, wave, state, devices) VALUES (?, ?, 'pending', ?)",
                               [(campaign_id, wave, states["pending"][0]) for wave, states in sorted(_tally(devices).items())])
     if not created:
@@ -450,31 +450,33 @@ def _write_devices(store, campaign):
     """The devices' part of _save, inside the caller's transaction, with the campaign's row locked first (on PostgreSQL;
     SQLite has one writer), so the states read here are the ones the writes replace and the counts move by exactly
     what was written. Devices that moved to the same values (a batch sent, the confirmations of one recording) are
-    read and written by one statement per 500."""
+    read and written together, by their positions (the table's key: a batch is one range of it), as few statements as
+    ``store.among`` makes. Each statement also names the range its positions span: on PostgreSQL, a campaign created
+    moments ago has no statistics yet, and the planner then scanned every device of the campaign against the list."""
     store.rows("SELECT id FROM campaigns WHERE id = ?" + store.FOR_UPDATE, (campaign.id,))
     moved, added = {}, {}
     for device in campaign.moved:
-        moved.setdefault((device.state, device.request_id, device.sent_at, device.finished_at), []).append(device)
+        moved.setdefault((device.state, device.request_id, device.sent_at, device.finished_at), {})[device.position] = device
     for (state, request_id, sent_at, finished_at), devices in moved.items():
-        devices.sort(key=lambda device: device.target)  # each chunk one range of the table's key
-        for start in range(0, len(devices), _CHUNK):
-            chunk = {device.target: device for device in devices[start:start + _CHUNK]}
+        positions = sorted(devices)
+        span = (positions[0], positions[-1])
+        for among, some in store.among(positions):
             behind = []
-            rows = store.rows("SELECT target, wave, state, request_id, sent_at, finished_at FROM campaign_devices WHERE campaign_id = ? AND target IN (%s)"
-                              % ", ".join("?" * len(chunk)), (campaign.id, *chunk))
-            for target, wave, stored, stored_request_id, stored_sent_at, stored_finished_at in rows:
-                device = chunk[target]
+            rows = store.rows("SELECT position, wave, state, request_id, sent_at, finished_at FROM campaign_devices WHERE campaign_id = ? AND position "
+                              "BETWEEN ? AND ? AND position " + among, (campaign.id, *span, *some))
+            for position, wave, stored, stored_request_id, stored_sent_at, stored_finished_at in rows:
+                device = devices[position]
                 if RANKS[stored] >= RANKS[state] or finished(stored, campaign.success):  # another controller moved it as far or finished it
                     device.state, device.request_id, device.sent_at, device.finished_at = stored, stored_request_id, stored_sent_at, stored_finished_at
                 else:
-                    behind.append(target)
+                    behind.append(position)
                     _add(added, (wave, stored), -1, None)
                     _add(added, (wave, state), 1, stored_sent_at if stored_sent_at is not None else sent_at)
                 campaign.stored(device, device.state)
-            if behind:
+            for among_behind, values in store.among(behind):
                 store.execute("UPDATE campaign_devices SET state = ?, request_id = coalesce(?, request_id), sent_at = coalesce(sent_at, ?), finished_at = ? "
-                              "WHERE campaign_id = ? AND target IN (%s)" % ", ".join("?" * len(behind)),
-                              (state, request_id, sent_at, finished_at, campaign.id, *behind))
+                              "WHERE campaign_id = ? AND position BETWEEN ? AND ? AND position " + among_behind,
+                              (state, request_id, sent_at, finished_at, campaign.id, *span, *values))
     store.executemany(_ADD_COUNT, [(campaign.id, wave, state, *entry) for (wave, state), entry in sorted(added.items())])
     campaign.counts = _counted(store.rows(_COUNTS, (campaign.id,)))
     for device in campaign.moved:
@@ -642,10 +644,9 @@ def _delivered(ledger, campaign, named):
     if not kinds or any(not kinds <= {identifier.split(":", 1)[0] for identifier in identifiers} for identifiers in named):
         found = ledger.store.rows(select, (campaign.id,))
     else:
-        targets, found = sorted({identifier for identifiers in named for identifier in identifiers}), []
-        for start in range(0, len(targets), _CHUNK):
-            chunk = targets[start:start + _CHUNK]
-            found.extend(ledger.store.rows(select + " AND target IN (%s)" % ", ".join("?" * len(chunk)), (campaign.id, *chunk)))
+        found = []
+        for among, targets in ledger.store.among(sorted({identifier for identifiers in named for identifier in identifiers})):
+            found.extend(ledger.store.rows(select + " AND target " + among, (campaign.id, *targets)))
     devices = [Device(*row) for row in found if row[0] not in campaign.by_target]
     campaign.add(devices)
     return devices
@@ -654,12 +655,9 @@ def _delivered(ledger, campaign, named):
 def _later_sends(ledger, campaign, targets):
     """target → the times other campaigns of the scope sent to it."""
     found = {}
-    targets = sorted(targets)
-    for start in range(0, len(targets), _CHUNK):
-        chunk = targets[start:start + _CHUNK]
+    for among, some in ledger.store.among(sorted(targets)):
         rows = ledger.store.rows("SELECT d.target, d.sent_at FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id WHERE c.scope = ? "
-                                 "AND c.id <> ? AND d.sent_at IS NOT NULL AND d.target IN (%s)" % ", ".join("?" * len(chunk)),
-                                 (campaign.scope, campaign.id, *chunk))
+                                 "AND c.id <> ? AND d.sent_at IS NOT NULL AND d.target " + among, (campaign.scope, campaign.id, *some))
         for target, at in rows:
             found.setdefault(target, []).append(at)
     return found
@@ -850,8 +848,8 @@ class Step:
         # The plan's own strings, sorted, hashed as their lines: no second copy of a million devices.
         targets = sorted(plan.devices.targets)
         digest = hashlib.sha256()
-        for start in range(0, len(targets), _CHUNK):
-            digest.update(("\n" if start else "").encode("utf-8") + "\n".join(targets[start:start + _CHUNK]).encode("utf-8"))
+        for start in range(0, len(targets), _HASHED):
+            digest.update(("\n" if start else "").encode("utf-8") + "\n".join(targets[start:start + _HASHED]).encode("utf-8"))
         return {"devices": len(targets), "sha256": digest.hexdigest()}
 
     def _create(self, definition, policy):
@@ -1119,7 +1117,7 @@ def copy_campaigns(source, destination, check_mode=False):
             elif row[8] in FINAL:
                 store.execute("UPDATE campaigns SET state = ?, abort_reason = coalesce(abort_reason, ?) WHERE id = ? AND state NOT IN ('completed', "
                               "'aborted')", (row[8], row[10], campaign_id))
-            store.executemany("INSERT INTO campaign_devices (campaign_id, %s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, target) DO "
+            store.executemany("INSERT INTO campaign_devices (campaign_id, %s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, position) DO "
                               "NOTHING" % _COLUMNS, [(campaign_id, *device) for device in by_campaign.get(row[0], [])])
             campaign = load(destination, row[1], row[2])
             mine = {device.target: device for device in campaign.devices}

@@ -421,6 +421,20 @@ def counts(ledger, campaign_id):
     return held, rows
 
 
+def test_more_devices_than_one_statement_takes_are_written_whole_in_the_campaign_s_order(where):
+    """More devices than one INSERT (200 rows on SQLite) and one list of positions (500) take: each device is stored once,
+    by its position, and the devices moved together are written whole."""
+    ledger, campaign = make(where, 1201, waves=(700, "100%"))
+    rows = ledger.store.rows("SELECT target, position, wave, state FROM campaign_devices WHERE campaign_id = ?", (campaign.id,))
+    assert sorted(rows, key=lambda row: row[1]) == [(device.target, device.position, device.wave, "pending") for device in campaign.devices]
+    for device in campaign.devices[:700]:
+        device.advance("sent", "r1", 1000.0)
+    c._save(ledger, campaign, 1001.0)
+    assert counts(ledger, campaign.id) == ({(1, "sent"): 700, (2, "pending"): 501},) * 2
+    assert ledger.store.rows("SELECT min(position), max(position) FROM campaign_devices WHERE state = 'sent' AND request_id = 'r1'") == [(0, 699)]
+    ledger.close()
+
+
 def test_the_store_counts_the_devices_per_wave_and_state_whoever_writes_them(where):
     ledger, campaign = make(where, 6, waves=(2, "100%"))
     assert counts(ledger, campaign.id) == ({(1, "pending"): 2, (2, "pending"): 4},) * 2
@@ -490,6 +504,81 @@ def test_a_step_holds_a_later_wave_once_current_and_again_when_another_controlle
     assert c.figures(mine) == c.figures(c.reading(ledger, SCOPE, NAME))
     c.hold(ledger, mine)  # nothing new: nothing read
     assert len(mine.devices) == 9
+    ledger.close()
+
+
+def _as_schema_8(where):
+    """Make the ledger at ``where`` what schema 8 was: a campaign's devices keyed by target, with a unique index of positions."""
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        db.executescript(
+            "ALTER TABLE campaign_devices RENAME TO keyed_by_position; DROP INDEX campaign_devices_target; "
+            "CREATE TABLE campaign_devices (campaign_id INTEGER NOT NULL REFERENCES campaigns (id), target TEXT NOT NULL, position INTEGER NOT NULL, "
+            "wave INTEGER NOT NULL, state TEXT NOT NULL, request_id TEXT, sent_at REAL, finished_at REAL, PRIMARY KEY (campaign_id, target)) WITHOUT ROWID; "
+            "CREATE INDEX campaign_devices_target ON campaign_devices (target); "
+            "CREATE UNIQUE INDEX campaign_devices_position ON campaign_devices (campaign_id, position); "
+            "INSERT INTO campaign_devices SELECT * FROM keyed_by_position ORDER BY target; DROP TABLE keyed_by_position; PRAGMA user_version = 8")
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        db.execute('ALTER TABLE "%s".campaign_devices DROP CONSTRAINT campaign_devices_pkey, ADD PRIMARY KEY (campaign_id, target), ADD CONSTRAINT '
+                   'campaign_devices_campaign_id_position_key UNIQUE (campaign_id, position); UPDATE "%s".schema_version SET version = 8'
+                   % (where.schema, where.schema))
+
+
+def _device_keys(where):
+    """(the columns of campaign_devices' primary key, its other indexes' names)."""
+    if isinstance(where, str):
+        db = sqlite3.connect(where)
+        try:
+            key = [row[1] for row in sorted(db.execute("PRAGMA table_info(campaign_devices)"), key=lambda row: row[5]) if row[5]]
+            return key, sorted(row[1] for row in db.execute("PRAGMA index_list(campaign_devices)") if row[3] != "pk")
+        finally:
+            db.close()
+    import psycopg
+
+    with psycopg.connect(where.url, password=where.password, autocommit=True) as db:
+        key = [row[0] for row in db.execute("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+                                            "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
+                                            ('"%s".campaign_devices' % where.schema,))]
+        others = db.execute("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
+                            "AND NOT i.indisprimary ORDER BY 1", ('"%s".campaign_devices' % where.schema,))
+        return key, [row[0] for row in others]
+
+
+def test_a_schema_8_ledger_is_read_in_check_mode_and_a_run_keys_its_campaigns_devices_by_position(where, fake):
+    ledger, campaign = make(where, 6, waves=(2, "100%"))
+    targets = [device.target for device in campaign.devices]
+    send(ledger, campaign, targets[:2], "r1")
+    confirm(where, targets[0])
+    step(ledger)
+    stored = sorted(ledger.store.rows("SELECT %s FROM campaign_devices" % c._COLUMNS))
+    ledger.close()
+    _as_schema_8(where)
+    assert _device_keys(where) == (["campaign_id", "target"], ["campaign_devices_campaign_id_position_key" if not isinstance(where, str) else
+                                                               "campaign_devices_position", "campaign_devices_target"])
+    reader = Ledger(where, read_only=True)
+    found = c.reading(reader, SCOPE, NAME, whole=False)
+    assert c.figures(found) == c.figures(c.reading(reader, SCOPE, NAME)) and (c.figures(found)["delivered"], c.figures(found)["sent"]) == (1, 2)
+    reader.close()
+    ledger = Ledger(where)
+    assert _device_keys(where) == (["campaign_id", "position"], ["campaign_devices_target"])
+    assert sorted(ledger.store.rows("SELECT %s FROM campaign_devices" % c._COLUMNS)) == stored
+    assert counts(ledger, campaign.id) == ({(1, "delivered"): 1, (1, "sent"): 1, (2, "pending"): 4},) * 2
+    # The campaign goes on: its first wave passed, the second wave's four devices are sent once.
+    client = ThingSpaceClient(API, Credentials(*CREDENTIALS.values(), None, None), retries=0)
+    params = dict(name=NAME, account_name=None, devices=None, devices_file=None, group_name=None, service_plan=None, custom_fields=None,
+                  sms_message="FW=7", data_encoding="7-bit", waves=None, success=None, reply_pattern=None, reply_error_pattern=None,
+                  success_threshold="50%", wave_timeout=None, abort=None, max_per_minute=None, skip_inactive=False, fail_on_abort=True,
+                  state="started", wait="none", wait_timeout=0)
+    ledger.store.execute("UPDATE campaigns SET definition = ?", (json.dumps(dict(campaign.definition, message=hashlib.sha256(b"FW=7").hexdigest())),))
+    result, failure = c.step(params, client, ledger, SCOPE)
+    sent = [device["id"] for _method, path, body in fake.calls if path == "/api/m2m/v1/sms" for device in body["deviceIds"]]
+    assert failure is None and sorted(sent) == sorted(target.split(":")[1] for target in targets[2:])
+    assert (result["wave"], result["devices_sent"], result["sent"], result["pending"]) == (2, 4, 6, 0)
+    assert counts(ledger, campaign.id) == ({(1, "delivered"): 1, (1, "sent"): 1, (2, "sent"): 4},) * 2
     ledger.close()
 
 

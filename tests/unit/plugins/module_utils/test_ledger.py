@@ -275,11 +275,12 @@ def _named(where):
 
 
 def test_a_ledger_of_a_newer_collection_is_refused(where):
-    _set_version(where, 9)
+    newer = _store_postgresql.SCHEMA_VERSION + 1
+    _set_version(where, newer)
     for read_only in (False, True):
         with pytest.raises(ThingSpaceError) as caught:
             Ledger(where, read_only=read_only)
-        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema 9); upgrade the collection" % _named(where)
+        assert caught.value.message == "The ledger %s was written by a newer thingspace.m2m (schema %d); upgrade the collection" % (_named(where), newer)
 
 
 def _without_tables(where, version, tables):

@@ -351,7 +351,7 @@ def test_a_failed_or_unconfirmed_batch_the_ledger_cannot_record_stays_unconfirme
 def test_a_ledger_refused_after_connecting_leaves_no_session_open(postgresql):
     where = Database(postgresql.url(application_name="refused_ledger"), postgresql.password, postgresql.new_schema())
     Ledger(where).close()
-    postgresql.execute('UPDATE "%s".schema_version SET version = 9' % where.schema)
+    postgresql.execute('UPDATE "%s".schema_version SET version = %d' % (where.schema, _store_postgresql.SCHEMA_VERSION + 1))
     with pytest.raises(ThingSpaceError) as caught:
         Ledger(where)
     assert "newer thingspace.m2m" in caught.value.message  # the error, and the store it came from, still referenced here
