@@ -376,6 +376,32 @@ async def test_the_answer_comes_only_after_the_callback_is_recorded():
         assert len(source.events()) == 1
 
 
+class CallsRecorder(MemoryRecorder):
+    """Remembers each call: (the identities recorded, the identities marked queued)."""
+
+    def __init__(self):
+        super().__init__(100)
+        self.calls = []
+
+    def record(self, events, queued=()):
+        self.calls.append(([event["event_id"] for event in events], list(queued)))
+        return super().record(events, queued)
+
+
+async def test_the_queued_marks_ride_with_the_next_callback_and_come_alone_when_none_does(monkeypatch):
+    """One recorder call (a transaction) per callback under load, not two; and without another callback the marks
+    still come within MARK_DELAY, so another instance on the ledger soon sees the callback queued."""
+    monkeypatch.setattr(_event_source, "MARK_DELAY", 0.5)
+    recorder = CallsRecorder()
+    async with Source(recorder=recorder) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert (await source.post(path(SDC), delivery("Expired")))[0] == 200
+        first, second = [event["event_id"] for event in source.events()]
+        assert recorder.calls == [([first], []), ([second], [first])]
+        await asyncio.sleep(1)
+        assert recorder.calls[2:] == [([], [second])]
+
+
 class FlakyRecorder(CallbackRecorder):
     """Fails the first ``failures`` calls, as a store that is down would; remembers what it recorded."""
 
