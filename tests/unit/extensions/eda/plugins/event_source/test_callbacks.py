@@ -216,6 +216,14 @@ async def test_a_body_that_is_not_a_json_object_is_answered_400(data, reason, de
     assert reason in refusal.getMessage() and "\n" not in refusal.getMessage() and refusal.exc_info is None
 
 
+async def test_a_body_with_escapes_of_storable_characters_is_taken():
+    """A \\u escape makes read_body look at every string; what it spells is taken as any other character."""
+    async with Source() as source:
+        assert (await source.post(path(ECS), data=json.dumps(device_sms("caf\u00e9 \U0001f600"), ensure_ascii=True).encode()))[0] == 200
+        (event,) = source.events()
+    assert event["message"] == "caf\u00e9 \U0001f600"
+
+
 async def test_a_body_of_16_levels_is_taken():
     async with Source() as source:
         assert (await source.post(path(SDC), data=with_raw(delivery(), "extra", "[" * 15 + "]" * 15)))[0] == 200
