@@ -10,7 +10,7 @@ median rate counts. Goals: >= 2,000/s (memory and SQLite), PostgreSQL at least S
 
     python benchmarks/bench_callbacks.py [--stores memory,sqlite,postgresql] [--callbacks N] [--connections C] [--rounds N]
                                          [--json-out FILE]
-    python benchmarks/bench_callbacks.py --sustained SECONDS [--rate 2000] [--stores postgresql,sqlite] [--json-out FILE]
+    python benchmarks/bench_callbacks.py --sustained SECONDS [--rate 2000] [--connections 16] [--stores postgresql,sqlite] [--json-out FILE]
 
 With --sustained the emulator sends the callbacks (``sustained``): about --rate per second for SECONDS, into each store
 in turn, the source's resident memory sampled from /proc.
@@ -437,7 +437,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", default=",".join(STORES), help="comma-separated, of %s (default: all)" % ", ".join(STORES))
     parser.add_argument("--callbacks", type=int, default=20000)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=SUSTAINED_WORKERS,
+                        help="the poster's keep-alive connections; with --sustained, the emulator's callback threads, each one connection "
+                             "waiting for each answer (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="passes per store, the stores in turn (default %(default)s)")
     parser.add_argument("--sustained", type=int, metavar="SECONDS", help="instead: the emulator sends --rate callbacks/s for SECONDS into --stores")
     parser.add_argument("--rate", type=float, default=SUSTAINED_RATE, help="callbacks/s of --sustained (default %(default)s)")
@@ -452,7 +454,7 @@ def main():
     if unknown:
         parser.error("unknown store(s) %s; the stores are %s" % (", ".join(unknown), ", ".join(STORES)))
     if options.sustained:
-        result = {store: sustained(options.sustained, options.rate, store) for store in stores}
+        result = {store: sustained(options.sustained, options.rate, store, workers=options.connections) for store in stores}
     else:
         result = run(stores, options.callbacks, options.connections, options.rounds)
     print(json.dumps(result, indent=2))
