@@ -10,7 +10,7 @@ median rate counts. Goals: >= 2,000/s (memory and SQLite), PostgreSQL at least S
 
     python benchmarks/bench_callbacks.py [--stores memory,sqlite,postgresql] [--callbacks N] [--connections C] [--rounds N]
                                          [--json-out FILE]
-    python benchmarks/bench_callbacks.py --sustained SECONDS [--rate 2000] [--stores postgresql,sqlite] [--json-out FILE]
+    python benchmarks/bench_callbacks.py --sustained SECONDS [--rate 2000] [--connections 16] [--stores postgresql,sqlite] [--json-out FILE]
 
 With --sustained the emulator sends the callbacks (``sustained``): about --rate per second for SECONDS, into each store
 in turn, the source's resident memory sampled from /proc.
@@ -65,13 +65,39 @@ def body(number):
                                            "callbackCount": 1, "maxCallbackThreshold": 4}
 
 
+class CountingRecorder:
+    """The source's recorder, counting its calls (each one transaction of a store): ``calls``, those that recorded
+    callbacks (``batches``, the rest only mark queued ones) and the callbacks they were given (``recorded``)."""
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+        self.where = recorder.where
+        self.calls = self.batches = self.recorded = 0
+
+    def record(self, events, queued=()):
+        self.calls += 1
+        self.batches += bool(events)
+        self.recorded += len(events)
+        return self.recorder.record(events, queued)
+
+    def close(self):
+        self.recorder.close()
+
+
 async def serve(args):
     """The source with ``args`` (its arguments) and a consumer; on SIGUSR1 prints a JSON line with how many events it
-    queued so far and the CPU seconds of this process, and stops on SIGTERM."""
+    queued so far, the CPU seconds of this process and the recorder's counts (CountingRecorder), and stops on SIGTERM."""
     from ansible_collections.thingspace.m2m.extensions.eda.plugins.event_source import callbacks
+    from ansible_collections.thingspace.m2m.plugins.module_utils._event_source import make_recorder
 
     queue = asyncio.Queue()
     consumed = 0
+    settings = callbacks._settings(args)
+    counted = []
+
+    def new_recorder():
+        counted.append(CountingRecorder(make_recorder(settings)))
+        return counted[0]
 
     async def consume():
         nonlocal consumed
@@ -79,12 +105,13 @@ async def serve(args):
             await queue.get()
             consumed += 1
 
-    source = asyncio.create_task(callbacks.main(queue, args))
+    source = asyncio.create_task(callbacks.serve(queue, settings, new_recorder))
     consumer = asyncio.create_task(consume())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps({"queued": consumed, "cpu": time.process_time()}), flush=True))
+    loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps({"queued": consumed, "cpu": time.process_time(), **{
+        name: getattr(counted[0], name) if counted else 0 for name in ("calls", "batches", "recorded")}}), flush=True))
     await stop.wait()
     source.cancel()
     consumer.cancel()
@@ -168,10 +195,17 @@ def start_source(store, server, port):
 
 
 def snapshot(source):
-    """(events queued, CPU seconds) of the source process ``source``."""
+    """What the source process ``source`` tells on SIGUSR1: {queued, cpu, calls, batches, recorded} (serve)."""
     source.send_signal(signal.SIGUSR1)
-    line = json.loads(source.stdout.readline())
-    return line["queued"], line["cpu"]
+    return json.loads(source.stdout.readline())
+
+
+def grouping(before, after):
+    """The recorder's calls between the snapshots ``before`` and ``after``: the callbacks per call that recorded some
+    (how many arrived together), and the calls (transactions) per callback recorded."""
+    recorded = after["recorded"] - before["recorded"]
+    return {"callbacks_per_batch": round(recorded / max(1, after["batches"] - before["batches"]), 2),
+            "transactions_per_callback": round((after["calls"] - before["calls"]) / max(1, recorded), 3)}
 
 
 def memory(pid):
@@ -201,11 +235,11 @@ def measure(count, connections, store="memory", server=None):
         wait_for_port(port, source)
         bodies = [body(number) for number in range(count)]
         load = os.getloadavg()[0]
-        _queued, cpu_before = snapshot(source)
+        before = snapshot(source)
         seconds, statuses = asyncio.run(post_all(port, bodies, connections))
-        queued, cpu_new = snapshot(source)
+        new = snapshot(source)
         repeat_seconds, repeat_statuses = asyncio.run(post_all(port, bodies, connections))
-        queued_after_repeats, cpu_repeats = snapshot(source)
+        repeats = snapshot(source)
     finally:
         source.send_signal(signal.SIGTERM)
         source.communicate(timeout=30)
@@ -215,7 +249,7 @@ def measure(count, connections, store="memory", server=None):
         if state_dir:
             shutil.rmtree(state_dir, ignore_errors=True)
     rate = count / seconds
-    none_lost = statuses == {200: count} and repeat_statuses == {200: count} and queued == queued_after_repeats == count
+    none_lost = statuses == {200: count} and repeat_statuses == {200: count} and new["queued"] == repeats["queued"] == count
     if location is not None:
         none_lost = none_lost and rows == count and stored == set(identities(bodies))
     return {
@@ -223,13 +257,14 @@ def measure(count, connections, store="memory", server=None):
         "load_average": load,
         "callbacks_per_second": round(rate),
         # Less sensitive to other load on a shared machine than the wall-clock rate.
-        "callbacks_per_source_cpu_second": round(count / (cpu_new - cpu_before)),
+        "callbacks_per_source_cpu_second": round(count / (new["cpu"] - before["cpu"])),
+        **grouping(before, new),
         "statuses": statuses,
         "repeats_per_second": round(count / repeat_seconds),
-        "repeats_per_source_cpu_second": round(count / (cpu_repeats - cpu_new)),
+        "repeats_per_source_cpu_second": round(count / (repeats["cpu"] - new["cpu"])),
         "repeat_statuses": repeat_statuses,
-        "queued": queued,
-        "queued_after_repeats": queued_after_repeats,
+        "queued": new["queued"],
+        "queued_after_repeats": repeats["queued"],
         "rows_recorded": rows,
         "none_lost": none_lost,
     }
@@ -260,6 +295,7 @@ def run(stores=STORES, count=20000, connections=16, rounds=3, server=None):
             "callbacks_per_second_min": min(run["callbacks_per_second"] for run in runs),
             "callbacks_per_second_max": max(run["callbacks_per_second"] for run in runs),
             "callbacks_per_source_cpu_second": statistics.median(run["callbacks_per_source_cpu_second"] for run in runs),
+            "callbacks_per_batch": statistics.median(run["callbacks_per_batch"] for run in runs),
             "repeats_per_second": statistics.median(run["repeats_per_second"] for run in runs),
             "load_average": [min(run["load_average"] for run in runs), max(run["load_average"] for run in runs)],
             "none_lost": none_lost,
@@ -323,9 +359,9 @@ def sustained(seconds, rate=SUSTAINED_RATE, store="postgresql", server=None, wor
             backend = server.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'thingspace.m2m'")[0][0] if store == "postgresql" else None
 
             def sample(phase):
-                queued, cpu = snapshot(source)
+                told = snapshot(source)
                 rss, hwm = memory(source.pid)
-                samples.append({"t": round(time.monotonic() - started, 2), "phase": phase, "queued": queued, "cpu": round(cpu, 2), "rss_kb": rss,
+                samples.append({"t": round(time.monotonic() - started, 2), "phase": phase, **told, "cpu": round(told["cpu"], 2), "rss_kb": rss,
                                 "hwm_kb": hwm, "load": os.getloadavg()[0], "emulator_cpu": cpu_seconds(emulator.process.pid),
                                 "database_cpu": cpu_seconds(backend) if backend else 0.0})
 
@@ -384,6 +420,7 @@ def sustained(seconds, rate=SUSTAINED_RATE, store="postgresql", server=None, wor
         "source_cpu_per_callback_ms": round(1000 * (samples[-1]["cpu"] - samples[0]["cpu"]) / max(1, received), 3),
         "emulator_cpu_per_callback_ms": round(1000 * (samples[-1]["emulator_cpu"] - samples[0]["emulator_cpu"]) / max(1, received), 3),
         "database_cpu_per_callback_ms": round(1000 * (samples[-1]["database_cpu"] - samples[0]["database_cpu"]) / max(1, received), 3),
+        **grouping(samples[0], samples[-1]),
         "rss_kb_after_first_minute": settled["rss_kb"],
         "rss_kb_end": samples[-1]["rss_kb"],
         "hwm_kb": samples[-1]["hwm_kb"],
@@ -400,7 +437,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", default=",".join(STORES), help="comma-separated, of %s (default: all)" % ", ".join(STORES))
     parser.add_argument("--callbacks", type=int, default=20000)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=SUSTAINED_WORKERS,
+                        help="the poster's keep-alive connections; with --sustained, the emulator's callback threads, each one connection "
+                             "waiting for each answer (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="passes per store, the stores in turn (default %(default)s)")
     parser.add_argument("--sustained", type=int, metavar="SECONDS", help="instead: the emulator sends --rate callbacks/s for SECONDS into --stores")
     parser.add_argument("--rate", type=float, default=SUSTAINED_RATE, help="callbacks/s of --sustained (default %(default)s)")
@@ -415,7 +454,7 @@ def main():
     if unknown:
         parser.error("unknown store(s) %s; the stores are %s" % (", ".join(unknown), ", ".join(STORES)))
     if options.sustained:
-        result = {store: sustained(options.sustained, options.rate, store) for store in stores}
+        result = {store: sustained(options.sustained, options.rate, store, workers=options.connections) for store in stores}
     else:
         result = run(stores, options.callbacks, options.connections, options.rounds)
     print(json.dumps(result, indent=2))

@@ -184,10 +184,13 @@ class InFlight(ThingSpaceError):
     seconds for it: not acknowledged (the callbacks source answers 503, so ThingSpace sends it again)."""
 
 
-# How long a source waits for another instance to queue an event it recorded (it marks it queued at once), and how
-# often it looks.
+# How long a source waits for another instance to queue an event it recorded (it marks it queued within MARK_DELAY),
+# and how often it looks.
 IN_FLIGHT_WAIT = 5.0
 IN_FLIGHT_POLL = 0.05
+# How long the queued marks wait for events to ride with before the recorder is called for them alone: under load
+# they go with the next batch, at no cost of their own (docs/design.md, "Delivery states: the callbacks in the store").
+MARK_DELAY = 0.05
 
 
 class Recording:
@@ -196,8 +199,8 @@ class Recording:
     recorded, and ``put`` returns only after that, so what a source acknowledges is recorded.
 
     Events arriving while the recorder is busy are recorded together in its next call (one transaction for
-    many callbacks). Which events were queued is told to the recorder in its next call, made at once when no event is
-    waiting, so a callback recorded but never queued (the source died in between, and ThingSpace sends it again) is
+    many callbacks). Which events were queued is told to the recorder in its next call, made within MARK_DELAY when no
+    event comes, so a callback recorded but never queued (the source died in between, and ThingSpace sends it again) is
     queued when it comes again, and another instance of the source on the same ledger, which waits while this one's
     recorder has an event unmarked, soon sees it queued."""
 
@@ -220,6 +223,8 @@ class Recording:
         self._queued = []  # identities queued since the recorder's last call
         self._unmarked = set()  # identities queued that the recorder does not know to be queued yet
         self._flusher = None
+        self._wake = None  # while the flusher waits for events: the future a put sets
+        self._closed = False
 
     async def put(self, event, host=None):
         """Record ``event`` and queue it (with ``meta.hosts`` = ``host`` when given) when new; True when queued.
@@ -229,6 +234,8 @@ class Recording:
         while True:
             future = loop.create_future()
             self._waiting.append((event, future))
+            if self._wake is not None:
+                _settle(self._wake)
             self._flush_soon()
             new = await future
             if new is not None:
@@ -251,7 +258,11 @@ class Recording:
 
     async def _flush(self):
         loop = asyncio.get_running_loop()
-        while self._waiting or self._queued:
+        while not self._closed and (self._waiting or self._queued):
+            if not self._waiting:
+                await self._events_or(MARK_DELAY)
+                if self._closed:
+                    return  # close() took the marks
             batch, self._waiting = self._waiting, []
             queued, self._queued = self._queued, []
             try:
@@ -269,9 +280,21 @@ class Recording:
                 if not future.done():
                     future.set_result(new)
 
+    async def _events_or(self, seconds):
+        """Until an event is put, or ``seconds`` passed."""
+        loop = asyncio.get_running_loop()
+        self._wake = loop.create_future()
+        timer = loop.call_later(seconds, _settle, self._wake)
+        try:
+            await self._wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
     def close(self):
         """Tell the recorder what was queued since its last call, then close it, in the executor after any call in
         flight; the concurrent future of that."""
+        self._closed = True
         queued, self._queued = self._queued, []
         return self.executor.submit(self._close, queued)
 
@@ -281,3 +304,8 @@ class Recording:
                 self.recorder.record([], queued)
         finally:
             self.recorder.close()
+
+
+def _settle(future):
+    if not future.done():
+        future.set_result(None)

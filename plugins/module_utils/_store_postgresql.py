@@ -152,6 +152,17 @@ def url_secrets(url, password=None):
     return {form for value in found for form in (value, unquote(value))}
 
 
+# ``among``'s condition. A statement with it is planned for its values each time, never prepared: psycopg prepares a
+# statement run 5 times, and PostgreSQL may then keep a generic plan, made for no values in particular, that scans the
+# table because it was small then (a ledger's first callbacks), for as long as the session lasts.
+_AMONG = "= ANY (?)"
+
+
+def _prepare(sql):
+    """psycopg's ``prepare`` for ``sql``: False (never) with ``among``'s condition, else its own choice."""
+    return False if _AMONG in sql else None
+
+
 def _where(params, schema):
     """``user@host:port/dbname (schema s)``: the database in messages, never with its password."""
     return "%s@%s:%s/%s (schema %s)" % (params.get("user") or "(default user)", params.get("host") or "(default host)",
@@ -274,7 +285,7 @@ class PostgresqlStore:
 
     def _execute(self, sql, args):
         try:
-            return self._db.execute(sql.replace("?", "%s"), args)
+            return self._db.execute(sql.replace("?", "%s"), args, prepare=_prepare(sql))
         except psycopg.Error as exc:
             raise self._error(exc)
 
@@ -284,7 +295,7 @@ class PostgresqlStore:
             return []
         if self._older:
             try:
-                return self._db.execute(sql.replace("?", "%s"), args).fetchall()
+                return self._db.execute(sql.replace("?", "%s"), args, prepare=_prepare(sql)).fetchall()
             except psycopg.errors.UndefinedTable:
                 return []
             except psycopg.Error as exc:
@@ -339,9 +350,9 @@ class PostgresqlStore:
 
     def among(self, values):
         """A condition that a column is one of ``values``, as (SQL after the column, its parameters): ``= ANY (?)`` of one
-        array, one statement whatever the count (an IN list of a fixed length gets a generic plan that scans the table
-        once psycopg prepares it)."""
-        yield "= ANY (?)", [list(values)]
+        array, one statement whatever the count, never prepared (``_prepare``); none for no values, as on SQLite."""
+        if values:
+            yield _AMONG, [list(values)]
 
     def insert_callbacks(self, rows):
         """Insert the callbacks ``rows`` (event_id, type, account, request_id, event, received_at, recorded_by) that are

@@ -184,13 +184,17 @@ def normalize_devices(device_ids):
     return devices
 
 
+# json.dumps(ensure_ascii=False, separators=(",", ":")) without making an encoder per call.
+_IDENTITY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def event_identity(event):
     """The identity of an event: the SHA-256 (hex) of its type and the fields ``IDENTITY_FIELDS`` names."""
     fields = [event["type"]]
     for name in IDENTITY_FIELDS[event["type"]]:
         value = event[name]
         fields.append(sorted([device["kind"], device["id"]] for device in value) if name == "devices" else value)
-    return hashlib.sha256(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_IDENTITY_JSON(fields).encode("utf-8")).hexdigest()
 
 
 def _event(kind, account, via, received_at, **fields):

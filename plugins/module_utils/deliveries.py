@@ -44,6 +44,9 @@ DEVICE_KEY_ORDER = ("mdn", "msisdn", "iccid", "imei", "eid", "meid", "esn", "ims
 SENT_STATUS = "Success"
 # Request ids per query (well under both databases' limits on parameters).
 _CHUNK = 500
+# json.dumps with these arguments, without making an encoder per call: a device's identifiers, and the stored event.
+_ALIASES_JSON = json.JSONEncoder(separators=(",", ":")).encode
+_EVENT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 # Forward only: a row leaves ``sent`` once, for the state of the first confirmation; the longest list of
 # identifiers (the ``sent`` callback's) is kept. A row that would not change is not written (a repeat's: no new row
@@ -71,7 +74,7 @@ def _delivery_row(event, now):
     else:
         return None
     aliases = _identifiers(event)
-    return (event["request_id"], min(aliases, key=_key_rank), state, json.dumps(aliases, separators=(",", ":")), now)
+    return (event["request_id"], min(aliases, key=_key_rank), state, _ALIASES_JSON(aliases), now)
 
 
 class StoreRecorder(CallbackRecorder):
@@ -112,10 +115,9 @@ class StoreRecorder(CallbackRecorder):
         """The events of ``events`` the store does not hold yet (by identity)."""
         if self._ledger is None:
             self._open()
-        known = set()
-        for chunk in _chunks([event["event_id"] for event in events]):
-            known.update(row[0] for row in self._ledger.store.rows("SELECT event_id FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)),
-                                                                   chunk))
+        store, known = self._ledger.store, set()
+        for among, values in store.among([event["event_id"] for event in events]):
+            known.update(row[0] for row in store.rows("SELECT event_id FROM callbacks WHERE event_id %s" % among, values))
         return [event for event in events if event["event_id"] not in known]
 
     def _record(self, store, events, queued):
@@ -131,14 +133,14 @@ class StoreRecorder(CallbackRecorder):
         deliveries = [row for row in (_delivery_row(event, now) for event in first.values()) if row is not None]
         queued, event_ids = sorted(queued), sorted(first)
         with store.pipelined_transaction():
-            for chunk in _chunks(queued):
-                store.execute("UPDATE callbacks SET queued_at = ? WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)), [now, *chunk])
+            for among, values in store.among(queued):
+                store.execute("UPDATE callbacks SET queued_at = ? WHERE event_id %s" % among, [now, *values])
             # Stable by key: the callbacks of one device keep their order of arrival, which decides its state.
             store.executemany(_UPSERT_DELIVERY, sorted(deliveries, key=lambda row: row[:2]))
             store.insert_callbacks([(event_id, first[event_id]["type"], first[event_id]["account"], first[event_id]["request_id"],
                                      _event_text(first[event_id]), now, self._owner) for event_id in event_ids])
-            reads = [store.rows_after("SELECT event_id, queued_at, recorded_by FROM callbacks WHERE event_id IN (%s)" % ", ".join("?" * len(chunk)), chunk)
-                     for chunk in _chunks(event_ids)]
+            reads = [store.rows_after("SELECT event_id, queued_at, recorded_by FROM callbacks WHERE event_id %s" % among, values)
+                     for among, values in store.among(event_ids)]
         answers = self._answers(store, [row for read in reads for row in read()])
         found, seen = [], set()
         for event in events:
@@ -172,15 +174,9 @@ class StoreRecorder(CallbackRecorder):
             self._ledger = None
 
 
-def _chunks(values):
-    """``values`` in lists of at most _CHUNK (the parameters of one statement)."""
-    return [values[start:start + _CHUNK] for start in range(0, len(values), _CHUNK)]
-
-
 def _event_text(event):
     """The stored form of ``event``: JSON without its identity and empty fields."""
-    return json.dumps({name: value for name, value in event.items() if value is not None and name != "event_id"},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _EVENT_JSON({name: value for name, value in event.items() if value is not None and name != "event_id"})
 
 
 def copy_deliveries(source, destination, check_mode=False):

@@ -263,6 +263,9 @@ def _no_constant(name):
     raise BodyError("the body is not JSON (%s is no JSON value)" % name)
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def read_body(data):
     """The JSON object of the body ``data`` (bytes); BodyError when it is not UTF-8, not strict JSON (no NaN or Infinity,
     no key twice in an object), not an object, nests more than MAX_DEPTH levels or has a string nothing can store."""
@@ -271,7 +274,7 @@ def read_body(data):
     except UnicodeDecodeError:
         raise BodyError("the body is not UTF-8")
     try:
-        body = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        body = _DECODER.decode(text)
     except RecursionError:
         raise BodyError("the body nests more than %d levels" % MAX_DEPTH)
     except BodyError:
@@ -280,6 +283,10 @@ def read_body(data):
         raise BodyError("the body is not JSON")
     if not isinstance(body, dict):
         raise BodyError("the body is not a JSON object")
+    # Most bodies pass in one look at the text: a NUL or a surrogate comes only as a \u escape (strict JSON refuses a
+    # raw NUL, UTF-8 holds no surrogate), and containers nest no deeper than there are brackets.
+    if "\\u" not in text and text.count("{") + text.count("[") <= MAX_DEPTH:
+        return body
     pending = [(body, 1)]
     while pending:
         value, depth = pending.pop()

@@ -84,6 +84,24 @@ def test_each_callback_is_recorded_once_and_a_repeat_is_found_after_a_restart(wh
     assert rows == [("request_complete", ACCOUNT, REQUEST_ID, True), ("sms_delivery", ACCOUNT, REQUEST_ID, False), ("sms_sent", ACCOUNT, REQUEST_ID, False)]
 
 
+def test_more_callbacks_and_marks_than_one_statement_takes_are_each_recorded_found_and_marked(where):
+    """A batch longer than an SQLite statement's values (``store.among`` splits it; PostgreSQL takes one array)."""
+    events, other = [confirmed(mdn="555070%04d" % number) for number in range(1201)], sent()
+    recorder = StoreRecorder(where)
+    try:
+        assert recorder.record(events) == [True] * len(events)
+        assert recorder.record(events[:2], queued=[event["event_id"] for event in events]) == [False, False]
+        assert recorder.unknown([*events, other]) == [other]
+        assert recorder.unknown([]) == []
+    finally:
+        recorder.close()
+    ledger = Ledger(where)
+    try:
+        assert ledger.store.rows("SELECT count(*), count(queued_at) FROM callbacks") == [(1201, 1201)]
+    finally:
+        ledger.close()
+
+
 def test_a_callback_another_live_recorder_has_not_queued_is_in_flight_until_it_is_queued_or_that_recorder_is_gone(where):
     """Two source instances on one ledger: the answer of the second for a callback the first recorded."""
     event, other = sent(), confirmed()

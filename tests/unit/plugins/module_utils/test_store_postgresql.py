@@ -498,3 +498,26 @@ def test_a_copy_the_database_refuses_part_way_copies_nothing_and_says_why(postgr
     assert caught.value.message.startswith("The ledger database postgres@127.0.0.1:%d/postgres (schema %s): refused by a trigger CONTEXT: "
                                            % (postgresql.port, where.schema))
     assert ledger.records() == [] and not ledger.knows(SCOPE, KEY)
+
+
+def test_a_lookup_among_many_values_reads_the_index_however_small_the_table_was_when_it_first_ran(postgresql):
+    """``among``'s statements are planned for their values at each run: psycopg prepares a statement run 5 times, and
+    PostgreSQL kept the generic plan it made while the table was small (a scan of every row) for the whole session."""
+    ledger = Ledger(Database(postgresql.url(), postgresql.password, postgresql.new_schema()))
+    store = ledger.store
+    lookup = "SELECT event_id FROM callbacks WHERE event_id %s"
+    try:
+        store.execute("INSERT INTO callbacks (event_id, type, event, received_at) SELECT 'e' || g, 'sms_sent', '{}', 1 FROM generate_series(1, 100) g")
+        store.execute("ANALYZE callbacks")
+        for number in range(15):  # psycopg prepares at the 5th run; PostgreSQL plans the first 5 runs of a prepared statement for their values
+            assert [len(store.rows(lookup % among, values)) for among, values in store.among(["e1", "e%d" % (number + 2), "none"])] == [2]
+        store.execute("INSERT INTO callbacks (event_id, type, event, received_at) SELECT 'f' || g, 'sms_sent', '{}', 1 FROM generate_series(1, 20000) g")
+        # The session's scans of the table not yet reported to the statistics, the lookups' among them.
+        scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'callbacks'::regclass"
+        with store.transaction():
+            before = store.rows(scans)
+            for number in range(10):
+                assert [len(store.rows(lookup % among, values)) for among, values in store.among(["f1", "f%d" % (number + 2), "none"])] == [2]
+            assert store.rows(scans) == before
+    finally:
+        ledger.close()

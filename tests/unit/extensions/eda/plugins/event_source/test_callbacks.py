@@ -216,6 +216,14 @@ async def test_a_body_that_is_not_a_json_object_is_answered_400(data, reason, de
     assert reason in refusal.getMessage() and "\n" not in refusal.getMessage() and refusal.exc_info is None
 
 
+async def test_a_body_with_escapes_of_storable_characters_is_taken():
+    """A \\u escape makes read_body look at every string; what it spells is taken as any other character."""
+    async with Source() as source:
+        assert (await source.post(path(ECS), data=json.dumps(device_sms("caf\u00e9 \U0001f600"), ensure_ascii=True).encode()))[0] == 200
+        (event,) = source.events()
+    assert event["message"] == "caf\u00e9 \U0001f600"
+
+
 async def test_a_body_of_16_levels_is_taken():
     async with Source() as source:
         assert (await source.post(path(SDC), data=with_raw(delivery(), "extra", "[" * 15 + "]" * 15)))[0] == 200
@@ -374,6 +382,32 @@ async def test_the_answer_comes_only_after_the_callback_is_recorded():
         recorder.release.set()
         assert await post == (200, "")
         assert len(source.events()) == 1
+
+
+class CallsRecorder(MemoryRecorder):
+    """Remembers each call: (the identities recorded, the identities marked queued)."""
+
+    def __init__(self):
+        super().__init__(100)
+        self.calls = []
+
+    def record(self, events, queued=()):
+        self.calls.append(([event["event_id"] for event in events], list(queued)))
+        return super().record(events, queued)
+
+
+async def test_the_queued_marks_ride_with_the_next_callback_and_come_alone_when_none_does(monkeypatch):
+    """One recorder call (a transaction) per callback under load, not two; and without another callback the marks
+    still come within MARK_DELAY, so another instance on the ledger soon sees the callback queued."""
+    monkeypatch.setattr(_event_source, "MARK_DELAY", 0.5)
+    recorder = CallsRecorder()
+    async with Source(recorder=recorder) as source:
+        assert (await source.post(path(SDC), delivery()))[0] == 200
+        assert (await source.post(path(SDC), delivery("Expired")))[0] == 200
+        first, second = [event["event_id"] for event in source.events()]
+        assert recorder.calls == [([first], []), ([second], [first])]
+        await asyncio.sleep(1)
+        assert recorder.calls[2:] == [([], [second])]
 
 
 class FlakyRecorder(CallbackRecorder):
