@@ -77,10 +77,10 @@ def _callbacks(callback_events, request_id, number):
     identifiers, and its delivery confirmation, naming its MDN."""
     ids = [{"kind": "Iccid", "id": "8914800001%09d0" % number}, {"kind": "Mdn", "id": "7%09d" % number},
            {"kind": "Imei", "id": "35999999%07d" % number}, {"kind": "Msisdn", "id": "17%09d" % number}]
-    return [callback_events.callback_event(callback_events.SMS_SERVICE, ACCOUNT, dict(
-                requestId=request_id, deviceIds=ids, status="Success", comment="SendSmsMessage,Performed action on device.")),
-            callback_events.callback_event(callback_events.DELIVERY_SERVICE, ACCOUNT, dict(
-                requestId=request_id, deviceIds=ids[1:2], deviceResponse={"smsDeliveryResponse": {"confirmation": "Delivered"}}))]
+    sent = dict(requestId=request_id, deviceIds=ids, status="Success", comment="SendSmsMessage,Performed action on device.")
+    confirmed = dict(requestId=request_id, deviceIds=ids[1:2], deviceResponse={"smsDeliveryResponse": {"confirmation": "Delivered"}})
+    return [callback_events.callback_event(callback_events.SMS_SERVICE, ACCOUNT, sent),
+            callback_events.callback_event(callback_events.DELIVERY_SERVICE, ACCOUNT, confirmed)]
 
 
 def _sizes(location):

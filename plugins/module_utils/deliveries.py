@@ -42,8 +42,6 @@ REPORT_STATES = (*FINAL_STATES, SENT_TO_DEVICE, ACCEPTED, UNCONFIRMED)
 DEVICE_KEY_ORDER = ("mdn", "msisdn", "iccid", "imei", "eid", "meid", "esn", "imsi")
 # The status of an EnhancedConnectivityService callback that says the SMS went to the device.
 SENT_STATUS = "Success"
-# Request ids per query (well under both databases' limits on parameters).
-_CHUNK = 500
 # json.dumps with these arguments, without making an encoder per call: a device's identifiers, and the stored event.
 _ALIASES_JSON = json.JSONEncoder(separators=(",", ":")).encode
 _EVENT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
