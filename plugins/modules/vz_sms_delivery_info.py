@@ -75,8 +75,8 @@ options:
   list_states:
     description:
       - The states whose devices RV(devices) lists; RV(states) counts the devices of every state. V([]) lists none.
-      - A result that lists a million devices takes Ansible over a minute to check for secrets and encode; for a large
-        send, list only the states to act on, such as V([Undelivered, Expired, Rejected]), or none.
+      - A result that lists a million devices takes Ansible tens of seconds and hundreds of megabytes to check for secrets
+        and encode; for a large send, list only the states to act on, such as V([Undelivered, Expired, Rejected]), or none.
       - With O(idempotency_key) alone, the devices of a send by MDN are counted by the ledger's database, and only those
         of O(list_states) are read.
     type: list
