@@ -294,8 +294,9 @@ class SqliteStore:
     def _checked(self):
         """Refuse the ledger when the check of a read-only open found it damaged (waiting for it)."""
         check, self._check = self._check, None
-        if check is not None and check.problems() != ["ok"]:
-            raise _damaged(self.where, check.problems())
+        problems = check.problems() if check is not None else ["ok"]
+        if problems != ["ok"]:
+            raise _damaged(self.where, problems)
 
     def rows(self, sql, args=()):
         """The rows of a read; a ledger that is missing or has no tables yet (read-only) reads as empty."""
