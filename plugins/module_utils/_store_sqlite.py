@@ -333,24 +333,26 @@ class SqliteStore:
         return self._db.executemany(sql, rows).rowcount
 
     def insert_pending(self, key_id, targets, claim_id, now, on_conflict):
-        """Write ``targets`` pending for ``claim_id``; ``on_conflict`` says which recorded rows are taken over. Rows go
-        in INSERTs of INSERT_ROWS rows: SQLite runs one statement of many rows in about 60 % of the time of one
-        statement per row (executemany). The number of rows written."""
-        written = 0
-        for start in range(0, len(targets), INSERT_ROWS):
-            rows = targets[start:start + INSERT_ROWS]
-            written += self._db.execute("INSERT INTO sends (key_id, target, state, claim, updated_at) VALUES %s %s"
-                                        % (", ".join(["(?, ?, 'pending', ?, ?)"] * len(rows)), on_conflict),
-                                        [value for target in rows for value in (key_id, target, claim_id, now)]).rowcount
-        return written
+        """Write ``targets`` pending for ``claim_id``; ``on_conflict`` says which recorded rows are taken over. The number
+        of rows written."""
+        return self._insert("sends (key_id, target, state, claim, updated_at)", "(?, ?, 'pending', ?, ?)",
+                            [(key_id, target, claim_id, now) for target in targets], on_conflict)
 
     def insert_devices(self, campaign_id, devices):
-        """Write a new campaign's ``devices`` ((target, position, wave), in position order) pending, in INSERTs of INSERT_ROWS
-        rows, as ``insert_pending``."""
-        for start in range(0, len(devices), INSERT_ROWS):
-            rows = devices[start:start + INSERT_ROWS]
-            self._db.execute("INSERT INTO campaign_devices (campaign_id, target, position, wave, state) VALUES %s"
-                             % ", ".join(["(?, ?, ?, ?, 'pending')"] * len(rows)), [value for row in rows for value in (campaign_id, *row)])
+        """Write a new campaign's ``devices`` ((target, position, wave), in position order) pending."""
+        self._insert("campaign_devices (campaign_id, target, position, wave, state)", "(?, ?, ?, ?, 'pending')",
+                     [(campaign_id, *device) for device in devices])
+
+    def _insert(self, into, marks, rows, suffix=""):
+        """INSERT INTO ``into`` the ``rows`` (their parameters, as ``marks`` takes them), in INSERTs of INSERT_ROWS rows:
+        SQLite runs one statement of many rows in about 60 % of the time of one statement per row (executemany). The
+        number of rows written."""
+        written = 0
+        for start in range(0, len(rows), INSERT_ROWS):
+            some = rows[start:start + INSERT_ROWS]
+            written += self._db.execute("INSERT INTO %s VALUES %s %s" % (into, ", ".join([marks] * len(some)), suffix),
+                                        [value for row in some for value in row]).rowcount
+        return written
 
     def among(self, values):
         """A condition that a column is one of ``values``, as (SQL after the column, its parameters), in as many pieces as
